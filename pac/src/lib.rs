@@ -1,0 +1,1 @@
+//! waypost-pac: the PAC engine (placeholder until the PAC issue lands).
