@@ -1,1 +1,86 @@
-fn main() {}
+//! The `waypost` binary: parse the command line, load the config, run until a signal.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use waypost::cli::{Cli, Command, ConfigCommand, RunArgs};
+use waypost::config;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("waypost: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match cli.command {
+        None => runtime.block_on(run(cli.run)),
+        Some(Command::Run(args)) => runtime.block_on(run(args)),
+        Some(Command::Config(ConfigCommand::Check { file })) => check(file),
+    }
+}
+
+fn check(file: Option<std::path::PathBuf>) -> ExitCode {
+    match config::load(file.as_deref(), &config::Overrides::default()) {
+        Ok(cfg) => {
+            println!("configuration is valid; effective settings:\n{cfg:#?}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprint!("{e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(args: RunArgs) -> ExitCode {
+    let cfg = match config::load(args.config.as_deref(), &args.overrides()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprint!("waypost: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    waypost::logging::init(&cfg.log, args.verbosity());
+    let running = match waypost::server::start(cfg).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start");
+            eprintln!("waypost: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    wait_for_signal().await;
+    tracing::info!("shutting down: no new connections; draining requests and tunnels");
+    running.shutdown();
+    if running.wait().await {
+        tracing::info!("drained; bye");
+    } else {
+        tracing::warn!("shutdown grace period over; closing what is left");
+    }
+    ExitCode::SUCCESS
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,132 @@
+//! The access log: one line per request or tunnel, written when it ends.
+//!
+//! An [`Access`] record travels with the request (inside the bodies or the tunnel task); when the
+//! last holder drops it, one `waypost::access` line is emitted with client, method, target
+//! (`host:port` only, never the path's query or any credentials), route, status, bytes and
+//! duration, and the request metrics are updated.
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use tokio::time::Instant;
+
+use crate::body::BoxError;
+use crate::metrics::Metrics;
+
+pub struct Access {
+    pub client: SocketAddr,
+    pub method: String,
+    pub target: String,
+    pub kind: &'static str,
+    pub started: Instant,
+    pub bytes_in: AtomicU64,
+    pub bytes_out: AtomicU64,
+    outcome: Mutex<(u16, String, &'static str)>,
+    metrics: Metrics,
+    enabled: bool,
+}
+
+impl Access {
+    pub fn new(client: SocketAddr, method: &str, target: String, kind: &'static str, metrics: Metrics, enabled: bool) -> Arc<Access> {
+        Arc::new(Access {
+            client,
+            method: method.to_string(),
+            target,
+            kind,
+            started: Instant::now(),
+            bytes_in: AtomicU64::new(0),
+            bytes_out: AtomicU64::new(0),
+            outcome: Mutex::new((0, "-".into(), "ok")),
+            metrics,
+            enabled,
+        })
+    }
+
+    /// Records the final status, the hop used and the outcome code (`ok` or an error code).
+    pub fn finish(&self, status: u16, route: String, outcome: &'static str) {
+        let mut o = self.outcome.lock().unwrap_or_else(|p| p.into_inner());
+        *o = (status, route, outcome);
+    }
+}
+
+impl Drop for Access {
+    fn drop(&mut self) {
+        let (status, route, outcome) = self.outcome.get_mut().map(|o| o.clone()).unwrap_or_else(|p| p.into_inner().clone());
+        let bytes_in = self.bytes_in.load(Ordering::Relaxed);
+        let bytes_out = self.bytes_out.load(Ordering::Relaxed);
+        let m = &self.metrics;
+        m.requests.with_label_values(&[self.kind, outcome]).inc();
+        m.bytes.with_label_values(&[self.kind, "in"]).inc_by(bytes_in);
+        m.bytes.with_label_values(&[self.kind, "out"]).inc_by(bytes_out);
+        if self.kind != "http" {
+            m.request_seconds.with_label_values(&[self.kind]).observe(self.started.elapsed().as_secs_f64());
+        }
+        if self.enabled {
+            tracing::info!(
+                target: "waypost::access",
+                client = %self.client,
+                method = %self.method,
+                target = %self.target,
+                route = %route,
+                status,
+                outcome,
+                bytes_in,
+                bytes_out,
+                duration_ms = self.started.elapsed().as_millis() as u64,
+                "access"
+            );
+        }
+    }
+}
+
+/// A body wrapper that counts data bytes into the access record and keeps it alive.
+pub struct Counted<B> {
+    inner: B,
+    access: Arc<Access>,
+    inbound: bool,
+}
+
+impl<B> Counted<B> {
+    /// `inbound`: bytes from the client (request body) rather than to it.
+    pub fn new(inner: B, access: Arc<Access>, inbound: bool) -> Self {
+        Counted { inner, access, inbound }
+    }
+}
+
+impl<B> HttpBody for Counted<B>
+where
+    B: HttpBody<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(d) = frame.data_ref() {
+                    let c = if this.inbound { &this.access.bytes_in } else { &this.access.bytes_out };
+                    c.fetch_add(d.len() as u64, Ordering::Relaxed);
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

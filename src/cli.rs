@@ -1,0 +1,67 @@
+//! Command-line interface: `waypost [run]`, `waypost config check`.
+//!
+//! Raw flags live here; they become [`crate::config::Overrides`] and win over the file and the
+//! environment.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::Overrides;
+
+#[derive(Debug, Parser)]
+#[command(name = "waypost", version, about = "A local forward proxy that decides per URL how to reach it, the way WinHTTP does")]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the proxy (the default when no subcommand is given).
+    Run(RunArgs),
+    /// Inspect the configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate a configuration file (with environment and defaults) and print the result.
+    Check {
+        /// The TOML file; without it, the defaults and the environment are checked.
+        file: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct RunArgs {
+    /// Address to listen on (repeatable), e.g. 127.0.0.1:3128 or [::1]:3128.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Vec<String>,
+    /// Configuration file (TOML). Without one, embedded defaults apply.
+    #[arg(long, short = 'c', value_name = "FILE", env = "WAYPOST_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Fixed upstream proxy for all requests, e.g. http://proxy.corp.example:3128.
+    #[arg(long, value_name = "URL")]
+    pub upstream: Option<String>,
+    /// More logging (-v debug, -vv trace).
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Less logging (-q warn, -qq error).
+    #[arg(short, long, action = clap::ArgAction::Count, conflicts_with = "verbose")]
+    pub quiet: u8,
+}
+
+impl RunArgs {
+    pub fn overrides(&self) -> Overrides {
+        Overrides { listen: self.listen.clone(), upstream: self.upstream.clone(), log_level: None }
+    }
+
+    pub fn verbosity(&self) -> i8 {
+        self.verbose.min(3) as i8 - self.quiet.min(3) as i8
+    }
+}

@@ -1,0 +1,298 @@
+//! Configuration: load (file, environment, command line), validate, and hold the typed result.
+//!
+//! Sources, later ones winning: the built-in defaults, a TOML file, `WAYPOST_...` environment
+//! variables (`__` separates levels: `WAYPOST_ROUTE__UPSTREAM`), then command-line flags. The
+//! merged tree is deserialised into [`raw::RawConfig`] while every unknown key is collected;
+//! [`validate`] then checks every value and reports all problems at once, each with its key path
+//! and, when it comes from the file, the file and line.
+
+pub mod raw;
+mod validate;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::IpNet;
+
+pub use validate::validate;
+
+use crate::route::StaticRoutes;
+
+/// The validated, typed configuration. Built once at start-up and shared read-only.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: Vec<SocketAddr>,
+    pub allow: Vec<IpNet>,
+    pub max_client_connections: usize,
+    pub via: bool,
+    pub reject_userpwd_in_url: bool,
+    pub shutdown_grace: Duration,
+    pub log: LogConfig,
+    pub routes: StaticRoutes,
+    pub timeouts: Timeouts,
+    pub limits: Limits,
+    pub client_auth: Option<ClientAuth>,
+    pub dns: DnsConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    pub level: String,
+    pub format: LogFormat,
+    pub access_log: bool,
+}
+
+/// Every network wait, from config. `None` means no limit (WinHTTP's INFINITE).
+#[derive(Debug, Clone)]
+pub struct Timeouts {
+    pub resolve: Option<Duration>,
+    pub connect: Duration,
+    pub send: Duration,
+    pub receive: Duration,
+    pub receive_response: Duration,
+    pub tunnel_idle: Duration,
+    pub client_header: Duration,
+    pub pool_idle: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// None = unlimited (WinHTTP's default, INFINITE).
+    pub max_conns_per_server: Option<u32>,
+    pub max_response_header_size: usize,
+    pub max_request_header_size: usize,
+    pub max_response_drain_size: u64,
+    pub connect_retries: u32,
+    pub max_idle_per_server: usize,
+}
+
+/// Credentials clients must present to use the proxy (sidecar mode). `Debug` hides the password.
+#[derive(Clone)]
+pub struct ClientAuth {
+    pub username: String,
+    pub password: String,
+}
+
+impl fmt::Debug for ClientAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientAuth").field("username", &self.username).field("password", &"<redacted>").finish()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResolverKind {
+    /// hickory-resolver with the system's resolv.conf and hosts file.
+    Hickory,
+    /// The C library's getaddrinfo (honours nsswitch, nss_wrapper, ...).
+    System,
+}
+
+#[derive(Debug, Clone)]
+pub struct DnsConfig {
+    pub resolver: ResolverKind,
+    /// Static answers that win over DNS (`[dns.hosts] "proxy.corp" = ["10.0.0.1"]`).
+    pub hosts: HashMap<String, Vec<IpAddr>>,
+}
+
+/// One problem found in the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub key: String,
+    pub message: String,
+    /// `file:line` or `environment WAYPOST_...` when known.
+    pub location: Option<String>,
+}
+
+/// Every problem found, reported together.
+#[derive(Debug, Clone)]
+pub struct ConfigError {
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "invalid configuration ({} problem{}):", self.problems.len(), if self.problems.len() == 1 { "" } else { "s" })?;
+        for p in &self.problems {
+            match &p.location {
+                Some(loc) => writeln!(f, "  {loc}: {}: {}", p.key, p.message)?,
+                None => writeln!(f, "  {}: {}", p.key, p.message)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Values given on the command line; they win over file and environment.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub listen: Vec<String>,
+    pub upstream: Option<String>,
+    pub log_level: Option<String>,
+}
+
+/// Loads and validates: defaults < file < environment (`WAYPOST_`) < overrides.
+pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
+    load_with_env(file, overrides, std::env::vars().collect())
+}
+
+/// As [`load`], with the environment given explicitly (tests).
+pub fn load_with_env(
+    file: Option<&Path>,
+    overrides: &Overrides,
+    env: HashMap<String, String>,
+) -> Result<Config, ConfigError> {
+    let file_text = match file {
+        Some(p) => match std::fs::read_to_string(p) {
+            Ok(t) => Some((p.to_path_buf(), t)),
+            Err(e) => {
+                return Err(single("config", format!("cannot read {}: {e}", p.display()), None));
+            }
+        },
+        None => None,
+    };
+    let waypost_env: HashMap<String, String> =
+        env.into_iter().filter(|(k, _)| k.starts_with("WAYPOST_")).collect();
+    let mut builder = config::Config::builder();
+    if let Some((path, text)) = &file_text {
+        builder = builder.add_source(
+            config::File::from_str(text, config::FileFormat::Toml).required(true),
+        );
+        let _ = path;
+    }
+    builder = builder.add_source(
+        config::Environment::with_prefix("WAYPOST")
+            .prefix_separator("_")
+            .separator("__")
+            .try_parsing(true)
+            .list_separator(",")
+            .with_list_parse_key("listen")
+            .with_list_parse_key("allow")
+            .with_list_parse_key("route.bypass")
+            .source(Some(waypost_env.clone().into_iter().collect())),
+    );
+    let set = |b: config::ConfigBuilder<config::builder::DefaultState>, k: &str, v: config::Value| {
+        b.set_override(k, v)
+    };
+    if !overrides.listen.is_empty() {
+        builder = set(builder, "listen", overrides.listen.clone().into())
+            .map_err(|e| single("listen", e.to_string(), Some("command line".into())))?;
+    }
+    if let Some(u) = &overrides.upstream {
+        builder = set(builder, "route.upstream", u.clone().into())
+            .map_err(|e| single("route.upstream", e.to_string(), Some("command line".into())))?;
+    }
+    if let Some(l) = &overrides.log_level {
+        builder = set(builder, "log.level", l.clone().into())
+            .map_err(|e| single("log.level", e.to_string(), Some("command line".into())))?;
+    }
+    let locate = |key: &str| locate_key(file_text.as_ref(), &waypost_env, key);
+    let merged = builder.build().map_err(|e| {
+        let loc = file_text.as_ref().map(|(p, _)| p.display().to_string());
+        single("config", e.to_string(), loc)
+    })?;
+    let mut unknown = Vec::new();
+    let raw: raw::RawConfig = serde_ignored::deserialize(merged, |path| unknown.push(path.to_string()))
+        .map_err(|e: config::ConfigError| {
+            let msg = e.to_string();
+            let key = msg.split("for key `").nth(1).and_then(|r| r.split('`').next()).unwrap_or("config").to_string();
+            let loc = locate(&key);
+            single(&key, msg, loc)
+        })?;
+    let mut problems: Vec<Problem> = unknown
+        .into_iter()
+        .map(|key| {
+            let location = locate(&key);
+            Problem { message: "unknown key (see config/default.toml for every key)".into(), key, location }
+        })
+        .collect();
+    match validate(&raw, &env_for_routes()) {
+        Ok(cfg) if problems.is_empty() => Ok(cfg),
+        Ok(_) => Err(ConfigError { problems }),
+        Err(mut more) => {
+            for p in &mut more {
+                if p.location.is_none() {
+                    p.location = locate(&p.key);
+                }
+            }
+            problems.extend(more);
+            Err(ConfigError { problems })
+        }
+    }
+}
+
+fn env_for_routes() -> HashMap<String, String> {
+    std::env::vars()
+        .filter(|(k, _)| matches!(k.to_ascii_uppercase().as_str(), "HTTP_PROXY" | "HTTPS_PROXY" | "NO_PROXY"))
+        .collect()
+}
+
+fn single(key: &str, message: String, location: Option<String>) -> ConfigError {
+    ConfigError { problems: vec![Problem { key: key.to_string(), message, location }] }
+}
+
+/// Finds where a dotted key was set: `file:line`, or the environment variable's name.
+fn locate_key(file: Option<&(PathBuf, String)>, env: &HashMap<String, String>, key: &str) -> Option<String> {
+    let base = key.split('[').next().unwrap_or(key);
+    if let Some((path, text)) = file {
+        if let Some(line) = find_line(text, base) {
+            return Some(format!("{}:{}", path.display(), line));
+        }
+    }
+    let var = format!("WAYPOST_{}", base.replace('.', "__").to_ascii_uppercase());
+    if env.contains_key(&var) {
+        return Some(format!("environment {var}"));
+    }
+    None
+}
+
+/// The 1-based line of `a.b.c` in a TOML text: a `c = ` line inside `[a.b]`, or a dotted key.
+fn find_line(text: &str, key: &str) -> Option<usize> {
+    let mut table = String::new();
+    for (i, line) in text.lines().enumerate() {
+        let l = line.trim();
+        if l.starts_with('#') || l.is_empty() {
+            continue;
+        }
+        if l.starts_with('[') {
+            let name = l.trim_start_matches('[').split(']').next().unwrap_or("").trim();
+            table = name.replace(['"', ' '], "");
+            if table == key {
+                return Some(i + 1);
+            }
+            continue;
+        }
+        if let Some((k, _)) = l.split_once('=') {
+            let k = k.trim().trim_matches('"');
+            let full = if table.is_empty() { k.to_string() } else { format!("{table}.{k}") };
+            if full == key {
+                return Some(i + 1);
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn find_line_follows_tables() {
+        let t = "listen = []\n\n[route]\n# c\nupstream = \"x\"\n[timeouts]\nconnect = \"1s\"\n";
+        assert_eq!(find_line(t, "route.upstream"), Some(5));
+        assert_eq!(find_line(t, "timeouts.connect"), Some(7));
+        assert_eq!(find_line(t, "listen"), Some(1));
+        assert_eq!(find_line(t, "nope"), None);
+    }
+}

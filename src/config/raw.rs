@@ -1,0 +1,155 @@
+//! The configuration as the user wrote it: plain strings and numbers, every key defaulted.
+//!
+//! These structs mirror `config/default.toml` one to one. They hold no meaning beyond the shape
+//! of the file; [`super::validate`] turns them into the typed [`super::Config`]. Durations are
+//! strings here (`"30s"`, `"5m"`, `"infinite"`) so that a bad one is reported with the others
+//! instead of aborting the whole load.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct RawConfig {
+    pub listen: Vec<String>,
+    pub allow: Vec<String>,
+    pub max_client_connections: usize,
+    pub via: bool,
+    pub reject_userpwd_in_url: bool,
+    pub shutdown_grace: String,
+    pub log: RawLog,
+    pub route: RawRoute,
+    pub timeouts: RawTimeouts,
+    pub limits: RawLimits,
+    pub client_auth: RawClientAuth,
+    pub dns: RawDns,
+}
+
+impl Default for RawConfig {
+    fn default() -> Self {
+        RawConfig {
+            listen: vec!["127.0.0.1:3128".into()],
+            allow: vec![],
+            max_client_connections: 1024,
+            via: false,
+            reject_userpwd_in_url: false,
+            shutdown_grace: "30s".into(),
+            log: RawLog::default(),
+            route: RawRoute::default(),
+            timeouts: RawTimeouts::default(),
+            limits: RawLimits::default(),
+            client_auth: RawClientAuth::default(),
+            dns: RawDns::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct RawLog {
+    pub level: String,
+    pub format: String,
+    pub access_log: bool,
+}
+
+impl Default for RawLog {
+    fn default() -> Self {
+        RawLog { level: "info".into(), format: "text".into(), access_log: true }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct RawRoute {
+    pub upstream: String,
+    pub https_upstream: String,
+    pub bypass: Vec<String>,
+    pub bypass_loopback: bool,
+    pub use_env: bool,
+}
+
+impl Default for RawRoute {
+    fn default() -> Self {
+        RawRoute {
+            upstream: String::new(),
+            https_upstream: String::new(),
+            bypass: vec![],
+            bypass_loopback: true,
+            use_env: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct RawTimeouts {
+    pub resolve: String,
+    pub connect: String,
+    pub send: String,
+    pub receive: String,
+    pub receive_response: String,
+    pub tunnel_idle: String,
+    pub client_header: String,
+    pub pool_idle: String,
+}
+
+impl Default for RawTimeouts {
+    fn default() -> Self {
+        RawTimeouts {
+            resolve: "infinite".into(),
+            connect: "60s".into(),
+            send: "30s".into(),
+            receive: "30s".into(),
+            receive_response: "90s".into(),
+            tunnel_idle: "10m".into(),
+            client_header: "30s".into(),
+            pool_idle: "90s".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct RawLimits {
+    pub max_conns_per_server: u32,
+    pub max_response_header_size: usize,
+    pub max_request_header_size: usize,
+    pub max_response_drain_size: u64,
+    pub connect_retries: u32,
+    pub max_idle_per_server: usize,
+}
+
+impl Default for RawLimits {
+    fn default() -> Self {
+        RawLimits {
+            max_conns_per_server: 0,
+            max_response_header_size: 64 * 1024,
+            max_request_header_size: 64 * 1024,
+            max_response_drain_size: 1024 * 1024,
+            connect_retries: 5,
+            max_idle_per_server: 32,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct RawClientAuth {
+    pub username: String,
+    pub password: String,
+    pub password_file: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct RawDns {
+    pub resolver: String,
+    pub hosts: BTreeMap<String, Vec<String>>,
+}
+
+impl Default for RawDns {
+    fn default() -> Self {
+        RawDns { resolver: "hickory".into(), hosts: BTreeMap::new() }
+    }
+}

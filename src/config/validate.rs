@@ -1,0 +1,300 @@
+//! Raw configuration to typed [`Config`], collecting every problem instead of stopping at one.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use ipnet::IpNet;
+
+use super::raw::RawConfig;
+use super::{ClientAuth, Config, DnsConfig, Limits, LogConfig, LogFormat, Problem, ResolverKind, Timeouts};
+use crate::route::{BypassRule, ProxyAddr, StaticRoutes};
+
+struct Problems(Vec<Problem>);
+
+impl Problems {
+    fn add(&mut self, key: impl Into<String>, message: impl Into<String>) {
+        self.0.push(Problem { key: key.into(), message: message.into(), location: None });
+    }
+}
+
+/// Parses `"30s"`, `"5m"`, `"1h 30m"`, `"250ms"`; `"infinite"`/`"none"` give `None` when allowed.
+pub fn parse_duration(s: &str, allow_infinite: bool) -> Result<Option<Duration>, String> {
+    let t = s.trim();
+    if allow_infinite && (t.eq_ignore_ascii_case("infinite") || t.eq_ignore_ascii_case("none")) {
+        return Ok(None);
+    }
+    let d = humantime::parse_duration(t).map_err(|e| {
+        format!("invalid duration {s:?}: {e} (write e.g. \"30s\", \"5m\", \"250ms\"{})", if allow_infinite { " or \"infinite\"" } else { "" })
+    })?;
+    if d.is_zero() {
+        return Err(format!("duration {s:?} must be greater than zero"));
+    }
+    Ok(Some(d))
+}
+
+/// Checks every value of `raw`; `env` holds HTTP_PROXY/HTTPS_PROXY/NO_PROXY for `route.use_env`.
+pub fn validate(raw: &RawConfig, env: &HashMap<String, String>) -> Result<Config, Vec<Problem>> {
+    let mut p = Problems(Vec::new());
+
+    let mut listen = Vec::new();
+    if raw.listen.is_empty() {
+        p.add("listen", "at least one listen address is required");
+    }
+    for (i, l) in raw.listen.iter().enumerate() {
+        match l.parse::<SocketAddr>() {
+            Ok(a) => listen.push(a),
+            Err(_) => p.add(format!("listen[{i}]"), format!("invalid address {l:?} (write e.g. \"127.0.0.1:3128\" or \"[::1]:3128\")")),
+        }
+    }
+    let mut allow = Vec::new();
+    for (i, a) in raw.allow.iter().enumerate() {
+        match a.parse::<IpNet>().or_else(|_| a.parse::<IpAddr>().map(IpNet::from)) {
+            Ok(n) => allow.push(n),
+            Err(_) => p.add(format!("allow[{i}]"), format!("invalid network {a:?} (write e.g. \"10.0.0.0/8\")")),
+        }
+    }
+    if listen.iter().any(|a| !a.ip().is_loopback()) && allow.is_empty() {
+        p.add(
+            "allow",
+            "listening beyond loopback needs an allow list of client networks (e.g. allow = [\"10.0.0.0/8\"]); \
+             without one waypost would be an open relay",
+        );
+    }
+    if raw.max_client_connections == 0 {
+        p.add("max_client_connections", "must be at least 1");
+    }
+
+    let mut dur = |key: &str, v: &str, inf: bool| -> Option<Duration> {
+        match parse_duration(v, inf) {
+            Ok(d) => d,
+            Err(e) => {
+                p.add(key, e);
+                None
+            }
+        }
+    };
+    let t = &raw.timeouts;
+    let shutdown_grace = dur("shutdown_grace", &raw.shutdown_grace, false);
+    let resolve = dur("timeouts.resolve", &t.resolve, true);
+    let connect = dur("timeouts.connect", &t.connect, false);
+    let send = dur("timeouts.send", &t.send, false);
+    let receive = dur("timeouts.receive", &t.receive, false);
+    let receive_response = dur("timeouts.receive_response", &t.receive_response, false);
+    let tunnel_idle = dur("timeouts.tunnel_idle", &t.tunnel_idle, false);
+    let client_header = dur("timeouts.client_header", &t.client_header, false);
+    let pool_idle = dur("timeouts.pool_idle", &t.pool_idle, false);
+
+    let format = match raw.log.format.as_str() {
+        "text" => LogFormat::Text,
+        "json" => LogFormat::Json,
+        other => {
+            p.add("log.format", format!("unknown format {other:?} (expected \"text\" or \"json\")"));
+            LogFormat::Text
+        }
+    };
+    if tracing_subscriber::EnvFilter::try_new(&raw.log.level).is_err() {
+        p.add("log.level", format!("invalid level {:?} (expected error, warn, info, debug, trace or a filter)", raw.log.level));
+    }
+
+    let routes = validate_routes(raw, env, &mut p);
+
+    let l = &raw.limits;
+    if l.max_response_header_size < 1024 {
+        p.add("limits.max_response_header_size", "must be at least 1024 bytes");
+    }
+    if l.max_request_header_size < 8192 {
+        p.add("limits.max_request_header_size", "must be at least 8192 bytes (hyper's minimum buffer)");
+    }
+    if l.connect_retries == 0 {
+        p.add("limits.connect_retries", "must be at least 1");
+    }
+
+    let client_auth = validate_client_auth(raw, &mut p);
+
+    let resolver = match raw.dns.resolver.as_str() {
+        "hickory" => ResolverKind::Hickory,
+        "system" => ResolverKind::System,
+        other => {
+            p.add("dns.resolver", format!("unknown resolver {other:?} (expected \"hickory\" or \"system\")"));
+            ResolverKind::Hickory
+        }
+    };
+    let mut hosts = HashMap::new();
+    for (name, addrs) in &raw.dns.hosts {
+        let mut ips = Vec::new();
+        for a in addrs {
+            match a.parse::<IpAddr>() {
+                Ok(ip) => ips.push(ip),
+                Err(_) => p.add(format!("dns.hosts.{name}"), format!("{a:?} is not an IP address")),
+            }
+        }
+        hosts.insert(name.to_ascii_lowercase(), ips);
+    }
+
+    if !p.0.is_empty() {
+        return Err(p.0);
+    }
+    let missing = "validated above";
+    Ok(Config {
+        listen,
+        allow,
+        max_client_connections: raw.max_client_connections,
+        via: raw.via,
+        reject_userpwd_in_url: raw.reject_userpwd_in_url,
+        shutdown_grace: shutdown_grace.expect(missing),
+        log: LogConfig { level: raw.log.level.clone(), format, access_log: raw.log.access_log },
+        routes,
+        timeouts: Timeouts {
+            resolve,
+            connect: connect.expect(missing),
+            send: send.expect(missing),
+            receive: receive.expect(missing),
+            receive_response: receive_response.expect(missing),
+            tunnel_idle: tunnel_idle.expect(missing),
+            client_header: client_header.expect(missing),
+            pool_idle: pool_idle.expect(missing),
+        },
+        limits: Limits {
+            max_conns_per_server: (l.max_conns_per_server > 0).then_some(l.max_conns_per_server),
+            max_response_header_size: l.max_response_header_size,
+            max_request_header_size: l.max_request_header_size,
+            max_response_drain_size: l.max_response_drain_size,
+            connect_retries: l.connect_retries,
+            max_idle_per_server: l.max_idle_per_server,
+        },
+        client_auth,
+        dns: DnsConfig { resolver, hosts },
+    })
+}
+
+fn validate_routes(raw: &RawConfig, env: &HashMap<String, String>, p: &mut Problems) -> StaticRoutes {
+    let r = &raw.route;
+    let parse_upstream = |key: &str, v: &str, p: &mut Problems| -> Option<ProxyAddr> {
+        if v.trim().is_empty() {
+            return None;
+        }
+        match ProxyAddr::parse(v.trim()) {
+            Ok(a) => Some(a),
+            Err(e) => {
+                p.add(key, e);
+                None
+            }
+        }
+    };
+    let mut http_upstream = parse_upstream("route.upstream", &r.upstream, p);
+    let mut https_upstream = parse_upstream("route.https_upstream", &r.https_upstream, p).or_else(|| http_upstream.clone());
+    let mut bypass = Vec::new();
+    for (i, b) in r.bypass.iter().enumerate() {
+        match BypassRule::parse(b) {
+            Ok(rule) => bypass.push(rule),
+            Err(e) => p.add(format!("route.bypass[{i}]"), e),
+        }
+    }
+    if r.use_env {
+        let get = |name: &str| {
+            env.get(name).or_else(|| env.get(&name.to_ascii_lowercase())).filter(|v| !v.trim().is_empty()).cloned()
+        };
+        if http_upstream.is_none() {
+            if let Some(v) = get("HTTP_PROXY") {
+                http_upstream = parse_upstream("route.use_env (HTTP_PROXY)", &v, p);
+            }
+        }
+        if let Some(v) = get("HTTPS_PROXY") {
+            if r.https_upstream.trim().is_empty() && r.upstream.trim().is_empty() {
+                https_upstream = parse_upstream("route.use_env (HTTPS_PROXY)", &v, p);
+            }
+        }
+        if let Some(v) = get("NO_PROXY") {
+            for entry in v.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+                match BypassRule::parse_no_proxy(entry) {
+                    Ok(rule) => bypass.push(rule),
+                    Err(e) => p.add("route.use_env (NO_PROXY)", e),
+                }
+            }
+        }
+    }
+    StaticRoutes { http_upstream, https_upstream, bypass, bypass_loopback: r.bypass_loopback }
+}
+
+fn validate_client_auth(raw: &RawConfig, p: &mut Problems) -> Option<ClientAuth> {
+    let a = &raw.client_auth;
+    if a.username.is_empty() {
+        if !a.password.is_empty() || !a.password_file.is_empty() {
+            p.add("client_auth.username", "a password is set but no username");
+        }
+        return None;
+    }
+    let password = match (a.password.is_empty(), a.password_file.is_empty()) {
+        (false, true) => a.password.clone(),
+        (true, false) => match std::fs::read_to_string(&a.password_file) {
+            Ok(s) => s.trim_end_matches(['\r', '\n']).to_string(),
+            Err(e) => {
+                p.add("client_auth.password_file", format!("cannot read {}: {e}", a.password_file));
+                return None;
+            }
+        },
+        (false, false) => {
+            p.add("client_auth.password", "set either password or password_file, not both");
+            return None;
+        }
+        (true, true) => {
+            p.add("client_auth.password", "a username is set but no password or password_file");
+            return None;
+        }
+    };
+    if a.username.contains(':') {
+        p.add("client_auth.username", "must not contain ':'");
+    }
+    Some(ClientAuth { username: a.username.clone(), password })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_bad_value_is_reported_at_once() {
+        let mut raw = RawConfig::default();
+        raw.timeouts.connect = "soon".into();
+        raw.route.upstream = "ftp://x:1".into();
+        raw.listen = vec!["nowhere".into()];
+        let problems = validate(&raw, &HashMap::new()).unwrap_err();
+        let keys: Vec<_> = problems.iter().map(|p| p.key.as_str()).collect();
+        assert!(keys.contains(&"timeouts.connect"), "{keys:?}");
+        assert!(keys.contains(&"route.upstream"), "{keys:?}");
+        assert!(keys.contains(&"listen[0]"), "{keys:?}");
+    }
+
+    #[test]
+    fn listening_beyond_loopback_requires_an_allow_list() {
+        let mut raw = RawConfig::default();
+        raw.listen = vec!["0.0.0.0:3128".into()];
+        let problems = validate(&raw, &HashMap::new()).unwrap_err();
+        assert_eq!(problems[0].key, "allow");
+        raw.allow = vec!["10.0.0.0/8".into()];
+        assert!(validate(&raw, &HashMap::new()).is_ok());
+    }
+
+    #[test]
+    fn environment_proxies_are_used_only_when_asked() {
+        let env: HashMap<String, String> = [
+            ("HTTP_PROXY".to_string(), "http://envproxy:3128".to_string()),
+            ("NO_PROXY".to_string(), "corp.example,10.0.0.0/8".to_string()),
+        ]
+        .into();
+        let mut raw = RawConfig::default();
+        assert!(validate(&raw, &env).unwrap().routes.http_upstream.is_none());
+        raw.route.use_env = true;
+        let cfg = validate(&raw, &env).unwrap();
+        assert_eq!(cfg.routes.http_upstream.unwrap().label(), "envproxy:3128");
+        assert_eq!(cfg.routes.bypass.len(), 2);
+    }
+
+    #[test]
+    fn infinite_is_accepted_only_where_documented() {
+        assert_eq!(parse_duration("infinite", true).unwrap(), None);
+        assert!(parse_duration("infinite", false).is_err());
+        assert_eq!(parse_duration("250ms", false).unwrap(), Some(Duration::from_millis(250)));
+    }
+}

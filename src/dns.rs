@@ -1,0 +1,88 @@
+//! Name resolution for upstream connections: static hosts, then hickory or getaddrinfo.
+//!
+//! Answers come from `[dns.hosts]` first, then the configured resolver, bounded by the resolve
+//! timeout. IP literals never reach a resolver. Errors are [`ProxyError`]s of kind `dns` or
+//! `dns-timeout`; the detail names the host, never anything else of the request.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hickory_resolver::TokioResolver;
+
+use crate::config::{DnsConfig, ResolverKind};
+use crate::error::{ErrorKind, ProxyError};
+use crate::target::Host;
+
+#[derive(Clone)]
+pub struct Resolver {
+    hickory: Option<Arc<TokioResolver>>,
+    hosts: Arc<HashMap<String, Vec<IpAddr>>>,
+    timeout: Option<Duration>,
+}
+
+impl Resolver {
+    pub fn new(cfg: &DnsConfig, timeout: Option<Duration>) -> Resolver {
+        let hickory = match cfg.resolver {
+            ResolverKind::System => None,
+            ResolverKind::Hickory => match TokioResolver::builder_tokio().and_then(|b| b.build()) {
+                Ok(r) => Some(Arc::new(r)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the system DNS configuration; using getaddrinfo");
+                    None
+                }
+            },
+        };
+        Resolver { hickory, hosts: Arc::new(cfg.hosts.clone()), timeout }
+    }
+
+    /// All addresses of `host`, in the resolver's preference order, with `port` attached.
+    pub async fn resolve(&self, host: &Host, port: u16) -> Result<Vec<SocketAddr>, ProxyError> {
+        let name = match host {
+            Host::Ip(ip) => return Ok(vec![SocketAddr::new(*ip, port)]),
+            Host::Name(n) => n,
+        };
+        if let Some(ips) = self.hosts.get(name) {
+            return Ok(ips.iter().map(|ip| SocketAddr::new(*ip, port)).collect());
+        }
+        let lookup = self.lookup(name, port);
+        let result = match self.timeout {
+            Some(t) => tokio::time::timeout(t, lookup)
+                .await
+                .map_err(|_| ProxyError::new(ErrorKind::DnsTimeout, format!("resolving {name} took longer than {t:?}")))?,
+            None => lookup.await,
+        };
+        match result {
+            Ok(addrs) if !addrs.is_empty() => Ok(addrs),
+            Ok(_) => Err(ProxyError::new(ErrorKind::Dns, format!("no addresses for {name}"))),
+            Err(why) => Err(ProxyError::new(ErrorKind::Dns, format!("cannot resolve {name}: {why}"))),
+        }
+    }
+
+    async fn lookup(&self, name: &str, port: u16) -> Result<Vec<SocketAddr>, String> {
+        if name == "localhost" || name.ends_with(".localhost") {
+            return Ok(vec![
+                SocketAddr::new(IpAddr::V6(std::net::Ipv6Addr::LOCALHOST), port),
+                SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), port),
+            ]);
+        }
+        match &self.hickory {
+            Some(r) => {
+                let fqdn = if name.contains('.') { format!("{name}.") } else { name.to_string() };
+                let answer = r.lookup_ip(fqdn.as_str()).await.map_err(|e| {
+                    if e.is_no_records_found() || e.is_nx_domain() {
+                        "no such host".to_string()
+                    } else {
+                        e.to_string()
+                    }
+                })?;
+                Ok(answer.iter().map(|ip| SocketAddr::new(ip, port)).collect())
+            }
+            None => tokio::net::lookup_host((name, port))
+                .await
+                .map(|it| it.collect())
+                .map_err(|e| e.to_string()),
+        }
+    }
+}

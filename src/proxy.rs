@@ -1,0 +1,277 @@
+//! The hyper service: classify a request, decide the route, connect, relay, rescue errors.
+//!
+//! Flow of one request: origin-form -> admin surface; CONNECT -> [`tunnel`]; absolute-form ->
+//! [`forward`] (or the upgrade path for WebSocket). Each hop of the decision is tried in order
+//! while failures are in the connect phase; any error ends in [`crate::error::rescue`].
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use base64::Engine;
+use http::{header, HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use subtle::ConstantTimeEq;
+
+use crate::access::{Access, Counted};
+use crate::app::App;
+use crate::body::{self, Body};
+use crate::error::{rescue, ErrorKind, ProxyError};
+use crate::headers;
+use crate::relay::relay;
+use crate::route::{Hop, ProxyKind};
+use crate::target::{Scheme, Target};
+use crate::upstream::{self, dial, io::BoxIo, Endpoint};
+
+/// Entry point for every request on a client connection.
+pub async fn handle(app: Arc<App>, client: SocketAddr, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    let is_connect = req.method() == Method::CONNECT;
+    if !is_connect && req.uri().scheme().is_none() {
+        if req.uri().authority().is_some() {
+            return Ok(rescue(&ProxyError::bad_request("authority-form targets are only valid with CONNECT")));
+        }
+        return Ok(crate::admin::serve(&app, &req));
+    }
+    if !client_authorized(&app, req.headers()) {
+        let err = ProxyError::new(ErrorKind::ClientAuthRequired, "this proxy requires Basic credentials (Proxy-Authorization)");
+        return Ok(rescue(&err));
+    }
+    if is_connect {
+        Ok(tunnel(app, client, req).await)
+    } else {
+        Ok(forward(app, client, req).await)
+    }
+}
+
+/// Sidecar mode: the client must present the configured Basic credentials (constant-time check).
+fn client_authorized(app: &App, headers: &http::HeaderMap) -> bool {
+    let Some(auth) = &app.cfg.client_auth else { return true };
+    let Some(value) = headers.get(header::PROXY_AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let Some((scheme, b64)) = value.trim().split_once(' ') else { return false };
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return false;
+    }
+    let Ok(given) = base64::engine::general_purpose::STANDARD.decode(b64.trim()) else { return false };
+    let expected = format!("{}:{}", auth.username, auth.password);
+    given.len() == expected.len() && bool::from(given.ct_eq(expected.as_bytes()))
+}
+
+fn fail(access: &Access, route: String, err: ProxyError) -> Response<Body> {
+    let resp = rescue(&err);
+    tracing::warn!(target = %access.target, route = %route, error = %err, "request failed");
+    access.finish(resp.status().as_u16(), route, err.kind.code());
+    resp
+}
+
+/// CONNECT: reach the target (directly or through a proxy), answer 200, relay bytes.
+async fn tunnel(app: Arc<App>, client: SocketAddr, req: Request<Incoming>) -> Response<Body> {
+    let authority = req.uri().authority().map(|a| a.as_str().to_string()).unwrap_or_else(|| req.uri().to_string());
+    let target = match Target::from_connect(&authority) {
+        Ok(t) => t,
+        Err(e) => return rescue(&e),
+    };
+    let access = Access::new(client, "CONNECT", target.to_string(), "connect", app.metrics.clone(), app.cfg.log.access_log);
+    let decision = app.decide(&target).await;
+    let mut last_err = None;
+    let mut upstream: Option<(BoxIo, String)> = None;
+    for (i, hop) in decision.hops.iter().enumerate() {
+        let result = match hop {
+            Hop::Direct => dial::stream(&app, &target.host, target.port, false).await,
+            Hop::Proxy(p) => dial::connect_via_proxy(&app, p, &target).await,
+        };
+        match result {
+            Ok(io) => {
+                upstream = Some((io, hop.to_string()));
+                break;
+            }
+            Err(e) if e.kind.is_connect_phase() && i + 1 < decision.hops.len() => {
+                app.metrics.route_failovers.with_label_values(&[e.kind.code()]).inc();
+                tracing::info!(hop = %hop, error = %e, "hop failed; trying the next one");
+                last_err = Some(e);
+            }
+            Err(e) => return fail(&access, hop.to_string(), e),
+        }
+    }
+    let Some((io, route)) = upstream else {
+        let e = last_err.unwrap_or_else(|| ProxyError::new(ErrorKind::Internal, "empty route"));
+        return fail(&access, "-".into(), e);
+    };
+    access.finish(200, route, "ok");
+    let on_upgrade = hyper::upgrade::on(req);
+    let idle = app.cfg.timeouts.tunnel_idle;
+    let metrics = app.metrics.clone();
+    app.tracker.spawn(async move {
+        match on_upgrade.await {
+            Ok(up) => {
+                metrics.tunnels_active.inc();
+                let end = relay(TokioIo::new(up), io, idle).await;
+                metrics.tunnels_active.dec();
+                access.bytes_in.fetch_add(end.from_client, std::sync::atomic::Ordering::Relaxed);
+                access.bytes_out.fetch_add(end.to_client, std::sync::atomic::Ordering::Relaxed);
+                if end.idle_timeout {
+                    tracing::debug!(target = %access.target, "tunnel closed after the idle timeout");
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "client went away before the tunnel started"),
+        }
+    });
+    let mut resp = Response::new(body::empty());
+    *resp.status_mut() = StatusCode::OK;
+    resp
+}
+
+/// Where a hop sends an HTTP request, and the request-target form it needs.
+fn endpoint_for(hop: &Hop, target: &Target) -> Result<(Endpoint, bool), ProxyError> {
+    match hop {
+        Hop::Direct => Ok((
+            Endpoint {
+                host: target.host.clone(),
+                port: target.port,
+                tls: target.scheme == Scheme::Https,
+                label: Arc::from("direct"),
+            },
+            false,
+        )),
+        Hop::Proxy(p) => match p.kind {
+            ProxyKind::Http | ProxyKind::Https => Ok((
+                Endpoint { host: p.host.clone(), port: p.port, tls: p.kind == ProxyKind::Https, label: Arc::from(p.label()) },
+                true,
+            )),
+            ProxyKind::Socks4 | ProxyKind::Socks5 => Err(ProxyError::new(
+                ErrorKind::ConnectFailed,
+                format!("SOCKS upstream {} is not supported for HTTP requests yet", p.label()),
+            )),
+        },
+    }
+}
+
+/// Absolute-form HTTP: forward to the origin or the upstream proxy, streaming both bodies.
+async fn forward(app: Arc<App>, client: SocketAddr, mut req: Request<Incoming>) -> Response<Body> {
+    let target = match Target::from_absolute(req.uri(), app.cfg.reject_userpwd_in_url) {
+        Ok(t) => t,
+        Err(e) => return rescue(&e),
+    };
+    let upgrade = headers::is_upgrade(req.headers());
+    let kind = if upgrade { "upgrade" } else { "http" };
+    let access = Access::new(client, req.method().as_str(), target.to_string(), kind, app.metrics.clone(), app.cfg.log.access_log);
+    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+    let (mut parts, body) = req.into_parts();
+    headers::strip_hop_by_hop(&mut parts.headers, upgrade);
+    // hyper answers the client's `Expect: 100-continue` when the body is first polled, i.e. once
+    // the upstream connection is ready; the upstream gets the body without waiting.
+    parts.headers.remove(header::EXPECT);
+    if app.cfg.via {
+        headers::add_via(&mut parts.headers, parts.version);
+    }
+    if let Ok(h) = HeaderValue::from_str(&target.host_header()) {
+        parts.headers.insert(header::HOST, h);
+    }
+    let path = parts.uri.path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into());
+    let started = tokio::time::Instant::now();
+    let decision = app.decide(&target).await;
+    let mut body = Some(Counted::new(body, access.clone(), true).boxed());
+    let mut last_err = None;
+    for (i, hop) in decision.hops.iter().enumerate() {
+        let more = i + 1 < decision.hops.len();
+        let attempt = async {
+            let (ep, absolute) = endpoint_for(hop, &target)?;
+            let uri: Uri = if absolute {
+                format!("{}://{}{}", target.scheme.as_str(), target.host_header(), path).parse()
+            } else {
+                path.parse()
+            }
+            .map_err(|e| ProxyError::bad_request(format!("cannot rebuild the request URI: {e}")))?;
+            if upgrade {
+                let io = match hop {
+                    Hop::Direct => dial::stream(&app, &ep.host, ep.port, ep.tls).await?,
+                    Hop::Proxy(p) => dial::to_proxy(&app, p).await?,
+                };
+                return Ok((Conn::Upgrade(upstream::handshake(&app, io, true, &ep.label).await?), ep, uri));
+            }
+            Ok::<_, ProxyError>((Conn::Pooled(upstream::connection(&app, &ep).await?), ep, uri))
+        };
+        let (conn, ep, uri) = match attempt.await {
+            Ok(c) => c,
+            Err(e) if e.kind.is_connect_phase() && more => {
+                app.metrics.route_failovers.with_label_values(&[e.kind.code()]).inc();
+                tracing::info!(hop = %hop, error = %e, "hop failed; trying the next one");
+                last_err = Some(e);
+                continue;
+            }
+            Err(e) => return fail(&access, hop.to_string(), e),
+        };
+        let mut builder = Request::builder().method(parts.method.clone()).uri(uri).version(Version::HTTP_11);
+        if let Some(h) = builder.headers_mut() {
+            *h = parts.headers.clone();
+        }
+        let Ok(upstream_req) = builder.body(body.take().unwrap_or_else(body::empty)) else {
+            return fail(&access, hop.to_string(), ProxyError::bad_request("cannot rebuild the request"));
+        };
+        let result = match conn {
+            Conn::Pooled(pooled) => upstream::send(&app, &ep, pooled, upstream_req).await,
+            Conn::Upgrade(sender) => send_upgrade(&app, &ep, sender, upstream_req, client_upgrade, access.clone()).await,
+        };
+        app.metrics.request_seconds.with_label_values(&[kind]).observe(started.elapsed().as_secs_f64());
+        return match result {
+            Ok(resp) => respond(&app, resp, &access, hop.to_string()),
+            Err(e) => fail(&access, hop.to_string(), e),
+        };
+    }
+    let e = last_err.unwrap_or_else(|| ProxyError::new(ErrorKind::Internal, "empty route"));
+    fail(&access, "-".into(), e)
+}
+
+enum Conn {
+    Pooled(upstream::pool::Pooled),
+    Upgrade(hyper::client::conn::http1::SendRequest<Body>),
+}
+
+fn respond(app: &App, resp: Response<Body>, access: &Arc<Access>, route: String) -> Response<Body> {
+    let (mut parts, body) = resp.into_parts();
+    let switching = parts.status == StatusCode::SWITCHING_PROTOCOLS;
+    headers::strip_hop_by_hop(&mut parts.headers, switching);
+    if app.cfg.via {
+        headers::add_via(&mut parts.headers, parts.version);
+    }
+    access.finish(parts.status.as_u16(), route, "ok");
+    Response::from_parts(parts, Counted::new(body, access.clone(), false).boxed())
+}
+
+/// Sends an upgrade request on its own connection; on 101, relays the two upgraded streams.
+async fn send_upgrade(
+    app: &App,
+    ep: &Endpoint,
+    mut sender: hyper::client::conn::http1::SendRequest<Body>,
+    req: Request<Body>,
+    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    access: Arc<Access>,
+) -> Result<Response<Body>, ProxyError> {
+    let what = format!("upstream {}", ep.label);
+    let timeout = app.cfg.timeouts.receive_response;
+    let mut resp = tokio::time::timeout(timeout, sender.send_request(req))
+        .await
+        .map_err(|_| ProxyError::new(ErrorKind::ResponseTimeout, format!("{what} sent no response headers within {timeout:?}")))?
+        .map_err(|e| upstream::map_hyper_error(&e, &what))?;
+    if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+        let upstream_upgrade = hyper::upgrade::on(&mut resp);
+        let idle = app.cfg.timeouts.tunnel_idle;
+        let metrics = app.metrics.clone();
+        if let Some(client_upgrade) = client_upgrade {
+            app.tracker.spawn(async move {
+                let (c, u) = tokio::join!(client_upgrade, upstream_upgrade);
+                if let (Ok(c), Ok(u)) = (c, u) {
+                    metrics.tunnels_active.inc();
+                    let end = relay(TokioIo::new(c), TokioIo::new(u), idle).await;
+                    metrics.tunnels_active.dec();
+                    access.bytes_in.fetch_add(end.from_client, std::sync::atomic::Ordering::Relaxed);
+                    access.bytes_out.fetch_add(end.to_client, std::sync::atomic::Ordering::Relaxed);
+                }
+            });
+        }
+    }
+    Ok(resp.map(|b| b.map_err(Into::into).boxed()))
+}

@@ -1,0 +1,87 @@
+//! Relaying bytes both ways for CONNECT tunnels and upgraded connections.
+//!
+//! Copies until either side closes, or until no byte moved in either direction for the tunnel
+//! idle timeout. Byte counts are kept even when the relay ends by timeout or error.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::Instant;
+
+/// Counts bytes read and records the time of the last activity.
+struct Counted<T> {
+    inner: T,
+    read: Arc<AtomicU64>,
+    last: Arc<AtomicU64>,
+    epoch: Instant,
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Counted<T> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let n = buf.filled().len() - before;
+        if n > 0 {
+            self.read.fetch_add(n as u64, Ordering::Relaxed);
+            let now = self.epoch.elapsed().as_millis() as u64;
+            self.last.store(now, Ordering::Relaxed);
+        }
+        r
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Counted<T> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// How a relay ended, with the bytes moved each way.
+#[derive(Debug, Clone, Copy)]
+pub struct RelayEnd {
+    /// Bytes from the client to the upstream side.
+    pub from_client: u64,
+    /// Bytes from the upstream side to the client.
+    pub to_client: u64,
+    pub idle_timeout: bool,
+}
+
+/// Relays between `client` and `upstream` until one side closes or the idle timeout hits.
+pub async fn relay<A, B>(client: A, upstream: B, idle: Duration) -> RelayEnd
+where
+    A: AsyncRead + AsyncWrite + Unpin,
+    B: AsyncRead + AsyncWrite + Unpin,
+{
+    let epoch = Instant::now();
+    let last = Arc::new(AtomicU64::new(0));
+    let (up, down) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let mut a = Counted { inner: client, read: up.clone(), last: last.clone(), epoch };
+    let mut b = Counted { inner: upstream, read: down.clone(), last: last.clone(), epoch };
+    let copy = tokio::io::copy_bidirectional_with_sizes(&mut a, &mut b, 64 * 1024, 64 * 1024);
+    tokio::pin!(copy);
+    let mut idle_timeout = false;
+    loop {
+        let since_last = epoch.elapsed().saturating_sub(Duration::from_millis(last.load(Ordering::Relaxed)));
+        let wait = idle.saturating_sub(since_last);
+        if wait.is_zero() {
+            idle_timeout = true;
+            break;
+        }
+        tokio::select! {
+            _ = &mut copy => break,
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+    RelayEnd { from_client: up.load(Ordering::Relaxed), to_client: down.load(Ordering::Relaxed), idle_timeout }
+}

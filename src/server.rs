@@ -1,0 +1,141 @@
+//! Accepting clients: listeners, the client ACL, the connection cap, and graceful shutdown.
+//!
+//! Shutdown order: stop accepting; ask every HTTP connection to finish its in-flight request
+//! and close; let tunnels run; after `shutdown_grace`, whatever is left is dropped.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+
+use crate::app::App;
+use crate::config::Config;
+
+/// A started proxy: its bound addresses and the handle to stop it.
+pub struct Running {
+    pub addrs: Vec<SocketAddr>,
+    pub app: Arc<App>,
+    accept_tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    /// Begins a graceful shutdown (idempotent).
+    pub fn shutdown(&self) {
+        self.app.shutdown.cancel();
+    }
+
+    /// Waits for the shutdown to finish, at most `shutdown_grace` after it began. Returns true
+    /// when everything drained in time.
+    pub async fn wait(self) -> bool {
+        self.app.shutdown.cancelled().await;
+        for t in self.accept_tasks {
+            let _ = t.await;
+        }
+        self.app.tracker.close();
+        tokio::time::timeout(self.app.cfg.shutdown_grace, self.app.tracker.wait()).await.is_ok()
+    }
+}
+
+/// Binds every listen address and starts accepting.
+pub async fn start(cfg: Config) -> io::Result<Running> {
+    let app = App::new(cfg);
+    let mut listeners = Vec::new();
+    for addr in &app.cfg.listen {
+        let l = TcpListener::bind(addr)
+            .await
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
+        listeners.push(l);
+    }
+    let addrs = listeners.iter().map(|l| l.local_addr()).collect::<io::Result<Vec<_>>>()?;
+    let slots = Arc::new(Semaphore::new(app.cfg.max_client_connections));
+    let accept_tasks = listeners
+        .into_iter()
+        .map(|l| tokio::spawn(accept_loop(app.clone(), l, slots.clone())))
+        .collect();
+    tracing::info!(listen = ?addrs, "waypost is listening");
+    Ok(Running { addrs, app, accept_tasks })
+}
+
+async fn accept_loop(app: Arc<App>, listener: TcpListener, slots: Arc<Semaphore>) {
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = app.shutdown.cancelled() => return,
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // EMFILE and friends: back off briefly instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        if !client_allowed(&app, peer) {
+            app.metrics.client_connections_rejected.with_label_values(&["not-allowed"]).inc();
+            tracing::warn!(client = %peer, "client outside the allow list refused");
+            app.tracker.spawn(refuse(stream, "403 Forbidden", "client-not-allowed", "your address is not in waypost's allow list"));
+            continue;
+        }
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            app.metrics.client_connections_rejected.with_label_values(&["limit"]).inc();
+            tracing::warn!(client = %peer, "max_client_connections reached; connection refused");
+            app.tracker.spawn(refuse(stream, "503 Service Unavailable", "too-many-connections", "max_client_connections reached"));
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let app2 = app.clone();
+        app.tracker.spawn(async move {
+            serve(app2, stream, peer).await;
+            drop(permit);
+        });
+    }
+}
+
+fn client_allowed(app: &App, peer: SocketAddr) -> bool {
+    let ip = match peer.ip() {
+        std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map(std::net::IpAddr::V4).unwrap_or(peer.ip()),
+        ip => ip,
+    };
+    ip.is_loopback() || app.cfg.allow.iter().any(|n| n.contains(&ip))
+}
+
+async fn refuse(mut stream: TcpStream, status: &str, code: &str, why: &str) {
+    let body = format!("waypost: {why}\n");
+    let resp = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: text/plain; charset=utf-8\r\nX-Waypost-Error: {code}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), stream.write_all(resp.as_bytes())).await;
+    let _ = stream.shutdown().await;
+}
+
+async fn serve(app: Arc<App>, stream: TcpStream, peer: SocketAddr) {
+    app.metrics.client_connections.inc();
+    app.metrics.client_connections_active.inc();
+    let svc_app = app.clone();
+    let svc = service_fn(move |req| crate::proxy::handle(svc_app.clone(), peer, req));
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(app.cfg.timeouts.client_header)
+        .max_buf_size(app.cfg.limits.max_request_header_size)
+        .keep_alive(true);
+    let conn = builder.serve_connection(TokioIo::new(stream), svc).with_upgrades();
+    tokio::pin!(conn);
+    let result = tokio::select! {
+        r = conn.as_mut() => r,
+        _ = app.shutdown.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            conn.as_mut().await
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(client = %peer, error = %e, "client connection ended with an error");
+    }
+    app.metrics.client_connections_active.dec();
+}

@@ -1,0 +1,247 @@
+//! Where a client wants to go: the parsed, normalised target of a request.
+//!
+//! Absolute-form URIs (`GET http://host/path`) and CONNECT authorities (`host:443`, `[::1]:8080`)
+//! become a [`Target`]: scheme, host (a lower-case ASCII name, IDN converted to punycode, or an IP
+//! address) and port. Parsing is pure; nothing here resolves or connects.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use http::Uri;
+
+use crate::error::{ErrorKind, ProxyError};
+
+/// A host as waypost uses it: a normalised DNS name or an IP literal.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Host {
+    Name(String),
+    Ip(IpAddr),
+}
+
+impl Host {
+    /// Parses a host as written in a URL or config: `[v6]`, v4, or a name (IDN allowed,
+    /// percent-encoded UTF-8 allowed).
+    pub fn parse(raw: &str) -> Result<Host, String> {
+        if raw.is_empty() {
+            return Err("empty host".into());
+        }
+        if let Some(inner) = raw.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
+            return inner
+                .parse::<std::net::Ipv6Addr>()
+                .map(|ip| Host::Ip(IpAddr::V6(ip)))
+                .map_err(|_| format!("invalid IPv6 literal {raw}"));
+        }
+        if let Ok(ip) = raw.parse::<IpAddr>() {
+            return Ok(Host::Ip(ip));
+        }
+        let decoded = percent_decode(raw).ok_or_else(|| format!("invalid percent-encoding in host {raw}"))?;
+        let ascii = idna::domain_to_ascii(&decoded).map_err(|_| format!("invalid host name {raw}"))?;
+        let ascii = ascii.trim_end_matches('.').to_string();
+        if ascii.is_empty() || ascii.len() > 253 {
+            return Err(format!("invalid host name {raw}"));
+        }
+        Ok(Host::Name(ascii))
+    }
+
+    /// True for `localhost`, `*.localhost` and loopback addresses.
+    pub fn is_loopback(&self) -> bool {
+        match self {
+            Host::Ip(ip) => ip.is_loopback(),
+            Host::Name(n) => n == "localhost" || n.ends_with(".localhost"),
+        }
+    }
+
+    /// The host as it appears inside a URL authority (IPv6 bracketed).
+    pub fn to_authority_host(&self) -> String {
+        match self {
+            Host::Ip(IpAddr::V6(ip)) => format!("[{ip}]"),
+            Host::Ip(ip) => ip.to_string(),
+            Host::Name(n) => n.clone(),
+        }
+    }
+}
+
+impl fmt::Display for Host {
+    /// Without brackets, as PAC scripts and logs want it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Host::Ip(ip) => write!(f, "{ip}"),
+            Host::Name(n) => f.write_str(n),
+        }
+    }
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    if !s.contains('%') {
+        return Some(s.to_string());
+    }
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = s.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Scheme {
+    Http,
+    Https,
+}
+
+impl Scheme {
+    pub fn default_port(self) -> u16 {
+        match self {
+            Scheme::Http => 80,
+            Scheme::Https => 443,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        }
+    }
+}
+
+/// A destination: scheme, host and port.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Target {
+    pub scheme: Scheme,
+    pub host: Host,
+    pub port: u16,
+}
+
+impl Target {
+    /// `host:port` with IPv6 bracketed, as used in CONNECT lines and Host headers.
+    pub fn authority(&self) -> String {
+        format!("{}:{}", self.host.to_authority_host(), self.port)
+    }
+
+    /// The Host header value: the port is omitted when it is the scheme's default.
+    pub fn host_header(&self) -> String {
+        if self.port == self.scheme.default_port() {
+            self.host.to_authority_host()
+        } else {
+            self.authority()
+        }
+    }
+
+    /// Parses an absolute-form request URI. `reject_userinfo` turns `user:pass@` into an error.
+    pub fn from_absolute(uri: &Uri, reject_userinfo: bool) -> Result<Target, ProxyError> {
+        let scheme = match uri.scheme_str() {
+            Some(s) if s.eq_ignore_ascii_case("http") => Scheme::Http,
+            Some(s) if s.eq_ignore_ascii_case("https") => Scheme::Https,
+            Some(s) => return Err(ProxyError::bad_request(format!("unsupported URL scheme {s:?}"))),
+            None => return Err(ProxyError::bad_request("request target is not an absolute URL")),
+        };
+        let auth = uri
+            .authority()
+            .ok_or_else(|| ProxyError::bad_request("URL has no host"))?;
+        let auth_str = auth.as_str();
+        if let Some(at) = auth_str.rfind('@') {
+            if reject_userinfo {
+                return Err(ProxyError::new(
+                    ErrorKind::UserPwdInUrl,
+                    "URL contains user:password@ (reject_userpwd_in_url is on)",
+                ));
+            }
+            let _ = at;
+        }
+        let host = Host::parse(auth.host()).map_err(ProxyError::bad_request)?;
+        let port = match auth.port_u16() {
+            Some(0) => return Err(ProxyError::bad_request("port 0 is not a valid destination")),
+            Some(p) => p,
+            None if auth_str.ends_with(':') => scheme.default_port(),
+            None => scheme.default_port(),
+        };
+        Ok(Target { scheme, host, port })
+    }
+
+    /// Parses a CONNECT authority `host:port`; the port is mandatory.
+    pub fn from_connect(authority: &str) -> Result<Target, ProxyError> {
+        let bad = |why: &str| ProxyError::bad_request(format!("bad CONNECT target {authority:?}: {why}"));
+        if authority.contains('@') {
+            return Err(bad("user info is not allowed"));
+        }
+        let (host, port) = authority.rsplit_once(':').ok_or_else(|| bad("missing port"))?;
+        let port: u16 = port.parse().map_err(|_| bad("invalid port"))?;
+        if port == 0 {
+            return Err(bad("port 0"));
+        }
+        if host.contains(':') && !host.starts_with('[') {
+            return Err(bad("IPv6 literals must be in brackets"));
+        }
+        let host = Host::parse(host).map_err(|e| bad(&e))?;
+        Ok(Target { scheme: Scheme::Https, host, port })
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.authority())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn abs(s: &str) -> Result<Target, ProxyError> {
+        Target::from_absolute(&s.parse().unwrap(), true)
+    }
+
+    #[test]
+    fn absolute_urls_get_default_ports_and_lower_case_hosts() {
+        let t = abs("http://Example.COM/x").unwrap();
+        assert_eq!(t.host, Host::Name("example.com".into()));
+        assert_eq!(t.port, 80);
+        assert_eq!(abs("https://example.com/").unwrap().port, 443);
+        assert_eq!(abs("http://example.com:8080/").unwrap().host_header(), "example.com:8080");
+    }
+
+    #[test]
+    fn ipv6_literals_parse_in_urls_and_connect_authorities() {
+        let t = abs("http://[::1]:8080/").unwrap();
+        assert_eq!(t.host, Host::Ip("::1".parse().unwrap()));
+        assert_eq!(t.authority(), "[::1]:8080");
+        let c = Target::from_connect("[2001:db8::1]:443").unwrap();
+        assert_eq!(c.host.to_string(), "2001:db8::1");
+        assert!(Target::from_connect("2001:db8::1:443").is_err());
+    }
+
+    #[test]
+    fn idn_names_become_punycode() {
+        assert_eq!(Host::parse("bücher.example").unwrap(), Host::Name("xn--bcher-kva.example".into()));
+        assert_eq!(Host::parse("b%C3%BCcher.example").unwrap(), Host::Name("xn--bcher-kva.example".into()));
+    }
+
+    #[test]
+    fn credentials_in_urls_are_rejected_when_configured() {
+        let e = abs("http://u:p@example.com/").unwrap_err();
+        assert_eq!(e.kind, ErrorKind::UserPwdInUrl);
+        assert!(abs("http://:@example.com/").is_err());
+        assert!(Target::from_absolute(&"http://u:p@example.com/".parse().unwrap(), false).is_ok());
+    }
+
+    #[test]
+    fn connect_requires_a_port_and_rejects_garbage() {
+        assert!(Target::from_connect("example.com").is_err());
+        assert!(Target::from_connect("example.com:0").is_err());
+        assert!(Target::from_connect("example.com:99999").is_err());
+        assert_eq!(Target::from_connect("example.com:443").unwrap().port, 443);
+    }
+
+    #[test]
+    fn other_schemes_are_refused() {
+        assert!(abs("ftp://example.com/").is_err());
+    }
+}

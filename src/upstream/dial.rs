@@ -1,0 +1,131 @@
+//! Opening upstream connections: resolve, TCP connect with retries, TLS, and CONNECT through an
+//! HTTP proxy.
+//!
+//! WinHTTP's rules: one attempt per resolved address, at most `connect_retries` attempts, each
+//! bounded by the connect timeout. Errors are classified here (refused, timeout, dns, tls,
+//! proxy refusal) so the caller can fail over to the next hop.
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::{header, Method, Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+use super::io::{BoxIo, SendTimeout};
+use crate::app::App;
+use crate::body::{self, Body};
+use crate::error::{ErrorKind, ProxyError};
+use crate::route::{ProxyAddr, ProxyKind};
+use crate::target::{Host, Target};
+
+/// TCP to `host:port`, trying each resolved address once, up to `connect_retries` attempts.
+pub async fn tcp(app: &App, host: &Host, port: u16) -> Result<TcpStream, ProxyError> {
+    let started = Instant::now();
+    let addrs = app.resolver.resolve(host, port).await?;
+    app.metrics.dns_seconds.observe(started.elapsed().as_secs_f64());
+    let t = &app.cfg.timeouts;
+    let mut last: Option<ProxyError> = None;
+    for addr in addrs.iter().take(app.cfg.limits.connect_retries as usize) {
+        match tokio::time::timeout(t.connect, TcpStream::connect(addr)).await {
+            Ok(Ok(s)) => {
+                let _ = s.set_nodelay(true);
+                app.metrics.upstream_connect_attempts.with_label_values(&["ok"]).inc();
+                return Ok(s);
+            }
+            Ok(Err(e)) => {
+                app.metrics.upstream_connect_attempts.with_label_values(&["error"]).inc();
+                last = Some(classify_connect_error(host, *addr, &e));
+            }
+            Err(_) => {
+                app.metrics.upstream_connect_attempts.with_label_values(&["timeout"]).inc();
+                last = Some(ProxyError::new(
+                    ErrorKind::ConnectTimeout,
+                    format!("connecting to {host} ({addr}) took longer than {:?}", t.connect),
+                ));
+            }
+        }
+    }
+    Err(last.unwrap_or_else(|| ProxyError::new(ErrorKind::Dns, format!("no addresses for {host}"))))
+}
+
+fn classify_connect_error(host: &Host, addr: SocketAddr, e: &io::Error) -> ProxyError {
+    let kind = match e.kind() {
+        io::ErrorKind::ConnectionRefused => ErrorKind::ConnectRefused,
+        io::ErrorKind::TimedOut => ErrorKind::ConnectTimeout,
+        _ => ErrorKind::ConnectFailed,
+    };
+    ProxyError::new(kind, format!("cannot connect to {host} ({addr}): {e}"))
+}
+
+/// A stream to `host:port`, TLS-wrapped when `tls`, with the send timeout applied.
+pub async fn stream(app: &App, host: &Host, port: u16, tls: bool) -> Result<BoxIo, ProxyError> {
+    let tcp = tcp(app, host, port).await?;
+    let send = app.cfg.timeouts.send;
+    if !tls {
+        return Ok(Box::new(SendTimeout::new(tcp, send)));
+    }
+    let connect = app.tls.connect(host, tcp);
+    let tls = tokio::time::timeout(app.cfg.timeouts.connect, connect)
+        .await
+        .map_err(|_| ProxyError::new(ErrorKind::ConnectTimeout, format!("TLS handshake with {host} timed out")))??;
+    Ok(Box::new(SendTimeout::new(tls, send)))
+}
+
+/// The stream to a proxy hop (TLS for `HTTPS` proxies).
+pub async fn to_proxy(app: &App, proxy: &ProxyAddr) -> Result<BoxIo, ProxyError> {
+    match proxy.kind {
+        ProxyKind::Http => stream(app, &proxy.host, proxy.port, false).await,
+        ProxyKind::Https => stream(app, &proxy.host, proxy.port, true).await,
+        ProxyKind::Socks4 | ProxyKind::Socks5 => Err(ProxyError::new(
+            ErrorKind::ConnectFailed,
+            format!("SOCKS upstream {} is not supported yet", proxy.label()),
+        )),
+    }
+}
+
+/// Opens a tunnel to `target` through an HTTP proxy with CONNECT; returns the raw stream after
+/// the proxy's 2xx.
+pub async fn connect_via_proxy(app: &App, proxy: &ProxyAddr, target: &Target) -> Result<BoxIo, ProxyError> {
+    let io = to_proxy(app, proxy).await?;
+    let (mut sender, conn) = hyper::client::conn::http1::Builder::new()
+        .max_buf_size(app.cfg.limits.max_response_header_size.max(8192))
+        .handshake::<_, Body>(TokioIo::new(io))
+        .await
+        .map_err(|e| ProxyError::new(ErrorKind::UpstreamClosed, format!("proxy {}: {e}", proxy.label())))?;
+    tokio::spawn(async move {
+        let _ = conn.with_upgrades().await;
+    });
+    let authority = target.authority();
+    let req = Request::builder()
+        .method(Method::CONNECT)
+        .uri(authority.as_str())
+        .header(header::HOST, authority.as_str())
+        .body(body::empty())
+        .map_err(|e| ProxyError::bad_request(format!("bad CONNECT target: {e}")))?;
+    let resp = tokio::time::timeout(app.cfg.timeouts.receive_response, sender.send_request(req))
+        .await
+        .map_err(|_| ProxyError::new(ErrorKind::ResponseTimeout, format!("proxy {} did not answer CONNECT", proxy.label())))?
+        .map_err(|e| super::map_hyper_error(&e, &format!("proxy {}", proxy.label())))?;
+    let status = resp.status();
+    if !status.is_success() {
+        return Err(ProxyError::new(
+            ErrorKind::ProxyConnect(status.as_u16()),
+            format!("proxy {} answered CONNECT {authority} with {status}", proxy.label()),
+        ));
+    }
+    let upgraded = hyper::upgrade::on(resp)
+        .await
+        .map_err(|e| ProxyError::new(ErrorKind::UpstreamClosed, format!("proxy {} tunnel: {e}", proxy.label())))?;
+    Ok(Box::new(TokioIo::new(upgraded)))
+}
+
+/// Whether a CONNECT status from a proxy means "this proxy cannot help" (fail over).
+pub fn proxy_unavailable(status: StatusCode) -> bool {
+    status.is_server_error()
+}
+
+#[allow(dead_code)]
+fn _assert_bytes(_: Bytes) {}
