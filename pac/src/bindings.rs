@@ -1,0 +1,296 @@
+//! Adapts the PAC functions to boa: registers each helper as a native global function, runs the
+//! JS prelude (date predicates), and carries the per-worker environment (DNS service, lookup
+//! budget, cancel flag) in the context's host data. Argument quirks follow the spec (§2, §3).
+
+use std::cell::Cell;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use boa_engine::error::RuntimeLimitError;
+use boa_engine::object::builtins::JsRegExp;
+use boa_engine::{
+    js_string, Context, JsNativeError, JsResult, JsString, JsValue, NativeFunction, Source,
+};
+
+use crate::dns::{DnsService, Resolved};
+use crate::helpers;
+
+/// The per-worker state natives reach through `Context::get_data`.
+pub(crate) struct ScriptEnv {
+    pub dns: Arc<DnsService>,
+    /// DNS lookups left in the current evaluation.
+    pub budget: Cell<u32>,
+    /// Set by the engine when this worker is abandoned: natives then abort the script with an
+    /// uncatchable engine error.
+    pub cancel: Arc<AtomicBool>,
+}
+
+/// Every function a PAC script may call, for `pac check` reports.
+pub const PAC_FUNCTIONS: &[&str] = &[
+    "isPlainHostName",
+    "dnsDomainIs",
+    "localHostOrDomainIs",
+    "isResolvable",
+    "isInNet",
+    "dnsResolve",
+    "convert_addr",
+    "myIpAddress",
+    "dnsDomainLevels",
+    "shExpMatch",
+    "weekdayRange",
+    "dateRange",
+    "timeRange",
+    "alert",
+    "isResolvableEx",
+    "isInNetEx",
+    "dnsResolveEx",
+    "myIpAddressEx",
+    "sortIpAddressList",
+    "getClientVersion",
+];
+
+type Native = fn(&JsValue, &[JsValue], &mut Context) -> JsResult<JsValue>;
+
+/// Registers the natives and runs the prelude in a fresh context.
+pub(crate) fn install(context: &mut Context) -> JsResult<()> {
+    let natives: [(&str, usize, Native); 17] = [
+        ("isPlainHostName", 1, is_plain_host_name),
+        ("dnsDomainIs", 2, dns_domain_is),
+        ("localHostOrDomainIs", 2, local_host_or_domain_is),
+        ("isResolvable", 1, is_resolvable),
+        ("isInNet", 3, is_in_net),
+        ("dnsResolve", 1, dns_resolve),
+        ("convert_addr", 1, convert_addr),
+        ("myIpAddress", 0, my_ip_address),
+        ("dnsDomainLevels", 1, dns_domain_levels),
+        ("shExpMatch", 2, sh_exp_match),
+        ("alert", 1, alert),
+        ("isResolvableEx", 1, is_resolvable_ex),
+        ("isInNetEx", 2, is_in_net_ex),
+        ("dnsResolveEx", 1, dns_resolve_ex),
+        ("myIpAddressEx", 0, my_ip_address_ex),
+        ("sortIpAddressList", 1, sort_ip_address_list),
+        ("getClientVersion", 0, get_client_version),
+    ];
+    for (name, length, f) in natives {
+        context.register_global_callable(
+            JsString::from(name),
+            length,
+            NativeFunction::from_fn_ptr(f),
+        )?;
+    }
+    let prelude = Source::from_bytes(include_str!("prelude.js"))
+        .with_path(std::path::Path::new("prelude.js"));
+    context.eval(prelude)?;
+    Ok(())
+}
+
+fn check_cancel(context: &Context) -> JsResult<()> {
+    match context.get_data::<ScriptEnv>() {
+        Some(env) if env.cancel.load(Ordering::Relaxed) => {
+            Err(RuntimeLimitError::LoopIteration.into())
+        }
+        _ => Ok(()),
+    }
+}
+
+fn str_arg(args: &[JsValue], i: usize) -> Option<String> {
+    args.get(i)
+        .and_then(JsValue::as_string)
+        .map(|s| s.to_std_string_escaped())
+}
+
+/// JS `ToString` of an argument (`undefined` when missing).
+fn to_str(args: &[JsValue], i: usize, context: &mut Context) -> JsResult<String> {
+    let v = args.get(i).cloned().unwrap_or_default();
+    Ok(v.to_string(context)?.to_std_string_escaped())
+}
+
+fn string(s: impl AsRef<str>) -> JsValue {
+    JsValue::from(JsString::from(s.as_ref()))
+}
+
+fn resolve(name: &str, context: &Context) -> Resolved {
+    match context.get_data::<ScriptEnv>() {
+        Some(env) => env.dns.resolve(name, &env.budget),
+        None => Resolved::NotFound,
+    }
+}
+
+fn first_v4(ips: &[IpAddr]) -> Option<IpAddr> {
+    ips.iter().copied().find(IpAddr::is_ipv4)
+}
+
+fn is_plain_host_name(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsValue> {
+    check_cancel(ctx)?;
+    let host = str_arg(args, 0)
+        .ok_or_else(|| JsNativeError::typ().with_message("Requires 1 string parameter"))?;
+    Ok(helpers::is_plain_host_name(&host).into())
+}
+
+fn dns_domain_is(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsValue> {
+    check_cancel(ctx)?;
+    let (host, domain) = (to_str(args, 0, ctx)?, to_str(args, 1, ctx)?);
+    Ok(helpers::dns_domain_is(&host, &domain).into())
+}
+
+fn local_host_or_domain_is(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsValue> {
+    check_cancel(ctx)?;
+    let (host, hostdom) = (to_str(args, 0, ctx)?, to_str(args, 1, ctx)?);
+    Ok(helpers::local_host_or_domain_is(&host, &hostdom).into())
+}
+
+fn dns_domain_levels(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsValue> {
+    check_cancel(ctx)?;
+    let host = to_str(args, 0, ctx)?;
+    Ok(JsValue::from(helpers::dns_domain_levels(&host) as u32))
+}
+
+fn convert_addr(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsValue> {
+    check_cancel(ctx)?;
+    let ip = to_str(args, 0, ctx)?;
+    Ok(JsValue::from(helpers::convert_addr(&ip)))
+}
+
+fn sh_exp_match(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsValue> {
+    check_cancel(ctx)?;
+    let (s, pattern) = (to_str(args, 0, ctx)?, to_str(args, 1, ctx)?);
+    if helpers::shexp_is_simple(&pattern) {
+        return Ok(helpers::shexp_match_simple(&s, &pattern).into());
+    }
+    let re = JsRegExp::new(string(helpers::shexp_to_regexp(&pattern)), string(""), ctx)?;
+    Ok(re.test(string(s), ctx)?.into())
+}
+
+/// `dnsResolve`: IPv4 only; non-string argument gives `null` without resolving.
+fn dns_resolve(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsValue> {
+    check_cancel(ctx)?;
+    let Some(host) = str_arg(args, 0) else {
+        return Ok(JsValue::null());
+    };
+    Ok(match resolve(&host, ctx) {
+        Resolved::Found(ips) => first_v4(&ips).map_or(JsValue::null(), |ip| string(ip.to_string())),
+        _ => JsValue::null(),
+    })
+}
+
+fn is_resolvable(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsValue> {
+    check_cancel(ctx)?;
+    let Some(host) = str_arg(args, 0) else {
+        return Ok(false.into());
+    };
+    Ok(matches!(resolve(&host, ctx), Resolved::Found(ips) if first_v4(&ips).is_some()).into())
+}
+
+/// `dnsResolveEx`: all addresses `;`-joined, `""` on failure, `undefined` for a non-string.
+fn dns_resolve_ex(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsValue> {
+    check_cancel(ctx)?;
+    let Some(host) = str_arg(args, 0) else {
+        return Ok(JsValue::undefined());
+    };
+    Ok(match resolve(&host, ctx) {
+        Resolved::Found(ips) => string(join(&ips)),
+        _ => string(""),
+    })
+}
+
+fn is_resolvable_ex(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsValue> {
+    check_cancel(ctx)?;
+    let Some(host) = str_arg(args, 0) else {
+        return Ok(false.into());
+    };
+    Ok(matches!(resolve(&host, ctx), Resolved::Found(_)).into())
+}
+
+/// `isInNet(host, pattern, mask)`: pattern and mask must be dotted quads; host names resolve
+/// through IPv4-only `dnsResolve`.
+fn is_in_net(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsValue> {
+    check_cancel(ctx)?;
+    let (Some(pattern), Some(mask)) = (
+        str_arg(args, 1)
+            .as_deref()
+            .and_then(helpers::parse_pac_ipv4),
+        str_arg(args, 2)
+            .as_deref()
+            .and_then(helpers::parse_pac_ipv4),
+    ) else {
+        return Ok(false.into());
+    };
+    let Some(host) = str_arg(args, 0) else {
+        return Ok(false.into());
+    };
+    let addr = match helpers::parse_pac_ipv4(&host) {
+        Some(a) => a,
+        None => match resolve(&host, ctx) {
+            Resolved::Found(ips) => match first_v4(&ips) {
+                Some(IpAddr::V4(a)) => a,
+                _ => return Ok(false.into()),
+            },
+            _ => return Ok(false.into()),
+        },
+    };
+    Ok(helpers::in_net(addr, pattern, mask).into())
+}
+
+/// `isInNetEx(ip, prefix)`: `null` unless given two strings.
+fn is_in_net_ex(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsValue> {
+    check_cancel(ctx)?;
+    let (Some(ip), Some(prefix)) = (str_arg(args, 0), str_arg(args, 1)) else {
+        return Ok(JsValue::null());
+    };
+    if !ip.is_ascii() || !prefix.is_ascii() {
+        return Ok(false.into());
+    }
+    Ok(helpers::is_in_net_ex(&ip, &prefix).into())
+}
+
+fn my_ips(ctx: &Context) -> Vec<IpAddr> {
+    ctx.get_data::<ScriptEnv>()
+        .map(|e| e.dns.my_ips().to_vec())
+        .unwrap_or_default()
+}
+
+/// `myIpAddress`: the routed address, preferring IPv4; `127.0.0.1` only when nothing else exists.
+fn my_ip_address(_: &JsValue, _: &[JsValue], ctx: &mut Context) -> JsResult<JsValue> {
+    check_cancel(ctx)?;
+    let ips = my_ips(ctx);
+    let ip = first_v4(&ips).or_else(|| ips.first().copied());
+    Ok(string(ip.map_or_else(
+        || "127.0.0.1".to_string(),
+        |ip| ip.to_string(),
+    )))
+}
+
+fn my_ip_address_ex(_: &JsValue, _: &[JsValue], ctx: &mut Context) -> JsResult<JsValue> {
+    check_cancel(ctx)?;
+    Ok(string(join(&my_ips(ctx))))
+}
+
+/// `sortIpAddressList`: `null` for a non-string, `false` when a token is not an address.
+fn sort_ip_address_list(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsValue> {
+    check_cancel(ctx)?;
+    let Some(list) = str_arg(args, 0) else {
+        return Ok(JsValue::null());
+    };
+    Ok(helpers::sort_ip_address_list(&list).map_or(false.into(), string))
+}
+
+fn get_client_version(_: &JsValue, _: &[JsValue], _: &mut Context) -> JsResult<JsValue> {
+    Ok(JsValue::from(js_string!("1.0")))
+}
+
+/// `alert`: logs its argument (ToString; `undefined` when missing); returns `undefined`.
+fn alert(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsValue> {
+    check_cancel(ctx)?;
+    let message = to_str(args, 0, ctx)?;
+    tracing::info!(target: "waypost_pac::alert", "{message}");
+    Ok(JsValue::undefined())
+}
+
+fn join(ips: &[IpAddr]) -> String {
+    ips.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(";")
+}

@@ -1,0 +1,1 @@
+//! The `waypost pac` command (placeholder).

@@ -1,0 +1,110 @@
+//! The engine's metrics, registered into a registry the caller owns (never global statics).
+//! Labels are bounded: outcomes and cache results, never hosts or URLs.
+
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry};
+
+/// Handles to every metric the engine updates.
+#[derive(Clone)]
+pub(crate) struct Metrics {
+    /// Evaluations by outcome: `ok`, `load`, `call`, `timeout`.
+    pub evaluations: IntCounterVec,
+    /// Wall time of uncached evaluations, in seconds.
+    pub duration: Histogram,
+    /// Result cache lookups by result: `hit`, `miss`.
+    pub cache: IntCounterVec,
+    /// DNS lookups made for scripts by outcome: `ok`, `nxdomain`, `timeout`, `budget`, `cached`.
+    pub dns: IntCounterVec,
+    /// Workers replaced after a deadline expired or a worker died.
+    pub worker_restarts: IntCounter,
+}
+
+impl Metrics {
+    /// Creates the metrics and registers them into `registry` when given.
+    pub fn new(registry: Option<&Registry>) -> Metrics {
+        let counter_vec = |name: &str, help: &str, label: &str| {
+            IntCounterVec::new(Opts::new(name, help), &[label])
+                .unwrap_or_else(|_| unreachable_metric(name))
+        };
+        let metrics = Metrics {
+            evaluations: counter_vec(
+                "waypost_pac_evaluations_total",
+                "PAC evaluations by outcome",
+                "outcome",
+            ),
+            duration: Histogram::with_opts(
+                HistogramOpts::new(
+                    "waypost_pac_evaluation_duration_seconds",
+                    "Duration of uncached PAC evaluations",
+                )
+                .buckets(vec![
+                    0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.005, 0.025, 0.1,
+                    0.5, 2.5,
+                ]),
+            )
+            .unwrap_or_else(|_| unreachable_metric("duration")),
+            cache: counter_vec(
+                "waypost_pac_cache_lookups_total",
+                "PAC result cache lookups by result",
+                "result",
+            ),
+            dns: counter_vec(
+                "waypost_pac_dns_lookups_total",
+                "DNS lookups made by PAC scripts by outcome",
+                "outcome",
+            ),
+            worker_restarts: IntCounter::new(
+                "waypost_pac_worker_restarts_total",
+                "PAC workers replaced after a deadline or a crash",
+            )
+            .unwrap_or_else(|_| unreachable_metric("restarts")),
+        };
+        if let Some(registry) = registry {
+            let all: [Box<dyn prometheus::core::Collector>; 5] = [
+                Box::new(metrics.evaluations.clone()),
+                Box::new(metrics.duration.clone()),
+                Box::new(metrics.cache.clone()),
+                Box::new(metrics.dns.clone()),
+                Box::new(metrics.worker_restarts.clone()),
+            ];
+            for collector in all {
+                if let Err(err) = registry.register(collector) {
+                    tracing::warn!(%err, "PAC metric not registered");
+                }
+            }
+        }
+        metrics
+    }
+}
+
+/// Metric construction fails only for invalid names or label sets; ours are constants that the
+/// tests construct, so this cannot be reached.
+#[cold]
+fn unreachable_metric(name: &str) -> ! {
+    unreachable!("metric {name} has a constant, valid definition")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_register_into_the_given_registry_with_the_waypost_prefix() {
+        let registry = Registry::new();
+        let m = Metrics::new(Some(&registry));
+        m.evaluations.with_label_values(&["ok"]).inc();
+        m.cache.with_label_values(&["hit"]).inc();
+        m.dns.with_label_values(&["ok"]).inc();
+        m.worker_restarts.inc();
+        m.duration.observe(0.001);
+        let names: Vec<String> = registry
+            .gather()
+            .iter()
+            .map(|f| f.name().to_string())
+            .collect();
+        assert_eq!(names.len(), 5);
+        assert!(
+            names.iter().all(|n| n.starts_with("waypost_pac_")),
+            "{names:?}"
+        );
+    }
+}
