@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The test command: install the system packages the tests need, then run every test.
+#
+#   scripts/test.sh [extra cargo test args...]
+#
+# 1. scripts/install-deps.sh: Debian packages (squid, MIT Kerberos KDC, dante, microsocks,
+#    nginx, ... ; apt-get as root, skipped when all are present) and the pyspnego venv.
+# 2. cargo test --workspace, including the suites that start real peers on loopback
+#    (tests/peers/). CARGO_TARGET_DIR defaults to a cache shared by every checkout
+#    (~/.cache/waypost-target), so a fresh clone does not rebuild the dependencies.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/install-deps.sh
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${HOME:-/root}/.cache/waypost-target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+export RUST_BACKTRACE="${RUST_BACKTRACE:-1}"
+command -v cargo >/dev/null || { [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"; }
+command -v cargo >/dev/null || { echo "cargo not found: install Rust (rustup) first" >&2; exit 1; }
+
+echo "[test] cargo $(cargo --version | cut -d' ' -f2), target dir $CARGO_TARGET_DIR" >&2
+exec cargo test --workspace "$@" </dev/null

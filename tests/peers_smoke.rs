@@ -1,0 +1,257 @@
+//! Proves the real-peer helpers of `tests/support/peers.rs` against the peers
+//! themselves, without waypost: every squid mode answers as documented, the KDC issues
+//! tickets squid accepts, the SOCKS5 servers and the python origin serve, and dropping
+//! a handle stops its daemon. Clients are raw sockets and curl.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use support::peers::{self, Kdc, Origin, Socks5, Squid, PASSWORD, USER};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// An in-test origin: answers every request on a connection `200 hello`, then closes.
+async fn hello_origin() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut conn, _)) = listener.accept().await else { return };
+            tokio::spawn(async move {
+                let _ = read_head(&mut conn).await;
+                let _ = conn
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello")
+                    .await;
+            });
+        }
+    });
+    port
+}
+
+/// Reads up to the end of an HTTP head.
+async fn read_head(conn: &mut TcpStream) -> String {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if conn.read(&mut byte).await.unwrap() == 0 {
+            break;
+        }
+        head.push(byte[0]);
+    }
+    String::from_utf8_lossy(&head).into_owned()
+}
+
+async fn read_to_end(conn: &mut TcpStream) -> String {
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), conn.read_to_end(&mut buf)).await.expect("peer answered in time").unwrap();
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+/// Runs curl with `args`; returns the last line of its output (what `-w` printed).
+fn curl(args: &[&str], env: &[(String, String)]) -> String {
+    peers::require_program("curl");
+    let out = Command::new("curl")
+        .args(["-sS", "-o", "/dev/null", "--max-time", "20"])
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .output()
+        .expect("run curl");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    stdout.lines().last().unwrap_or("").trim().to_string()
+}
+
+fn status_via(proxy: &str, extra: &[&str], url: &str) -> String {
+    let mut args = vec!["-w", "%{http_code}\n", "-x", proxy];
+    args.extend_from_slice(extra);
+    args.push(url);
+    curl(&args, &[])
+}
+
+const CREDS: &str = "user:Secret-Pass-1";
+
+#[tokio::test]
+async fn squid_open_forwards_an_absolute_form_get_to_an_in_test_origin() {
+    let origin = hello_origin().await;
+    let squid = Squid::start("open");
+    let mut conn = TcpStream::connect(squid.addr()).await.unwrap();
+    let request = format!(
+        "GET http://127.0.0.1:{origin}/smoke HTTP/1.1\r\nHost: 127.0.0.1:{origin}\r\nConnection: close\r\n\r\n"
+    );
+    conn.write_all(request.as_bytes()).await.unwrap();
+    let response = read_to_end(&mut conn).await;
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.ends_with("hello"), "{response}");
+    assert!(squid.access_log().contains(&format!("GET http://127.0.0.1:{origin}/smoke 200")), "{}", squid.access_log());
+}
+
+#[tokio::test]
+async fn squid_open_tunnels_connect_to_an_in_test_origin() {
+    let origin = hello_origin().await;
+    let squid = Squid::start("open");
+    let mut conn = TcpStream::connect(squid.addr()).await.unwrap();
+    conn.write_all(format!("CONNECT 127.0.0.1:{origin} HTTP/1.1\r\nHost: 127.0.0.1:{origin}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let head = read_head(&mut conn).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    conn.write_all(b"GET /in-tunnel HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    let response = read_to_end(&mut conn).await;
+    assert!(response.starts_with("HTTP/1.1 200") && response.ends_with("hello"), "{response}");
+}
+
+#[tokio::test]
+async fn dropping_a_squid_stops_it_and_its_port_closes() {
+    let squid = Squid::start("basic");
+    let addr = squid.addr();
+    let pid_file = squid.state_dir().join("pids/squid.pid");
+    let pid = std::fs::read_to_string(&pid_file).unwrap().lines().next().unwrap().to_string();
+    assert!(Path::new(&format!("/proc/{pid}")).exists());
+    drop(squid);
+    assert!(TcpStream::connect(addr).await.is_err(), "squid still accepts on {addr}");
+    assert!(!Path::new(&format!("/proc/{pid}")).exists(), "squid pid {pid} still alive");
+}
+
+#[test]
+fn squid_chain_forwards_through_its_parent() {
+    let origin = Origin::start();
+    let parent = Squid::start("open");
+    let child = Squid::start_with_parent("open", parent.port);
+    assert_eq!(status_via(&child.url(), &[], &format!("{}/chained", origin.url())), "200");
+    assert!(parent.access_log().contains("/chained"), "the parent saw nothing: {}", parent.access_log());
+}
+
+#[test]
+fn squid_basic_demands_basic_and_checks_the_password() {
+    let origin = Origin::start();
+    let squid = Squid::start("basic");
+    let url = format!("{}/basic", origin.url());
+    assert_eq!(status_via(&squid.url(), &[], &url), "407");
+    assert_eq!(status_via(&squid.url(), &["--proxy-basic", "-U", CREDS], &url), "200");
+    assert_eq!(status_via(&squid.url(), &["--proxy-basic", "-U", "user:wrong"], &url), "407");
+    assert!(squid.access_log().contains("user=user"), "{}", squid.access_log());
+}
+
+#[test]
+fn squid_ntlm_verifies_the_ntlmv2_response_against_the_password() {
+    let origin = Origin::start();
+    let squid = Squid::start("ntlm");
+    let url = format!("{}/ntlm", origin.url());
+    assert_eq!(status_via(&squid.url(), &["--proxy-ntlm", "-U", CREDS], &url), "200");
+    assert_eq!(status_via(&squid.url(), &["--proxy-ntlm", "-U", "EXAMPLE\\user:Secret-Pass-1"], &url), "200");
+    assert_eq!(status_via(&squid.url(), &["--proxy-ntlm", "-U", "user:wrong"], &url), "407");
+    let log = squid.ntlm_log();
+    assert!(log.contains(r#""ntlm_version": "v2""#) && log.contains(r#""verdict": "ok""#), "{log}");
+    assert!(log.contains(r#""verdict": "fail""#), "{log}");
+}
+
+#[test]
+fn squid_ntlm_mic_refuses_curl_which_sends_no_mic() {
+    let origin = Origin::start();
+    let squid = Squid::start("ntlm-mic");
+    assert_eq!(status_via(&squid.url(), &["--proxy-ntlm", "-U", CREDS], &origin.url()), "407");
+    assert!(squid.ntlm_log().contains("MIC required but absent"), "{}", squid.ntlm_log());
+}
+
+#[test]
+fn squid_negotiate_accepts_a_kerberos_ticket_from_the_test_kdc() {
+    let origin = Origin::start();
+    let kdc = Kdc::start();
+    let squid = Squid::builder("negotiate").kdc(&kdc).start();
+    kdc.kinit();
+    let wrong = kdc.state_dir().join("wrong-ccache");
+    assert!(!kdc.kinit_into(&wrong, "not-the-password"), "the KDC accepted a wrong password");
+    let neg = |proxy: &str| {
+        curl(&["-w", "%{http_code}\n", "-x", proxy, "--proxy-negotiate", "-U", ":", &origin.url()], &kdc.env())
+    };
+    // SPN HTTP/localhost is in the keytab; HTTP/127.0.0.1 is not (as on Windows)
+    assert_eq!(neg(&format!("http://localhost:{}", squid.port)), "200");
+    assert_eq!(neg(&squid.url()), "407");
+    assert!(squid.access_log().contains(&format!("user={USER}@")), "{}", squid.access_log());
+}
+
+#[test]
+fn squid_all_offers_negotiate_ntlm_basic_in_that_order_and_accepts_each() {
+    let origin = Origin::start();
+    let squid = Squid::start("all");
+    let kdc = squid.kdc().expect("mode all starts its own KDC");
+    kdc.kinit();
+    let out = Command::new("curl")
+        .args(["-sS", "-D", "-", "-o", "/dev/null", "-x", &squid.url(), &origin.url()])
+        .output()
+        .unwrap();
+    let head = String::from_utf8_lossy(&out.stdout).to_lowercase();
+    let schemes: Vec<&str> = head
+        .lines()
+        .filter_map(|l| l.strip_prefix("proxy-authenticate: "))
+        .map(|v| v.split_whitespace().next().unwrap_or(""))
+        .collect();
+    assert_eq!(schemes, ["negotiate", "ntlm", "basic"], "{head}");
+    let proxy = format!("http://localhost:{}", squid.port);
+    for scheme in ["--proxy-negotiate", "--proxy-ntlm", "--proxy-basic", "--proxy-anyauth"] {
+        let creds = if scheme == "--proxy-negotiate" { ":".to_string() } else { format!("{USER}:{PASSWORD}") };
+        let got = curl(&["-w", "%{http_code}\n", "-x", &proxy, scheme, "-U", &creds, &origin.url()], &kdc.env());
+        assert_eq!(got, "200", "{scheme}");
+    }
+}
+
+#[test]
+fn squid_all_close_closes_the_connection_after_the_first_407() {
+    let origin = Origin::start();
+    let squid = Squid::start("all-close");
+    let out = Command::new("curl")
+        .args(["-sS", "-D", "-", "-o", "/dev/null", "-x", &squid.url(), &origin.url()])
+        .output()
+        .unwrap();
+    let head = String::from_utf8_lossy(&out.stdout).to_lowercase();
+    assert!(head.starts_with("http/1.1 407") && head.contains("connection: close"), "{head}");
+    let proxy = format!("http://localhost:{}", squid.port);
+    assert_eq!(status_via(&proxy, &["--proxy-ntlm", "-U", CREDS], &origin.url()), "200");
+}
+
+#[test]
+fn squid_https_port_speaks_tls_with_a_certificate_from_the_test_ca() {
+    let origin = Origin::start_tls();
+    let squid = Squid::start("https");
+    let proxy_ca = squid.ca_pem.as_ref().expect("https mode has a CA").display().to_string();
+    let origin_ca = origin.ca_pem.as_ref().unwrap().display().to_string();
+    let got = curl(&["-w", "%{http_code}\n", "--proxy", &squid.url(), "--proxy-cacert", &proxy_ca, "--cacert", &origin_ca, &origin.url()], &[]);
+    assert_eq!(got, "200");
+    // without the CA the proxy's certificate is refused
+    let refused = curl(&["-w", "%{http_code}\n", "--proxy", &squid.url(), "--cacert", &origin_ca, &origin.url()], &[]);
+    assert_eq!(refused, "000");
+}
+
+#[test]
+fn socks5_servers_connect_with_and_without_a_password() {
+    let origin = Origin::start();
+    let open = Socks5::start();
+    let authed = Socks5::start_with_auth();
+    let via = |socks: &Socks5, extra: &[&str]| {
+        let addr = socks.addr().to_string();
+        let mut args = vec!["-w", "%{http_code}\n", "--socks5-hostname", addr.as_str()];
+        args.extend_from_slice(extra);
+        let url = origin.url();
+        args.push(&url);
+        curl(&args, &[])
+    };
+    assert_eq!(via(&open, &[]), "200");
+    assert_eq!(via(&authed, &["--proxy-user", CREDS]), "200");
+    assert_eq!(via(&authed, &["--proxy-user", "user:wrong"]), "000");
+    assert_eq!(via(&authed, &[]), "000");
+}
+
+#[test]
+fn python_origin_echoes_what_it_received() {
+    let origin = Origin::start();
+    let out = Command::new("curl")
+        .args(["-sS", "-H", "X-Probe: 1", &format!("{}/echo", origin.url())])
+        .output()
+        .unwrap();
+    let body = String::from_utf8_lossy(&out.stdout);
+    assert!(body.starts_with("origin=http method=GET path=/echo"), "{body}");
+    assert!(body.contains("> X-Probe: 1"), "{body}");
+    assert_eq!(curl(&["-w", "%{http_code}\n", &format!("{}/status/418", origin.url())], &[]), "418");
+}

@@ -1,0 +1,5 @@
+//! Helpers shared by the integration tests (`mod support;` at the top of a test file).
+//! Not every test file uses every helper.
+#![allow(dead_code)]
+
+pub mod peers;
