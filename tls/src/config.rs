@@ -298,8 +298,8 @@ fn parse_min_version(s: &str, problems: &mut Problems) -> MinVersion {
             problems.push(
                 "tls.min_version",
                 format!(
-                    "{s:?} is refused: waypost's TLS library (rustls) does not speak SSL 2/3, \
-                     TLS 1.0 or TLS 1.1, which are broken and deprecated (RFC 8996); use \"1.2\" or \"1.3\""
+                    "{s:?} is refused: rustls does not speak SSL 2/3, TLS 1.0 or TLS 1.1 \
+                     (waypost's TLS library; those versions are deprecated by RFC 8996); use \"1.2\" or \"1.3\""
                 ),
             );
             MinVersion::Tls12
