@@ -1,0 +1,150 @@
+//! In-process harness: start waypost on 127.0.0.1:0 with a config tweak, in-process origins,
+//! and a small HTTP client that speaks to the proxy with hyper.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use waypost::body::{self, Body};
+use waypost::config::{self, raw::RawConfig};
+use waypost::server::Running;
+
+/// A validated config listening on 127.0.0.1:0, after `tweak`.
+pub fn config(tweak: impl FnOnce(&mut RawConfig)) -> config::Config {
+    let mut raw = RawConfig::default();
+    raw.listen = vec!["127.0.0.1:0".into()];
+    tweak(&mut raw);
+    config::validate(&raw, &HashMap::new()).unwrap_or_else(|p| panic!("test config invalid: {p:?}"))
+}
+
+pub async fn start_proxy(tweak: impl FnOnce(&mut RawConfig)) -> Running {
+    waypost::server::start(config(tweak)).await.expect("proxy starts")
+}
+
+/// An in-process HTTP/1.1 origin that counts accepted connections.
+pub struct Origin {
+    pub addr: SocketAddr,
+    pub connections: Arc<AtomicUsize>,
+}
+
+impl Origin {
+    pub async fn start<F, Fut>(handler: F) -> Origin
+    where
+        F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = Response<Body>> + Send + 'static,
+    {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let count = connections.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { return };
+                count.fetch_add(1, Ordering::SeqCst);
+                let h = handler.clone();
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(move |req| {
+                        let h = h.clone();
+                        async move { Ok::<_, Infallible>(h(req).await) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .with_upgrades()
+                        .await;
+                });
+            }
+        });
+        Origin { addr, connections }
+    }
+
+    /// An origin that answers every request with 200 and a body naming method and path.
+    pub async fn echo() -> Origin {
+        Origin::start(|req: Request<Incoming>| async move {
+            let mut text = format!("{} {}\n", req.method(), req.uri());
+            for (k, v) in req.headers() {
+                text.push_str(&format!("{k}: {}\n", v.to_str().unwrap_or("?")));
+            }
+            let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+            text.push_str(&format!("body-len: {}\n", body.len()));
+            Response::new(body::full(text))
+        })
+        .await
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+}
+
+/// A client connection to the proxy (keep-alive), speaking absolute-form HTTP/1.1.
+pub struct Client {
+    sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+}
+
+impl Client {
+    pub async fn connect(proxy: SocketAddr) -> Client {
+        let tcp = TcpStream::connect(proxy).await.unwrap();
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await.unwrap();
+        tokio::spawn(async move {
+            let _ = conn.with_upgrades().await;
+        });
+        Client { sender }
+    }
+
+    pub async fn send(&mut self, req: Request<Full<Bytes>>) -> Result<Response<Incoming>, hyper::Error> {
+        self.sender.ready().await?;
+        self.sender.send_request(req).await
+    }
+
+    pub async fn get(&mut self, url: &str) -> (u16, http::HeaderMap, String) {
+        let req = Request::get(url).header("host", host_of(url)).body(Full::new(Bytes::new())).unwrap();
+        let resp = self.send(req).await.expect("response");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = resp.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+        (status, headers, String::from_utf8_lossy(&body).into_owned())
+    }
+}
+
+pub fn host_of(url: &str) -> String {
+    url.split("://").nth(1).unwrap_or(url).split('/').next().unwrap_or("").to_string()
+}
+
+/// One GET through the proxy on a new connection.
+pub async fn get(proxy: SocketAddr, url: &str) -> (u16, http::HeaderMap, String) {
+    Client::connect(proxy).await.get(url).await
+}
+
+/// Sends raw bytes to `addr` and reads until the peer closes (or 10 s).
+pub async fn raw(addr: SocketAddr, request: &[u8]) -> String {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(request).await.unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), s.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The proxy's `/metrics` text.
+pub async fn metrics(proxy: SocketAddr) -> String {
+    let (_, _, body) = get(proxy, "/metrics").await;
+    body
+}
+
+/// The value of the series `name{labels}` exactly as printed (labels in Prometheus order), or 0.
+pub fn metric(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|r| r.strip_prefix(' ')))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}
