@@ -316,3 +316,46 @@ async fn configs_are_shared_between_hosts_with_the_same_treatment() {
     ));
     assert_eq!(a.alpn_protocols, vec![b"h2".to_vec()]);
 }
+
+fn fixture(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+#[tokio::test]
+async fn a_sha1_signed_certificate_is_refused_as_weak_and_accepted_under_weak_signature_only() {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let m = Minted {
+        chain: CertificateDer::pem_file_iter(fixture("weak-leaf.pem"))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect(),
+        key: PrivateKeyDer::from_pem_file(fixture("weak-leaf.key")).unwrap(),
+        cert_pem: String::new(),
+        key_pem: String::new(),
+    };
+    let addr = serve(server_config(&m, BOTH)).await;
+    let policy = |allow: &[&str]| {
+        let mut cfg = waypost_tls::TlsConfig {
+            use_system_roots: false,
+            ca_files: vec![fixture("weak-ca.pem")],
+            ..waypost_tls::TlsConfig::default()
+        };
+        cfg.exceptions = vec![exception(&[HOST], allow)];
+        TlsPolicy::new(&cfg, None).unwrap()
+    };
+    assert_eq!(
+        exchange(&policy(&[]), addr).await,
+        Err(TlsErrorKind::WeakSignature)
+    );
+    assert_eq!(
+        exchange(&policy(&["unknown-ca"]), addr).await,
+        Err(TlsErrorKind::WeakSignature)
+    );
+    assert_eq!(
+        exchange(&policy(&["weak-signature"]), addr).await,
+        Ok("client=none\n".into())
+    );
+}
