@@ -101,7 +101,12 @@ fn client_allowed(app: &App, peer: SocketAddr) -> bool {
         std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map(std::net::IpAddr::V4).unwrap_or(peer.ip()),
         ip => ip,
     };
-    ip.is_loopback() || app.cfg.allow.iter().any(|n| n.contains(&ip))
+    // Without an allow list only loopback clients are served; with one, exactly its networks.
+    if app.cfg.allow.is_empty() {
+        ip.is_loopback()
+    } else {
+        app.cfg.allow.iter().any(|n| n.contains(&ip))
+    }
 }
 
 async fn refuse(mut stream: TcpStream, status: &str, code: &str, why: &str) {
