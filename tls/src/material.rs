@@ -138,6 +138,7 @@ pub(crate) fn client_certs(cfg: &TlsConfig, problems: &mut Problems) -> Vec<Opti
             out.push(None);
             continue;
         };
+        // read_certs never returns an empty list, so the leaf is there.
         let not_after = crate::certinfo::validity(&certs[0]).map(|(_, na)| na);
         match CertifiedKey::from_der(certs, key, &provider) {
             Ok(k) => out.push(Some(ClientCert {

@@ -220,7 +220,8 @@ impl TlsPolicy {
                 key.0.clone(),
                 mode,
             )));
-        if let Some(Some(cc)) = key.1.map(|i| &self.inner.client_certs[i]) {
+        // The index comes from client_cert_hosts, built from the same config list.
+        if let Some(Some(cc)) = key.1.and_then(|i| self.inner.client_certs.get(i)) {
             cfg.client_auth_cert_resolver = Arc::new(FixedCert(cc.key.clone()));
         }
         cfg.alpn_protocols = key.2.clone();

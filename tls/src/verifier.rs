@@ -307,7 +307,7 @@ impl ServerCertVerifier for PolicyVerifier {
     }
 }
 
-/// Seconds from `now` to a time, for expiry gauges.
+/// Days from now until `not_after_unix` (negative once past), for expiry gauges.
 pub(crate) fn days_until(not_after_unix: i64) -> f64 {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
