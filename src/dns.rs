@@ -9,6 +9,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use hickory_resolver::config::{NameServerConfig, ResolverConfig};
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::TokioResolver;
 
 use crate::config::{DnsConfig, ResolverKind};
@@ -22,11 +24,29 @@ pub struct Resolver {
     timeout: Option<Duration>,
 }
 
+fn hickory(cfg: &DnsConfig) -> Result<TokioResolver, hickory_resolver::net::NetError> {
+    if cfg.servers.is_empty() {
+        return TokioResolver::builder_tokio()?.build();
+    }
+    let servers = cfg
+        .servers
+        .iter()
+        .map(|a| {
+            let mut ns = NameServerConfig::udp_and_tcp(a.ip());
+            for c in &mut ns.connections {
+                c.port = a.port();
+            }
+            ns
+        })
+        .collect();
+    TokioResolver::builder_with_config(ResolverConfig::from_name_servers(servers), TokioRuntimeProvider::default()).build()
+}
+
 impl Resolver {
     pub fn new(cfg: &DnsConfig, timeout: Option<Duration>) -> Resolver {
         let hickory = match cfg.resolver {
             ResolverKind::System => None,
-            ResolverKind::Hickory => match TokioResolver::builder_tokio().and_then(|b| b.build()) {
+            ResolverKind::Hickory => match hickory(cfg) {
                 Ok(r) => Some(Arc::new(r)),
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot read the system DNS configuration; using getaddrinfo");

@@ -99,6 +99,8 @@ pub enum ResolverKind {
 #[derive(Debug, Clone)]
 pub struct DnsConfig {
     pub resolver: ResolverKind,
+    /// Name servers to ask instead of resolv.conf's (hickory only).
+    pub servers: Vec<SocketAddr>,
     /// Static answers that win over DNS (`[dns.hosts] "proxy.corp" = ["10.0.0.1"]`).
     pub hosts: HashMap<String, Vec<IpAddr>>,
 }

@@ -145,11 +145,12 @@ pub struct RawClientAuth {
 #[serde(default)]
 pub struct RawDns {
     pub resolver: String,
+    pub servers: Vec<String>,
     pub hosts: BTreeMap<String, Vec<String>>,
 }
 
 impl Default for RawDns {
     fn default() -> Self {
-        RawDns { resolver: "hickory".into(), hosts: BTreeMap::new() }
+        RawDns { resolver: "hickory".into(), servers: vec![], hosts: BTreeMap::new() }
     }
 }

@@ -120,6 +120,16 @@ pub fn validate(raw: &RawConfig, env: &HashMap<String, String>) -> Result<Config
             ResolverKind::Hickory
         }
     };
+    let mut servers = Vec::new();
+    for (i, srv) in raw.dns.servers.iter().enumerate() {
+        match srv.parse::<SocketAddr>().or_else(|_| srv.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53))) {
+            Ok(a) => servers.push(a),
+            Err(_) => p.add(format!("dns.servers[{i}]"), format!("{srv:?} is not an address (write e.g. \"10.0.0.53\" or \"10.0.0.53:53\")")),
+        }
+    }
+    if !servers.is_empty() && resolver == ResolverKind::System {
+        p.add("dns.servers", "custom name servers need resolver = \"hickory\"");
+    }
     let mut hosts = HashMap::new();
     for (name, addrs) in &raw.dns.hosts {
         let mut ips = Vec::new();
@@ -164,7 +174,7 @@ pub fn validate(raw: &RawConfig, env: &HashMap<String, String>) -> Result<Config
             max_idle_per_server: l.max_idle_per_server,
         },
         client_auth,
-        dns: DnsConfig { resolver, hosts },
+        dns: DnsConfig { resolver, servers, hosts },
     })
 }
 
