@@ -71,3 +71,10 @@ var weekdayRange, dateRange, timeRange;
     return within(from, now, to);
   };
 })();
+
+// A console object, as V8 (Chromium's PAC engine) and pacparser provide: messages go to the
+// same log as alert().
+var console = (function () {
+  function log() { alert(Array.prototype.join.call(arguments, ' ')); }
+  return { log: log, info: log, warn: log, error: log, debug: log };
+})();

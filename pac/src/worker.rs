@@ -203,7 +203,10 @@ pub(crate) fn load(
     bindings::install(&mut context).map_err(|e| internal(e.to_string()))?;
     let source = Source::from_bytes(script.text.as_bytes()).with_path(Path::new("pac.js"));
     if let Err(err) = context.eval(source) {
-        let (message, position) = describe(err, &mut context);
+        let (message, mut position) = describe(err, &mut context);
+        if position.is_none() && message.contains("abrupt end") {
+            position = Some(end_of(&script.text));
+        }
         return Err(PacError::Load { message, position });
     }
     let global = context.global_object();
@@ -286,3 +289,18 @@ fn describe(err: JsError, context: &mut Context) -> (String, Option<Position>) {
 }
 
 use crate::error::Position;
+
+/// The position just past the last character (where an "abrupt end" happens).
+fn end_of(text: &str) -> Position {
+    let line = text.lines().count().max(1);
+    let last = text.lines().last().unwrap_or("");
+    let (line, column) = if text.ends_with('\n') {
+        (line + 1, 1)
+    } else {
+        (line, last.chars().count() + 1)
+    };
+    Position {
+        line: line as u32,
+        column: column as u32,
+    }
+}

@@ -1,1 +1,0 @@
-//! The `waypost pac` command (placeholder).

@@ -1,0 +1,200 @@
+//! `waypost pac eval` and `waypost pac check`: load one script with one worker (so global state
+//! carries from URL to URL, as in the proxy) and print one line per URL.
+
+use std::time::Instant;
+
+/// One `--json` output line; field order is the documented order.
+#[derive(serde::Serialize)]
+struct JsonLine<'a> {
+    url: &'a str,
+    host: &'a str,
+    result: Option<&'a str>,
+    proxies: Vec<String>,
+    error: Option<JsonError>,
+    duration_us: u128,
+}
+
+#[derive(serde::Serialize)]
+struct JsonError {
+    kind: &'static str,
+    message: String,
+}
+
+use super::{read_script, usage, CheckArgs, EvalArgs, EXIT_OK, EXIT_SCRIPT};
+use crate::sanitize::{host_of, sanitize};
+use crate::{PacEngine, PacError, PacOptions, ProxyEntry, PAC_FUNCTIONS};
+
+struct Request {
+    url: String,
+    host: String,
+}
+
+fn requests(args: &EvalArgs) -> Result<Vec<Request>, String> {
+    if args.hosts.len() > args.urls.len() {
+        return Err(format!(
+            "{} --host values for {} --url values; give at most one --host per --url",
+            args.hosts.len(),
+            args.urls.len()
+        ));
+    }
+    let mut out = Vec::new();
+    for (i, url) in args.urls.iter().enumerate() {
+        let (url, default_host) = if args.sanitize {
+            let s = sanitize(url).map_err(|e| e.to_string())?;
+            (s.url, Some(s.host))
+        } else {
+            (url.clone(), host_of(url))
+        };
+        let host = match args.hosts.get(i) {
+            Some(h) => h.clone(),
+            None => default_host
+                .ok_or_else(|| format!("cannot find a host in --url {url:?}; pass --host"))?,
+        };
+        out.push(Request { url, host });
+    }
+    Ok(out)
+}
+
+pub(crate) async fn eval(args: EvalArgs) -> i32 {
+    let mut options = PacOptions {
+        workers: 1,
+        cache_ttl: std::time::Duration::ZERO,
+        ..PacOptions::default()
+    };
+    if let Err(e) = args.env.apply(&mut options) {
+        return usage(e);
+    }
+    let requests = match requests(&args) {
+        Ok(r) => r,
+        Err(e) => return usage(e),
+    };
+    let text = match read_script(&args.pac, options.max_script_bytes).await {
+        Ok(t) => t,
+        Err(e) => return usage(e),
+    };
+    let engine = match PacEngine::new(&text, options, None).await {
+        Ok(e) => e,
+        Err(err) => {
+            for r in &requests {
+                print_line(&args, r, Err(&err), 0);
+            }
+            return EXIT_SCRIPT;
+        }
+    };
+    let mut status = EXIT_OK;
+    for r in &requests {
+        let started = Instant::now();
+        let result = engine.eval_raw(&r.url, &r.host).await;
+        let micros = started.elapsed().as_micros();
+        if result.is_err() {
+            status = EXIT_SCRIPT;
+        }
+        print_line(
+            &args,
+            r,
+            result
+                .as_ref()
+                .map(|a| (a.raw.as_str(), a.entries.as_slice())),
+            micros,
+        );
+    }
+    status
+}
+
+fn print_line(
+    args: &EvalArgs,
+    r: &Request,
+    result: Result<(&str, &[ProxyEntry]), &PacError>,
+    micros: u128,
+) {
+    if !args.json {
+        match result {
+            Ok((raw, _)) => println!("{raw}"),
+            Err(e) => println!("error ({}): {e}", e.kind().as_str()),
+        }
+        return;
+    }
+    let (raw, proxies, error) = match result {
+        Ok((raw, entries)) => (
+            Some(raw),
+            entries.iter().map(ToString::to_string).collect(),
+            None,
+        ),
+        Err(e) => (
+            None,
+            Vec::new(),
+            Some(JsonError {
+                kind: e.kind().as_str(),
+                message: e.to_string(),
+            }),
+        ),
+    };
+    let line = JsonLine {
+        url: &r.url,
+        host: &r.host,
+        result: raw,
+        proxies,
+        error,
+        duration_us: micros,
+    };
+    let value = serde_json::to_string(&line).unwrap_or_default();
+    println!("{value}");
+}
+
+/// Names of PAC functions (and entry points) the script mentions, in `PAC_FUNCTIONS` order.
+pub fn functions_used(text: &str) -> Vec<&'static str> {
+    let is_ident = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '$';
+    let words: std::collections::HashSet<&str> = text.split(|c: char| !is_ident(c)).collect();
+    ["FindProxyForURL", "FindProxyForURLEx"]
+        .iter()
+        .chain(PAC_FUNCTIONS)
+        .copied()
+        .filter(|f| words.contains(f))
+        .collect()
+}
+
+pub(crate) async fn check(args: CheckArgs) -> i32 {
+    let options = PacOptions {
+        workers: 1,
+        no_dns: true,
+        ..PacOptions::default()
+    };
+    let text = match read_script(&args.file, options.max_script_bytes).await {
+        Ok(t) => t,
+        Err(e) => return usage(e),
+    };
+    let started = Instant::now();
+    let result = PacEngine::new(&text, options, None).await;
+    let used = functions_used(&text).join(", ");
+    match result {
+        Ok(_) => {
+            println!(
+                "ok: {} loaded ({} bytes) in {:.1} ms",
+                args.file,
+                text.len(),
+                started.elapsed().as_secs_f64() * 1e3
+            );
+            println!("uses: {used}");
+            EXIT_OK
+        }
+        Err(err) => {
+            match err.position() {
+                Some(p) => println!("error: {}:{}: {err}", args.file, p),
+                None => println!("error: {}: {err}", args.file),
+            }
+            println!("uses: {used}");
+            EXIT_SCRIPT
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn function_use_is_found_by_whole_identifier() {
+        let text = "function FindProxyForURL(u,h){ if (isInNet(h,'1.2.3.4','255.0.0.0') || my_isInNetEx) return 'DIRECT'; }";
+        assert_eq!(functions_used(text), ["FindProxyForURL", "isInNet"]);
+    }
+}
