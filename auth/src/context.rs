@@ -1,0 +1,270 @@
+//! The shared [`Authenticator`] (credentials, policy, lockout, scheme memory, metrics,
+//! mechanism factory: one per proxy process or per identity) and the per-request
+//! [`AuthContext`] that names the upstream proxy and carries a handshake across a
+//! reconnect. Decides up front whether credentials may go to a proxy at all.
+
+use std::sync::{Arc, Mutex};
+
+use prometheus::Registry;
+use tokio::time::Instant;
+
+use crate::config::{AuthConfig, ConfigErrors, ConfigProblem, SchemeChoice};
+use crate::credentials::Credentials;
+use crate::handshake::{Handshake, HandshakeParams, RejectReason};
+use crate::mech::{CredentialMechanisms, MechanismFactory};
+use crate::metrics::AuthMetrics;
+use crate::policy::{Lockout, Policy};
+use crate::scheme::{SchemeMemory, Usable};
+use crate::spn::{host_is_ip, Canonicalizer, SpnRule};
+
+/// An upstream proxy as configured (or as chosen by PAC).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyTarget {
+    /// Host name as configured: the SPN and the policy use it, never a resolved address.
+    pub host: String,
+    pub port: u16,
+    /// DER of the proxy's TLS end-entity certificate when we speak TLS to the proxy
+    /// (channel bindings); `None` for plain-HTTP proxies.
+    pub tls_cert_der: Option<Vec<u8>>,
+}
+
+impl ProxyTarget {
+    pub fn new(host: &str, port: u16) -> Self {
+        ProxyTarget {
+            host: host.to_string(),
+            port,
+            tls_cert_der: None,
+        }
+    }
+
+    pub fn with_tls_cert(mut self, der: Vec<u8>) -> Self {
+        self.tls_cert_der = Some(der);
+        self
+    }
+
+    /// `host:port`, the key of per-proxy state.
+    pub fn key(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+}
+
+/// Everything authentication shares across requests.
+pub struct Authenticator {
+    scheme: SchemeChoice,
+    max_attempts: u32,
+    credentials: Arc<Credentials>,
+    policy: Policy,
+    spn: SpnRule,
+    lockout: Arc<Lockout>,
+    memory: Arc<SchemeMemory>,
+    factory: Arc<dyn MechanismFactory>,
+    metrics: Option<AuthMetrics>,
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticator")
+            .field("identity", &self.credentials.identity())
+            .field("scheme", &self.scheme)
+            .field("policy", &self.policy)
+            .finish()
+    }
+}
+
+impl Authenticator {
+    /// From a config and the process environment; every problem is reported at once.
+    pub fn from_config(
+        cfg: &AuthConfig,
+        registry: Option<&Registry>,
+    ) -> Result<Self, ConfigErrors> {
+        cfg.validate()?;
+        let creds = Credentials::load(cfg, &|k| std::env::var(k).ok()).map_err(|errs| {
+            ConfigErrors(
+                errs.into_iter()
+                    .map(|e| ConfigProblem {
+                        key: e.key.to_string(),
+                        message: e.message,
+                    })
+                    .collect(),
+            )
+        })?;
+        Self::new(creds, cfg, registry)
+    }
+
+    /// With credentials gathered elsewhere (CLI flags, tests).
+    pub fn new(
+        credentials: Credentials,
+        cfg: &AuthConfig,
+        registry: Option<&Registry>,
+    ) -> Result<Self, ConfigErrors> {
+        let metrics = match registry {
+            Some(r) => Some(AuthMetrics::new(r).map_err(|e| {
+                ConfigErrors(vec![ConfigProblem {
+                    key: "metrics".into(),
+                    message: e.to_string(),
+                }])
+            })?),
+            None => None,
+        };
+        let credentials = Arc::new(credentials);
+        Ok(Authenticator {
+            scheme: cfg.scheme,
+            max_attempts: cfg.max_attempts.max(1),
+            factory: Arc::new(CredentialMechanisms::new(credentials.clone())),
+            credentials,
+            policy: Policy {
+                level: cfg.policy,
+                allow_proxies: cfg.allow_proxies.clone(),
+                intranet_suffixes: cfg.intranet_suffixes.clone(),
+            },
+            spn: SpnRule {
+                include_port: cfg.spn_include_port,
+                override_spn: cfg.spn_override.clone(),
+                canonicalize: None,
+            },
+            lockout: Arc::new(Lockout::new(cfg.lockout_after, cfg.lockout_for)),
+            memory: Arc::new(SchemeMemory::new()),
+            metrics,
+        })
+    }
+
+    /// Replaces the mechanisms (tests, other backends).
+    pub fn with_factory(mut self, factory: Arc<dyn MechanismFactory>) -> Self {
+        self.factory = factory;
+        self
+    }
+
+    /// CNAME canonicalisation for SPNs (used when `canonicalize_spn` is set by the caller).
+    pub fn with_canonicalizer(mut self, c: Canonicalizer) -> Self {
+        self.spn.canonicalize = Some(c);
+        self
+    }
+
+    /// The non-secret identity for pool keys (`EXAMPLE\user`, `kerberos:ccache:default`).
+    pub fn identity(&self) -> String {
+        self.credentials.identity()
+    }
+
+    pub fn credentials(&self) -> &Credentials {
+        &self.credentials
+    }
+
+    pub fn metrics(&self) -> Option<&AuthMetrics> {
+        self.metrics.as_ref()
+    }
+
+    pub fn memory(&self) -> &SchemeMemory {
+        &self.memory
+    }
+
+    pub fn lockout(&self) -> &Lockout {
+        &self.lockout
+    }
+
+    /// The proxy sent a request on an authenticated pooled connection (no handshake).
+    pub fn connection_reused(&self) {
+        if let Some(m) = &self.metrics {
+            m.reused.inc();
+        }
+    }
+
+    /// May credentials go to this proxy host at all?
+    pub fn allows(&self, host: &str) -> bool {
+        self.policy.allows(host)
+    }
+
+    pub fn spn(&self, proxy: &ProxyTarget) -> String {
+        self.spn.spn(&proxy.host, proxy.port)
+    }
+
+    /// Mechanisms usable for `proxy` with our credentials and the configured scheme.
+    pub fn usable(&self, proxy: &ProxyTarget) -> Usable {
+        let c = &self.credentials;
+        let s = self.scheme;
+        Usable {
+            kerberos: matches!(s, SchemeChoice::Auto | SchemeChoice::Negotiate)
+                && c.can_kerberos()
+                && (self.spn.override_spn.is_some() || !host_is_ip(&proxy.host)),
+            ntlm: matches!(
+                s,
+                SchemeChoice::Auto | SchemeChoice::Negotiate | SchemeChoice::Ntlm
+            ) && c.can_ntlm(),
+            basic: matches!(s, SchemeChoice::Auto | SchemeChoice::Basic) && c.can_basic(),
+            negotiate_only: s == SchemeChoice::Negotiate,
+        }
+    }
+
+    /// A new handshake for one request to `proxy`.
+    pub fn handshake(&self, proxy: &ProxyTarget, preemptive: bool) -> Handshake {
+        let identity = self.identity();
+        let refuse = if !self.policy.allows(&proxy.host) {
+            Some(RejectReason::PolicyRefused)
+        } else if self.lockout.locked(&identity).is_some() {
+            Some(RejectReason::LockedOut)
+        } else {
+            None
+        };
+        let params = HandshakeParams {
+            proxy_key: proxy.key(),
+            usable: self.usable(proxy),
+            spn: self.spn(proxy),
+            channel_bindings: proxy
+                .tls_cert_der
+                .as_deref()
+                .map(crate::cbt::tls_server_end_point),
+            max_attempts: self.max_attempts,
+            identity,
+            preemptive,
+            refuse,
+        };
+        Handshake::new(
+            params,
+            self.factory.clone(),
+            self.memory.clone(),
+            self.lockout.clone(),
+        )
+    }
+}
+
+/// One request's view: which proxy, and a handshake carried over a reconnect.
+#[derive(Debug)]
+pub struct AuthContext {
+    pub(crate) auth: Arc<Authenticator>,
+    pub(crate) proxy: ProxyTarget,
+    pub(crate) reused_connection: bool,
+    pub(crate) carried: Mutex<Option<(Handshake, Instant)>>,
+}
+
+impl AuthContext {
+    pub fn new(auth: Arc<Authenticator>, proxy: ProxyTarget) -> Self {
+        AuthContext {
+            auth,
+            proxy,
+            reused_connection: false,
+            carried: Mutex::new(None),
+        }
+    }
+
+    /// The connection is a pooled, already authenticated one: send no pre-emptive
+    /// connection-bound token (Basic is still sent; it is per request).
+    pub fn on_reused_connection(mut self) -> Self {
+        self.reused_connection = true;
+        self
+    }
+
+    pub fn authenticator(&self) -> &Arc<Authenticator> {
+        &self.auth
+    }
+
+    pub fn proxy(&self) -> &ProxyTarget {
+        &self.proxy
+    }
+
+    /// Whether a handshake waits for the caller's reconnect.
+    pub fn has_carried_handshake(&self) -> bool {
+        self.carried
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
+    }
+}

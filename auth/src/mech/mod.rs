@@ -1,0 +1,128 @@
+//! Mechanisms: what turns credentials (and the proxy's tokens) into our tokens. Each
+//! one sits behind the small [`Mechanism`] trait (`step(input) -> Step{token, complete}`)
+//! so the 407 state machine never knows which library is underneath, and tests can
+//! swap in fakes. Kerberos steps may block on the KDC (callers run them where blocking
+//! is allowed); NTLM and Basic only compute. Mechanisms never log secrets: errors carry
+//! the library's message, which names users and principals but no keys.
+
+mod basic;
+#[cfg(feature = "gssapi")]
+mod gss;
+mod kerberos;
+mod ntlm;
+
+use std::sync::Arc;
+
+pub use basic::BasicMech;
+pub use kerberos::{KdcClient, SspiKerberos};
+pub use ntlm::SspiNtlm;
+
+use crate::credentials::{Credentials, KerberosSource};
+use crate::scheme::Mech;
+
+/// Result of one step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    /// The token to send (raw bytes, before base64); may be empty only when `complete`.
+    pub token: Vec<u8>,
+    /// The mechanism has nothing more to send after this token.
+    pub complete: bool,
+}
+
+/// Why a mechanism could not produce a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MechErrorKind {
+    /// Not possible here (no ticket, KDC unreachable, no SPN): fall back to another mechanism.
+    Unavailable,
+    /// The credentials themselves were refused (KDC pre-auth failed): counts towards lockout.
+    CredentialsRejected,
+    /// Anything else (malformed token from the proxy, library error).
+    Failed,
+}
+
+/// A mechanism's failure; `message` never contains secrets.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{mech}: {message}")]
+pub struct MechError {
+    pub mech: Mech,
+    pub kind: MechErrorKind,
+    pub message: String,
+}
+
+impl MechError {
+    pub fn new(mech: Mech, kind: MechErrorKind, message: impl Into<String>) -> Self {
+        MechError {
+            mech,
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+/// One security context: fed the proxy's tokens, yields ours.
+pub trait Mechanism: Send {
+    /// `input` is `None` for the first token, then the proxy's decoded token.
+    fn step(&mut self, input: Option<&[u8]>) -> Result<Step, MechError>;
+}
+
+/// What a new context is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MechTarget {
+    /// `HTTP/proxy.example.test` (no realm).
+    pub spn: String,
+    /// `tls-server-end-point:<hash>` application data when we speak TLS to the proxy.
+    pub channel_bindings: Option<Vec<u8>>,
+}
+
+/// Makes new contexts. The default is [`CredentialMechanisms`]; tests use fakes.
+pub trait MechanismFactory: Send + Sync {
+    fn create(&self, mech: Mech, target: &MechTarget) -> Result<Box<dyn Mechanism>, MechError>;
+}
+
+/// The real mechanisms over a set of [`Credentials`]: Kerberos from the ticket cache
+/// through the system GSSAPI (feature `gssapi`) or from a password/keytab through sspi,
+/// NTLMv2 through sspi, Basic by hand.
+pub struct CredentialMechanisms {
+    creds: Arc<Credentials>,
+    kdc: KdcClient,
+}
+
+impl CredentialMechanisms {
+    pub fn new(creds: Arc<Credentials>) -> Self {
+        let kdc = KdcClient::new(creds.kdc.clone());
+        CredentialMechanisms { creds, kdc }
+    }
+}
+
+impl MechanismFactory for CredentialMechanisms {
+    fn create(&self, mech: Mech, target: &MechTarget) -> Result<Box<dyn Mechanism>, MechError> {
+        let unavailable = |msg: &str| MechError::new(mech, MechErrorKind::Unavailable, msg);
+        match mech {
+            Mech::Basic => Ok(Box::new(
+                BasicMech::new(&self.creds).ok_or_else(|| unavailable("no password"))?,
+            )),
+            Mech::Ntlm => Ok(Box::new(SspiNtlm::new(&self.creds, target)?)),
+            Mech::Kerberos => match self.creds.kerberos_source() {
+                Some(KerberosSource::TicketCache(ccache)) => {
+                    #[cfg(feature = "gssapi")]
+                    {
+                        Ok(Box::new(gss::GssKerberos::new(ccache.as_deref(), target)?))
+                    }
+                    #[cfg(not(feature = "gssapi"))]
+                    {
+                        let _ = ccache;
+                        Err(unavailable(
+                            "ticket cache single sign-on needs the `gssapi` feature",
+                        ))
+                    }
+                }
+                Some(source) => Ok(Box::new(SspiKerberos::new(
+                    source,
+                    target,
+                    self.kdc.clone(),
+                )?)),
+                None => Err(unavailable("no Kerberos credentials")),
+            },
+        }
+    }
+}

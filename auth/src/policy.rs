@@ -1,0 +1,234 @@
+//! Who gets credentials, and when to stop trying. [`Policy`] is WinHTTP's autologon
+//! policy for proxies: `low` sends credentials to any proxy, `medium` (default) only to
+//! allow-listed proxies or intranet ones (configured suffixes, plain host names), `high`
+//! only to allow-listed ones (never "automatically"). So a PAC script from the network
+//! cannot route our credentials to an attacker's proxy. [`Lockout`] stops trying an
+//! identity after N consecutive rejections for a cool-down, so a wrong password in a
+//! config cannot lock an Active Directory account. Uses tokio time (pausable in tests).
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde::Deserialize;
+use tokio::time::Instant;
+
+/// WinHTTP-style autologon policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AutologonPolicy {
+    Low,
+    #[default]
+    Medium,
+    High,
+}
+
+/// The credential policy: the level plus the allow list and intranet definition.
+#[derive(Debug, Clone, Default)]
+pub struct Policy {
+    pub level: AutologonPolicy,
+    /// Host patterns: `proxy.example.test`, `*.corp.example` (any depth), `10.1.2.3`.
+    pub allow_proxies: Vec<String>,
+    /// Domain suffixes counted as intranet: `corp.example` matches `proxy.corp.example`.
+    pub intranet_suffixes: Vec<String>,
+}
+
+/// `pattern` is a host, `*.suffix`, or `.suffix`; case-insensitive; no ports.
+pub fn host_matches(pattern: &str, host: &str) -> bool {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let pattern = pattern.trim().trim_end_matches('.').to_ascii_lowercase();
+    if let Some(suffix) = pattern
+        .strip_prefix("*.")
+        .or_else(|| pattern.strip_prefix('.'))
+    {
+        return host.ends_with(&format!(".{suffix}"));
+    }
+    pattern == host
+}
+
+/// Whether `pattern` is acceptable in `allow_proxies`.
+pub fn valid_pattern(pattern: &str) -> bool {
+    let p = pattern
+        .strip_prefix("*.")
+        .or_else(|| pattern.strip_prefix('.'))
+        .unwrap_or(pattern);
+    !p.is_empty() && !p.contains('*') && !p.contains('/') && !p.contains(' ')
+}
+
+impl Policy {
+    /// Plain host names (no dot, not an IP) and configured suffixes are intranet.
+    pub fn is_intranet(&self, host: &str) -> bool {
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        if bare.parse::<IpAddr>().is_ok() {
+            return false;
+        }
+        !bare.trim_end_matches('.').contains('.')
+            || self
+                .intranet_suffixes
+                .iter()
+                .any(|s| host_matches(&format!("*.{}", s.trim_start_matches('.')), bare))
+    }
+
+    fn allow_listed(&self, host: &str) -> bool {
+        self.allow_proxies.iter().any(|p| host_matches(p, host))
+    }
+
+    /// May credentials be sent to the proxy `host` (as configured or chosen by PAC)?
+    pub fn allows(&self, host: &str) -> bool {
+        match self.level {
+            AutologonPolicy::Low => true,
+            AutologonPolicy::Medium => self.allow_listed(host) || self.is_intranet(host),
+            AutologonPolicy::High => self.allow_listed(host),
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Entry {
+    consecutive: u32,
+    until: Option<Instant>,
+}
+
+/// Consecutive-rejection lockout per identity.
+#[derive(Debug)]
+pub struct Lockout {
+    after: u32,
+    cool_down: Duration,
+    entries: Mutex<HashMap<String, Entry>>,
+}
+
+impl Lockout {
+    /// `after` = 0 disables the lockout.
+    pub fn new(after: u32, cool_down: Duration) -> Self {
+        Lockout {
+            after,
+            cool_down,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// `Some(remaining)` while `identity` is locked out.
+    pub fn locked(&self, identity: &str) -> Option<Duration> {
+        let mut map = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = map.get_mut(identity)?;
+        let until = entry.until?;
+        let now = Instant::now();
+        if now >= until {
+            // Cool-down over: one more try is allowed; its failure locks again at once.
+            entry.until = None;
+            entry.consecutive = self.after.saturating_sub(1);
+            return None;
+        }
+        Some(until - now)
+    }
+
+    /// A rejection; returns true when it started a lockout.
+    pub fn record_rejection(&self, identity: &str) -> bool {
+        if self.after == 0 {
+            return false;
+        }
+        let mut map = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = map.entry(identity.to_string()).or_default();
+        entry.consecutive += 1;
+        if entry.consecutive >= self.after && entry.until.is_none() {
+            entry.until = Some(Instant::now() + self.cool_down);
+            return true;
+        }
+        false
+    }
+
+    pub fn record_success(&self, identity: &str) {
+        self.entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(identity);
+    }
+
+    /// How many identities are locked out right now (metrics).
+    pub fn locked_count(&self) -> usize {
+        let now = Instant::now();
+        let map = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        map.values()
+            .filter(|e| e.until.is_some_and(|u| u > now))
+            .count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(level: AutologonPolicy) -> Policy {
+        Policy {
+            level,
+            allow_proxies: vec!["proxy.partner.example".into(), "*.proxies.example".into()],
+            intranet_suffixes: vec!["corp.example".into()],
+        }
+    }
+
+    #[test]
+    fn low_sends_credentials_to_any_proxy() {
+        assert!(policy(AutologonPolicy::Low).allows("evil.example.net"));
+    }
+
+    #[test]
+    fn medium_sends_credentials_only_to_allow_listed_or_intranet_proxies() {
+        let p = policy(AutologonPolicy::Medium);
+        assert!(p.allows("proxy.corp.example"));
+        assert!(p.allows("PROXY.CORP.EXAMPLE."));
+        assert!(p.allows("proxy"));
+        assert!(p.allows("a.b.proxies.example"));
+        assert!(p.allows("proxy.partner.example"));
+        assert!(!p.allows("evil.example.net"));
+        assert!(!p.allows("corp.example.evil.net"));
+        assert!(!p.allows("notcorp.example"));
+        assert!(!p.allows("10.0.0.1"));
+    }
+
+    #[test]
+    fn high_sends_credentials_only_to_allow_listed_proxies() {
+        let p = policy(AutologonPolicy::High);
+        assert!(!p.allows("proxy.corp.example"));
+        assert!(!p.allows("proxy"));
+        assert!(p.allows("proxy.partner.example"));
+    }
+
+    #[test]
+    fn allow_list_patterns_are_validated() {
+        assert!(valid_pattern("*.example.test"));
+        assert!(valid_pattern("127.0.0.1"));
+        assert!(!valid_pattern("*"));
+        assert!(!valid_pattern("a*.b"));
+        assert!(!valid_pattern("http://x"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn lockout_starts_after_n_rejections_and_ends_after_the_cool_down() {
+        let l = Lockout::new(3, Duration::from_secs(60));
+        assert!(!l.record_rejection("EXAMPLE\\user"));
+        assert!(!l.record_rejection("EXAMPLE\\user"));
+        assert!(l.locked("EXAMPLE\\user").is_none());
+        assert!(l.record_rejection("EXAMPLE\\user"));
+        assert_eq!(l.locked("EXAMPLE\\user"), Some(Duration::from_secs(60)));
+        assert!(l.locked("other").is_none());
+        assert_eq!(l.locked_count(), 1);
+        tokio::time::advance(Duration::from_secs(59)).await;
+        assert!(l.locked("EXAMPLE\\user").is_some());
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert!(l.locked("EXAMPLE\\user").is_none());
+        assert_eq!(l.locked_count(), 0);
+        // the one retry after the cool-down fails: locked again at once
+        assert!(l.record_rejection("EXAMPLE\\user"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_success_resets_the_rejection_count() {
+        let l = Lockout::new(2, Duration::from_secs(60));
+        l.record_rejection("u");
+        l.record_success("u");
+        assert!(!l.record_rejection("u"));
+        assert!(l.locked("u").is_none());
+    }
+}
