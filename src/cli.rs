@@ -26,6 +26,12 @@ pub enum Command {
     /// Inspect the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Test PAC scripts: evaluate URLs, check syntax, benchmark (the pactester of waypost).
+    #[command(subcommand)]
+    Pac(waypost_pac::cli::PacCommand),
+    /// The local CA for opt-in TLS interception.
+    #[command(subcommand)]
+    Ca(waypost_tls::cli::CaCommand),
 }
 
 #[derive(Debug, Subcommand)]

@@ -19,6 +19,8 @@ fn main() -> ExitCode {
         None => runtime.block_on(run(cli.run)),
         Some(Command::Run(args)) => runtime.block_on(run(args)),
         Some(Command::Config(ConfigCommand::Check { file })) => check(file),
+        Some(Command::Pac(cmd)) => ExitCode::from(runtime.block_on(waypost_pac::cli::run(cmd)).clamp(0, 255) as u8),
+        Some(Command::Ca(cmd)) => ExitCode::from(waypost_tls::cli::run(cmd).clamp(0, 255) as u8),
     }
 }
 
