@@ -242,9 +242,12 @@ mod tests {
 
     #[test]
     fn a_token68_with_padding_is_kept_whole() {
-        let c = parse_header_value("NTLM TlRMTVNTUAACAAAA==, Basic realm=r");
-        assert_eq!(c[0].token68.as_deref(), Some("TlRMTVNTUAACAAAA=="));
-        assert_eq!(c[0].token().as_deref(), Some(&b"NTLMSSP\0\x02\0\0\0"[..]));
+        let c = parse_header_value("NTLM TlRMTVNTUAACAAAAAQI=, Basic realm=r");
+        assert_eq!(c[0].token68.as_deref(), Some("TlRMTVNTUAACAAAAAQI="));
+        assert_eq!(
+            c[0].token().as_deref(),
+            Some(&b"NTLMSSP\0\x02\0\0\0\x01\x02"[..])
+        );
         assert_eq!(c[1].param("realm"), Some("r"));
     }
 

@@ -450,3 +450,7 @@ impl Handshake {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "handshake_tests.rs"]
+mod tests;
