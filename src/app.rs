@@ -14,7 +14,6 @@ use crate::dns::Resolver;
 use crate::metrics::Metrics;
 use crate::route::{self, Decision};
 use crate::target::Target;
-use crate::tls_client::TlsClient;
 use crate::upstream::pool::Pool;
 
 pub struct App {
@@ -22,14 +21,14 @@ pub struct App {
     pub metrics: Metrics,
     pub pool: Arc<Pool>,
     pub resolver: Resolver,
-    pub tls: TlsClient,
+    pub tls: waypost_tls::TlsPolicy,
     pub shutdown: CancellationToken,
     pub tracker: TaskTracker,
 }
 
 impl App {
     /// Builds the state; must run inside a tokio runtime (the pool spawns its reaper).
-    pub fn new(cfg: Config) -> Arc<App> {
+    pub fn new(cfg: Config) -> Result<Arc<App>, String> {
         let metrics = Metrics::new();
         let pool = Pool::new(
             metrics.clone(),
@@ -38,15 +37,16 @@ impl App {
             cfg.timeouts.pool_idle,
         );
         let resolver = Resolver::new(&cfg.dns, cfg.timeouts.resolve);
-        Arc::new(App {
-            tls: TlsClient::new(&[]),
+        let tls = waypost_tls::TlsPolicy::new(&cfg.tls, Some(&metrics.registry)).map_err(|e| e.to_string())?;
+        Ok(Arc::new(App {
+            tls,
             cfg,
             metrics,
             pool,
             resolver,
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
-        })
+        }))
     }
 
     /// The routing decision for a target (static rules; the PAC source plugs in here).

@@ -28,5 +28,5 @@ pub mod relay;
 pub mod route;
 pub mod server;
 pub mod target;
-pub mod tls_client;
 pub mod upstream;
+pub mod wpad;

@@ -43,7 +43,7 @@ impl Running {
 
 /// Binds every listen address and starts accepting.
 pub async fn start(cfg: Config) -> io::Result<Running> {
-    let app = App::new(cfg);
+    let app = App::new(cfg).map_err(io::Error::other)?;
     let mut listeners = Vec::new();
     for addr in &app.cfg.listen {
         let l = TcpListener::bind(addr)

@@ -36,6 +36,8 @@ pub struct Config {
     pub limits: Limits,
     pub client_auth: Option<ClientAuth>,
     pub dns: DnsConfig,
+    /// TLS policy for every connection waypost originates (validated; built in `App::new`).
+    pub tls: waypost_tls::TlsConfig,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

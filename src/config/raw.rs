@@ -24,6 +24,7 @@ pub struct RawConfig {
     pub limits: RawLimits,
     pub client_auth: RawClientAuth,
     pub dns: RawDns,
+    pub tls: waypost_tls::TlsConfig,
 }
 
 impl Default for RawConfig {
@@ -41,6 +42,7 @@ impl Default for RawConfig {
             limits: RawLimits::default(),
             client_auth: RawClientAuth::default(),
             dns: RawDns::default(),
+            tls: waypost_tls::TlsConfig::default(),
         }
     }
 }

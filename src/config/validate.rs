@@ -142,6 +142,13 @@ pub fn validate(raw: &RawConfig, env: &HashMap<String, String>) -> Result<Config
         hosts.insert(name.to_ascii_lowercase(), ips);
     }
 
+    if let Err(e) = waypost_tls::TlsPolicy::new(&raw.tls, None) {
+        for problem in e.problems {
+            let key = if problem.path.starts_with("tls") { problem.path } else { format!("tls.{}", problem.path) };
+            p.add(key, problem.message);
+        }
+    }
+
     if !p.0.is_empty() {
         return Err(p.0);
     }
@@ -175,6 +182,7 @@ pub fn validate(raw: &RawConfig, env: &HashMap<String, String>) -> Result<Config
         },
         client_auth,
         dns: DnsConfig { resolver, servers, hosts },
+        tls: raw.tls.clone(),
     })
 }
 

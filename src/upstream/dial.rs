@@ -67,11 +67,26 @@ pub async fn stream(app: &App, host: &Host, port: u16, tls: bool) -> Result<BoxI
     if !tls {
         return Ok(Box::new(SendTimeout::new(tcp, send)));
     }
-    let connect = app.tls.connect(host, tcp);
-    let tls = tokio::time::timeout(app.cfg.timeouts.connect, connect)
-        .await
-        .map_err(|_| ProxyError::new(ErrorKind::ConnectTimeout, format!("TLS handshake with {host} timed out")))??;
+    let tls = tls_handshake(app, host, tcp, &[b"http/1.1"]).await?;
     Ok(Box::new(SendTimeout::new(tls, send)))
+}
+
+/// TLS under the configured policy, with the failure classified for `X-Waypost-Error`.
+pub async fn tls_handshake<IO>(app: &App, host: &Host, io: IO, alpn: &[&[u8]]) -> Result<tokio_rustls::client::TlsStream<IO>, ProxyError>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let name = host.to_string();
+    let connect = waypost_tls::connect(&app.tls, &name, io, alpn);
+    match tokio::time::timeout(app.cfg.timeouts.connect, connect).await {
+        Err(_) => Err(ProxyError::new(ErrorKind::ConnectTimeout, format!("TLS handshake with {host} timed out"))),
+        Ok(Ok(s)) => Ok(s),
+        Ok(Err(e)) => {
+            let subject = e.subject.clone().unwrap_or_else(|| "-".into());
+            tracing::warn!(host = %host, subject = %subject, kind = e.kind.as_str(), "TLS handshake refused");
+            Err(ProxyError::new(ErrorKind::Tls(e.kind.as_str()), format!("TLS with {host} failed: {}", e.source)))
+        }
+    }
 }
 
 /// The stream to a proxy hop (TLS for `HTTPS` proxies).
