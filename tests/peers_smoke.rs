@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use support::peers::{self, Kdc, Origin, Socks5, Squid, PASSWORD, USER};
+use support::peers::{self, Kdc, Origin, Socks5, Squid, WpadLab, PASSWORD, USER};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -156,6 +156,18 @@ fn squid_ntlm_mic_refuses_curl_which_sends_no_mic() {
 }
 
 #[test]
+fn squid_ntlm_mic_accepts_a_client_whose_authenticate_carries_a_mic() {
+    let origin = Origin::start();
+    let squid = Squid::start("ntlm-mic");
+    let proxy = squid.addr().to_string();
+    assert_eq!(peers::reference_ntlm_client(&["--proxy", &proxy, &origin.url()]), "200");
+    let target = format!("127.0.0.1:{}", origin.port);
+    assert_eq!(peers::reference_ntlm_client(&["--proxy", &proxy, "--connect", &target, &origin.url()]), "200");
+    assert_eq!(peers::reference_ntlm_client(&["--proxy", &proxy, "--password", "wrong", &origin.url()]), "407");
+    assert!(squid.ntlm_log().contains(r#""mic_present": true"#), "{}", squid.ntlm_log());
+}
+
+#[test]
 fn squid_negotiate_accepts_a_kerberos_ticket_from_the_test_kdc() {
     let origin = Origin::start();
     let kdc = Kdc::start();
@@ -195,6 +207,9 @@ fn squid_all_offers_negotiate_ntlm_basic_in_that_order_and_accepts_each() {
         let got = curl(&["-w", "%{http_code}\n", "-x", &proxy, scheme, "-U", &creds, &origin.url()], &kdc.env());
         assert_eq!(got, "200", "{scheme}");
     }
+    // raw NTLMSSP inside Negotiate (Windows without Kerberos) goes to the NTLM verifier
+    let raw = peers::reference_ntlm_client(&["--proxy", &squid.addr().to_string(), "--scheme", "Negotiate", &origin.url()]);
+    assert_eq!(raw, "200");
 }
 
 #[test]
@@ -209,6 +224,8 @@ fn squid_all_close_closes_the_connection_after_the_first_407() {
     assert!(head.starts_with("http/1.1 407") && head.contains("connection: close"), "{head}");
     let proxy = format!("http://localhost:{}", squid.port);
     assert_eq!(status_via(&proxy, &["--proxy-ntlm", "-U", CREDS], &origin.url()), "200");
+    // a WinHTTP-like client sends nothing first, sees the close, reconnects and handshakes
+    assert_eq!(peers::reference_ntlm_client(&["--proxy", &squid.addr().to_string(), &origin.url()]), "200");
 }
 
 #[test]
@@ -254,4 +271,22 @@ fn python_origin_echoes_what_it_received() {
     assert!(body.starts_with("origin=http method=GET path=/echo"), "{body}");
     assert!(body.contains("> X-Probe: 1"), "{body}");
     assert_eq!(curl(&["-w", "%{http_code}\n", &format!("{}/status/418", origin.url())], &[]), "418");
+}
+
+#[test]
+fn wpad_lab_offers_the_pac_by_dhcp_and_dns_inside_its_namespace() {
+    let pac = "function FindProxyForURL(url, host) { return \"PROXY 127.0.0.1:3128; DIRECT\"; }\n";
+    let lab = WpadLab::start(pac);
+    let run = |cmd: &mut Command| String::from_utf8_lossy(&cmd.output().expect("ip netns exec").stdout).into_owned();
+    let dhcp = run(lab.in_client("busybox").args(["udhcpc", "-i", &lab.client_iface, "-f", "-q", "-n", "-t", "5", "-T", "1", "-O", "wpad", "-s"]).arg(&lab.udhcpc_script));
+    assert!(dhcp.contains(&format!("wpad={}", lab.wpad_url)), "{dhcp}");
+    assert!(dhcp.contains(&format!("domain={}", lab.domain)), "{dhcp}");
+    // "wpad" through the search domain, as a WPAD client would ask
+    let hosts = run(lab.in_client("getent").args(["hosts", "wpad"]));
+    assert!(hosts.starts_with(&lab.server_ip), "{hosts}");
+    let served = run(lab.in_client("curl").args(["-sS", &format!("http://wpad.{}/wpad.dat", lab.domain)]));
+    assert_eq!(served, pac);
+    lab.set_pac("function FindProxyForURL(url, host) { return \"DIRECT\"; }\n");
+    let served = run(lab.in_client("curl").args(["-sS", &lab.wpad_url]));
+    assert!(served.contains("\"DIRECT\""), "{served}");
 }

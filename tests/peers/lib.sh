@@ -182,7 +182,7 @@ wp_wait_tcp() {
     return 1
 }
 
-# wp_stop NAME : TERM the recorded pid, KILL it after $WP_STOP_GRACE seconds (default 1:
+# wp_stop NAME : TERM the recorded pid, KILL it after $WP_STOP_GRACE_MS ms (default 500:
 # squid and krb5kdc take ~3 s to exit on TERM and test daemons keep nothing worth saving),
 # then TERM/KILL what is left of its session (auth helpers, dante children).
 wp_stop() {
@@ -196,7 +196,7 @@ wp_stop() {
             wp_log "$name: pid $pid is no longer $exe; not signalling it"; rm -f "$pf"; return 0
         fi
         kill -TERM "$pid" 2>/dev/null || true
-        for ((i = 0; i < ${WP_STOP_GRACE:-1} * 20; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+        for ((i = 0; i < ${WP_STOP_GRACE_MS:-500} / 50; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
         if kill -0 "$pid" 2>/dev/null; then
             kill -KILL "$pid" 2>/dev/null
             # gone once init has reaped it

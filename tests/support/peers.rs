@@ -70,6 +70,27 @@ pub fn require_program(program: &str) {
     assert!(found, "missing program '{program}': {INSTALL_HINT}");
 }
 
+/// Runs `tests/peers/ntlm_client.py` (pyspnego: NTLMv2 with a MIC, WinHTTP-like legs on
+/// one connection) with the venv of `scripts/install-deps.sh`; returns the final status
+/// code it printed ("" when it failed). `args`: `--proxy 127.0.0.1:PORT [--scheme
+/// Negotiate] [--password PW] [--connect HOST:PORT] URL`.
+pub fn reference_ntlm_client(args: &[&str]) -> String {
+    require_program("bash");
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(r#". "$1/lib.sh"; wp_require_venv; exec "$WP_VENV/bin/python" "$1/ntlm_client.py" "${@:2}""#)
+        .arg("ntlm-client")
+        .arg(peers_dir())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run tests/peers/ntlm_client.py");
+    if out.status.code() == Some(69) {
+        panic!("{}\n{INSTALL_HINT}", String::from_utf8_lossy(&out.stderr).trim());
+    }
+    String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or("").trim().to_string()
+}
+
 /// One started peer: its state dir and the script-recorded daemons in it.
 struct Peer {
     what: String,
@@ -81,47 +102,55 @@ impl Peer {
     /// Runs `tests/peers/<script> --state DIR --port PORT --owner-pid PID ARGS...`,
     /// picking a new port while the script reports the port taken (exit 75).
     fn start(what: &str, script: &str, args: &[String]) -> (Peer, u16) {
-        require_program("bash");
         let mut last_error = String::new();
         for _attempt in 0..5 {
-            let dir = state_dir(what);
             let port = free_port();
-            let out = Command::new("bash")
-                .arg(peers_dir().join(script))
-                .arg("--state")
-                .arg(dir.path())
-                .arg("--port")
-                .arg(port.to_string())
-                .arg("--owner-pid")
-                .arg(std::process::id().to_string())
-                .args(args)
-                .stdin(Stdio::null())
-                .output()
-                .unwrap_or_else(|e| panic!("cannot run tests/peers/{script}: {e}"));
-            let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-            let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-            let info = stdout
-                .lines()
-                .filter_map(|l| l.split_once('='))
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect();
-            let peer = Peer { what: what.to_string(), dir, info };
-            match out.status.code() {
-                Some(0) => return (peer, port),
-                Some(75) => {
-                    last_error = stderr;
-                    continue; // port taken meanwhile: Drop cleans up, try another
-                }
-                Some(69) => panic!("cannot start {what}: {}\n{INSTALL_HINT}", stderr.trim()),
-                _ => panic!(
-                    "cannot start {what} (tests/peers/{script} {}: {}):\n{}",
-                    args.join(" "),
-                    out.status,
-                    stderr.trim()
-                ),
+            let mut all = vec!["--port".to_string(), port.to_string()];
+            all.extend_from_slice(args);
+            match Peer::launch(what, &[script], &all) {
+                Ok(peer) => return (peer, port),
+                Err(stderr) => last_error = stderr, // port taken meanwhile: try another
             }
         }
         panic!("cannot start {what}: no free port after 5 attempts: {last_error}");
+    }
+
+    /// Runs `tests/peers/<command...> --state DIR --owner-pid PID ARGS...`; `Err(stderr)`
+    /// when the script says to retry with other parameters (exit 75); panics otherwise.
+    fn launch(what: &str, command: &[&str], args: &[String]) -> Result<Peer, String> {
+        require_program("bash");
+        let dir = state_dir(what);
+        let out = Command::new("bash")
+            .arg(peers_dir().join(command[0]))
+            .args(&command[1..])
+            .arg("--state")
+            .arg(dir.path())
+            .arg("--owner-pid")
+            .arg(std::process::id().to_string())
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run tests/peers/{}: {e}", command[0]));
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let info = stdout
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let peer = Peer { what: what.to_string(), dir, info };
+        match out.status.code() {
+            Some(0) => Ok(peer),
+            Some(75) => Err(stderr), // Drop cleans up what was started
+            Some(69) => panic!("cannot start {what}: {}\n{INSTALL_HINT}", stderr.trim()),
+            _ => panic!(
+                "cannot start {what} (tests/peers/{} {}: {}):\n{}",
+                command.join(" "),
+                args.join(" "),
+                out.status,
+                stderr.trim()
+            ),
+        }
     }
 
     fn path(&self) -> &Path {
@@ -423,5 +452,83 @@ impl Origin {
 
     pub fn state_dir(&self) -> &Path {
         self.peer.path()
+    }
+}
+
+/// A WPAD network in two network namespaces (root only; `tests/peers/wpad-lab.sh`):
+/// in the lab namespace dnsmasq answers DHCP (option 252 = [`WpadLab::wpad_url`],
+/// option 15 = [`WpadLab::domain`]) and DNS (`wpad.<domain>` -> [`WpadLab::server_ip`]),
+/// busybox httpd serves `/wpad.dat`. Programs under test run in the client namespace
+/// ([`WpadLab::in_client`]): there DNS goes to the lab (`/etc/netns/<ns>/resolv.conf`,
+/// search `<domain>`), DHCPINFORM on [`WpadLab::client_iface`] gets option 252, and
+/// 127.0.0.1 is the namespace's own loopback (start upstreams there too if needed).
+pub struct WpadLab {
+    pub client_ns: String,
+    pub client_iface: String,
+    pub client_ip: String,
+    pub server_ip: String,
+    pub domain: String,
+    /// `http://<server_ip>/wpad.dat`, what DHCP option 252 says.
+    pub wpad_url: String,
+    /// The file httpd serves as `/wpad.dat`: rewrite it to change the PAC (roaming).
+    pub pac_file: PathBuf,
+    /// A busybox udhcpc script that prints what DHCP offered (for checks by hand).
+    pub udhcpc_script: PathBuf,
+    peer: Peer,
+}
+
+impl WpadLab {
+    /// Brings a lab up serving `pac` as `/wpad.dat` (and `/proxy.pac`).
+    pub fn start(pac: &str) -> WpadLab {
+        WpadLab::start_with_domain(pac, "corp.example.test")
+    }
+
+    pub fn start_with_domain(pac: &str, domain: &str) -> WpadLab {
+        static NEXT_ID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let pac_dir = state_dir("wpad-pac");
+        let pac_path = pac_dir.path().join("wpad.dat");
+        fs::write(&pac_path, pac).expect("write the PAC");
+        let mut last_error = String::new();
+        for _attempt in 0..10 {
+            // ids 1-250 name the namespaces and the /24; spread processes apart by pid
+            let n = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let id = (std::process::id() + n * 7) % 250 + 1;
+            let args = ["--id".to_string(), id.to_string(), "--pac".into(), pac_path.display().to_string(), "--domain".into(), domain.to_string()];
+            match Peer::launch("wpad-lab", &["wpad-lab.sh", "up"], &args) {
+                Ok(peer) => {
+                    let get = |k: &str| peer.info.get(k).cloned().unwrap_or_else(|| panic!("wpad-lab.sh printed no {k}"));
+                    return WpadLab {
+                        client_ns: get("CLIENT_NS"),
+                        client_iface: get("CLIENT_IFACE"),
+                        client_ip: get("CLIENT_IP"),
+                        server_ip: get("SERVER_IP"),
+                        domain: get("DOMAIN"),
+                        wpad_url: get("WPAD_URL"),
+                        pac_file: PathBuf::from(get("PAC_FILE")),
+                        udhcpc_script: PathBuf::from(get("UDHCPC_SCRIPT")),
+                        peer,
+                    };
+                }
+                Err(stderr) => last_error = stderr, // that id is in use: take another
+            }
+        }
+        panic!("cannot start a WPAD lab: {last_error}");
+    }
+
+    /// A command that runs `program` inside the client namespace (`ip netns exec`).
+    pub fn in_client(&self, program: &str) -> Command {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.client_ns, program]);
+        cmd
+    }
+
+    /// Serves `pac` from now on.
+    pub fn set_pac(&self, pac: &str) {
+        fs::write(&self.pac_file, pac).expect("rewrite wpad.dat");
+    }
+
+    /// dnsmasq's log: DHCP exchanges (`log-dhcp`) and DNS queries.
+    pub fn dnsmasq_log(&self) -> String {
+        fs::read_to_string(self.peer.path().join("log/dnsmasq.log")).unwrap_or_default()
     }
 }
