@@ -81,6 +81,7 @@ async fn tunnel(app: Arc<App>, client: SocketAddr, req: Request<Incoming>) -> Re
     for (i, hop) in decision.hops.iter().enumerate() {
         let result = match hop {
             Hop::Direct => dial::stream(&app, &target.host, target.port, false).await,
+            Hop::Proxy(p) if is_socks(p.kind) => dial::stream_via(&app, &target.host, target.port, false, Some(p)).await,
             Hop::Proxy(p) => dial::connect_via_proxy(&app, p, &target).await,
         };
         match result {
@@ -132,18 +133,26 @@ fn endpoint_for(hop: &Hop, target: &Target) -> Result<(Endpoint, bool), ProxyErr
                 host: target.host.clone(),
                 port: target.port,
                 tls: target.scheme == Scheme::Https,
+                via: None,
                 label: Arc::from("direct"),
             },
             false,
         )),
         Hop::Proxy(p) => match p.kind {
             ProxyKind::Http | ProxyKind::Https => Ok((
-                Endpoint { host: p.host.clone(), port: p.port, tls: p.kind == ProxyKind::Https, label: Arc::from(p.label()) },
+                Endpoint { host: p.host.clone(), port: p.port, tls: p.kind == ProxyKind::Https, via: None, label: Arc::from(p.label()) },
                 true,
             )),
-            ProxyKind::Socks4 | ProxyKind::Socks5 => Err(ProxyError::new(
-                ErrorKind::ConnectFailed,
-                format!("SOCKS upstream {} is not supported for HTTP requests yet", p.label()),
+            // Through SOCKS the connection reaches the origin itself: origin-form requests.
+            ProxyKind::Socks4 | ProxyKind::Socks5 => Ok((
+                Endpoint {
+                    host: target.host.clone(),
+                    port: target.port,
+                    tls: target.scheme == Scheme::Https,
+                    via: Some(p.clone()),
+                    label: Arc::from(p.to_string()),
+                },
+                false,
             )),
         },
     }
@@ -187,8 +196,8 @@ async fn forward(app: Arc<App>, client: SocketAddr, mut req: Request<Incoming>) 
             .map_err(|e| ProxyError::bad_request(format!("cannot rebuild the request URI: {e}")))?;
             if upgrade {
                 let io = match hop {
-                    Hop::Direct => dial::stream(&app, &ep.host, ep.port, ep.tls).await?,
-                    Hop::Proxy(p) => dial::to_proxy(&app, p).await?,
+                    Hop::Proxy(p) if !is_socks(p.kind) => dial::to_proxy(&app, p).await?,
+                    _ => dial::stream_via(&app, &ep.host, ep.port, ep.tls, ep.via.as_ref()).await?,
                 };
                 return Ok((Conn::Upgrade(upstream::handshake(&app, io, true, &ep.label).await?), ep, uri));
             }
@@ -223,6 +232,10 @@ async fn forward(app: Arc<App>, client: SocketAddr, mut req: Request<Incoming>) 
     }
     let e = last_err.unwrap_or_else(|| ProxyError::new(ErrorKind::Internal, "empty route"));
     fail(&access, "-".into(), e)
+}
+
+fn is_socks(kind: ProxyKind) -> bool {
+    matches!(kind, ProxyKind::Socks4 | ProxyKind::Socks5)
 }
 
 enum Conn {

@@ -38,6 +38,8 @@ pub struct Config {
     pub dns: DnsConfig,
     /// TLS policy for every connection waypost originates (validated; built in `App::new`).
     pub tls: waypost_tls::TlsConfig,
+    /// Username/password for SOCKS5 upstreams that ask for it (RFC 1929).
+    pub socks_auth: Option<ClientAuth>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -25,6 +25,7 @@ pub struct RawConfig {
     pub client_auth: RawClientAuth,
     pub dns: RawDns,
     pub tls: waypost_tls::TlsConfig,
+    pub socks: RawSocks,
 }
 
 impl Default for RawConfig {
@@ -43,6 +44,7 @@ impl Default for RawConfig {
             client_auth: RawClientAuth::default(),
             dns: RawDns::default(),
             tls: waypost_tls::TlsConfig::default(),
+            socks: RawSocks::default(),
         }
     }
 }
@@ -155,4 +157,11 @@ impl Default for RawDns {
     fn default() -> Self {
         RawDns { resolver: "hickory".into(), servers: vec![], hosts: BTreeMap::new() }
     }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct RawSocks {
+    pub username: String,
+    pub password: String,
 }

@@ -183,6 +183,8 @@ pub fn validate(raw: &RawConfig, env: &HashMap<String, String>) -> Result<Config
         client_auth,
         dns: DnsConfig { resolver, servers, hosts },
         tls: raw.tls.clone(),
+        socks_auth: (!raw.socks.username.is_empty())
+            .then(|| ClientAuth { username: raw.socks.username.clone(), password: raw.socks.password.clone() }),
     })
 }
 

@@ -62,7 +62,15 @@ fn classify_connect_error(host: &Host, addr: SocketAddr, e: &io::Error) -> Proxy
 
 /// A stream to `host:port`, TLS-wrapped when `tls`, with the send timeout applied.
 pub async fn stream(app: &App, host: &Host, port: u16, tls: bool) -> Result<BoxIo, ProxyError> {
-    let tcp = tcp(app, host, port).await?;
+    stream_via(app, host, port, tls, None).await
+}
+
+/// As [`stream`], optionally through a SOCKS proxy.
+pub async fn stream_via(app: &App, host: &Host, port: u16, tls: bool, socks: Option<&ProxyAddr>) -> Result<BoxIo, ProxyError> {
+    let tcp = match socks {
+        Some(proxy) => super::socks::connect(app, proxy, host, port).await?,
+        None => tcp(app, host, port).await?,
+    };
     let send = app.cfg.timeouts.send;
     if !tls {
         return Ok(Box::new(SendTimeout::new(tcp, send)));
@@ -95,8 +103,8 @@ pub async fn to_proxy(app: &App, proxy: &ProxyAddr) -> Result<BoxIo, ProxyError>
         ProxyKind::Http => stream(app, &proxy.host, proxy.port, false).await,
         ProxyKind::Https => stream(app, &proxy.host, proxy.port, true).await,
         ProxyKind::Socks4 | ProxyKind::Socks5 => Err(ProxyError::new(
-            ErrorKind::ConnectFailed,
-            format!("SOCKS upstream {} is not supported yet", proxy.label()),
+            ErrorKind::Internal,
+            format!("SOCKS upstream {} cannot carry proxy requests; use a tunnel", proxy.label()),
         )),
     }
 }

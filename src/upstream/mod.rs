@@ -7,6 +7,7 @@ pub mod body;
 pub mod dial;
 pub mod io;
 pub mod pool;
+pub mod socks;
 
 use std::sync::Arc;
 
@@ -28,6 +29,8 @@ pub struct Endpoint {
     pub host: Host,
     pub port: u16,
     pub tls: bool,
+    /// A SOCKS proxy the connection goes through (then `host` is the origin).
+    pub via: Option<crate::route::ProxyAddr>,
     pub label: Arc<str>,
 }
 
@@ -94,7 +97,7 @@ pub async fn connection(app: &App, ep: &Endpoint) -> Result<Pooled, ProxyError> 
 
 async fn dial_sender(app: &App, ep: &Endpoint) -> Result<SendRequest<Body>, ProxyError> {
     let started = tokio::time::Instant::now();
-    let io = dial::stream(app, &ep.host, ep.port, ep.tls).await?;
+    let io = dial::stream_via(app, &ep.host, ep.port, ep.tls, ep.via.as_ref()).await?;
     let sender = handshake(app, io, false, &ep.label).await?;
     app.metrics.pool_connect_seconds.with_label_values(&[&ep.label]).observe(started.elapsed().as_secs_f64());
     Ok(sender)
