@@ -130,6 +130,14 @@ impl Credentials {
         }
     }
 
+    /// A user without a secret yet (add a keytab, hash, ...).
+    pub fn with_user(user: &str) -> Self {
+        Credentials {
+            user: Some(user.into()),
+            ..Default::default()
+        }
+    }
+
     /// Single sign-on from a ticket cache (`None` = the default one).
     pub fn ticket_cache(ccache: Option<String>) -> Self {
         Credentials {
