@@ -6,7 +6,7 @@
 #   BENCH_TARGETS="direct squid tinyproxy" bench/run.sh   # without waypost
 #
 # Starts nginx (origin: /1k, /1m, /100m over HTTP, and an HTTPS vhost), waypost
-# ($WAYPOST_BIN, default target/release/waypost, "run --listen 127.0.0.1:PORT": DIRECT,
+# ($WAYPOST_BIN, default $CARGO_TARGET_DIR/release/waypost or target/release/waypost, "run --listen 127.0.0.1:PORT": DIRECT,
 # no config), squid (tests/peers/start-squid.sh --mode open) and tinyproxy, all on
 # 127.0.0.1 and unprivileged, then measures, round by round (medians over rounds):
 #   - keep-alive GET 1 KiB: req/s, p50, p99 (wrk, absolute-form request lines)
@@ -25,7 +25,9 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
 
-: "${WAYPOST_BIN:=$ROOT/target/release/waypost}"
+# waypost reads WAYPOST_* variables as configuration: keep ours out of its environment
+WAYPOST_BIN_PATH="${WAYPOST_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/waypost}"
+unset WAYPOST_BIN
 : "${BENCH_TARGETS:=direct waypost squid tinyproxy}"
 : "${BENCH_ROUNDS:=3}" "${BENCH_SECONDS:=10}" "${BENCH_CONNS:=50}" "${BENCH_CONNS_1M:=16}"
 : "${BENCH_THREADS:=2}" "${BENCH_TLS_SECONDS:=5}" "${BENCH_NGINX_WORKERS:=1}"
@@ -36,7 +38,7 @@ for p in nginx tinyproxy wrk curl python3 openssl "$WP_SQUID"; do
     command -v "$p" >/dev/null || [ -x "$p" ] || wp_die "missing $p: run scripts/install-deps.sh" 69
 done
 case " $BENCH_TARGETS " in *" waypost "*)
-    [ -x "$WAYPOST_BIN" ] || wp_die "no waypost binary at $WAYPOST_BIN: cargo build --release (or set WAYPOST_BIN, or leave waypost out of BENCH_TARGETS)" ;;
+    [ -x "$WAYPOST_BIN_PATH" ] || wp_die "no waypost binary at $WAYPOST_BIN_PATH: cargo build --release (or set WAYPOST_BIN, or leave waypost out of BENCH_TARGETS)" ;;
 esac
 
 BENCH_DIR="$(mktemp -d /tmp/waypost-bench.XXXXXX)"
@@ -107,7 +109,7 @@ for t in $BENCH_TARGETS; do
     case "$t" in
         direct) ;;
         waypost)
-            wp_daemon waypost "$WAYPOST_BIN" run --listen "127.0.0.1:$P_WAYPOST"
+            wp_daemon waypost "$WAYPOST_BIN_PATH" run --listen "127.0.0.1:$P_WAYPOST"
             wp_wait_tcp waypost "$P_WAYPOST" 20 || wp_fail waypost "waypost did not start"
             PID_OF[waypost]="$(head -n1 "$(wp_pidfile waypost)")" ;;
         squid)

@@ -10,7 +10,7 @@
 #    (libkrb5-dev + libclang-dev + pkg-config for GSSAPI bindings), and small tools.
 #    Package scripts are kept from starting system services while installing.
 # 2. A python venv with pyspnego (from PyPI) for the NTLM verifier squid uses, in
-#    ${WAYPOST_CACHE:-/var/cache/waypost-test}/venv (~/.cache/waypost-test as non-root),
+#    ${WP_TEST_CACHE:-/var/cache/waypost-test}/venv (~/.cache/waypost-test as non-root),
 #    readable by the unprivileged user the test daemons run as.
 set -euo pipefail
 
@@ -34,8 +34,8 @@ PACKAGES=(
 log() { printf '[install-deps] %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
-if [ "$(id -u)" = 0 ]; then SUDO=(); CACHE="${WAYPOST_CACHE:-/var/cache/waypost-test}"
-else SUDO=(sudo -n); CACHE="${WAYPOST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/waypost-test}"; fi
+if [ "$(id -u)" = 0 ]; then SUDO=(); CACHE="${WP_TEST_CACHE:-/var/cache/waypost-test}"
+else SUDO=(sudo -n); CACHE="${WP_TEST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/waypost-test}"; fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -34,7 +34,7 @@ wp_usage() { printf '%s\n' "$*" >&2; exit 64; }
 
 # Cache shared by all runs (the python venv with pyspnego); scripts/install-deps.sh fills it.
 wp_cache_dir() {
-    if [ -n "${WAYPOST_CACHE:-}" ]; then printf '%s' "$WAYPOST_CACHE"
+    if [ -n "${WP_TEST_CACHE:-}" ]; then printf '%s' "$WP_TEST_CACHE"
     elif [ "$(id -u)" = 0 ]; then printf '/var/cache/waypost-test'
     else printf '%s/waypost-test' "${XDG_CACHE_HOME:-$HOME/.cache}"; fi
 }
@@ -51,7 +51,7 @@ wp_require() {
 
 wp_require_venv() {
     "$WP_VENV/bin/python" -c 'import spnego' 2>/dev/null ||
-        wp_die "python venv with pyspnego missing at $WP_VENV: run scripts/install-deps.sh (set WAYPOST_CACHE to move it)" 69
+        wp_die "python venv with pyspnego missing at $WP_VENV: run scripts/install-deps.sh (set WP_TEST_CACHE to move it)" 69
 }
 
 # wp_parse_common "$@" : sets STATE, PORT, OWNER_PID and leaves the rest in WP_ARGS.

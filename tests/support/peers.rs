@@ -8,7 +8,7 @@
 //! before awaiting anything else, or in `spawn_blocking`.
 //!
 //! A missing program panics with a message naming `scripts/install-deps.sh`: tests
-//! never skip silently. `WAYPOST_KEEP_PEERS=1` keeps the state dirs (configs, logs)
+//! never skip silently. `WP_KEEP_PEERS=1` keeps the state dirs (configs, logs)
 //! for a look after the run; a test that panics prints its peers' log tails.
 //!
 //! This module must not know anything about waypost itself.
@@ -38,7 +38,9 @@ const INSTALL_HINT: &str = "run scripts/install-deps.sh (as root) to install the
 
 /// `tests/peers/` of this checkout.
 pub fn peers_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("peers")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("peers")
 }
 
 /// A loopback port that was free a moment ago, for TCP and UDP alike (the KDC takes
@@ -52,7 +54,11 @@ pub fn free_port() -> u16 {
         if UdpSocket::bind(("127.0.0.1", port)).is_err() {
             continue;
         }
-        if HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner()).insert(port) {
+        if HANDED_OUT
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(port)
+        {
             return port;
         }
     }
@@ -86,9 +92,17 @@ pub fn reference_ntlm_client(args: &[&str]) -> String {
         .output()
         .expect("run tests/peers/ntlm_client.py");
     if out.status.code() == Some(69) {
-        panic!("{}\n{INSTALL_HINT}", String::from_utf8_lossy(&out.stderr).trim());
+        panic!(
+            "{}\n{INSTALL_HINT}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
-    String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or("").trim().to_string()
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap_or("")
+        .trim()
+        .to_string()
 }
 
 /// One started peer: its state dir and the script-recorded daemons in it.
@@ -138,7 +152,11 @@ impl Peer {
             .filter_map(|l| l.split_once('='))
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        let peer = Peer { what: what.to_string(), dir, info };
+        let peer = Peer {
+            what: what.to_string(),
+            dir,
+            info,
+        };
         match out.status.code() {
             Some(0) => Ok(peer),
             Some(75) => Err(stderr), // Drop cleans up what was started
@@ -174,9 +192,13 @@ impl Drop for Peer {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .status();
-        if std::env::var_os("WAYPOST_KEEP_PEERS").is_some_and(|v| v == "1") {
+        if std::env::var_os("WP_KEEP_PEERS").is_some_and(|v| v == "1") {
             self.dir.disable_cleanup(true);
-            eprintln!("[peers] kept {} state in {}", self.what, self.dir.path().display());
+            eprintln!(
+                "[peers] kept {} state in {}",
+                self.what,
+                self.dir.path().display()
+            );
         }
     }
 }
@@ -184,7 +206,9 @@ impl Drop for Peer {
 /// A fresh state dir under /tmp (root-run daemons drop to `nobody`, which must be able
 /// to reach it: TMPDIR may point somewhere private).
 fn state_dir(what: &str) -> TempDir {
-    let base = std::env::var_os("WAYPOST_PEERS_TMP").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/tmp"));
+    let base = std::env::var_os("WP_PEERS_TMP")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/tmp"));
     tempfile::Builder::new()
         .prefix(&format!("waypost-{what}-"))
         .tempdir_in(&base)
@@ -192,13 +216,19 @@ fn state_dir(what: &str) -> TempDir {
 }
 
 fn print_log_tails(what: &str, dir: &Path) {
-    let Ok(entries) = fs::read_dir(dir.join("log")) else { return };
+    let Ok(entries) = fs::read_dir(dir.join("log")) else {
+        return;
+    };
     for entry in entries.flatten() {
         let text = fs::read_to_string(entry.path()).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         let tail = &lines[lines.len().saturating_sub(20)..];
         if !tail.is_empty() {
-            eprintln!("--- {what}: tail of {}\n{}", entry.path().display(), tail.join("\n"));
+            eprintln!(
+                "--- {what}: tail of {}\n{}",
+                entry.path().display(),
+                tail.join("\n")
+            );
         }
     }
 }
@@ -220,7 +250,13 @@ impl Kdc {
     pub fn start() -> Kdc {
         let (peer, port) = Peer::start("kdc", "start-kdc.sh", &[]);
         let dir = peer.path().to_path_buf();
-        Kdc { port, krb5_conf: dir.join("krb5.conf"), keytab: dir.join("http.keytab"), ccache: dir.join("ccache"), peer }
+        Kdc {
+            port,
+            krb5_conf: dir.join("krb5.conf"),
+            keytab: dir.join("http.keytab"),
+            ccache: dir.join("ccache"),
+            peer,
+        }
     }
 
     pub fn state_dir(&self) -> &Path {
@@ -260,7 +296,10 @@ impl Kdc {
     pub fn env(&self) -> Vec<(String, String)> {
         vec![
             ("KRB5_CONFIG".into(), self.krb5_conf.display().to_string()),
-            ("KRB5CCNAME".into(), format!("FILE:{}", self.ccache.display())),
+            (
+                "KRB5CCNAME".into(),
+                format!("FILE:{}", self.ccache.display()),
+            ),
         ]
     }
 
@@ -271,7 +310,16 @@ impl Kdc {
 }
 
 /// Authentication modes of [`Squid`] (the `--mode` of `tests/peers/start-squid.sh`).
-pub const SQUID_MODES: &[&str] = &["open", "https", "basic", "ntlm", "ntlm-mic", "negotiate", "all", "all-close"];
+pub const SQUID_MODES: &[&str] = &[
+    "open",
+    "https",
+    "basic",
+    "ntlm",
+    "ntlm-mic",
+    "negotiate",
+    "all",
+    "all-close",
+];
 
 /// A squid on 127.0.0.1 in one of [`SQUID_MODES`]:
 /// `open` no auth; `https` TLS to the proxy (`https_port`), no auth; `basic`; `ntlm`
@@ -295,7 +343,9 @@ impl Squid {
 
     /// Starts squid in `mode` forwarding everything to the proxy at 127.0.0.1:`parent_port`.
     pub fn start_with_parent(mode: &str, parent_port: u16) -> Squid {
-        SquidBuilder::new(mode).parent(&format!("127.0.0.1:{parent_port}")).start()
+        SquidBuilder::new(mode)
+            .parent(&format!("127.0.0.1:{parent_port}"))
+            .start()
     }
 
     pub fn builder(mode: &str) -> SquidBuilder {
@@ -352,8 +402,16 @@ pub struct SquidBuilder {
 
 impl SquidBuilder {
     fn new(mode: &str) -> SquidBuilder {
-        assert!(SQUID_MODES.contains(&mode), "unknown squid mode {mode:?}; one of {SQUID_MODES:?}");
-        SquidBuilder { mode: mode.to_string(), kdc_state: None, parent: None, tls_dir: None }
+        assert!(
+            SQUID_MODES.contains(&mode),
+            "unknown squid mode {mode:?}; one of {SQUID_MODES:?}"
+        );
+        SquidBuilder {
+            mode: mode.to_string(),
+            kdc_state: None,
+            parent: None,
+            tls_dir: None,
+        }
     }
 
     /// Verify Kerberos tickets of this KDC (keep it alive as long as clients need it).
@@ -378,7 +436,11 @@ impl SquidBuilder {
         let needs_kdc = matches!(self.mode.as_str(), "negotiate" | "all" | "all-close");
         let own_kdc = (needs_kdc && self.kdc_state.is_none()).then(Kdc::start);
         let mut args = vec!["--mode".to_string(), self.mode.clone()];
-        if let Some(dir) = self.kdc_state.as_deref().or(own_kdc.as_ref().map(|k| k.state_dir())) {
+        if let Some(dir) = self
+            .kdc_state
+            .as_deref()
+            .or(own_kdc.as_ref().map(|k| k.state_dir()))
+        {
             args.extend(["--kdc-state".into(), dir.display().to_string()]);
         }
         if let Some(parent) = &self.parent {
@@ -388,7 +450,13 @@ impl SquidBuilder {
             args.extend(["--tls-dir".into(), dir.display().to_string()]);
         }
         let (peer, port) = Peer::start(&format!("squid-{}", self.mode), "start-squid.sh", &args);
-        Squid { port, mode: self.mode, ca_pem: peer.info_path("CA"), peer, own_kdc }
+        Squid {
+            port,
+            mode: self.mode,
+            ca_pem: peer.info_path("CA"),
+            peer,
+            own_kdc,
+        }
     }
 }
 
@@ -404,12 +472,20 @@ pub struct Socks5 {
 impl Socks5 {
     pub fn start() -> Socks5 {
         let (peer, port) = Peer::start("socks5", "start-socks.sh", &[]);
-        Socks5 { port, credentials: None, peer }
+        Socks5 {
+            port,
+            credentials: None,
+            peer,
+        }
     }
 
     pub fn start_with_auth() -> Socks5 {
         let (peer, port) = Peer::start("socks5-auth", "start-socks.sh", &["--auth".to_string()]);
-        Socks5 { port, credentials: Some((USER.to_string(), PASSWORD.to_string())), peer }
+        Socks5 {
+            port,
+            credentials: Some((USER.to_string(), PASSWORD.to_string())),
+            peer,
+        }
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -433,12 +509,20 @@ pub struct Origin {
 impl Origin {
     pub fn start() -> Origin {
         let (peer, port) = Peer::start("origin", "start-origin.sh", &[]);
-        Origin { port, ca_pem: None, peer }
+        Origin {
+            port,
+            ca_pem: None,
+            peer,
+        }
     }
 
     pub fn start_tls() -> Origin {
         let (peer, port) = Peer::start("origin-tls", "start-origin.sh", &["--tls".to_string()]);
-        Origin { port, ca_pem: peer.info_path("CA"), peer }
+        Origin {
+            port,
+            ca_pem: peer.info_path("CA"),
+            peer,
+        }
     }
 
     /// `http://127.0.0.1:PORT` or `https://localhost:PORT`.
@@ -493,10 +577,22 @@ impl WpadLab {
             // ids 1-250 name the namespaces and the /24; spread processes apart by pid
             let n = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let id = (std::process::id() + n * 7) % 250 + 1;
-            let args = ["--id".to_string(), id.to_string(), "--pac".into(), pac_path.display().to_string(), "--domain".into(), domain.to_string()];
+            let args = [
+                "--id".to_string(),
+                id.to_string(),
+                "--pac".into(),
+                pac_path.display().to_string(),
+                "--domain".into(),
+                domain.to_string(),
+            ];
             match Peer::launch("wpad-lab", &["wpad-lab.sh", "up"], &args) {
                 Ok(peer) => {
-                    let get = |k: &str| peer.info.get(k).cloned().unwrap_or_else(|| panic!("wpad-lab.sh printed no {k}"));
+                    let get = |k: &str| {
+                        peer.info
+                            .get(k)
+                            .cloned()
+                            .unwrap_or_else(|| panic!("wpad-lab.sh printed no {k}"))
+                    };
                     return WpadLab {
                         client_ns: get("CLIENT_NS"),
                         client_iface: get("CLIENT_IFACE"),
