@@ -21,6 +21,7 @@ use waypost_auth::{
     Credentials, ProxyTarget,
 };
 
+#[allow(unused_imports)]
 pub use peers::{Kdc, Origin, Squid, NTLM_DOMAIN, PASSWORD, REALM, USER};
 
 /// The KDC of this test binary (stopped by the scripts' watchdog when the process exits).
