@@ -59,7 +59,7 @@ pub fn convert_addr(s: &str) -> i32 {
         let byte = parts
             .next()
             .map_or(0, |p| js_to_int32(js_string_to_number(p)) & 0xff);
-        value |= (byte as u32) << shift;
+        value |= byte << shift;
     }
     value as i32
 }

@@ -40,7 +40,7 @@ const MUST_NOT_LOAD: &[&str] = &[
     "upstream/pypac/malformed_var_x_eq.pac",
 ];
 
-fn scripts(root: &PathBuf) -> Vec<(String, String)> {
+fn scripts(root: &std::path::Path) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for dir in [
         "upstream/alpaca",

@@ -75,7 +75,8 @@ async fn syntax_errors_report_line_and_column() {
 
 #[tokio::test]
 async fn load_failures_are_typed() {
-    let cases: [(&str, fn(&PacError) -> bool); 4] = [
+    type Check = fn(&PacError) -> bool;
+    let cases: [(&str, Check); 4] = [
         ("", |e| matches!(e, PacError::EmptyScript)),
         ("var x = 1;", |e| matches!(e, PacError::NoEntryPoint)),
         ("var FindProxyForURL = 3;", |e| {
