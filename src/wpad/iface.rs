@@ -94,8 +94,8 @@ pub fn eligible(listed: &[Listed], wanted: Option<&[String]>) -> (Vec<Iface>, Ve
         };
         match why {
             Some(why) => {
-                // unnamed loopback and down interfaces are not worth a line each
-                if wanted.is_some() {
+                // an unnamed loopback interface is not worth a line
+                if wanted.is_some() || !l.loopback {
                     skipped.push((l.name.clone(), why.to_string()));
                 }
             }
@@ -121,7 +121,7 @@ mod tests {
     }
 
     #[test]
-    fn only_up_non_loopback_ipv4_interfaces_are_asked() {
+    fn only_up_non_loopback_ipv4_interfaces_are_asked_and_the_others_say_why() {
         let all = [
             listed("lo", Some([127, 0, 0, 1]), true, true),
             listed("eth0", Some([10, 0, 0, 2]), true, false),
@@ -131,7 +131,7 @@ mod tests {
         let (chosen, skipped) = eligible(&all, None);
         assert_eq!(chosen.iter().map(|i| i.name.as_str()).collect::<Vec<_>>(), ["eth0"]);
         assert_eq!(chosen[0].ipv4, Ipv4Addr::new(10, 0, 0, 2));
-        assert!(skipped.is_empty(), "{skipped:?}");
+        assert_eq!(skipped, [("eth1".to_string(), "not up".to_string()), ("eth2".to_string(), "no IPv4 address".to_string())]);
     }
 
     #[test]
