@@ -168,6 +168,7 @@ impl Lab {
                 self.dnsmasq_log()
             )
         });
+        eprintln!("[{}] inner run {env:?}:\n{stdout}", self.client_ns);
         serde_json::from_str(line).expect("the inner result is JSON")
     }
 }
@@ -276,6 +277,31 @@ fn without_option_252_dns_devolution_finds_wpad_of_the_parent_domain() {
 }
 
 #[test]
+fn wpad_discover_prints_each_attempt_and_what_was_found() {
+    let lab = Lab::start(LabSpec { dhcp_wpad: false, search: "lab.corp.example.test", wpad_name: "wpad.corp.example.test" });
+    let exe = std::env::current_exe().expect("current_exe");
+    let out = Command::new("ip")
+        .args(["netns", "exec", &lab.client_ns])
+        .arg(exe)
+        .args(["--exact", INNER_TEST, "--ignored", "--nocapture", "--test-threads=1"])
+        .env(INNER_ENV, "cli")
+        .output()
+        .expect("run the inner test under ip netns exec");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // the first report line shares its line with libtest's "test ... "
+    let lines: Vec<&str> =
+        stdout.lines().filter_map(|l| ["tried  ", "found  "].iter().filter_map(|p| l.find(p)).min().map(|i| &l[i..])).collect();
+    let dhcp = format!("tried  dhcp {:<40} DHCPACK from {SERVER_IP} has no option 252", format!("{} ({CLIENT_IP})", lab.client_ns));
+    let expected = [
+        dhcp.as_str(),
+        "tried  dns  wpad.lab.corp.example.test               does not resolve (NXDOMAIN)",
+        "found  dns  http://wpad.corp.example.test/wpad.dat  (wpad.corp.example.test resolves to 10.214.9.1)",
+    ];
+    assert_eq!(lines, expected, "{stdout}");
+    assert!(stdout.contains(r#"WPAD-RESULT {"exit":0}"#), "{stdout}");
+}
+
+#[test]
 fn dns_devolution_stops_at_the_registrable_domain_and_reports_every_name_asked() {
     let lab = Lab::start(LabSpec { dhcp_wpad: false, search: "lab.corp.example.test", wpad_name: "wpad.corp.example.test" });
     let r = lab.run_inside(&[(INNER_ENV, "discover"), ("WAYPOST_WPAD_DOMAINS", "a.other.example.test")]);
@@ -315,6 +341,17 @@ fn discovery_runs_inside_the_client_namespace_when_asked_by_an_outer_test() {
                 Ok(found) => serde_json::json!({ "found": found }),
                 Err(e) => serde_json::json!({ "not_found": { "error": e.to_string(), "tried": e.tried() } }),
             }
+        }),
+        "cli" => rt.block_on(async {
+            let args = waypost::wpad::cli::DiscoverArgs {
+                json: false,
+                dhcp_timeout: Duration::from_secs(2),
+                dns_timeout: Duration::from_secs(2),
+                interfaces: Vec::new(),
+                domains: Vec::new(),
+            };
+            let code = waypost::wpad::cli::run_discover(args).await;
+            serde_json::json!({ "exit": code })
         }),
         "watch" => rt.block_on(async {
             let iface = std::env::var("WAYPOST_WPAD_IFACE").expect("WAYPOST_WPAD_IFACE");
