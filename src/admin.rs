@@ -7,15 +7,30 @@ use http::{header, HeaderValue, Request, Response, StatusCode};
 use crate::app::App;
 use crate::body::{self, Body};
 
-pub fn serve<B>(app: &App, req: &Request<B>) -> Response<Body> {
+pub async fn serve<B>(app: &App, req: &Request<B>) -> Response<Body> {
     let (status, ctype, text) = match req.uri().path() {
+        "/explain" => {
+            let url = req.uri().query().unwrap_or("").split('&').find_map(|kv| kv.strip_prefix("url=")).map(percent_decode);
+            match url {
+                None => (StatusCode::BAD_REQUEST, "text/plain; charset=utf-8", "usage: /explain?url=http://host/path\n".to_string()),
+                Some(url) => match crate::explain::report(app, &url).await {
+                    Ok(v) => (StatusCode::OK, "application/json", format!("{v}\n")),
+                    Err(e) => (StatusCode::BAD_REQUEST, "text/plain; charset=utf-8", format!("{e}\n")),
+                },
+            }
+        }
+        "/metrics" => {
+            if app.metrics.pac_loaded_timestamp.get() > 0.0 {
+                app.metrics.pac_script_age_seconds.set(crate::autoproxy::unix_now() - app.metrics.pac_loaded_timestamp.get());
+            }
+            (StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", app.metrics.render())
+        }
         "/healthz" => (StatusCode::OK, "text/plain; charset=utf-8", "ok\n".to_string()),
-        "/metrics" => (StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", app.metrics.render()),
         _ => (
             StatusCode::BAD_REQUEST,
             "text/plain; charset=utf-8",
             "waypost is a forward proxy: send absolute-form requests (GET http://host/path) or CONNECT \
-             host:port, e.g. curl -x http://127.0.0.1:3128 http://example.com/. Admin paths: /metrics, /healthz.\n"
+             host:port, e.g. curl -x http://127.0.0.1:3128 http://example.com/. Admin paths: /metrics, /healthz, /explain?url=URL.\n"
                 .to_string(),
         ),
     };
@@ -23,4 +38,36 @@ pub fn serve<B>(app: &App, req: &Request<B>) -> Response<Body> {
     *resp.status_mut() = status;
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
     resp
+}
+
+/// Decodes `%XX` and `+` in a query value.
+pub fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' if i + 2 < b.len() => {
+                match u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16) {
+                    Ok(v) => {
+                        out.push(v);
+                        i += 3;
+                        continue;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            b'+' => out.push(b' '),
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Encodes a query value.
+pub fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|c| if c.is_ascii_alphanumeric() || b"-._~:/".contains(&c) { (c as char).to_string() } else { format!("%{c:02X}") })
+        .collect()
 }

@@ -12,7 +12,10 @@ use tokio_util::task::TaskTracker;
 use crate::config::Config;
 use crate::dns::Resolver;
 use crate::metrics::Metrics;
-use crate::route::{self, Decision};
+use crate::autoproxy::badproxy::BadProxies;
+use crate::autoproxy::AutoProxy;
+use crate::error::{ErrorKind, ProxyError};
+use crate::route::{self, Decision, Hop};
 use crate::target::Target;
 use crate::upstream::pool::Pool;
 
@@ -24,6 +27,8 @@ pub struct App {
     pub tls: waypost_tls::TlsPolicy,
     pub shutdown: CancellationToken,
     pub tracker: TaskTracker,
+    pub autoproxy: Option<Arc<AutoProxy>>,
+    pub bad: BadProxies,
 }
 
 impl App {
@@ -38,7 +43,11 @@ impl App {
         );
         let resolver = Resolver::new(&cfg.dns, cfg.timeouts.resolve);
         let tls = waypost_tls::TlsPolicy::new(&cfg.tls, Some(&metrics.registry)).map_err(|e| e.to_string())?;
-        Ok(Arc::new(App {
+        let autoproxy = cfg.pac.clone().map(AutoProxy::new);
+        let bad = BadProxies::new(cfg.bad_proxy_retry, metrics.proxies_bad.clone());
+        let app = Arc::new(App {
+            autoproxy,
+            bad,
             tls,
             cfg,
             metrics,
@@ -46,11 +55,42 @@ impl App {
             resolver,
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
-        }))
+        });
+        if let Some(ap) = &app.autoproxy {
+            ap.spawn_refresh(&app);
+        }
+        Ok(app)
     }
 
-    /// The routing decision for a target (static rules; the PAC source plugs in here).
-    pub async fn decide(&self, target: &Target) -> Decision {
-        route::decide(target, &self.cfg.routes)
+    /// The routing decision for a request to `target` (`url` is what a PAC script sees):
+    /// static bypass rules first, then the PAC answer (bad proxies last), else the static
+    /// upstream. Without a PAC answer: DIRECT, or an error when `pac.mandatory`.
+    pub async fn decide(&self, target: &Target, url: &str) -> Result<Decision, ProxyError> {
+        let Some(ap) = &self.autoproxy else {
+            return Ok(route::decide(target, &self.cfg.routes));
+        };
+        if let Some(d) = route::static_bypass(target, &self.cfg.routes) {
+            return Ok(d);
+        }
+        match ap.find(url).await {
+            Ok((_, answer)) => Ok(Decision { hops: route::hops_from_pac(&answer.entries, |p| self.bad.is_bad(p)), reason: "pac" }),
+            Err(why) if ap.settings.mandatory => {
+                self.metrics.pac_fallbacks.with_label_values(&["refused"]).inc();
+                Err(ProxyError::new(ErrorKind::PacUnavailable, format!("no PAC answer and pac.mandatory is set: {why}")))
+            }
+            Err(why) => {
+                self.metrics.pac_fallbacks.with_label_values(&["direct"]).inc();
+                tracing::warn!(error = %why, "no PAC answer; going DIRECT (set pac.mandatory to refuse instead)");
+                Ok(Decision { hops: vec![Hop::Direct], reason: "pac-failed-direct" })
+            }
+        }
+    }
+
+    /// Records a connect-phase failure of a hop: a proxy is marked bad and counted.
+    pub fn hop_failed(&self, hop: &Hop, err: &ProxyError) {
+        if let Hop::Proxy(p) = hop {
+            self.bad.mark(p);
+            self.metrics.proxy_failures.with_label_values(&[&p.label(), err.kind.code()]).inc();
+        }
     }
 }

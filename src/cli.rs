@@ -32,6 +32,29 @@ pub enum Command {
     /// The local CA for opt-in TLS interception.
     #[command(subcommand)]
     Ca(waypost_tls::cli::CaCommand),
+    /// Ask the running waypost how it would route a URL, and why.
+    Explain(ExplainArgs),
+    /// WPAD: find the network's PAC URL by DHCP (option 252) and DNS, and say how.
+    #[command(subcommand)]
+    Wpad(WpadCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WpadCommand {
+    /// Run discovery now and print each attempt and the result.
+    Discover(crate::wpad::cli::DiscoverArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// The URL to explain, e.g. https://www.example.com/
+    pub url: String,
+    /// The running waypost's address.
+    #[arg(long, default_value = "127.0.0.1:3128")]
+    pub proxy: String,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -54,6 +77,9 @@ pub struct RunArgs {
     /// Fixed upstream proxy for all requests, e.g. http://proxy.corp.example:3128.
     #[arg(long, value_name = "URL")]
     pub upstream: Option<String>,
+    /// PAC script: a file, an http(s):// URL, or "auto" for WPAD discovery (DHCP, then DNS).
+    #[arg(long, value_name = "FILE|URL|auto")]
+    pub pac: Option<String>,
     /// More logging (-v debug, -vv trace).
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -64,7 +90,7 @@ pub struct RunArgs {
 
 impl RunArgs {
     pub fn overrides(&self) -> Overrides {
-        Overrides { listen: self.listen.clone(), upstream: self.upstream.clone(), log_level: None }
+        Overrides { listen: self.listen.clone(), upstream: self.upstream.clone(), pac: self.pac.clone(), log_level: None }
     }
 
     pub fn verbosity(&self) -> i8 {

@@ -15,11 +15,13 @@
 pub mod access;
 pub mod admin;
 pub mod app;
+pub mod autoproxy;
 pub mod body;
 pub mod cli;
 pub mod config;
 pub mod dns;
 pub mod error;
+pub mod explain;
 pub mod headers;
 pub mod logging;
 pub mod metrics;

@@ -20,6 +20,10 @@ fn main() -> ExitCode {
         Some(Command::Run(args)) => runtime.block_on(run(args)),
         Some(Command::Config(ConfigCommand::Check { file })) => check(file),
         Some(Command::Pac(cmd)) => ExitCode::from(runtime.block_on(waypost_pac::cli::run(cmd)).clamp(0, 255) as u8),
+        Some(Command::Explain(args)) => runtime.block_on(explain(args)),
+        Some(Command::Wpad(waypost::cli::WpadCommand::Discover(args))) => {
+            ExitCode::from(runtime.block_on(waypost::wpad::cli::run_discover(args)).clamp(0, 255) as u8)
+        }
         Some(Command::Ca(cmd)) => ExitCode::from(waypost_tls::cli::run(cmd).clamp(0, 255) as u8),
     }
 }
@@ -35,6 +39,43 @@ fn check(file: Option<std::path::PathBuf>) -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// `waypost explain URL`: asks the running instance's admin surface.
+async fn explain(args: waypost::cli::ExplainArgs) -> ExitCode {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = args.proxy.trim_start_matches("http://").trim_end_matches('/').to_string();
+    let path = format!("/explain?url={}", waypost::admin::percent_encode(&args.url));
+    let mut stream = match tokio::net::TcpStream::connect(&addr).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("waypost: cannot reach the running waypost at {addr}: {e} (start it, or pass --proxy)");
+            return ExitCode::from(1);
+        }
+    };
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let mut resp = Vec::new();
+    if let Err(e) = async {
+        stream.write_all(req.as_bytes()).await?;
+        stream.read_to_end(&mut resp).await
+    }
+    .await
+    {
+        eprintln!("waypost: {e}");
+        return ExitCode::from(1);
+    }
+    let text = String::from_utf8_lossy(&resp);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    if !head.starts_with("HTTP/1.1 200") {
+        eprint!("waypost: {body}");
+        return ExitCode::from(1);
+    }
+    match serde_json::from_str::<serde_json::Value>(body.trim()) {
+        Ok(v) if args.json => println!("{v}"),
+        Ok(v) => print!("{}", waypost::explain::render_text(&v)),
+        Err(_) => print!("{body}"),
+    }
+    ExitCode::SUCCESS
 }
 
 async fn run(args: RunArgs) -> ExitCode {

@@ -35,6 +35,14 @@ pub struct Metrics {
     pub upstream_connect_attempts: IntCounterVec,
     pub dns_seconds: Histogram,
     pub route_failovers: IntCounterVec,
+    pub proxy_failures: IntCounterVec,
+    pub proxies_bad: IntGauge,
+    // autoproxy
+    pub pac_fetches: IntCounterVec,
+    pub pac_discovery_seconds: Histogram,
+    pub pac_loaded_timestamp: prometheus::Gauge,
+    pub pac_script_age_seconds: prometheus::Gauge,
+    pub pac_fallbacks: IntCounterVec,
 }
 
 fn reg<C: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: C) -> C {
@@ -84,6 +92,13 @@ impl Metrics {
             upstream_connect_attempts: counter_vec(&r, "waypost_upstream_connect_attempts_total", "TCP connect attempts by outcome.", &["outcome"]),
             dns_seconds: reg(&r, Histogram::with_opts(HistogramOpts::new("waypost_dns_duration_seconds", "Name resolution time for upstream connections.")).expect("valid metric")),
             route_failovers: counter_vec(&r, "waypost_route_failovers_total", "Moves to the next hop of a route after a connect-phase failure.", &["reason"]),
+            proxy_failures: counter_vec(&r, "waypost_proxy_failures_total", "Connect-phase failures per upstream proxy (which then is marked bad).", &["proxy", "reason"]),
+            proxies_bad: reg(&r, IntGauge::new("waypost_proxies_marked_bad", "Upstream proxies currently marked bad (tried last).").expect("valid metric")),
+            pac_fetches: counter_vec(&r, "waypost_pac_fetches_total", "PAC script fetches by source (file, url, dhcp, dns) and outcome.", &["source", "outcome"]),
+            pac_discovery_seconds: reg(&r, Histogram::with_opts(HistogramOpts::new("waypost_pac_discovery_duration_seconds", "Time to discover (WPAD) and fetch a PAC script.")).expect("valid metric")),
+            pac_loaded_timestamp: reg(&r, prometheus::Gauge::new("waypost_pac_script_loaded_timestamp_seconds", "Unix time the PAC script in use was loaded.").expect("valid metric")),
+            pac_script_age_seconds: reg(&r, prometheus::Gauge::new("waypost_pac_script_age_seconds", "Age of the PAC script in use (updated at scrape).").expect("valid metric")),
+            pac_fallbacks: counter_vec(&r, "waypost_pac_fallbacks_total", "Requests routed without a PAC answer, by what happened (direct, refused).", &["action"]),
             registry: r,
         }
     }

@@ -32,7 +32,7 @@ pub async fn handle(app: Arc<App>, client: SocketAddr, req: Request<Incoming>) -
         if req.uri().authority().is_some() {
             return Ok(rescue(&ProxyError::bad_request("authority-form targets are only valid with CONNECT")));
         }
-        return Ok(crate::admin::serve(&app, &req));
+        return Ok(crate::admin::serve(&app, &req).await);
     }
     if !client_authorized(&app, req.headers()) {
         let err = ProxyError::new(ErrorKind::ClientAuthRequired, "this proxy requires Basic credentials (Proxy-Authorization)");
@@ -75,7 +75,10 @@ async fn tunnel(app: Arc<App>, client: SocketAddr, req: Request<Incoming>) -> Re
         Err(e) => return rescue(&e),
     };
     let access = Access::new(client, "CONNECT", target.to_string(), "connect", app.metrics.clone(), app.cfg.log.access_log);
-    let decision = app.decide(&target).await;
+    let decision = match app.decide(&target, &format!("https://{}/", target.host_header())).await {
+        Ok(d) => d,
+        Err(e) => return fail(&access, "-".into(), e),
+    };
     let mut last_err = None;
     let mut upstream: Option<(BoxIo, String)> = None;
     for (i, hop) in decision.hops.iter().enumerate() {
@@ -90,11 +93,17 @@ async fn tunnel(app: Arc<App>, client: SocketAddr, req: Request<Incoming>) -> Re
                 break;
             }
             Err(e) if e.kind.is_connect_phase() && i + 1 < decision.hops.len() => {
+                app.hop_failed(hop, &e);
                 app.metrics.route_failovers.with_label_values(&[e.kind.code()]).inc();
                 tracing::info!(hop = %hop, error = %e, "hop failed; trying the next one");
                 last_err = Some(e);
             }
-            Err(e) => return fail(&access, hop.to_string(), e),
+            Err(e) => {
+                if e.kind.is_connect_phase() {
+                    app.hop_failed(hop, &e);
+                }
+                return fail(&access, hop.to_string(), e);
+            }
         }
     }
     let Some((io, route)) = upstream else {
@@ -181,7 +190,11 @@ async fn forward(app: Arc<App>, client: SocketAddr, mut req: Request<Incoming>) 
     }
     let path = parts.uri.path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into());
     let started = tokio::time::Instant::now();
-    let decision = app.decide(&target).await;
+    let pac_url = format!("{}://{}{}", target.scheme.as_str(), target.host_header(), path);
+    let decision = match app.decide(&target, &pac_url).await {
+        Ok(d) => d,
+        Err(e) => return fail(&access, "-".into(), e),
+    };
     let mut body = Some(Counted::new(body, access.clone(), true).boxed());
     let mut last_err = None;
     for (i, hop) in decision.hops.iter().enumerate() {
@@ -206,12 +219,18 @@ async fn forward(app: Arc<App>, client: SocketAddr, mut req: Request<Incoming>) 
         let (conn, ep, uri) = match attempt.await {
             Ok(c) => c,
             Err(e) if e.kind.is_connect_phase() && more => {
+                app.hop_failed(hop, &e);
                 app.metrics.route_failovers.with_label_values(&[e.kind.code()]).inc();
                 tracing::info!(hop = %hop, error = %e, "hop failed; trying the next one");
                 last_err = Some(e);
                 continue;
             }
-            Err(e) => return fail(&access, hop.to_string(), e),
+            Err(e) => {
+                if e.kind.is_connect_phase() {
+                    app.hop_failed(hop, &e);
+                }
+                return fail(&access, hop.to_string(), e);
+            }
         };
         let mut builder = Request::builder().method(parts.method.clone()).uri(uri).version(Version::HTTP_11);
         if let Some(h) = builder.headers_mut() {

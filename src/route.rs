@@ -221,12 +221,8 @@ pub struct StaticRoutes {
 
 /// The static routing decision. Pure: same inputs, same answer.
 pub fn decide(target: &Target, routes: &StaticRoutes) -> Decision {
-    if routes.bypass_loopback && target.host.is_loopback() {
-        return Decision { hops: vec![Hop::Direct], reason: "loopback" };
-    }
-    if let Some(rule) = routes.bypass.iter().find(|r| r.matches(&target.host)) {
-        let _ = rule;
-        return Decision { hops: vec![Hop::Direct], reason: "bypass" };
+    if let Some(d) = static_bypass(target, routes) {
+        return d;
     }
     let upstream = match target.scheme {
         Scheme::Http => &routes.http_upstream,
@@ -236,6 +232,52 @@ pub fn decide(target: &Target, routes: &StaticRoutes) -> Decision {
         Some(p) => Decision { hops: vec![Hop::Proxy(p.clone())], reason: "upstream" },
         None => Decision { hops: vec![Hop::Direct], reason: "direct" },
     }
+}
+
+/// The hops of a PAC answer, in order; proxies marked bad move to the end (still tried last).
+/// Entries that cannot be used (an unparsable host) are skipped.
+pub fn hops_from_pac(entries: &[waypost_pac::ProxyEntry], is_bad: impl Fn(&ProxyAddr) -> bool) -> Vec<Hop> {
+    use waypost_pac::{ProxyEntry, ProxyKind as K};
+    let mut good = Vec::new();
+    let mut bad = Vec::new();
+    for e in entries {
+        let hop = match e {
+            ProxyEntry::Direct => Hop::Direct,
+            ProxyEntry::Proxy { kind, host, port } => {
+                let kind = match kind {
+                    K::Http => ProxyKind::Http,
+                    K::Https => ProxyKind::Https,
+                    K::Socks4 => ProxyKind::Socks4,
+                    K::Socks5 => ProxyKind::Socks5,
+                };
+                let Ok(host) = Host::parse(host) else { continue };
+                Hop::Proxy(ProxyAddr { kind, host, port: *port })
+            }
+        };
+        if good.contains(&hop) || bad.contains(&hop) {
+            continue;
+        }
+        match &hop {
+            Hop::Proxy(p) if is_bad(p) => bad.push(hop),
+            _ => good.push(hop),
+        }
+    }
+    good.extend(bad);
+    if good.is_empty() {
+        good.push(Hop::Direct);
+    }
+    good
+}
+
+/// Static rules that win over PAC: loopback and the bypass list. `None` = not bypassed.
+pub fn static_bypass(target: &Target, routes: &StaticRoutes) -> Option<Decision> {
+    if routes.bypass_loopback && target.host.is_loopback() {
+        return Some(Decision { hops: vec![Hop::Direct], reason: "loopback" });
+    }
+    if routes.bypass.iter().any(|r| r.matches(&target.host)) {
+        return Some(Decision { hops: vec![Hop::Direct], reason: "bypass" });
+    }
+    None
 }
 
 #[cfg(test)]
@@ -284,6 +326,15 @@ mod tests {
         assert!(rule.matches(&Host::parse("corp.example").unwrap()));
         assert!(rule.matches(&Host::parse("a.corp.example").unwrap()));
         assert!(!rule.matches(&Host::parse("xcorp.example").unwrap()));
+    }
+
+    #[test]
+    fn pac_answers_become_hops_with_bad_proxies_last() {
+        let entries = waypost_pac::parse_result("PROXY a:1; PROXY b:2; SOCKS5 s:1080; DIRECT; PROXY a:1");
+        let bad_a = |p: &ProxyAddr| p.label() == "a:1";
+        let hops: Vec<String> = hops_from_pac(&entries, bad_a).iter().map(|h| h.to_string()).collect();
+        assert_eq!(hops, ["http://b:2", "socks5://s:1080", "DIRECT", "http://a:1"]);
+        assert_eq!(hops_from_pac(&[], |_| false), vec![Hop::Direct]);
     }
 
     #[test]

@@ -40,6 +40,10 @@ pub struct Config {
     pub tls: waypost_tls::TlsConfig,
     /// Username/password for SOCKS5 upstreams that ask for it (RFC 1929).
     pub socks_auth: Option<ClientAuth>,
+    /// Autoproxy (None = no PAC: static routing only).
+    pub pac: Option<crate::autoproxy::PacSettings>,
+    /// How long a failed proxy is tried last (also for static upstreams).
+    pub bad_proxy_retry: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,6 +148,7 @@ impl std::error::Error for ConfigError {}
 pub struct Overrides {
     pub listen: Vec<String>,
     pub upstream: Option<String>,
+    pub pac: Option<String>,
     pub log_level: Option<String>,
 }
 
@@ -197,6 +202,10 @@ pub fn load_with_env(
     if let Some(u) = &overrides.upstream {
         builder = set(builder, "route.upstream", u.clone().into())
             .map_err(|e| single("route.upstream", e.to_string(), Some("command line".into())))?;
+    }
+    if let Some(p) = &overrides.pac {
+        builder = set(builder, "pac.source", p.clone().into())
+            .map_err(|e| single("pac.source", e.to_string(), Some("command line".into())))?;
     }
     if let Some(l) = &overrides.log_level {
         builder = set(builder, "log.level", l.clone().into())

@@ -26,6 +26,7 @@ pub struct RawConfig {
     pub dns: RawDns,
     pub tls: waypost_tls::TlsConfig,
     pub socks: RawSocks,
+    pub pac: RawPac,
 }
 
 impl Default for RawConfig {
@@ -45,6 +46,7 @@ impl Default for RawConfig {
             dns: RawDns::default(),
             tls: waypost_tls::TlsConfig::default(),
             socks: RawSocks::default(),
+            pac: RawPac::default(),
         }
     }
 }
@@ -164,4 +166,40 @@ impl Default for RawDns {
 pub struct RawSocks {
     pub username: String,
     pub password: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct RawPac {
+    pub source: String,
+    pub mandatory: bool,
+    pub refresh: String,
+    pub first_load_wait: String,
+    pub fetch_timeout: String,
+    pub max_script_size: usize,
+    pub cache_file: String,
+    pub bad_proxy_retry: String,
+    pub workers: usize,
+    pub call_timeout: String,
+    pub result_cache_ttl: String,
+    pub my_ip: Vec<String>,
+}
+
+impl Default for RawPac {
+    fn default() -> Self {
+        RawPac {
+            source: String::new(),
+            mandatory: false,
+            refresh: "30m".into(),
+            first_load_wait: "10s".into(),
+            fetch_timeout: "15s".into(),
+            max_script_size: 1024 * 1024,
+            cache_file: "auto".into(),
+            bad_proxy_retry: "5m".into(),
+            workers: 0,
+            call_timeout: "5s".into(),
+            result_cache_ttl: "30s".into(),
+            my_ip: vec![],
+        }
+    }
 }

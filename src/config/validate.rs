@@ -84,6 +84,13 @@ pub fn validate(raw: &RawConfig, env: &HashMap<String, String>) -> Result<Config
     let tunnel_idle = dur("timeouts.tunnel_idle", &t.tunnel_idle, false);
     let client_header = dur("timeouts.client_header", &t.client_header, false);
     let pool_idle = dur("timeouts.pool_idle", &t.pool_idle, false);
+    let pc = &raw.pac;
+    let pac_refresh = dur("pac.refresh", &pc.refresh, false);
+    let pac_wait = dur("pac.first_load_wait", &pc.first_load_wait, false);
+    let pac_fetch = dur("pac.fetch_timeout", &pc.fetch_timeout, false);
+    let bad_retry = dur("pac.bad_proxy_retry", &pc.bad_proxy_retry, false);
+    let pac_call = dur("pac.call_timeout", &pc.call_timeout, false);
+    let pac_cache = dur("pac.result_cache_ttl", &pc.result_cache_ttl, false);
 
     let format = match raw.log.format.as_str() {
         "text" => LogFormat::Text,
@@ -142,6 +149,32 @@ pub fn validate(raw: &RawConfig, env: &HashMap<String, String>) -> Result<Config
         hosts.insert(name.to_ascii_lowercase(), ips);
     }
 
+    let mut my_ip = Vec::new();
+    for (i, ip) in pc.my_ip.iter().enumerate() {
+        match ip.parse::<IpAddr>() {
+            Ok(a) => my_ip.push(a),
+            Err(_) => p.add(format!("pac.my_ip[{i}]"), format!("{ip:?} is not an IP address")),
+        }
+    }
+    let source = pc.source.trim().to_string();
+    if !source.is_empty() && source != "auto" && !source.starts_with("http://") && !source.starts_with("https://") {
+        let path = source.strip_prefix("file://").unwrap_or(&source);
+        if !std::path::Path::new(path).is_file() {
+            p.add("pac.source", format!("{source:?} is neither \"auto\", an http(s):// URL, nor a readable file"));
+        }
+    }
+    if pc.max_script_size == 0 {
+        p.add("pac.max_script_size", "must be at least 1 byte");
+    }
+    let cache_file = match pc.cache_file.as_str() {
+        "" | "none" => None,
+        "auto" => std::env::var_os("XDG_CACHE_HOME")
+            .map(std::path::PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache")))
+            .map(|d| d.join("waypost").join("last-good.pac")),
+        path => Some(std::path::PathBuf::from(path)),
+    };
+
     if let Err(e) = waypost_tls::TlsPolicy::new(&raw.tls, None) {
         for problem in e.problems {
             let key = if problem.path.starts_with("tls") { problem.path } else { format!("tls.{}", problem.path) };
@@ -183,6 +216,21 @@ pub fn validate(raw: &RawConfig, env: &HashMap<String, String>) -> Result<Config
         client_auth,
         dns: DnsConfig { resolver, servers, hosts },
         tls: raw.tls.clone(),
+        pac: (!source.is_empty()).then(|| crate::autoproxy::PacSettings {
+            source: source.clone(),
+            mandatory: pc.mandatory,
+            refresh: pac_refresh.expect(missing),
+            first_load_wait: pac_wait.expect(missing),
+            fetch_timeout: pac_fetch.expect(missing),
+            max_script_size: pc.max_script_size,
+            cache_file,
+            bad_proxy_retry: bad_retry.expect(missing),
+            workers: pc.workers,
+            call_timeout: pac_call.expect(missing),
+            result_cache_ttl: pac_cache.expect(missing),
+            my_ip,
+        }),
+        bad_proxy_retry: bad_retry.expect(missing),
         socks_auth: (!raw.socks.username.is_empty())
             .then(|| ClientAuth { username: raw.socks.username.clone(), password: raw.socks.password.clone() }),
     })

@@ -1,0 +1,228 @@
+//! Autoproxy in the running proxy: where the PAC script comes from, keeping it fresh, and
+//! asking it (WinHTTP's WINHTTP_AUTOPROXY_OPTIONS).
+//!
+//! A refresh task owns the script: it loads it from the configured source (file, URL, or WPAD
+//! discovery by DHCP then DNS), installs it in one [`PacEngine`] (a new script resets globals and
+//! flushes the result cache), keeps the last good copy on disk, and reloads on an interval and
+//! when the network changes. Requests that arrive before the first load wait for it, bounded.
+//! Lifecycle: Loading -> Ready(script) -> (refresh) Ready(new script) | Ready(kept script);
+//! Loading -> Failed (no script: DIRECT or 502 per `pac.mandatory`) -> Ready on a later refresh.
+
+pub mod badproxy;
+pub mod fetch;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::watch;
+use waypost_pac::{PacAnswer, PacEngine, PacOptions};
+
+use crate::app::App;
+
+/// Validated `[pac]` settings.
+#[derive(Debug, Clone)]
+pub struct PacSettings {
+    /// A path, `file://` or `http(s)://` URL, or `auto` (WPAD).
+    pub source: String,
+    pub mandatory: bool,
+    pub refresh: Duration,
+    pub first_load_wait: Duration,
+    pub fetch_timeout: Duration,
+    pub max_script_size: usize,
+    /// Where the last good script is kept (None = not kept).
+    pub cache_file: Option<PathBuf>,
+    pub bad_proxy_retry: Duration,
+    pub workers: usize,
+    pub call_timeout: Duration,
+    pub result_cache_ttl: Duration,
+    pub my_ip: Vec<std::net::IpAddr>,
+}
+
+/// The script in use and where it came from.
+pub struct Loaded {
+    /// The URL or path it was read from.
+    pub source: String,
+    /// `file`, `url`, `dhcp`, `dns` or `disk` (the last good copy, at start-up).
+    pub method: &'static str,
+    pub loaded_at: SystemTime,
+}
+
+pub struct AutoProxy {
+    pub settings: PacSettings,
+    engine: tokio::sync::OnceCell<PacEngine>,
+    state: watch::Sender<Option<Arc<Loaded>>>,
+    /// Becomes true after the first load attempt (success or not).
+    attempted: watch::Sender<bool>,
+    /// The last load error, for `explain`.
+    last_error: std::sync::Mutex<Option<String>>,
+    /// The text of the installed script (to skip reinstalling an unchanged one).
+    installed_text: std::sync::Mutex<String>,
+}
+
+impl AutoProxy {
+    pub fn new(settings: PacSettings) -> Arc<AutoProxy> {
+        Arc::new(AutoProxy {
+            settings,
+            engine: tokio::sync::OnceCell::new(),
+            state: watch::channel(None).0,
+            attempted: watch::channel(false).0,
+            last_error: std::sync::Mutex::new(None),
+            installed_text: std::sync::Mutex::new(String::new()),
+        })
+    }
+
+    /// The script in use, after waiting (bounded) for the first load.
+    pub async fn loaded(&self) -> Option<Arc<Loaded>> {
+        let mut rx = self.attempted.subscribe();
+        let _ = tokio::time::timeout(self.settings.first_load_wait, rx.wait_for(|done| *done)).await;
+        self.state.borrow().clone()
+    }
+
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Evaluates the script for `url`. Err = no script, or the script failed.
+    pub async fn find(&self, url: &str) -> Result<(Arc<Loaded>, PacAnswer), String> {
+        let loaded = self.loaded().await.ok_or_else(|| self.last_error().unwrap_or_else(|| "no PAC script loaded yet".into()))?;
+        let engine = self.engine.get().ok_or("no PAC engine")?;
+        let answer = engine.find_proxy(url).await.map_err(|e| e.to_string())?;
+        Ok((loaded, answer))
+    }
+
+    /// Starts the refresh task; it holds only a weak reference to the app.
+    pub fn spawn_refresh(self: &Arc<Self>, app: &Arc<App>) {
+        let me = self.clone();
+        let app = Arc::downgrade(app);
+        tokio::spawn(async move { me.refresh_loop(app).await });
+    }
+
+    async fn refresh_loop(self: Arc<Self>, app: Weak<App>) {
+        let mut network = crate::wpad::NetworkWatcher::spawn();
+        loop {
+            let Some(app) = app.upgrade() else { return };
+            self.refresh_once(&app).await;
+            self.attempted.send_replace(true);
+            drop(app);
+            tokio::select! {
+                _ = tokio::time::sleep(self.settings.refresh) => {}
+                r = network.changed() => {
+                    if r.is_err() {
+                        tokio::time::sleep(self.settings.refresh).await;
+                    } else {
+                        tracing::info!("network changed: reloading the PAC script");
+                    }
+                }
+            }
+        }
+    }
+
+    async fn refresh_once(&self, app: &App) {
+        let started = tokio::time::Instant::now();
+        let result = self.obtain(app).await;
+        let m = &app.metrics;
+        match result {
+            Ok((text, source, method)) => {
+                m.pac_fetches.with_label_values(&[method, "ok"]).inc();
+                match self.install(app, &text, source.clone(), method).await {
+                    Ok(()) => {
+                        self.save_last_good(&text);
+                        *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                    }
+                    Err(e) => self.failed(app, format!("PAC script from {source} does not load: {e}")),
+                }
+            }
+            Err((method, e)) => {
+                m.pac_fetches.with_label_values(&[method, "error"]).inc();
+                self.failed(app, e);
+            }
+        }
+        m.pac_discovery_seconds.observe(started.elapsed().as_secs_f64());
+    }
+
+    fn failed(&self, app: &App, why: String) {
+        tracing::warn!(error = %why, "cannot obtain a PAC script; keeping the last good one if any");
+        *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(why);
+        let _ = app;
+    }
+
+    /// Returns (script, source, method) or (method, error).
+    async fn obtain(&self, app: &App) -> Result<(String, String, &'static str), (&'static str, String)> {
+        let s = &self.settings;
+        let (url, method) = if s.source == "auto" {
+            match crate::wpad::discover(&crate::wpad::WpadOptions::default()).await {
+                Ok(found) => {
+                    let method = match found.method {
+                        crate::wpad::Method::Dhcp => "dhcp",
+                        crate::wpad::Method::Dns => "dns",
+                    };
+                    tracing::info!(url = %found.url, method, source = %found.source, "WPAD discovery found a PAC URL");
+                    (found.url, method)
+                }
+                Err(e) => return Err(("dns", format!("WPAD discovery: {e}"))),
+            }
+        } else if s.source.starts_with("http://") || s.source.starts_with("https://") {
+            (s.source.clone(), "url")
+        } else {
+            (s.source.clone(), "file")
+        };
+        let text = fetch::fetch(app, &url, s.fetch_timeout, s.max_script_size).await.map_err(|e| (method, e))?;
+        Ok((text, url, method))
+    }
+
+    async fn install(&self, app: &App, text: &str, source: String, method: &'static str) -> Result<(), String> {
+        if let Some(engine) = self.engine.get() {
+            let unchanged = *self.installed_text.lock().unwrap_or_else(|p| p.into_inner()) == text;
+            if !unchanged {
+                engine.replace_script(text).await.map_err(|e| e.to_string())?;
+                tracing::info!(source = %source, method, "new PAC script installed; result cache flushed");
+            }
+        } else {
+            let engine = PacEngine::new(text, self.options(), Some(&app.metrics.registry)).await.map_err(|e| e.to_string())?;
+            let _ = self.engine.set(engine);
+            tracing::info!(source = %source, method, "PAC script loaded");
+        }
+        *self.installed_text.lock().unwrap_or_else(|p| p.into_inner()) = text.to_string();
+        app.metrics.pac_loaded_timestamp.set(unix_now());
+        self.state.send_replace(Some(Arc::new(Loaded { source, method, loaded_at: SystemTime::now() })));
+        Ok(())
+    }
+
+    fn options(&self) -> PacOptions {
+        let s = &self.settings;
+        let mut o = PacOptions::default();
+        if s.workers > 0 {
+            o.workers = s.workers;
+        }
+        o.call_timeout = s.call_timeout;
+        o.max_script_bytes = s.max_script_size;
+        o.cache_ttl = s.result_cache_ttl;
+        o.my_ip = s.my_ip.clone();
+        o
+    }
+
+    fn save_last_good(&self, text: &str) {
+        let Some(path) = &self.settings.cache_file else { return };
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let tmp = path.with_extension("tmp");
+        if let Err(e) = std::fs::write(&tmp, text).and_then(|_| std::fs::rename(&tmp, path)) {
+            tracing::debug!(error = %e, path = %path.display(), "cannot keep the last good PAC script on disk");
+        }
+    }
+
+    /// At start-up, before the first fetch: the last good script from disk, if any.
+    pub async fn load_last_good(&self, app: &App) {
+        let Some(path) = &self.settings.cache_file else { return };
+        let Ok(text) = std::fs::read_to_string(path) else { return };
+        if self.install(app, &text, path.display().to_string(), "disk").await.is_ok() {
+            tracing::info!(path = %path.display(), "using the last good PAC script until a fresh one is fetched");
+        }
+    }
+}
+
+pub fn unix_now() -> f64 {
+    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+}

@@ -1,0 +1,99 @@
+//! "Why does this URL go where it goes?": the explain report behind `GET /explain?url=...` and
+//! `waypost explain URL`.
+//!
+//! Read-only: it asks the same decision function requests use, plus the PAC source, its age,
+//! the raw answer, cache hit or miss, and the proxies marked bad.
+
+use serde_json::{json, Value};
+
+use crate::app::App;
+use crate::route::{self, Hop};
+use crate::target::{Scheme, Target};
+
+/// The explain report for `url` as JSON.
+pub async fn report(app: &App, url: &str) -> Result<Value, String> {
+    let uri: http::Uri = url.parse().map_err(|e| format!("invalid URL {url:?}: {e}"))?;
+    let target = Target::from_absolute(&uri, false).map_err(|e| e.detail)?;
+    let bad: Vec<Value> = app
+        .bad
+        .snapshot()
+        .into_iter()
+        .map(|(p, left)| json!({"proxy": p.to_string(), "retry_in_seconds": left.as_secs()}))
+        .collect();
+    let mut pac = Value::Null;
+    let mut raw = Value::Null;
+    let mut proxies = Value::Null;
+    let mut cached = Value::Null;
+    let mut pac_error = Value::Null;
+    if let Some(ap) = &app.autoproxy {
+        if let Some(loaded) = ap.loaded().await {
+            let age = loaded.loaded_at.elapsed().map(|d| d.as_secs()).unwrap_or(0);
+            pac = json!({"source": loaded.source, "method": loaded.method, "age_seconds": age});
+        }
+        match route::static_bypass(&target, &app.cfg.routes) {
+            Some(_) => {}
+            None => match ap.find(url).await {
+                Ok((_, answer)) => {
+                    raw = json!(answer.raw);
+                    proxies = json!(answer.entries.iter().map(|e| e.to_string()).collect::<Vec<_>>());
+                    cached = json!(answer.cached);
+                }
+                Err(e) => pac_error = json!(e),
+            },
+        }
+    }
+    let pac_url = match target.scheme {
+        Scheme::Https => format!("https://{}/", target.host_header()),
+        Scheme::Http => url.to_string(),
+    };
+    let (decision, reason, error) = match app.decide(&target, &pac_url).await {
+        Ok(d) => (d.hops.iter().map(Hop::to_string).collect::<Vec<_>>(), d.reason, Value::Null),
+        Err(e) => (vec![], "refused", json!(e.to_string())),
+    };
+    Ok(json!({
+        "url": url,
+        "target": target.to_string(),
+        "pac": pac,
+        "pac_error": pac_error,
+        "raw": raw,
+        "proxies": proxies,
+        "cached": cached,
+        "bad_proxies": bad,
+        "decision": decision,
+        "reason": reason,
+        "hop_now": decision.first(),
+        "error": error,
+    }))
+}
+
+/// Human-readable rendering of a report.
+pub fn render_text(v: &Value) -> String {
+    let s = |k: &str| v.get(k).map(|x| x.as_str().map(str::to_string).unwrap_or_else(|| x.to_string())).unwrap_or_default();
+    let mut out = format!("url:        {}\n", s("url"));
+    match v.get("pac") {
+        Some(Value::Object(p)) => out.push_str(&format!(
+            "pac:        {} (via {}, {} s old)\n",
+            p.get("source").and_then(Value::as_str).unwrap_or("?"),
+            p.get("method").and_then(Value::as_str).unwrap_or("?"),
+            p.get("age_seconds").and_then(Value::as_u64).unwrap_or(0)
+        )),
+        _ => out.push_str("pac:        none\n"),
+    }
+    if !v["pac_error"].is_null() {
+        out.push_str(&format!("pac error:  {}\n", s("pac_error")));
+    }
+    if !v["raw"].is_null() {
+        out.push_str(&format!("pac result: {}  ({})\n", s("raw"), if v["cached"] == json!(true) { "cache hit" } else { "cache miss" }));
+    }
+    if let Some(bad) = v["bad_proxies"].as_array() {
+        for b in bad {
+            out.push_str(&format!("marked bad: {} (retried first again in {} s)\n", b["proxy"].as_str().unwrap_or("?"), b["retry_in_seconds"]));
+        }
+    }
+    let decision: Vec<String> = v["decision"].as_array().map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect()).unwrap_or_default();
+    out.push_str(&format!("decision:   {} [{}]\n", decision.join(" -> "), s("reason")));
+    if !v["error"].is_null() {
+        out.push_str(&format!("error:      {}\n", s("error")));
+    }
+    out
+}
