@@ -32,7 +32,14 @@ pub struct Access {
 }
 
 impl Access {
-    pub fn new(client: SocketAddr, method: &str, target: String, kind: &'static str, metrics: Metrics, enabled: bool) -> Arc<Access> {
+    pub fn new(
+        client: SocketAddr,
+        method: &str,
+        target: String,
+        kind: &'static str,
+        metrics: Metrics,
+        enabled: bool,
+    ) -> Arc<Access> {
         Arc::new(Access {
             client,
             method: method.to_string(),
@@ -56,15 +63,25 @@ impl Access {
 
 impl Drop for Access {
     fn drop(&mut self) {
-        let (status, route, outcome) = self.outcome.get_mut().map(|o| o.clone()).unwrap_or_else(|p| p.into_inner().clone());
+        let (status, route, outcome) = self
+            .outcome
+            .get_mut()
+            .map(|o| o.clone())
+            .unwrap_or_else(|p| p.into_inner().clone());
         let bytes_in = self.bytes_in.load(Ordering::Relaxed);
         let bytes_out = self.bytes_out.load(Ordering::Relaxed);
         let m = &self.metrics;
         m.requests.with_label_values(&[self.kind, outcome]).inc();
-        m.bytes.with_label_values(&[self.kind, "in"]).inc_by(bytes_in);
-        m.bytes.with_label_values(&[self.kind, "out"]).inc_by(bytes_out);
+        m.bytes
+            .with_label_values(&[self.kind, "in"])
+            .inc_by(bytes_in);
+        m.bytes
+            .with_label_values(&[self.kind, "out"])
+            .inc_by(bytes_out);
         if self.kind != "http" {
-            m.request_seconds.with_label_values(&[self.kind]).observe(self.started.elapsed().as_secs_f64());
+            m.request_seconds
+                .with_label_values(&[self.kind])
+                .observe(self.started.elapsed().as_secs_f64());
         }
         if self.enabled {
             tracing::info!(
@@ -94,7 +111,11 @@ pub struct Counted<B> {
 impl<B> Counted<B> {
     /// `inbound`: bytes from the client (request body) rather than to it.
     pub fn new(inner: B, access: Arc<Access>, inbound: bool) -> Self {
-        Counted { inner, access, inbound }
+        Counted {
+            inner,
+            access,
+            inbound,
+        }
     }
 }
 
@@ -106,12 +127,19 @@ where
     type Data = Bytes;
     type Error = BoxError;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(d) = frame.data_ref() {
-                    let c = if this.inbound { &this.access.bytes_in } else { &this.access.bytes_out };
+                    let c = if this.inbound {
+                        &this.access.bytes_in
+                    } else {
+                        &this.access.bytes_out
+                    };
                     c.fetch_add(d.len() as u64, Ordering::Relaxed);
                 }
                 Poll::Ready(Some(Ok(frame)))

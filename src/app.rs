@@ -9,12 +9,12 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::Config;
-use crate::dns::Resolver;
-use crate::metrics::Metrics;
 use crate::autoproxy::badproxy::BadProxies;
 use crate::autoproxy::AutoProxy;
+use crate::config::Config;
+use crate::dns::Resolver;
 use crate::error::{ErrorKind, ProxyError};
+use crate::metrics::Metrics;
 use crate::route::{self, Decision, Hop};
 use crate::target::Target;
 use crate::upstream::pool::Pool;
@@ -42,7 +42,8 @@ impl App {
             cfg.timeouts.pool_idle,
         );
         let resolver = Resolver::new(&cfg.dns, cfg.timeouts.resolve);
-        let tls = waypost_tls::TlsPolicy::new(&cfg.tls, Some(&metrics.registry)).map_err(|e| e.to_string())?;
+        let tls = waypost_tls::TlsPolicy::new(&cfg.tls, Some(&metrics.registry))
+            .map_err(|e| e.to_string())?;
         let autoproxy = cfg.pac.clone().map(AutoProxy::new);
         let bad = BadProxies::new(cfg.bad_proxy_retry, metrics.proxies_bad.clone());
         let app = Arc::new(App {
@@ -73,15 +74,30 @@ impl App {
             return Ok(d);
         }
         match ap.find(url).await {
-            Ok((_, answer)) => Ok(Decision { hops: route::hops_from_pac(&answer.entries, |p| self.bad.is_bad(p)), reason: "pac" }),
+            Ok((_, answer)) => Ok(Decision {
+                hops: route::hops_from_pac(&answer.entries, |p| self.bad.is_bad(p)),
+                reason: "pac",
+            }),
             Err(why) if ap.settings.mandatory => {
-                self.metrics.pac_fallbacks.with_label_values(&["refused"]).inc();
-                Err(ProxyError::new(ErrorKind::PacUnavailable, format!("no PAC answer and pac.mandatory is set: {why}")))
+                self.metrics
+                    .pac_fallbacks
+                    .with_label_values(&["refused"])
+                    .inc();
+                Err(ProxyError::new(
+                    ErrorKind::PacUnavailable,
+                    format!("no PAC answer and pac.mandatory is set: {why}"),
+                ))
             }
             Err(why) => {
-                self.metrics.pac_fallbacks.with_label_values(&["direct"]).inc();
+                self.metrics
+                    .pac_fallbacks
+                    .with_label_values(&["direct"])
+                    .inc();
                 tracing::warn!(error = %why, "no PAC answer; going DIRECT (set pac.mandatory to refuse instead)");
-                Ok(Decision { hops: vec![Hop::Direct], reason: "pac-failed-direct" })
+                Ok(Decision {
+                    hops: vec![Hop::Direct],
+                    reason: "pac-failed-direct",
+                })
             }
         }
     }
@@ -90,7 +106,10 @@ impl App {
     pub fn hop_failed(&self, hop: &Hop, err: &ProxyError) {
         if let Hop::Proxy(p) = hop {
             self.bad.mark(p);
-            self.metrics.proxy_failures.with_label_values(&[&p.label(), err.kind.code()]).inc();
+            self.metrics
+                .proxy_failures
+                .with_label_values(&[&p.label(), err.kind.code()])
+                .inc();
         }
     }
 }

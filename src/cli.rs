@@ -10,7 +10,11 @@ use clap::{Args, Parser, Subcommand};
 use crate::config::Overrides;
 
 #[derive(Debug, Parser)]
-#[command(name = "waypost", version, about = "A local forward proxy that decides per URL how to reach it, the way WinHTTP does")]
+#[command(
+    name = "waypost",
+    version,
+    about = "A local forward proxy that decides per URL how to reach it, the way WinHTTP does"
+)]
 #[command(args_conflicts_with_subcommands = true)]
 pub struct Cli {
     #[command(subcommand)]
@@ -90,7 +94,12 @@ pub struct RunArgs {
 
 impl RunArgs {
     pub fn overrides(&self) -> Overrides {
-        Overrides { listen: self.listen.clone(), upstream: self.upstream.clone(), pac: self.pac.clone(), log_level: None }
+        Overrides {
+            listen: self.listen.clone(),
+            upstream: self.upstream.clone(),
+            pac: self.pac.clone(),
+            log_level: None,
+        }
     }
 
     pub fn verbosity(&self) -> i8 {

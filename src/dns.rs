@@ -39,7 +39,11 @@ fn hickory(cfg: &DnsConfig) -> Result<TokioResolver, hickory_resolver::net::NetE
             ns
         })
         .collect();
-    TokioResolver::builder_with_config(ResolverConfig::from_name_servers(servers), TokioRuntimeProvider::default()).build()
+    TokioResolver::builder_with_config(
+        ResolverConfig::from_name_servers(servers),
+        TokioRuntimeProvider::default(),
+    )
+    .build()
 }
 
 impl Resolver {
@@ -54,7 +58,11 @@ impl Resolver {
                 }
             },
         };
-        Resolver { hickory, hosts: Arc::new(cfg.hosts.clone()), timeout }
+        Resolver {
+            hickory,
+            hosts: Arc::new(cfg.hosts.clone()),
+            timeout,
+        }
     }
 
     /// All addresses of `host`, in the resolver's preference order, with `port` attached.
@@ -68,15 +76,24 @@ impl Resolver {
         }
         let lookup = self.lookup(name, port);
         let result = match self.timeout {
-            Some(t) => tokio::time::timeout(t, lookup)
-                .await
-                .map_err(|_| ProxyError::new(ErrorKind::DnsTimeout, format!("resolving {name} took longer than {t:?}")))?,
+            Some(t) => tokio::time::timeout(t, lookup).await.map_err(|_| {
+                ProxyError::new(
+                    ErrorKind::DnsTimeout,
+                    format!("resolving {name} took longer than {t:?}"),
+                )
+            })?,
             None => lookup.await,
         };
         match result {
             Ok(addrs) if !addrs.is_empty() => Ok(addrs),
-            Ok(_) => Err(ProxyError::new(ErrorKind::Dns, format!("no addresses for {name}"))),
-            Err(why) => Err(ProxyError::new(ErrorKind::Dns, format!("cannot resolve {name}: {why}"))),
+            Ok(_) => Err(ProxyError::new(
+                ErrorKind::Dns,
+                format!("no addresses for {name}"),
+            )),
+            Err(why) => Err(ProxyError::new(
+                ErrorKind::Dns,
+                format!("cannot resolve {name}: {why}"),
+            )),
         }
     }
 
@@ -89,7 +106,11 @@ impl Resolver {
         }
         match &self.hickory {
             Some(r) => {
-                let fqdn = if name.contains('.') { format!("{name}.") } else { name.to_string() };
+                let fqdn = if name.contains('.') {
+                    format!("{name}.")
+                } else {
+                    name.to_string()
+                };
                 let answer = r.lookup_ip(fqdn.as_str()).await.map_err(|e| {
                     if e.is_no_records_found() || e.is_nx_domain() {
                         "no such host".to_string()

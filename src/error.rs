@@ -144,7 +144,10 @@ pub struct ProxyError {
 
 impl ProxyError {
     pub fn new(kind: ErrorKind, detail: impl Into<String>) -> Self {
-        ProxyError { kind, detail: detail.into() }
+        ProxyError {
+            kind,
+            detail: detail.into(),
+        }
     }
 
     pub fn bad_request(detail: impl Into<String>) -> Self {
@@ -167,7 +170,10 @@ pub fn rescue(err: &ProxyError) -> Response<Body> {
     let mut resp = Response::new(Full::new(Bytes::from(text)).map_err(|e| match e {}).boxed());
     *resp.status_mut() = status;
     let headers = resp.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     headers.insert(ERROR_HEADER, HeaderValue::from_static(err.kind.code()));
     if err.kind == ErrorKind::ClientAuthRequired {
         headers.insert(
@@ -189,8 +195,14 @@ mod tests {
 
     #[test]
     fn timeouts_map_to_504_and_refusals_to_502() {
-        assert_eq!(ErrorKind::ConnectTimeout.status(), StatusCode::GATEWAY_TIMEOUT);
-        assert_eq!(ErrorKind::ResponseTimeout.status(), StatusCode::GATEWAY_TIMEOUT);
+        assert_eq!(
+            ErrorKind::ConnectTimeout.status(),
+            StatusCode::GATEWAY_TIMEOUT
+        );
+        assert_eq!(
+            ErrorKind::ResponseTimeout.status(),
+            StatusCode::GATEWAY_TIMEOUT
+        );
         assert_eq!(ErrorKind::ConnectRefused.status(), StatusCode::BAD_GATEWAY);
         assert_eq!(ErrorKind::Dns.status(), StatusCode::BAD_GATEWAY);
         assert_eq!(ErrorKind::Tls("tls-unknown-ca").code(), "tls-unknown-ca");
@@ -198,7 +210,10 @@ mod tests {
 
     #[test]
     fn rescue_sets_the_error_header_and_a_reason() {
-        let resp = rescue(&ProxyError::new(ErrorKind::Dns, "no such host: nowhere.invalid"));
+        let resp = rescue(&ProxyError::new(
+            ErrorKind::Dns,
+            "no such host: nowhere.invalid",
+        ));
         assert_eq!(resp.status(), StatusCode::BAD_GATEWAY);
         assert_eq!(resp.headers()[ERROR_HEADER], "dns");
     }

@@ -12,7 +12,9 @@ use crate::target::{Scheme, Target};
 
 /// The explain report for `url` as JSON.
 pub async fn report(app: &App, url: &str) -> Result<Value, String> {
-    let uri: http::Uri = url.parse().map_err(|e| format!("invalid URL {url:?}: {e}"))?;
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|e| format!("invalid URL {url:?}: {e}"))?;
     let target = Target::from_absolute(&uri, false).map_err(|e| e.detail)?;
     let bad: Vec<Value> = app
         .bad
@@ -35,7 +37,11 @@ pub async fn report(app: &App, url: &str) -> Result<Value, String> {
             None => match ap.find(url).await {
                 Ok((_, answer)) => {
                     raw = json!(answer.raw);
-                    proxies = json!(answer.entries.iter().map(|e| e.to_string()).collect::<Vec<_>>());
+                    proxies = json!(answer
+                        .entries
+                        .iter()
+                        .map(|e| e.to_string())
+                        .collect::<Vec<_>>());
                     cached = json!(answer.cached);
                 }
                 Err(e) => pac_error = json!(e),
@@ -47,7 +53,11 @@ pub async fn report(app: &App, url: &str) -> Result<Value, String> {
         Scheme::Http => url.to_string(),
     };
     let (decision, reason, error) = match app.decide(&target, &pac_url).await {
-        Ok(d) => (d.hops.iter().map(Hop::to_string).collect::<Vec<_>>(), d.reason, Value::Null),
+        Ok(d) => (
+            d.hops.iter().map(Hop::to_string).collect::<Vec<_>>(),
+            d.reason,
+            Value::Null,
+        ),
         Err(e) => (vec![], "refused", json!(e.to_string())),
     };
     Ok(json!({
@@ -68,7 +78,15 @@ pub async fn report(app: &App, url: &str) -> Result<Value, String> {
 
 /// Human-readable rendering of a report.
 pub fn render_text(v: &Value) -> String {
-    let s = |k: &str| v.get(k).map(|x| x.as_str().map(str::to_string).unwrap_or_else(|| x.to_string())).unwrap_or_default();
+    let s = |k: &str| {
+        v.get(k)
+            .map(|x| {
+                x.as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| x.to_string())
+            })
+            .unwrap_or_default()
+    };
     let mut out = format!("url:        {}\n", s("url"));
     match v.get("pac") {
         Some(Value::Object(p)) => out.push_str(&format!(
@@ -83,15 +101,38 @@ pub fn render_text(v: &Value) -> String {
         out.push_str(&format!("pac error:  {}\n", s("pac_error")));
     }
     if !v["raw"].is_null() {
-        out.push_str(&format!("pac result: {}  ({})\n", s("raw"), if v["cached"] == json!(true) { "cache hit" } else { "cache miss" }));
+        out.push_str(&format!(
+            "pac result: {}  ({})\n",
+            s("raw"),
+            if v["cached"] == json!(true) {
+                "cache hit"
+            } else {
+                "cache miss"
+            }
+        ));
     }
     if let Some(bad) = v["bad_proxies"].as_array() {
         for b in bad {
-            out.push_str(&format!("marked bad: {} (retried first again in {} s)\n", b["proxy"].as_str().unwrap_or("?"), b["retry_in_seconds"]));
+            out.push_str(&format!(
+                "marked bad: {} (retried first again in {} s)\n",
+                b["proxy"].as_str().unwrap_or("?"),
+                b["retry_in_seconds"]
+            ));
         }
     }
-    let decision: Vec<String> = v["decision"].as_array().map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect()).unwrap_or_default();
-    out.push_str(&format!("decision:   {} [{}]\n", decision.join(" -> "), s("reason")));
+    let decision: Vec<String> = v["decision"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    out.push_str(&format!(
+        "decision:   {} [{}]\n",
+        decision.join(" -> "),
+        s("reason")
+    ));
     if !v["error"].is_null() {
         out.push_str(&format!("error:      {}\n", s("error")));
     }

@@ -8,7 +8,10 @@ use waypost::config;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("waypost: cannot start the async runtime: {e}");
@@ -19,11 +22,15 @@ fn main() -> ExitCode {
         None => runtime.block_on(run(cli.run)),
         Some(Command::Run(args)) => runtime.block_on(run(args)),
         Some(Command::Config(ConfigCommand::Check { file })) => check(file),
-        Some(Command::Pac(cmd)) => ExitCode::from(runtime.block_on(waypost_pac::cli::run(cmd)).clamp(0, 255) as u8),
-        Some(Command::Explain(args)) => runtime.block_on(explain(args)),
-        Some(Command::Wpad(waypost::cli::WpadCommand::Discover(args))) => {
-            ExitCode::from(runtime.block_on(waypost::wpad::cli::run_discover(args)).clamp(0, 255) as u8)
+        Some(Command::Pac(cmd)) => {
+            ExitCode::from(runtime.block_on(waypost_pac::cli::run(cmd)).clamp(0, 255) as u8)
         }
+        Some(Command::Explain(args)) => runtime.block_on(explain(args)),
+        Some(Command::Wpad(waypost::cli::WpadCommand::Discover(args))) => ExitCode::from(
+            runtime
+                .block_on(waypost::wpad::cli::run_discover(args))
+                .clamp(0, 255) as u8,
+        ),
         Some(Command::Ca(cmd)) => ExitCode::from(waypost_tls::cli::run(cmd).clamp(0, 255) as u8),
     }
 }
@@ -44,7 +51,11 @@ fn check(file: Option<std::path::PathBuf>) -> ExitCode {
 /// `waypost explain URL`: asks the running instance's admin surface.
 async fn explain(args: waypost::cli::ExplainArgs) -> ExitCode {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let addr = args.proxy.trim_start_matches("http://").trim_end_matches('/').to_string();
+    let addr = args
+        .proxy
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
     let path = format!("/explain?url={}", waypost::admin::percent_encode(&args.url));
     let mut stream = match tokio::net::TcpStream::connect(&addr).await {
         Ok(s) => s,

@@ -47,19 +47,27 @@ pub struct Metrics {
 
 fn reg<C: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: C) -> C {
     // Registration only fails on duplicate names, which this module rules out by construction.
-    r.register(Box::new(c.clone())).expect("metric names are unique in metrics.rs");
+    r.register(Box::new(c.clone()))
+        .expect("metric names are unique in metrics.rs");
     c
 }
 
 fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    reg(r, IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric"))
+    reg(
+        r,
+        IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric"),
+    )
 }
 
 fn histogram_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> HistogramVec {
     let buckets = vec![
         0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
     ];
-    reg(r, HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels).expect("valid metric"))
+    reg(
+        r,
+        HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels)
+            .expect("valid metric"),
+    )
 }
 
 impl Metrics {
@@ -69,36 +77,180 @@ impl Metrics {
             pool_connections: reg(
                 &r,
                 IntGaugeVec::new(
-                    Opts::new("waypost_pool_connections", "Upstream connections by state (idle, active)."),
+                    Opts::new(
+                        "waypost_pool_connections",
+                        "Upstream connections by state (idle, active).",
+                    ),
                     &["upstream", "state"],
                 )
                 .expect("valid metric"),
             ),
-            pool_opened: counter_vec(&r, "waypost_pool_opened_total", "Upstream connections opened.", &["upstream"]),
-            pool_reused: counter_vec(&r, "waypost_pool_reused_total", "Requests served on a pooled keep-alive connection.", &["upstream"]),
-            pool_closed: counter_vec(&r, "waypost_pool_closed_total", "Upstream connections closed (not returned to the pool).", &["upstream"]),
-            pool_evicted: counter_vec(&r, "waypost_pool_evicted_total", "Idle upstream connections evicted after the idle timeout.", &["upstream"]),
-            pool_connect_seconds: histogram_vec(&r, "waypost_pool_connect_duration_seconds", "Time to open an upstream connection (resolve, TCP, TLS).", &["upstream"]),
-            pool_slot_waits: counter_vec(&r, "waypost_pool_slot_waits_total", "Requests that waited for a free slot (max_conns_per_server).", &["upstream"]),
-            pool_drained_bytes: counter_vec(&r, "waypost_pool_drained_bytes_total", "Bytes of unread response bodies drained to keep a connection.", &["upstream"]),
-            pool_retries: counter_vec(&r, "waypost_pool_stale_retries_total", "Requests resent on a fresh connection because a pooled one had closed.", &["upstream"]),
-            requests: counter_vec(&r, "waypost_requests_total", "Client requests and tunnels by kind and outcome.", &["kind", "outcome"]),
-            request_seconds: histogram_vec(&r, "waypost_request_duration_seconds", "Time from request to response headers (http) or to tunnel end (connect).", &["kind"]),
-            bytes: counter_vec(&r, "waypost_bytes_total", "Body and tunnel bytes by direction (in = from client, out = to client).", &["kind", "direction"]),
-            tunnels_active: reg(&r, IntGauge::new("waypost_tunnels_active", "Open CONNECT and upgrade tunnels.").expect("valid metric")),
-            client_connections_active: reg(&r, IntGauge::new("waypost_client_connections_active", "Open client connections.").expect("valid metric")),
-            client_connections: reg(&r, IntCounter::new("waypost_client_connections_total", "Accepted client connections.").expect("valid metric")),
-            client_connections_rejected: counter_vec(&r, "waypost_client_connections_rejected_total", "Client connections refused (not-allowed, limit).", &["reason"]),
-            upstream_connect_attempts: counter_vec(&r, "waypost_upstream_connect_attempts_total", "TCP connect attempts by outcome.", &["outcome"]),
-            dns_seconds: reg(&r, Histogram::with_opts(HistogramOpts::new("waypost_dns_duration_seconds", "Name resolution time for upstream connections.")).expect("valid metric")),
-            route_failovers: counter_vec(&r, "waypost_route_failovers_total", "Moves to the next hop of a route after a connect-phase failure.", &["reason"]),
-            proxy_failures: counter_vec(&r, "waypost_proxy_failures_total", "Connect-phase failures per upstream proxy (which then is marked bad).", &["proxy", "reason"]),
-            proxies_bad: reg(&r, IntGauge::new("waypost_proxies_marked_bad", "Upstream proxies currently marked bad (tried last).").expect("valid metric")),
-            pac_fetches: counter_vec(&r, "waypost_pac_fetches_total", "PAC script fetches by source (file, url, dhcp, dns) and outcome.", &["source", "outcome"]),
-            pac_discovery_seconds: reg(&r, Histogram::with_opts(HistogramOpts::new("waypost_pac_discovery_duration_seconds", "Time to discover (WPAD) and fetch a PAC script.")).expect("valid metric")),
-            pac_loaded_timestamp: reg(&r, prometheus::Gauge::new("waypost_pac_script_loaded_timestamp_seconds", "Unix time the PAC script in use was loaded.").expect("valid metric")),
-            pac_script_age_seconds: reg(&r, prometheus::Gauge::new("waypost_pac_script_age_seconds", "Age of the PAC script in use (updated at scrape).").expect("valid metric")),
-            pac_fallbacks: counter_vec(&r, "waypost_pac_fallbacks_total", "Requests routed without a PAC answer, by what happened (direct, refused).", &["action"]),
+            pool_opened: counter_vec(
+                &r,
+                "waypost_pool_opened_total",
+                "Upstream connections opened.",
+                &["upstream"],
+            ),
+            pool_reused: counter_vec(
+                &r,
+                "waypost_pool_reused_total",
+                "Requests served on a pooled keep-alive connection.",
+                &["upstream"],
+            ),
+            pool_closed: counter_vec(
+                &r,
+                "waypost_pool_closed_total",
+                "Upstream connections closed (not returned to the pool).",
+                &["upstream"],
+            ),
+            pool_evicted: counter_vec(
+                &r,
+                "waypost_pool_evicted_total",
+                "Idle upstream connections evicted after the idle timeout.",
+                &["upstream"],
+            ),
+            pool_connect_seconds: histogram_vec(
+                &r,
+                "waypost_pool_connect_duration_seconds",
+                "Time to open an upstream connection (resolve, TCP, TLS).",
+                &["upstream"],
+            ),
+            pool_slot_waits: counter_vec(
+                &r,
+                "waypost_pool_slot_waits_total",
+                "Requests that waited for a free slot (max_conns_per_server).",
+                &["upstream"],
+            ),
+            pool_drained_bytes: counter_vec(
+                &r,
+                "waypost_pool_drained_bytes_total",
+                "Bytes of unread response bodies drained to keep a connection.",
+                &["upstream"],
+            ),
+            pool_retries: counter_vec(
+                &r,
+                "waypost_pool_stale_retries_total",
+                "Requests resent on a fresh connection because a pooled one had closed.",
+                &["upstream"],
+            ),
+            requests: counter_vec(
+                &r,
+                "waypost_requests_total",
+                "Client requests and tunnels by kind and outcome.",
+                &["kind", "outcome"],
+            ),
+            request_seconds: histogram_vec(
+                &r,
+                "waypost_request_duration_seconds",
+                "Time from request to response headers (http) or to tunnel end (connect).",
+                &["kind"],
+            ),
+            bytes: counter_vec(
+                &r,
+                "waypost_bytes_total",
+                "Body and tunnel bytes by direction (in = from client, out = to client).",
+                &["kind", "direction"],
+            ),
+            tunnels_active: reg(
+                &r,
+                IntGauge::new(
+                    "waypost_tunnels_active",
+                    "Open CONNECT and upgrade tunnels.",
+                )
+                .expect("valid metric"),
+            ),
+            client_connections_active: reg(
+                &r,
+                IntGauge::new(
+                    "waypost_client_connections_active",
+                    "Open client connections.",
+                )
+                .expect("valid metric"),
+            ),
+            client_connections: reg(
+                &r,
+                IntCounter::new(
+                    "waypost_client_connections_total",
+                    "Accepted client connections.",
+                )
+                .expect("valid metric"),
+            ),
+            client_connections_rejected: counter_vec(
+                &r,
+                "waypost_client_connections_rejected_total",
+                "Client connections refused (not-allowed, limit).",
+                &["reason"],
+            ),
+            upstream_connect_attempts: counter_vec(
+                &r,
+                "waypost_upstream_connect_attempts_total",
+                "TCP connect attempts by outcome.",
+                &["outcome"],
+            ),
+            dns_seconds: reg(
+                &r,
+                Histogram::with_opts(HistogramOpts::new(
+                    "waypost_dns_duration_seconds",
+                    "Name resolution time for upstream connections.",
+                ))
+                .expect("valid metric"),
+            ),
+            route_failovers: counter_vec(
+                &r,
+                "waypost_route_failovers_total",
+                "Moves to the next hop of a route after a connect-phase failure.",
+                &["reason"],
+            ),
+            proxy_failures: counter_vec(
+                &r,
+                "waypost_proxy_failures_total",
+                "Connect-phase failures per upstream proxy (which then is marked bad).",
+                &["proxy", "reason"],
+            ),
+            proxies_bad: reg(
+                &r,
+                IntGauge::new(
+                    "waypost_proxies_marked_bad",
+                    "Upstream proxies currently marked bad (tried last).",
+                )
+                .expect("valid metric"),
+            ),
+            pac_fetches: counter_vec(
+                &r,
+                "waypost_pac_fetches_total",
+                "PAC script fetches by source (file, url, dhcp, dns) and outcome.",
+                &["source", "outcome"],
+            ),
+            pac_discovery_seconds: reg(
+                &r,
+                Histogram::with_opts(HistogramOpts::new(
+                    "waypost_pac_discovery_duration_seconds",
+                    "Time to discover (WPAD) and fetch a PAC script.",
+                ))
+                .expect("valid metric"),
+            ),
+            pac_loaded_timestamp: reg(
+                &r,
+                prometheus::Gauge::new(
+                    "waypost_pac_script_loaded_timestamp_seconds",
+                    "Unix time the PAC script in use was loaded.",
+                )
+                .expect("valid metric"),
+            ),
+            pac_script_age_seconds: reg(
+                &r,
+                prometheus::Gauge::new(
+                    "waypost_pac_script_age_seconds",
+                    "Age of the PAC script in use (updated at scrape).",
+                )
+                .expect("valid metric"),
+            ),
+            pac_fallbacks: counter_vec(
+                &r,
+                "waypost_pac_fallbacks_total",
+                "Requests routed without a PAC answer, by what happened (direct, refused).",
+                &["action"],
+            ),
             registry: r,
         }
     }

@@ -26,16 +26,25 @@ use crate::target::{Scheme, Target};
 use crate::upstream::{self, dial, io::BoxIo, Endpoint};
 
 /// Entry point for every request on a client connection.
-pub async fn handle(app: Arc<App>, client: SocketAddr, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+pub async fn handle(
+    app: Arc<App>,
+    client: SocketAddr,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
     let is_connect = req.method() == Method::CONNECT;
     if !is_connect && req.uri().scheme().is_none() {
         if req.uri().authority().is_some() {
-            return Ok(rescue(&ProxyError::bad_request("authority-form targets are only valid with CONNECT")));
+            return Ok(rescue(&ProxyError::bad_request(
+                "authority-form targets are only valid with CONNECT",
+            )));
         }
         return Ok(crate::admin::serve(&app, &req).await);
     }
     if !client_authorized(&app, req.headers()) {
-        let err = ProxyError::new(ErrorKind::ClientAuthRequired, "this proxy requires Basic credentials (Proxy-Authorization)");
+        let err = ProxyError::new(
+            ErrorKind::ClientAuthRequired,
+            "this proxy requires Basic credentials (Proxy-Authorization)",
+        );
         return Ok(rescue(&err));
     }
     if is_connect {
@@ -47,15 +56,24 @@ pub async fn handle(app: Arc<App>, client: SocketAddr, req: Request<Incoming>) -
 
 /// Sidecar mode: the client must present the configured Basic credentials (constant-time check).
 fn client_authorized(app: &App, headers: &http::HeaderMap) -> bool {
-    let Some(auth) = &app.cfg.client_auth else { return true };
-    let Some(value) = headers.get(header::PROXY_AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
+    let Some(auth) = &app.cfg.client_auth else {
+        return true;
+    };
+    let Some(value) = headers
+        .get(header::PROXY_AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    else {
         return false;
     };
-    let Some((scheme, b64)) = value.trim().split_once(' ') else { return false };
+    let Some((scheme, b64)) = value.trim().split_once(' ') else {
+        return false;
+    };
     if !scheme.eq_ignore_ascii_case("basic") {
         return false;
     }
-    let Ok(given) = base64::engine::general_purpose::STANDARD.decode(b64.trim()) else { return false };
+    let Ok(given) = base64::engine::general_purpose::STANDARD.decode(b64.trim()) else {
+        return false;
+    };
     let expected = format!("{}:{}", auth.username, auth.password);
     given.len() == expected.len() && bool::from(given.ct_eq(expected.as_bytes()))
 }
@@ -69,13 +87,27 @@ fn fail(access: &Access, route: String, err: ProxyError) -> Response<Body> {
 
 /// CONNECT: reach the target (directly or through a proxy), answer 200, relay bytes.
 async fn tunnel(app: Arc<App>, client: SocketAddr, req: Request<Incoming>) -> Response<Body> {
-    let authority = req.uri().authority().map(|a| a.as_str().to_string()).unwrap_or_else(|| req.uri().to_string());
+    let authority = req
+        .uri()
+        .authority()
+        .map(|a| a.as_str().to_string())
+        .unwrap_or_else(|| req.uri().to_string());
     let target = match Target::from_connect(&authority) {
         Ok(t) => t,
         Err(e) => return rescue(&e),
     };
-    let access = Access::new(client, "CONNECT", target.to_string(), "connect", app.metrics.clone(), app.cfg.log.access_log);
-    let decision = match app.decide(&target, &format!("https://{}/", target.host_header())).await {
+    let access = Access::new(
+        client,
+        "CONNECT",
+        target.to_string(),
+        "connect",
+        app.metrics.clone(),
+        app.cfg.log.access_log,
+    );
+    let decision = match app
+        .decide(&target, &format!("https://{}/", target.host_header()))
+        .await
+    {
         Ok(d) => d,
         Err(e) => return fail(&access, "-".into(), e),
     };
@@ -84,7 +116,9 @@ async fn tunnel(app: Arc<App>, client: SocketAddr, req: Request<Incoming>) -> Re
     for (i, hop) in decision.hops.iter().enumerate() {
         let result = match hop {
             Hop::Direct => dial::stream(&app, &target.host, target.port, false).await,
-            Hop::Proxy(p) if is_socks(p.kind) => dial::stream_via(&app, &target.host, target.port, false, Some(p)).await,
+            Hop::Proxy(p) if is_socks(p.kind) => {
+                dial::stream_via(&app, &target.host, target.port, false, Some(p)).await
+            }
             Hop::Proxy(p) => dial::connect_via_proxy(&app, p, &target).await,
         };
         match result {
@@ -94,7 +128,10 @@ async fn tunnel(app: Arc<App>, client: SocketAddr, req: Request<Incoming>) -> Re
             }
             Err(e) if e.kind.is_connect_phase() && i + 1 < decision.hops.len() => {
                 app.hop_failed(hop, &e);
-                app.metrics.route_failovers.with_label_values(&[e.kind.code()]).inc();
+                app.metrics
+                    .route_failovers
+                    .with_label_values(&[e.kind.code()])
+                    .inc();
                 tracing::info!(hop = %hop, error = %e, "hop failed; trying the next one");
                 last_err = Some(e);
             }
@@ -149,7 +186,13 @@ fn endpoint_for(hop: &Hop, target: &Target) -> Result<(Endpoint, bool), ProxyErr
         )),
         Hop::Proxy(p) => match p.kind {
             ProxyKind::Http | ProxyKind::Https => Ok((
-                Endpoint { host: p.host.clone(), port: p.port, tls: p.kind == ProxyKind::Https, via: None, label: Arc::from(p.label()) },
+                Endpoint {
+                    host: p.host.clone(),
+                    port: p.port,
+                    tls: p.kind == ProxyKind::Https,
+                    via: None,
+                    label: Arc::from(p.label()),
+                },
                 true,
             )),
             // Through SOCKS the connection reaches the origin itself: origin-form requests.
@@ -175,7 +218,14 @@ async fn forward(app: Arc<App>, client: SocketAddr, mut req: Request<Incoming>) 
     };
     let upgrade = headers::is_upgrade(req.headers());
     let kind = if upgrade { "upgrade" } else { "http" };
-    let access = Access::new(client, req.method().as_str(), target.to_string(), kind, app.metrics.clone(), app.cfg.log.access_log);
+    let access = Access::new(
+        client,
+        req.method().as_str(),
+        target.to_string(),
+        kind,
+        app.metrics.clone(),
+        app.cfg.log.access_log,
+    );
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
     headers::strip_hop_by_hop(&mut parts.headers, upgrade);
@@ -188,9 +238,18 @@ async fn forward(app: Arc<App>, client: SocketAddr, mut req: Request<Incoming>) 
     if let Ok(h) = HeaderValue::from_str(&target.host_header()) {
         parts.headers.insert(header::HOST, h);
     }
-    let path = parts.uri.path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into());
+    let path = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "/".into());
     let started = tokio::time::Instant::now();
-    let pac_url = format!("{}://{}{}", target.scheme.as_str(), target.host_header(), path);
+    let pac_url = format!(
+        "{}://{}{}",
+        target.scheme.as_str(),
+        target.host_header(),
+        path
+    );
     let decision = match app.decide(&target, &pac_url).await {
         Ok(d) => d,
         Err(e) => return fail(&access, "-".into(), e),
@@ -202,7 +261,13 @@ async fn forward(app: Arc<App>, client: SocketAddr, mut req: Request<Incoming>) 
         let attempt = async {
             let (ep, absolute) = endpoint_for(hop, &target)?;
             let uri: Uri = if absolute {
-                format!("{}://{}{}", target.scheme.as_str(), target.host_header(), path).parse()
+                format!(
+                    "{}://{}{}",
+                    target.scheme.as_str(),
+                    target.host_header(),
+                    path
+                )
+                .parse()
             } else {
                 path.parse()
             }
@@ -212,15 +277,26 @@ async fn forward(app: Arc<App>, client: SocketAddr, mut req: Request<Incoming>) 
                     Hop::Proxy(p) if !is_socks(p.kind) => dial::to_proxy(&app, p).await?,
                     _ => dial::stream_via(&app, &ep.host, ep.port, ep.tls, ep.via.as_ref()).await?,
                 };
-                return Ok((Conn::Upgrade(upstream::handshake(&app, io, true, &ep.label).await?), ep, uri));
+                return Ok((
+                    Conn::Upgrade(upstream::handshake(&app, io, true, &ep.label).await?),
+                    ep,
+                    uri,
+                ));
             }
-            Ok::<_, ProxyError>((Conn::Pooled(upstream::connection(&app, &ep).await?), ep, uri))
+            Ok::<_, ProxyError>((
+                Conn::Pooled(upstream::connection(&app, &ep).await?),
+                ep,
+                uri,
+            ))
         };
         let (conn, ep, uri) = match attempt.await {
             Ok(c) => c,
             Err(e) if e.kind.is_connect_phase() && more => {
                 app.hop_failed(hop, &e);
-                app.metrics.route_failovers.with_label_values(&[e.kind.code()]).inc();
+                app.metrics
+                    .route_failovers
+                    .with_label_values(&[e.kind.code()])
+                    .inc();
                 tracing::info!(hop = %hop, error = %e, "hop failed; trying the next one");
                 last_err = Some(e);
                 continue;
@@ -232,18 +308,38 @@ async fn forward(app: Arc<App>, client: SocketAddr, mut req: Request<Incoming>) 
                 return fail(&access, hop.to_string(), e);
             }
         };
-        let mut builder = Request::builder().method(parts.method.clone()).uri(uri).version(Version::HTTP_11);
+        let mut builder = Request::builder()
+            .method(parts.method.clone())
+            .uri(uri)
+            .version(Version::HTTP_11);
         if let Some(h) = builder.headers_mut() {
             *h = parts.headers.clone();
         }
         let Ok(upstream_req) = builder.body(body.take().unwrap_or_else(body::empty)) else {
-            return fail(&access, hop.to_string(), ProxyError::bad_request("cannot rebuild the request"));
+            return fail(
+                &access,
+                hop.to_string(),
+                ProxyError::bad_request("cannot rebuild the request"),
+            );
         };
         let result = match conn {
             Conn::Pooled(pooled) => upstream::send(&app, &ep, pooled, upstream_req).await,
-            Conn::Upgrade(sender) => send_upgrade(&app, &ep, sender, upstream_req, client_upgrade, access.clone()).await,
+            Conn::Upgrade(sender) => {
+                send_upgrade(
+                    &app,
+                    &ep,
+                    sender,
+                    upstream_req,
+                    client_upgrade,
+                    access.clone(),
+                )
+                .await
+            }
         };
-        app.metrics.request_seconds.with_label_values(&[kind]).observe(started.elapsed().as_secs_f64());
+        app.metrics
+            .request_seconds
+            .with_label_values(&[kind])
+            .observe(started.elapsed().as_secs_f64());
         return match result {
             Ok(resp) => respond(&app, resp, &access, hop.to_string()),
             Err(e) => fail(&access, hop.to_string(), e),
@@ -286,7 +382,12 @@ async fn send_upgrade(
     let timeout = app.cfg.timeouts.receive_response;
     let mut resp = tokio::time::timeout(timeout, sender.send_request(req))
         .await
-        .map_err(|_| ProxyError::new(ErrorKind::ResponseTimeout, format!("{what} sent no response headers within {timeout:?}")))?
+        .map_err(|_| {
+            ProxyError::new(
+                ErrorKind::ResponseTimeout,
+                format!("{what} sent no response headers within {timeout:?}"),
+            )
+        })?
         .map_err(|e| upstream::map_hyper_error(&e, &what))?;
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
         let upstream_upgrade = hyper::upgrade::on(&mut resp);
@@ -299,8 +400,12 @@ async fn send_upgrade(
                     metrics.tunnels_active.inc();
                     let end = relay(TokioIo::new(c), TokioIo::new(u), idle).await;
                     metrics.tunnels_active.dec();
-                    access.bytes_in.fetch_add(end.from_client, std::sync::atomic::Ordering::Relaxed);
-                    access.bytes_out.fetch_add(end.to_client, std::sync::atomic::Ordering::Relaxed);
+                    access
+                        .bytes_in
+                        .fetch_add(end.from_client, std::sync::atomic::Ordering::Relaxed);
+                    access
+                        .bytes_out
+                        .fetch_add(end.to_client, std::sync::atomic::Ordering::Relaxed);
                 }
             });
         }

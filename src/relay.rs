@@ -22,7 +22,11 @@ struct Counted<T> {
 }
 
 impl<T: AsyncRead + Unpin> AsyncRead for Counted<T> {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
         let r = Pin::new(&mut self.inner).poll_read(cx, buf);
         let n = buf.filled().len() - before;
@@ -36,7 +40,11 @@ impl<T: AsyncRead + Unpin> AsyncRead for Counted<T> {
 }
 
 impl<T: AsyncWrite + Unpin> AsyncWrite for Counted<T> {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.inner).poll_write(cx, buf)
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -66,13 +74,25 @@ where
     let epoch = Instant::now();
     let last = Arc::new(AtomicU64::new(0));
     let (up, down) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    let mut a = Counted { inner: client, read: up.clone(), last: last.clone(), epoch };
-    let mut b = Counted { inner: upstream, read: down.clone(), last: last.clone(), epoch };
+    let mut a = Counted {
+        inner: client,
+        read: up.clone(),
+        last: last.clone(),
+        epoch,
+    };
+    let mut b = Counted {
+        inner: upstream,
+        read: down.clone(),
+        last: last.clone(),
+        epoch,
+    };
     let copy = tokio::io::copy_bidirectional_with_sizes(&mut a, &mut b, 64 * 1024, 64 * 1024);
     tokio::pin!(copy);
     let mut idle_timeout = false;
     loop {
-        let since_last = epoch.elapsed().saturating_sub(Duration::from_millis(last.load(Ordering::Relaxed)));
+        let since_last = epoch
+            .elapsed()
+            .saturating_sub(Duration::from_millis(last.load(Ordering::Relaxed)));
         let wait = idle.saturating_sub(since_last);
         if wait.is_zero() {
             idle_timeout = true;
@@ -83,5 +103,9 @@ where
             _ = tokio::time::sleep(wait) => {}
         }
     }
-    RelayEnd { from_client: up.load(Ordering::Relaxed), to_client: down.load(Ordering::Relaxed), idle_timeout }
+    RelayEnd {
+        from_client: up.load(Ordering::Relaxed),
+        to_client: down.load(Ordering::Relaxed),
+        idle_timeout,
+    }
 }

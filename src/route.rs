@@ -59,7 +59,9 @@ impl ProxyAddr {
                     "https" => ProxyKind::Https,
                     "socks4" | "socks4a" => ProxyKind::Socks4,
                     "socks5" | "socks5h" | "socks" => ProxyKind::Socks5,
-                    other => return Err(format!("unsupported proxy scheme {other:?} (use http, https, socks4 or socks5)")),
+                    other => return Err(format!(
+                        "unsupported proxy scheme {other:?} (use http, https, socks4 or socks5)"
+                    )),
                 };
                 (kind, rest)
             }
@@ -67,15 +69,24 @@ impl ProxyAddr {
         };
         let rest = rest.strip_suffix('/').unwrap_or(rest);
         if rest.contains('@') {
-            return Err("credentials in the proxy URL are not accepted; configure them in [auth]".into());
+            return Err(
+                "credentials in the proxy URL are not accepted; configure them in [auth]".into(),
+            );
         }
         if rest.contains('/') || rest.contains('?') {
-            return Err(format!("proxy {s:?} must be scheme://host:port without a path"));
+            return Err(format!(
+                "proxy {s:?} must be scheme://host:port without a path"
+            ));
         }
-        let (host, port) = split_host_port(rest).ok_or_else(|| format!("invalid proxy address {s:?}"))?;
+        let (host, port) =
+            split_host_port(rest).ok_or_else(|| format!("invalid proxy address {s:?}"))?;
         let host = Host::parse(host)?;
         let port = match port {
-            Some(p) => p.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(|| format!("invalid port in {s:?}"))?,
+            Some(p) => p
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p != 0)
+                .ok_or_else(|| format!("invalid port in {s:?}"))?,
             None => kind.default_port(),
         };
         Ok(ProxyAddr { kind, host, port })
@@ -167,7 +178,11 @@ impl BypassRule {
         if let Ok(net) = s.parse::<IpNet>() {
             return Ok(BypassRule::Cidr(net));
         }
-        if let Ok(ip) = s.trim_start_matches('[').trim_end_matches(']').parse::<std::net::IpAddr>() {
+        if let Ok(ip) = s
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+        {
             return Ok(BypassRule::Cidr(IpNet::from(ip)));
         }
         let norm = |n: &str| match Host::parse(n) {
@@ -229,14 +244,23 @@ pub fn decide(target: &Target, routes: &StaticRoutes) -> Decision {
         Scheme::Https => &routes.https_upstream,
     };
     match upstream {
-        Some(p) => Decision { hops: vec![Hop::Proxy(p.clone())], reason: "upstream" },
-        None => Decision { hops: vec![Hop::Direct], reason: "direct" },
+        Some(p) => Decision {
+            hops: vec![Hop::Proxy(p.clone())],
+            reason: "upstream",
+        },
+        None => Decision {
+            hops: vec![Hop::Direct],
+            reason: "direct",
+        },
     }
 }
 
 /// The hops of a PAC answer, in order; proxies marked bad move to the end (still tried last).
 /// Entries that cannot be used (an unparsable host) are skipped.
-pub fn hops_from_pac(entries: &[waypost_pac::ProxyEntry], is_bad: impl Fn(&ProxyAddr) -> bool) -> Vec<Hop> {
+pub fn hops_from_pac(
+    entries: &[waypost_pac::ProxyEntry],
+    is_bad: impl Fn(&ProxyAddr) -> bool,
+) -> Vec<Hop> {
     use waypost_pac::{ProxyEntry, ProxyKind as K};
     let mut good = Vec::new();
     let mut bad = Vec::new();
@@ -250,8 +274,14 @@ pub fn hops_from_pac(entries: &[waypost_pac::ProxyEntry], is_bad: impl Fn(&Proxy
                     K::Socks4 => ProxyKind::Socks4,
                     K::Socks5 => ProxyKind::Socks5,
                 };
-                let Ok(host) = Host::parse(host) else { continue };
-                Hop::Proxy(ProxyAddr { kind, host, port: *port })
+                let Ok(host) = Host::parse(host) else {
+                    continue;
+                };
+                Hop::Proxy(ProxyAddr {
+                    kind,
+                    host,
+                    port: *port,
+                })
             }
         };
         if good.contains(&hop) || bad.contains(&hop) {
@@ -272,10 +302,16 @@ pub fn hops_from_pac(entries: &[waypost_pac::ProxyEntry], is_bad: impl Fn(&Proxy
 /// Static rules that win over PAC: loopback and the bypass list. `None` = not bypassed.
 pub fn static_bypass(target: &Target, routes: &StaticRoutes) -> Option<Decision> {
     if routes.bypass_loopback && target.host.is_loopback() {
-        return Some(Decision { hops: vec![Hop::Direct], reason: "loopback" });
+        return Some(Decision {
+            hops: vec![Hop::Direct],
+            reason: "loopback",
+        });
     }
     if routes.bypass.iter().any(|r| r.matches(&target.host)) {
-        return Some(Decision { hops: vec![Hop::Direct], reason: "bypass" });
+        return Some(Decision {
+            hops: vec![Hop::Direct],
+            reason: "bypass",
+        });
     }
     None
 }
@@ -293,7 +329,10 @@ mod tests {
         StaticRoutes {
             http_upstream: Some(p.clone()),
             https_upstream: Some(p),
-            bypass: bypass.iter().map(|b| BypassRule::parse(b).unwrap()).collect(),
+            bypass: bypass
+                .iter()
+                .map(|b| BypassRule::parse(b).unwrap())
+                .collect(),
             bypass_loopback: true,
         }
     }
@@ -302,12 +341,21 @@ mod tests {
     fn requests_go_to_the_upstream_unless_bypassed() {
         let r = routes(&["*.intra.example", "10.0.0.0/8", "<local>", "exact.example"]);
         assert_eq!(decide(&t("http://www.example.org/"), &r).reason, "upstream");
-        assert_eq!(decide(&t("http://a.intra.example/"), &r).hops, vec![Hop::Direct]);
+        assert_eq!(
+            decide(&t("http://a.intra.example/"), &r).hops,
+            vec![Hop::Direct]
+        );
         assert_eq!(decide(&t("http://intra.example/"), &r).reason, "upstream");
         assert_eq!(decide(&t("http://10.1.2.3/"), &r).hops, vec![Hop::Direct]);
         assert_eq!(decide(&t("http://intranet/"), &r).hops, vec![Hop::Direct]);
-        assert_eq!(decide(&t("http://exact.example/"), &r).hops, vec![Hop::Direct]);
-        assert_eq!(decide(&t("http://sub.exact.example/"), &r).reason, "upstream");
+        assert_eq!(
+            decide(&t("http://exact.example/"), &r).hops,
+            vec![Hop::Direct]
+        );
+        assert_eq!(
+            decide(&t("http://sub.exact.example/"), &r).reason,
+            "upstream"
+        );
     }
 
     #[test]
@@ -330,10 +378,17 @@ mod tests {
 
     #[test]
     fn pac_answers_become_hops_with_bad_proxies_last() {
-        let entries = waypost_pac::parse_result("PROXY a:1; PROXY b:2; SOCKS5 s:1080; DIRECT; PROXY a:1");
+        let entries =
+            waypost_pac::parse_result("PROXY a:1; PROXY b:2; SOCKS5 s:1080; DIRECT; PROXY a:1");
         let bad_a = |p: &ProxyAddr| p.label() == "a:1";
-        let hops: Vec<String> = hops_from_pac(&entries, bad_a).iter().map(|h| h.to_string()).collect();
-        assert_eq!(hops, ["http://b:2", "socks5://s:1080", "DIRECT", "http://a:1"]);
+        let hops: Vec<String> = hops_from_pac(&entries, bad_a)
+            .iter()
+            .map(|h| h.to_string())
+            .collect();
+        assert_eq!(
+            hops,
+            ["http://b:2", "socks5://s:1080", "DIRECT", "http://a:1"]
+        );
         assert_eq!(hops_from_pac(&[], |_| false), vec![Hop::Direct]);
     }
 
@@ -342,8 +397,14 @@ mod tests {
         let p = ProxyAddr::parse("http://proxy:8080").unwrap();
         assert_eq!(p.label(), "proxy:8080");
         assert_eq!(ProxyAddr::parse("https://p.example").unwrap().port, 443);
-        assert_eq!(ProxyAddr::parse("socks5://[::1]").unwrap().label(), "[::1]:1080");
-        assert_eq!(ProxyAddr::parse("p.example:3128").unwrap().kind, ProxyKind::Http);
+        assert_eq!(
+            ProxyAddr::parse("socks5://[::1]").unwrap().label(),
+            "[::1]:1080"
+        );
+        assert_eq!(
+            ProxyAddr::parse("p.example:3128").unwrap().kind,
+            ProxyKind::Http
+        );
         assert!(ProxyAddr::parse("http://u:p@proxy:1").is_err());
         assert!(ProxyAddr::parse("ftp://proxy:1").is_err());
         assert!(ProxyAddr::parse("http://proxy:1/path").is_err());

@@ -37,7 +37,9 @@ impl Running {
             let _ = t.await;
         }
         self.app.tracker.close();
-        tokio::time::timeout(self.app.cfg.shutdown_grace, self.app.tracker.wait()).await.is_ok()
+        tokio::time::timeout(self.app.cfg.shutdown_grace, self.app.tracker.wait())
+            .await
+            .is_ok()
     }
 }
 
@@ -51,14 +53,21 @@ pub async fn start(cfg: Config) -> io::Result<Running> {
             .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
         listeners.push(l);
     }
-    let addrs = listeners.iter().map(|l| l.local_addr()).collect::<io::Result<Vec<_>>>()?;
+    let addrs = listeners
+        .iter()
+        .map(|l| l.local_addr())
+        .collect::<io::Result<Vec<_>>>()?;
     let slots = Arc::new(Semaphore::new(app.cfg.max_client_connections));
     let accept_tasks = listeners
         .into_iter()
         .map(|l| tokio::spawn(accept_loop(app.clone(), l, slots.clone())))
         .collect();
     tracing::info!(listen = ?addrs, "waypost is listening");
-    Ok(Running { addrs, app, accept_tasks })
+    Ok(Running {
+        addrs,
+        app,
+        accept_tasks,
+    })
 }
 
 async fn accept_loop(app: Arc<App>, listener: TcpListener, slots: Arc<Semaphore>) {
@@ -76,15 +85,31 @@ async fn accept_loop(app: Arc<App>, listener: TcpListener, slots: Arc<Semaphore>
             },
         };
         if !client_allowed(&app, peer) {
-            app.metrics.client_connections_rejected.with_label_values(&["not-allowed"]).inc();
+            app.metrics
+                .client_connections_rejected
+                .with_label_values(&["not-allowed"])
+                .inc();
             tracing::warn!(client = %peer, "client outside the allow list refused");
-            app.tracker.spawn(refuse(stream, "403 Forbidden", "client-not-allowed", "your address is not in waypost's allow list"));
+            app.tracker.spawn(refuse(
+                stream,
+                "403 Forbidden",
+                "client-not-allowed",
+                "your address is not in waypost's allow list",
+            ));
             continue;
         }
         let Ok(permit) = slots.clone().try_acquire_owned() else {
-            app.metrics.client_connections_rejected.with_label_values(&["limit"]).inc();
+            app.metrics
+                .client_connections_rejected
+                .with_label_values(&["limit"])
+                .inc();
             tracing::warn!(client = %peer, "max_client_connections reached; connection refused");
-            app.tracker.spawn(refuse(stream, "503 Service Unavailable", "too-many-connections", "max_client_connections reached"));
+            app.tracker.spawn(refuse(
+                stream,
+                "503 Service Unavailable",
+                "too-many-connections",
+                "max_client_connections reached",
+            ));
             continue;
         };
         let _ = stream.set_nodelay(true);
@@ -98,7 +123,10 @@ async fn accept_loop(app: Arc<App>, listener: TcpListener, slots: Arc<Semaphore>
 
 fn client_allowed(app: &App, peer: SocketAddr) -> bool {
     let ip = match peer.ip() {
-        std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map(std::net::IpAddr::V4).unwrap_or(peer.ip()),
+        std::net::IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map(std::net::IpAddr::V4)
+            .unwrap_or(peer.ip()),
         ip => ip,
     };
     // Without an allow list only loopback clients are served; with one, exactly its networks.
@@ -115,7 +143,11 @@ async fn refuse(mut stream: TcpStream, status: &str, code: &str, why: &str) {
         "HTTP/1.1 {status}\r\nContent-Type: text/plain; charset=utf-8\r\nX-Waypost-Error: {code}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), stream.write_all(resp.as_bytes())).await;
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        stream.write_all(resp.as_bytes()),
+    )
+    .await;
     let _ = stream.shutdown().await;
 }
 
@@ -130,7 +162,9 @@ async fn serve(app: Arc<App>, stream: TcpStream, peer: SocketAddr) {
         .header_read_timeout(app.cfg.timeouts.client_header)
         .max_buf_size(app.cfg.limits.max_request_header_size)
         .keep_alive(true);
-    let conn = builder.serve_connection(TokioIo::new(stream), svc).with_upgrades();
+    let conn = builder
+        .serve_connection(TokioIo::new(stream), svc)
+        .with_upgrades();
     tokio::pin!(conn);
     let result = tokio::select! {
         r = conn.as_mut() => r,

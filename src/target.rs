@@ -34,8 +34,10 @@ impl Host {
         if let Ok(ip) = raw.parse::<IpAddr>() {
             return Ok(Host::Ip(ip));
         }
-        let decoded = percent_decode(raw).ok_or_else(|| format!("invalid percent-encoding in host {raw}"))?;
-        let ascii = idna::domain_to_ascii(&decoded).map_err(|_| format!("invalid host name {raw}"))?;
+        let decoded =
+            percent_decode(raw).ok_or_else(|| format!("invalid percent-encoding in host {raw}"))?;
+        let ascii =
+            idna::domain_to_ascii(&decoded).map_err(|_| format!("invalid host name {raw}"))?;
         let ascii = ascii.trim_end_matches('.').to_string();
         if ascii.is_empty() || ascii.len() > 253 {
             return Err(format!("invalid host name {raw}"));
@@ -140,8 +142,16 @@ impl Target {
         let scheme = match uri.scheme_str() {
             Some(s) if s.eq_ignore_ascii_case("http") => Scheme::Http,
             Some(s) if s.eq_ignore_ascii_case("https") => Scheme::Https,
-            Some(s) => return Err(ProxyError::bad_request(format!("unsupported URL scheme {s:?}"))),
-            None => return Err(ProxyError::bad_request("request target is not an absolute URL")),
+            Some(s) => {
+                return Err(ProxyError::bad_request(format!(
+                    "unsupported URL scheme {s:?}"
+                )))
+            }
+            None => {
+                return Err(ProxyError::bad_request(
+                    "request target is not an absolute URL",
+                ))
+            }
         };
         let auth = uri
             .authority()
@@ -168,11 +178,14 @@ impl Target {
 
     /// Parses a CONNECT authority `host:port`; the port is mandatory.
     pub fn from_connect(authority: &str) -> Result<Target, ProxyError> {
-        let bad = |why: &str| ProxyError::bad_request(format!("bad CONNECT target {authority:?}: {why}"));
+        let bad =
+            |why: &str| ProxyError::bad_request(format!("bad CONNECT target {authority:?}: {why}"));
         if authority.contains('@') {
             return Err(bad("user info is not allowed"));
         }
-        let (host, port) = authority.rsplit_once(':').ok_or_else(|| bad("missing port"))?;
+        let (host, port) = authority
+            .rsplit_once(':')
+            .ok_or_else(|| bad("missing port"))?;
         let port: u16 = port.parse().map_err(|_| bad("invalid port"))?;
         if port == 0 {
             return Err(bad("port 0"));
@@ -181,7 +194,11 @@ impl Target {
             return Err(bad("IPv6 literals must be in brackets"));
         }
         let host = Host::parse(host).map_err(|e| bad(&e))?;
-        Ok(Target { scheme: Scheme::Https, host, port })
+        Ok(Target {
+            scheme: Scheme::Https,
+            host,
+            port,
+        })
     }
 }
 
@@ -205,7 +222,10 @@ mod tests {
         assert_eq!(t.host, Host::Name("example.com".into()));
         assert_eq!(t.port, 80);
         assert_eq!(abs("https://example.com/").unwrap().port, 443);
-        assert_eq!(abs("http://example.com:8080/").unwrap().host_header(), "example.com:8080");
+        assert_eq!(
+            abs("http://example.com:8080/").unwrap().host_header(),
+            "example.com:8080"
+        );
     }
 
     #[test]
@@ -220,8 +240,14 @@ mod tests {
 
     #[test]
     fn idn_names_become_punycode() {
-        assert_eq!(Host::parse("bücher.example").unwrap(), Host::Name("xn--bcher-kva.example".into()));
-        assert_eq!(Host::parse("b%C3%BCcher.example").unwrap(), Host::Name("xn--bcher-kva.example".into()));
+        assert_eq!(
+            Host::parse("bücher.example").unwrap(),
+            Host::Name("xn--bcher-kva.example".into())
+        );
+        assert_eq!(
+            Host::parse("b%C3%BCcher.example").unwrap(),
+            Host::Name("xn--bcher-kva.example".into())
+        );
     }
 
     #[test]

@@ -24,14 +24,20 @@ fn base(c: &mut waypost::config::raw::RawConfig, source: &str) {
 }
 
 async fn explain(proxy: std::net::SocketAddr, url: &str) -> serde_json::Value {
-    let (status, _, body) = harness::get(proxy, &format!("/explain?url={}", waypost::admin::percent_encode(url))).await;
+    let (status, _, body) = harness::get(
+        proxy,
+        &format!("/explain?url={}", waypost::admin::percent_encode(url)),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     serde_json::from_str(&body).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pac_file_routes_each_url_as_the_script_says() {
-    let squid = tokio::task::spawn_blocking(|| Squid::start("open")).await.unwrap();
+    let squid = tokio::task::spawn_blocking(|| Squid::start("open"))
+        .await
+        .unwrap();
     let origin = Origin::echo().await;
     let dir = tempfile::tempdir().unwrap();
     let script = format!(
@@ -41,7 +47,10 @@ async fn a_pac_file_routes_each_url_as_the_script_says() {
     let source = pac_file(&dir, &script);
     let proxy = harness::start_proxy(|c| base(c, &source)).await;
     let (_, _, via_squid) = harness::get(proxy.addrs[0], &origin.url("/proxied/x")).await;
-    assert!(via_squid.to_ascii_lowercase().contains("via:"), "{via_squid}");
+    assert!(
+        via_squid.to_ascii_lowercase().contains("via:"),
+        "{via_squid}"
+    );
     let (_, _, direct) = harness::get(proxy.addrs[0], &origin.url("/direct/x")).await;
     assert!(!direct.to_ascii_lowercase().contains("via:"), "{direct}");
     let report = explain(proxy.addrs[0], &origin.url("/direct/y")).await;
@@ -52,11 +61,16 @@ async fn a_pac_file_routes_each_url_as_the_script_says() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_first_proxy_fails_over_within_the_request_and_is_tried_last_until_its_retry_time() {
-    let squid = tokio::task::spawn_blocking(|| Squid::start("open")).await.unwrap();
+    let squid = tokio::task::spawn_blocking(|| Squid::start("open"))
+        .await
+        .unwrap();
     let origin = Origin::echo().await;
     let dead = free_port();
     let dir = tempfile::tempdir().unwrap();
-    let script = format!("function FindProxyForURL(u, h) {{ return 'PROXY 127.0.0.1:{dead}; PROXY 127.0.0.1:{}'; }}", squid.port);
+    let script = format!(
+        "function FindProxyForURL(u, h) {{ return 'PROXY 127.0.0.1:{dead}; PROXY 127.0.0.1:{}'; }}",
+        squid.port
+    );
     let source = pac_file(&dir, &script);
     let proxy = harness::start_proxy(|c| {
         base(c, &source);
@@ -67,30 +81,67 @@ async fn a_dead_first_proxy_fails_over_within_the_request_and_is_tried_last_unti
     assert_eq!(status, 200, "the client sees no error: {body}");
     assert!(body.to_ascii_lowercase().contains("via:"), "{body}");
     let m = harness::metrics(proxy.addrs[0]).await;
-    assert_eq!(metric(&m, "waypost_route_failovers_total{reason=\"connect-refused\"}"), 1.0, "{m}");
+    assert_eq!(
+        metric(
+            &m,
+            "waypost_route_failovers_total{reason=\"connect-refused\"}"
+        ),
+        1.0,
+        "{m}"
+    );
     assert_eq!(metric(&m, "waypost_proxies_marked_bad"), 1.0, "{m}");
     let report = explain(proxy.addrs[0], &origin.url("/")).await;
-    assert_eq!(report["bad_proxies"][0]["proxy"], format!("http://127.0.0.1:{dead}"));
-    assert_eq!(report["decision"][0], format!("http://127.0.0.1:{}", squid.port), "the bad proxy goes last: {report}");
+    assert_eq!(
+        report["bad_proxies"][0]["proxy"],
+        format!("http://127.0.0.1:{dead}")
+    );
+    assert_eq!(
+        report["decision"][0],
+        format!("http://127.0.0.1:{}", squid.port),
+        "the bad proxy goes last: {report}"
+    );
     // while marked, requests go straight to the good proxy: no new failover
-    assert_eq!(harness::get(proxy.addrs[0], &origin.url("/again")).await.0, 200);
+    assert_eq!(
+        harness::get(proxy.addrs[0], &origin.url("/again")).await.0,
+        200
+    );
     let m = harness::metrics(proxy.addrs[0]).await;
-    assert_eq!(metric(&m, "waypost_route_failovers_total{reason=\"connect-refused\"}"), 1.0, "{m}");
+    assert_eq!(
+        metric(
+            &m,
+            "waypost_route_failovers_total{reason=\"connect-refused\"}"
+        ),
+        1.0,
+        "{m}"
+    );
     tokio::time::sleep(Duration::from_millis(1700)).await;
     let report = explain(proxy.addrs[0], &origin.url("/")).await;
-    assert_eq!(report["bad_proxies"].as_array().unwrap().len(), 0, "{report}");
+    assert_eq!(
+        report["bad_proxies"].as_array().unwrap().len(),
+        0,
+        "{report}"
+    );
     assert_eq!(report["decision"][0], format!("http://127.0.0.1:{dead}"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pac_served_over_http_is_refreshed_and_new_decisions_follow_it() {
-    let squid = tokio::task::spawn_blocking(|| Squid::start("open")).await.unwrap();
+    let squid = tokio::task::spawn_blocking(|| Squid::start("open"))
+        .await
+        .unwrap();
     let origin = Origin::echo().await;
-    let script = Arc::new(Mutex::new("function FindProxyForURL(u, h) { return 'DIRECT'; }".to_string()));
+    let script = Arc::new(Mutex::new(
+        "function FindProxyForURL(u, h) { return 'DIRECT'; }".to_string(),
+    ));
     let served = script.clone();
     let pac_server = Origin::start(move |_req| {
         let text = served.lock().unwrap().clone();
-        async move { Response::builder().header("content-type", "application/x-ns-proxy-autoconfig").body(body::full(text)).unwrap() }
+        async move {
+            Response::builder()
+                .header("content-type", "application/x-ns-proxy-autoconfig")
+                .body(body::full(text))
+                .unwrap()
+        }
     })
     .await;
     let pac_url = pac_server.url("/wpad.dat");
@@ -100,15 +151,30 @@ async fn a_pac_served_over_http_is_refreshed_and_new_decisions_follow_it() {
     })
     .await;
     let (_, _, body) = harness::get(proxy.addrs[0], &origin.url("/before")).await;
-    assert!(!body.to_ascii_lowercase().contains("via:"), "DIRECT first: {body}");
-    *script.lock().unwrap() = format!("function FindProxyForURL(u, h) {{ return 'PROXY 127.0.0.1:{}'; }}", squid.port);
+    assert!(
+        !body.to_ascii_lowercase().contains("via:"),
+        "DIRECT first: {body}"
+    );
+    *script.lock().unwrap() = format!(
+        "function FindProxyForURL(u, h) {{ return 'PROXY 127.0.0.1:{}'; }}",
+        squid.port
+    );
     tokio::time::sleep(Duration::from_millis(900)).await;
     let (_, _, body) = harness::get(proxy.addrs[0], &origin.url("/after")).await;
-    assert!(body.to_ascii_lowercase().contains("via:"), "the new script routes through squid: {body}");
+    assert!(
+        body.to_ascii_lowercase().contains("via:"),
+        "the new script routes through squid: {body}"
+    );
     let report = explain(proxy.addrs[0], &origin.url("/x")).await;
     assert_eq!(report["pac"]["method"], "url");
     let m = harness::metrics(proxy.addrs[0]).await;
-    assert!(metric(&m, "waypost_pac_fetches_total{outcome=\"ok\",source=\"url\"}") >= 2.0, "{m}");
+    assert!(
+        metric(
+            &m,
+            "waypost_pac_fetches_total{outcome=\"ok\",source=\"url\"}"
+        ) >= 2.0,
+        "{m}"
+    );
 }
 
 #[tokio::test]
@@ -120,9 +186,16 @@ async fn without_a_pac_script_requests_go_direct_unless_pac_is_mandatory() {
         c.pac.first_load_wait = "2s".into();
     })
     .await;
-    assert_eq!(harness::get(lenient.addrs[0], &origin.url("/")).await.0, 200);
+    assert_eq!(
+        harness::get(lenient.addrs[0], &origin.url("/")).await.0,
+        200
+    );
     let m = harness::metrics(lenient.addrs[0]).await;
-    assert_eq!(metric(&m, "waypost_pac_fallbacks_total{action=\"direct\"}"), 1.0, "{m}");
+    assert_eq!(
+        metric(&m, "waypost_pac_fallbacks_total{action=\"direct\"}"),
+        1.0,
+        "{m}"
+    );
     let strict = harness::start_proxy(|c| {
         base(c, &unreachable);
         c.pac.mandatory = true;
@@ -139,10 +212,19 @@ async fn a_socks_entry_in_the_pac_list_is_followed() {
     let socks = tokio::task::spawn_blocking(Socks5::start).await.unwrap();
     let origin = Origin::echo().await;
     let dir = tempfile::tempdir().unwrap();
-    let source = pac_file(&dir, &format!("function FindProxyForURL(u, h) {{ return 'SOCKS5 127.0.0.1:{}; DIRECT'; }}", socks.port));
+    let source = pac_file(
+        &dir,
+        &format!(
+            "function FindProxyForURL(u, h) {{ return 'SOCKS5 127.0.0.1:{}; DIRECT'; }}",
+            socks.port
+        ),
+    );
     let proxy = harness::start_proxy(|c| base(c, &source)).await;
     let (status, _, body) = harness::get(proxy.addrs[0], &origin.url("/socks-from-pac")).await;
     assert_eq!(status, 200, "{body}");
     let report = explain(proxy.addrs[0], &origin.url("/")).await;
-    assert_eq!(report["decision"][0], format!("socks5://127.0.0.1:{}", socks.port));
+    assert_eq!(
+        report["decision"][0],
+        format!("socks5://127.0.0.1:{}", socks.port)
+    );
 }

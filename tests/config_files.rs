@@ -19,13 +19,17 @@ fn every_file_in_config_loads_and_validates() {
             .unwrap_or_else(|e| panic!("{} does not load:\n{e}", path.display()));
         n += 1;
     }
-    assert!(n >= 2, "expected config/default.toml and examples, found {n}");
+    assert!(
+        n >= 2,
+        "expected config/default.toml and examples, found {n}"
+    );
 }
 
 #[test]
 fn the_default_file_matches_the_built_in_defaults() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/default.toml");
-    let from_file = config::load_with_env(Some(&path), &Overrides::default(), HashMap::new()).unwrap();
+    let from_file =
+        config::load_with_env(Some(&path), &Overrides::default(), HashMap::new()).unwrap();
     let built_in = config::load_with_env(None, &Overrides::default(), HashMap::new()).unwrap();
     assert_eq!(format!("{from_file:?}"), format!("{built_in:?}"));
 }
@@ -35,45 +39,81 @@ fn unknown_keys_and_bad_values_are_all_reported_with_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.toml");
     std::fs::write(&path, "listen = [\"127.0.0.1:3128\"]\n\n[route]\nupstrem = \"http://p:1\"\n\n[timeouts]\nconnect = \"soon\"\n").unwrap();
-    let err = config::load_with_env(Some(&path), &Overrides::default(), HashMap::new()).unwrap_err();
+    let err =
+        config::load_with_env(Some(&path), &Overrides::default(), HashMap::new()).unwrap_err();
     let text = err.to_string();
     assert_eq!(err.problems.len(), 2, "{text}");
-    assert!(text.contains(&format!("{}:4: route.upstrem: unknown key", path.display())), "{text}");
-    assert!(text.contains(&format!("{}:7: timeouts.connect: invalid duration", path.display())), "{text}");
+    assert!(
+        text.contains(&format!("{}:4: route.upstrem: unknown key", path.display())),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "{}:7: timeouts.connect: invalid duration",
+            path.display()
+        )),
+        "{text}"
+    );
 }
 
 #[test]
 fn environment_overrides_the_file_and_flags_override_both() {
     let env: HashMap<String, String> = [
-        ("WAYPOST_ROUTE__UPSTREAM".to_string(), "http://from-env:1".to_string()),
+        (
+            "WAYPOST_ROUTE__UPSTREAM".to_string(),
+            "http://from-env:1".to_string(),
+        ),
         ("WAYPOST_TIMEOUTS__CONNECT".to_string(), "5s".to_string()),
     ]
     .into();
     let cfg = config::load_with_env(None, &Overrides::default(), env.clone()).unwrap();
-    assert_eq!(cfg.routes.http_upstream.as_ref().unwrap().label(), "from-env:1");
+    assert_eq!(
+        cfg.routes.http_upstream.as_ref().unwrap().label(),
+        "from-env:1"
+    );
     assert_eq!(cfg.timeouts.connect, std::time::Duration::from_secs(5));
-    let flags = Overrides { upstream: Some("http://from-flag:2".into()), ..Default::default() };
+    let flags = Overrides {
+        upstream: Some("http://from-flag:2".into()),
+        ..Default::default()
+    };
     let cfg = config::load_with_env(None, &flags, env).unwrap();
     assert_eq!(cfg.routes.http_upstream.unwrap().label(), "from-flag:2");
 }
 
 #[test]
 fn bad_environment_values_name_the_variable() {
-    let env: HashMap<String, String> = [("WAYPOST_TIMEOUTS__SEND".to_string(), "never".to_string())].into();
+    let env: HashMap<String, String> =
+        [("WAYPOST_TIMEOUTS__SEND".to_string(), "never".to_string())].into();
     let err = config::load_with_env(None, &Overrides::default(), env).unwrap_err();
-    assert!(err.to_string().contains("environment WAYPOST_TIMEOUTS__SEND: timeouts.send"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("environment WAYPOST_TIMEOUTS__SEND: timeouts.send"),
+        "{err}"
+    );
 }
 
 #[test]
 fn config_check_command_validates_and_prints_or_fails_with_status_2() {
     let bin = env!("CARGO_BIN_EXE_waypost");
-    let ok = Command::new(bin).args(["config", "check", "config/default.toml"]).current_dir(env!("CARGO_MANIFEST_DIR")).output().unwrap();
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let ok = Command::new(bin)
+        .args(["config", "check", "config/default.toml"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
     assert!(String::from_utf8_lossy(&ok.stdout).contains("configuration is valid"));
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.toml");
     std::fs::write(&bad, "listen = [\"0.0.0.0:3128\"]\n").unwrap();
-    let out = Command::new(bin).args(["config", "check"]).arg(&bad).output().unwrap();
+    let out = Command::new(bin)
+        .args(["config", "check"])
+        .arg(&bad)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("allow") && err.contains("open relay"), "{err}");
@@ -83,8 +123,16 @@ fn config_check_command_validates_and_prints_or_fails_with_status_2() {
 fn secrets_are_redacted_from_the_printed_config() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.toml");
-    std::fs::write(&path, "[client_auth]\nusername = \"u\"\npassword = \"hunter2-secret\"\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_waypost")).args(["config", "check"]).arg(&path).output().unwrap();
+    std::fs::write(
+        &path,
+        "[client_auth]\nusername = \"u\"\npassword = \"hunter2-secret\"\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_waypost"))
+        .args(["config", "check"])
+        .arg(&path)
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(!text.contains("hunter2-secret"), "{text}");

@@ -34,9 +34,24 @@ async fn keep_alive_requests_reuse_one_pooled_upstream_connection() {
     assert_eq!(harness::get(proxy.addrs[0], &origin.url("/")).await.0, 200);
     assert_eq!(origin.connections.load(Ordering::SeqCst), 1);
     let m = harness::metrics(proxy.addrs[0]).await;
-    assert_eq!(metric(&m, "waypost_pool_opened_total{upstream=\"direct\"}"), 1.0, "{m}");
-    assert_eq!(metric(&m, "waypost_pool_reused_total{upstream=\"direct\"}"), 5.0, "{m}");
-    assert_eq!(metric(&m, "waypost_pool_connections{state=\"idle\",upstream=\"direct\"}"), 1.0, "{m}");
+    assert_eq!(
+        metric(&m, "waypost_pool_opened_total{upstream=\"direct\"}"),
+        1.0,
+        "{m}"
+    );
+    assert_eq!(
+        metric(&m, "waypost_pool_reused_total{upstream=\"direct\"}"),
+        5.0,
+        "{m}"
+    );
+    assert_eq!(
+        metric(
+            &m,
+            "waypost_pool_connections{state=\"idle\",upstream=\"direct\"}"
+        ),
+        1.0,
+        "{m}"
+    );
 }
 
 #[tokio::test]
@@ -67,10 +82,21 @@ async fn hop_by_hop_headers_are_stripped_both_ways_and_via_only_when_configured(
         .unwrap();
     let resp = client.send(req).await.unwrap();
     let seen = resp.headers()["x-seen"].to_str().unwrap().to_string();
-    for hop in ["x-client-hop", "proxy-connection", "proxy-authorization", "te"] {
-        assert!(!seen.split(',').any(|h| h == hop), "{hop} leaked upstream: {seen}");
+    for hop in [
+        "x-client-hop",
+        "proxy-connection",
+        "proxy-authorization",
+        "te",
+    ] {
+        assert!(
+            !seen.split(',').any(|h| h == hop),
+            "{hop} leaked upstream: {seen}"
+        );
     }
-    assert!(seen.contains("x-end-to-end") && seen.contains("via"), "{seen}");
+    assert!(
+        seen.contains("x-end-to-end") && seen.contains("via"),
+        "{seen}"
+    );
     assert!(resp.headers().get("x-origin-hop").is_none());
     assert!(resp.headers().get("keep-alive").is_none());
     assert!(resp.headers().get("proxy-authenticate").is_none());
@@ -92,7 +118,11 @@ async fn chunked_request_and_response_bodies_stream_through() {
             Ok::<_, std::convert::Infallible>(http_body::Frame::data(body.slice(..half))),
             Ok(http_body::Frame::data(body.slice(half..))),
         ];
-        Response::new(StreamBody::new(futures_util::stream::iter(frames)).map_err(|e| match e {}).boxed())
+        Response::new(
+            StreamBody::new(futures_util::stream::iter(frames))
+                .map_err(|e| match e {})
+                .boxed(),
+        )
     })
     .await;
     let proxy = harness::start_proxy(|_| {}).await;
@@ -108,8 +138,14 @@ async fn chunked_request_and_response_bodies_stream_through() {
         .as_bytes(),
     )
     .await;
-    assert!(reply.starts_with("HTTP/1.1 200"), "{}", &reply[..200.min(reply.len())]);
-    assert!(reply.to_ascii_lowercase().contains("transfer-encoding: chunked"));
+    assert!(
+        reply.starts_with("HTTP/1.1 200"),
+        "{}",
+        &reply[..200.min(reply.len())]
+    );
+    assert!(reply
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked"));
     assert_eq!(reply.matches('x').count(), 300_000);
 }
 
@@ -119,24 +155,41 @@ async fn response_bodies_are_streamed_not_buffered() {
     let origin = Origin::start(move |_req| {
         let mut rx = release_rx.clone();
         async move {
-            let first = futures_util::stream::once(async { Ok::<_, std::convert::Infallible>(http_body::Frame::data(Bytes::from_static(b"first-part;"))) });
+            let first = futures_util::stream::once(async {
+                Ok::<_, std::convert::Infallible>(http_body::Frame::data(Bytes::from_static(
+                    b"first-part;",
+                )))
+            });
             let rest = futures_util::stream::once(async move {
                 let _ = rx.wait_for(|v| *v).await;
                 Ok(http_body::Frame::data(Bytes::from_static(b"second-part")))
             });
             use futures_util::StreamExt;
-            Response::new(StreamBody::new(first.chain(rest)).map_err(|e| match e {}).boxed())
+            Response::new(
+                StreamBody::new(first.chain(rest))
+                    .map_err(|e| match e {})
+                    .boxed(),
+            )
         }
     })
     .await;
     let proxy = harness::start_proxy(|_| {}).await;
     let mut client = Client::connect(proxy.addrs[0]).await;
-    let req = Request::get(origin.url("/stream")).body(Full::new(Bytes::new())).unwrap();
+    let req = Request::get(origin.url("/stream"))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
     let resp = client.send(req).await.unwrap();
     let mut body = resp.into_body();
     // the first chunk arrives while the origin is still holding back the rest
-    let frame = tokio::time::timeout(Duration::from_secs(5), body.frame()).await.expect("first chunk streamed").unwrap().unwrap();
-    assert_eq!(frame.into_data().unwrap(), Bytes::from_static(b"first-part;"));
+    let frame = tokio::time::timeout(Duration::from_secs(5), body.frame())
+        .await
+        .expect("first chunk streamed")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        frame.into_data().unwrap(),
+        Bytes::from_static(b"first-part;")
+    );
     release_tx.send(true).unwrap();
     let rest = body.collect().await.unwrap().to_bytes();
     assert_eq!(rest, Bytes::from_static(b"second-part"));
@@ -150,16 +203,35 @@ async fn head_204_and_304_responses_carry_no_body_and_keep_the_connection() {
             "/304" => StatusCode::NOT_MODIFIED,
             _ => StatusCode::OK,
         };
-        Response::builder().status(status).header("content-length", if status == StatusCode::OK { "5" } else { "0" }).body(body::full(if status == StatusCode::OK { "hello" } else { "" })).unwrap()
+        Response::builder()
+            .status(status)
+            .header(
+                "content-length",
+                if status == StatusCode::OK { "5" } else { "0" },
+            )
+            .body(body::full(if status == StatusCode::OK {
+                "hello"
+            } else {
+                ""
+            }))
+            .unwrap()
     })
     .await;
     let proxy = harness::start_proxy(|_| {}).await;
     let mut client = Client::connect(proxy.addrs[0]).await;
-    let head = Request::head(origin.url("/")).body(Full::new(Bytes::new())).unwrap();
+    let head = Request::head(origin.url("/"))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
     let resp = client.send(head).await.unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["content-length"], "5");
-    assert!(resp.into_body().collect().await.unwrap().to_bytes().is_empty());
+    assert!(resp
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes()
+        .is_empty());
     assert_eq!(client.get(&origin.url("/204")).await.0, 204);
     assert_eq!(client.get(&origin.url("/304")).await.0, 304);
     assert_eq!(client.get(&origin.url("/")).await.2, "hello");
@@ -171,19 +243,33 @@ async fn expect_100_continue_is_answered_and_the_body_forwarded() {
     let origin = Origin::echo().await;
     let proxy = harness::start_proxy(|_| {}).await;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(proxy.addrs[0]).await.unwrap();
-    let head = format!("PUT {} HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n", origin.url("/put"));
+    let mut s = tokio::net::TcpStream::connect(proxy.addrs[0])
+        .await
+        .unwrap();
+    let head = format!(
+        "PUT {} HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n",
+        origin.url("/put")
+    );
     s.write_all(head.as_bytes()).await.unwrap();
     let mut buf = vec![0u8; 64];
-    let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await.expect("100 Continue in time").unwrap();
+    let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+        .await
+        .expect("100 Continue in time")
+        .unwrap();
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 100 Continue"));
     s.write_all(b"hello").await.unwrap();
     let mut out = vec![0u8; 4096];
-    let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut out)).await.unwrap().unwrap();
+    let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut out))
+        .await
+        .unwrap()
+        .unwrap();
     let text = String::from_utf8_lossy(&out[..n]);
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
     assert!(text.contains("body-len: 5"), "{text}");
-    assert!(!text.contains("expect:"), "Expect must not reach the origin: {text}");
+    assert!(
+        !text.contains("expect:"),
+        "Expect must not reach the origin: {text}"
+    );
 }
 
 #[tokio::test]
@@ -194,7 +280,10 @@ async fn ipv6_literal_urls_are_forwarded() {
     };
     drop(listener);
     let origin = Origin::start(|req: Request<hyper::body::Incoming>| async move {
-        Response::new(body::full(format!("host={}", req.headers()["host"].to_str().unwrap())))
+        Response::new(body::full(format!(
+            "host={}",
+            req.headers()["host"].to_str().unwrap()
+        )))
     })
     .await;
     // the in-process origin listens on 127.0.0.1; map an IPv6 literal through a second origin on ::1
@@ -210,7 +299,8 @@ async fn ipv6_literal_urls_are_forwarded() {
         }
     });
     let proxy = harness::start_proxy(|_| {}).await;
-    let (status, _, body) = harness::get(proxy.addrs[0], &format!("http://[::1]:{}/", v6_addr.port())).await;
+    let (status, _, body) =
+        harness::get(proxy.addrs[0], &format!("http://[::1]:{}/", v6_addr.port())).await;
     assert_eq!(status, 200);
     assert_eq!(body, format!("host=[::1]:{}", v6_addr.port()));
 }
@@ -231,10 +321,18 @@ async fn origin_form_requests_get_the_admin_surface() {
 #[tokio::test]
 async fn malformed_requests_get_400_with_a_reason() {
     let proxy = harness::start_proxy(|_| {}).await;
-    let reply = harness::raw(proxy.addrs[0], b"GET ftp://example.com/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await;
+    let reply = harness::raw(
+        proxy.addrs[0],
+        b"GET ftp://example.com/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
     assert!(reply.starts_with("HTTP/1.1 400"), "{reply}");
     assert!(reply.contains("unsupported URL scheme"), "{reply}");
-    let reply = harness::raw(proxy.addrs[0], b"CONNECT example.com HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await;
+    let reply = harness::raw(
+        proxy.addrs[0],
+        b"CONNECT example.com HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
     assert!(reply.starts_with("HTTP/1.1 400"), "{reply}");
     assert!(reply.contains("missing port"), "{reply}");
     let reply = harness::raw(proxy.addrs[0], b"GARBAGE\r\n\r\n").await;
@@ -244,7 +342,8 @@ async fn malformed_requests_get_400_with_a_reason() {
 #[tokio::test]
 async fn unknown_hosts_give_502_with_the_dns_error_kind() {
     let proxy = harness::start_proxy(|_| {}).await;
-    let (status, headers, body) = harness::get(proxy.addrs[0], "http://no-such-host.invalid/").await;
+    let (status, headers, body) =
+        harness::get(proxy.addrs[0], "http://no-such-host.invalid/").await;
     assert_eq!(status, 502);
     assert_eq!(headers["x-waypost-error"], "dns");
     assert!(body.contains("no-such-host.invalid"), "{body}");
@@ -254,7 +353,8 @@ async fn unknown_hosts_give_502_with_the_dns_error_kind() {
 async fn refused_connections_give_502_connect_refused() {
     let port = support::peers::free_port();
     let proxy = harness::start_proxy(|_| {}).await;
-    let (status, headers, _) = harness::get(proxy.addrs[0], &format!("http://127.0.0.1:{port}/")).await;
+    let (status, headers, _) =
+        harness::get(proxy.addrs[0], &format!("http://127.0.0.1:{port}/")).await;
     assert_eq!(status, 502);
     assert_eq!(headers["x-waypost-error"], "connect-refused");
 }
@@ -282,12 +382,21 @@ async fn upstream_closing_mid_response_closes_the_client_connection() {
         while let Ok((mut s, _)) = listener.accept().await {
             let mut buf = [0u8; 1024];
             let _ = s.read(&mut buf).await;
-            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789").await;
+            let _ = s
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789")
+                .await;
         }
     });
     let proxy = harness::start_proxy(|_| {}).await;
     let mut client = Client::connect(proxy.addrs[0]).await;
-    let resp = client.send(Request::get(format!("http://{addr}/")).body(Full::new(Bytes::new())).unwrap()).await.unwrap();
+    let resp = client
+        .send(
+            Request::get(format!("http://{addr}/"))
+                .body(Full::new(Bytes::new()))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
     let body = resp.into_body().collect().await;
     assert!(body.is_err(), "a truncated body must not look complete");

@@ -48,7 +48,9 @@ async fn connect_timeout_gives_504_connect_timeout() {
     let addr = listener.local_addr().unwrap();
     let mut fillers = Vec::new();
     for _ in 0..4 {
-        if let Ok(Ok(s)) = tokio::time::timeout(Duration::from_millis(200), TcpStream::connect(addr)).await {
+        if let Ok(Ok(s)) =
+            tokio::time::timeout(Duration::from_millis(200), TcpStream::connect(addr)).await
+        {
             fillers.push(s);
         }
     }
@@ -80,7 +82,11 @@ async fn resolve_timeout_gives_504_dns_timeout() {
     let (status, headers, _) = harness::get(proxy.addrs[0], "http://slow.example.test/").await;
     assert_eq!(status, 504);
     assert_eq!(headers["x-waypost-error"], "dns-timeout");
-    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
     drop((udp, tcp));
 }
 
@@ -100,15 +106,29 @@ async fn receive_response_timeout_gives_504_when_no_headers_come() {
 #[tokio::test]
 async fn receive_timeout_closes_a_stalled_body_instead_of_completing_it() {
     let origin = raw_origin(|mut s| async move {
-        let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789").await;
+        let _ = s
+            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789")
+            .await;
         tokio::time::sleep(Duration::from_secs(30)).await;
     })
     .await;
     let proxy = harness::start_proxy(|c| c.timeouts.receive = "300ms".into()).await;
     let mut client = Client::connect(proxy.addrs[0]).await;
-    let resp = client.send(Request::get(format!("http://{origin}/")).body(Default::default()).unwrap()).await.unwrap();
+    let resp = client
+        .send(
+            Request::get(format!("http://{origin}/"))
+                .body(Default::default())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
     let started = Instant::now();
-    let body = tokio::time::timeout(Duration::from_secs(5), http_body_util::BodyExt::collect(resp.into_body())).await.expect("ended in time");
+    let body = tokio::time::timeout(
+        Duration::from_secs(5),
+        http_body_util::BodyExt::collect(resp.into_body()),
+    )
+    .await
+    .expect("ended in time");
     assert!(body.is_err());
     assert!(started.elapsed() >= Duration::from_millis(250));
 }
@@ -127,7 +147,12 @@ async fn send_timeout_gives_504_when_the_upstream_stops_reading() {
     .await;
     let mut s = TcpStream::connect(proxy.addrs[0]).await.unwrap();
     let size = 64 << 20;
-    s.write_all(format!("POST http://{origin}/ HTTP/1.1\r\nHost: x\r\nContent-Length: {size}\r\n\r\n").as_bytes()).await.unwrap();
+    s.write_all(
+        format!("POST http://{origin}/ HTTP/1.1\r\nHost: x\r\nContent-Length: {size}\r\n\r\n")
+            .as_bytes(),
+    )
+    .await
+    .unwrap();
     let (mut r, mut w) = s.into_split();
     tokio::spawn(async move {
         let chunk = vec![b'x'; 1 << 16];
@@ -138,7 +163,10 @@ async fn send_timeout_gives_504_when_the_upstream_stops_reading() {
         }
     });
     let mut out = vec![0u8; 4096];
-    let n = tokio::time::timeout(Duration::from_secs(10), r.read(&mut out)).await.expect("answer in time").unwrap();
+    let n = tokio::time::timeout(Duration::from_secs(10), r.read(&mut out))
+        .await
+        .expect("answer in time")
+        .unwrap();
     let text = String::from_utf8_lossy(&out[..n]).to_ascii_lowercase();
     assert!(text.starts_with("http/1.1 504"), "{text}");
     assert!(text.contains("x-waypost-error: send-timeout"), "{text}");
@@ -148,7 +176,11 @@ async fn send_timeout_gives_504_when_the_upstream_stops_reading() {
 async fn oversized_response_headers_give_502() {
     let origin = raw_origin(|mut s| async move {
         let big = "a".repeat(20_000);
-        let _ = s.write_all(format!("HTTP/1.1 200 OK\r\nX-Big: {big}\r\nContent-Length: 0\r\n\r\n").as_bytes()).await;
+        let _ = s
+            .write_all(
+                format!("HTTP/1.1 200 OK\r\nX-Big: {big}\r\nContent-Length: 0\r\n\r\n").as_bytes(),
+            )
+            .await;
         tokio::time::sleep(Duration::from_secs(5)).await;
     })
     .await;
@@ -163,7 +195,15 @@ async fn oversized_request_headers_get_431() {
     let origin = Origin::echo().await;
     let proxy = harness::start_proxy(|c| c.limits.max_request_header_size = 8192).await;
     let big = "b".repeat(20_000);
-    let reply = harness::raw(proxy.addrs[0], format!("GET {} HTTP/1.1\r\nHost: x\r\nX-Big: {big}\r\n\r\n", origin.url("/")).as_bytes()).await;
+    let reply = harness::raw(
+        proxy.addrs[0],
+        format!(
+            "GET {} HTTP/1.1\r\nHost: x\r\nX-Big: {big}\r\n\r\n",
+            origin.url("/")
+        )
+        .as_bytes(),
+    )
+    .await;
     assert!(reply.starts_with("HTTP/1.1 431"), "{reply}");
     assert_eq!(origin.connections.load(Ordering::SeqCst), 0);
 }
@@ -172,11 +212,19 @@ async fn oversized_request_headers_get_431() {
 async fn slow_request_headers_are_cut_off_by_the_client_header_timeout() {
     let proxy = harness::start_proxy(|c| c.timeouts.client_header = "300ms".into()).await;
     let mut s = TcpStream::connect(proxy.addrs[0]).await.unwrap();
-    s.write_all(b"GET http://example.test/ HTTP/1.1\r\nHost: exa").await.unwrap();
+    s.write_all(b"GET http://example.test/ HTTP/1.1\r\nHost: exa")
+        .await
+        .unwrap();
     let started = Instant::now();
     let mut out = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out)).await.expect("closed by the proxy");
-    assert!(started.elapsed() >= Duration::from_millis(250), "{:?}", started.elapsed());
+    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out))
+        .await
+        .expect("closed by the proxy");
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "{:?}",
+        started.elapsed()
+    );
     assert!(started.elapsed() < Duration::from_secs(3));
 }
 
@@ -209,12 +257,18 @@ async fn max_conns_per_server_makes_requests_wait_for_a_slot() {
     assert_eq!((a.0, b.0), (200, 200));
     assert_eq!(origin.connections.load(Ordering::SeqCst), 1);
     let m = harness::metrics(p).await;
-    assert_eq!(metric(&m, "waypost_pool_slot_waits_total{upstream=\"direct\"}"), 1.0, "{m}");
+    assert_eq!(
+        metric(&m, "waypost_pool_slot_waits_total{upstream=\"direct\"}"),
+        1.0,
+        "{m}"
+    );
 }
 
 async fn abandon_after_headers(proxy: SocketAddr, url: &str) {
     let mut s = TcpStream::connect(proxy).await.unwrap();
-    s.write_all(format!("GET {url} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes()).await.unwrap();
+    s.write_all(format!("GET {url} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
     let mut b = [0u8; 64];
     let _ = s.read(&mut b).await.unwrap();
     drop(s);
@@ -224,34 +278,63 @@ async fn abandon_after_headers(proxy: SocketAddr, url: &str) {
 #[tokio::test]
 async fn unread_response_bodies_are_drained_up_to_the_limit_to_save_the_connection() {
     let origin = Origin::start(|_req| async {
-        let (tx, rx) = tokio::sync::mpsc::channel::<Result<http_body::Frame<bytes::Bytes>, std::convert::Infallible>>(4);
+        let (tx, rx) = tokio::sync::mpsc::channel::<
+            Result<http_body::Frame<bytes::Bytes>, std::convert::Infallible>,
+        >(4);
         tokio::spawn(async move {
-            let _ = tx.send(Ok(http_body::Frame::data(bytes::Bytes::from(vec![b'h'; 1000])))).await;
+            let _ = tx
+                .send(Ok(http_body::Frame::data(bytes::Bytes::from(vec![
+                    b'h';
+                    1000
+                ]))))
+                .await;
             tokio::time::sleep(Duration::from_millis(100)).await;
-            let _ = tx.send(Ok(http_body::Frame::data(bytes::Bytes::from(vec![b'r'; 99_000])))).await;
+            let _ = tx
+                .send(Ok(http_body::Frame::data(bytes::Bytes::from(vec![
+                    b'r';
+                    99_000
+                ]))))
+                .await;
         });
         let stream = tokio_stream_from(rx);
         Response::builder()
             .header("content-length", "100000")
-            .body(http_body_util::BodyExt::boxed(http_body_util::StreamBody::new(stream)).map_err(|e: std::convert::Infallible| match e {}).boxed())
+            .body(
+                http_body_util::BodyExt::boxed(http_body_util::StreamBody::new(stream))
+                    .map_err(|e: std::convert::Infallible| match e {})
+                    .boxed(),
+            )
             .unwrap()
     })
     .await;
     let proxy = harness::start_proxy(|_| {}).await;
     abandon_after_headers(proxy.addrs[0], &origin.url("/")).await;
     let m = harness::metrics(proxy.addrs[0]).await;
-    assert!(metric(&m, "waypost_pool_drained_bytes_total{upstream=\"direct\"}") > 0.0, "{m}");
+    assert!(
+        metric(&m, "waypost_pool_drained_bytes_total{upstream=\"direct\"}") > 0.0,
+        "{m}"
+    );
     assert_eq!(harness::get(proxy.addrs[0], &origin.url("/")).await.0, 200);
-    assert_eq!(origin.connections.load(Ordering::SeqCst), 1, "the drained connection was reused");
+    assert_eq!(
+        origin.connections.load(Ordering::SeqCst),
+        1,
+        "the drained connection was reused"
+    );
 
     let strict = harness::start_proxy(|c| c.limits.max_response_drain_size = 10).await;
     let before = origin.connections.load(Ordering::SeqCst);
     abandon_after_headers(strict.addrs[0], &origin.url("/")).await;
     assert_eq!(harness::get(strict.addrs[0], &origin.url("/")).await.0, 200);
-    assert_eq!(origin.connections.load(Ordering::SeqCst), before + 2, "too large to drain: closed");
+    assert_eq!(
+        origin.connections.load(Ordering::SeqCst),
+        before + 2,
+        "too large to drain: closed"
+    );
 }
 
-fn tokio_stream_from<T: Send + 'static>(mut rx: tokio::sync::mpsc::Receiver<T>) -> impl futures_util::Stream<Item = T> {
+fn tokio_stream_from<T: Send + 'static>(
+    mut rx: tokio::sync::mpsc::Receiver<T>,
+) -> impl futures_util::Stream<Item = T> {
     futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
@@ -263,13 +346,22 @@ async fn connect_retries_bound_the_addresses_tried() {
     let port = origin.addr.port();
     // 127.0.0.2 and 127.0.0.3 refuse (the origin listens on 127.0.0.1 only)
     let hosts = |c: &mut waypost::config::raw::RawConfig, retries: u32| {
-        c.dns.hosts.insert("multi.test".into(), vec!["127.0.0.2".into(), "127.0.0.3".into(), "127.0.0.1".into()]);
+        c.dns.hosts.insert(
+            "multi.test".into(),
+            vec!["127.0.0.2".into(), "127.0.0.3".into(), "127.0.0.1".into()],
+        );
         c.limits.connect_retries = retries;
     };
     let three = harness::start_proxy(|c| hosts(c, 3)).await;
-    assert_eq!(harness::get(three.addrs[0], &format!("http://multi.test:{port}/")).await.0, 200);
+    assert_eq!(
+        harness::get(three.addrs[0], &format!("http://multi.test:{port}/"))
+            .await
+            .0,
+        200
+    );
     let two = harness::start_proxy(|c| hosts(c, 2)).await;
-    let (status, headers, _) = harness::get(two.addrs[0], &format!("http://multi.test:{port}/")).await;
+    let (status, headers, _) =
+        harness::get(two.addrs[0], &format!("http://multi.test:{port}/")).await;
     assert_eq!(status, 502);
     assert_eq!(headers["x-waypost-error"], "connect-refused");
 }

@@ -20,7 +20,11 @@ pub struct BadProxies {
 
 impl BadProxies {
     pub fn new(retry: Duration, gauge: prometheus::IntGauge) -> BadProxies {
-        BadProxies { retry, marked: Mutex::new(HashMap::new()), gauge }
+        BadProxies {
+            retry,
+            marked: Mutex::new(HashMap::new()),
+            gauge,
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ProxyAddr, Instant>> {
@@ -39,7 +43,10 @@ impl BadProxies {
         let mut m = self.lock();
         m.retain(|_, until| *until > now);
         self.gauge.set(m.len() as i64);
-        let mut v: Vec<_> = m.iter().map(|(p, until)| (p.clone(), *until - now)).collect();
+        let mut v: Vec<_> = m
+            .iter()
+            .map(|(p, until)| (p.clone(), *until - now))
+            .collect();
         v.sort_by(|a, b| a.0.label().cmp(&b.0.label()));
         v
     }

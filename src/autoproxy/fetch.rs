@@ -14,7 +14,12 @@ use crate::target::{Scheme, Target};
 use crate::upstream::{dial, handshake};
 
 /// Reads `source` (a path, `file://` URL or `http(s)://` URL).
-pub async fn fetch(app: &App, source: &str, timeout: Duration, max: usize) -> Result<String, String> {
+pub async fn fetch(
+    app: &App,
+    source: &str,
+    timeout: Duration,
+    max: usize,
+) -> Result<String, String> {
     if let Some(path) = source.strip_prefix("file://") {
         return read_file(path, max);
     }
@@ -29,7 +34,10 @@ pub async fn fetch(app: &App, source: &str, timeout: Duration, max: usize) -> Re
 fn read_file(path: &str, max: usize) -> Result<String, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read {path}: {e}"))?;
     if bytes.len() > max {
-        return Err(format!("{path} is {} bytes, over the {max}-byte limit", bytes.len()));
+        return Err(format!(
+            "{path} is {} bytes, over the {max}-byte limit",
+            bytes.len()
+        ));
     }
     Ok(decode(bytes))
 }
@@ -45,28 +53,56 @@ pub fn decode(bytes: Vec<u8>) -> String {
 async fn fetch_url(app: &App, url: &str, max: usize) -> Result<String, String> {
     let mut current = url.to_string();
     for _ in 0..=5 {
-        let uri: Uri = current.parse().map_err(|e| format!("invalid PAC URL {current}: {e}"))?;
+        let uri: Uri = current
+            .parse()
+            .map_err(|e| format!("invalid PAC URL {current}: {e}"))?;
         let target = Target::from_absolute(&uri, false).map_err(|e| e.detail)?;
-        let io = dial::stream(app, &target.host, target.port, target.scheme == Scheme::Https).await.map_err(|e| e.to_string())?;
-        let mut sender = handshake(app, io, false, "PAC server").await.map_err(|e| e.to_string())?;
+        let io = dial::stream(
+            app,
+            &target.host,
+            target.port,
+            target.scheme == Scheme::Https,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        let mut sender = handshake(app, io, false, "PAC server")
+            .await
+            .map_err(|e| e.to_string())?;
         let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
         let req = Request::get(path)
             .header(header::HOST, target.host_header())
             .header(header::ACCEPT, "application/x-ns-proxy-autoconfig, */*")
-            .header(header::USER_AGENT, concat!("waypost/", env!("CARGO_PKG_VERSION")))
+            .header(
+                header::USER_AGENT,
+                concat!("waypost/", env!("CARGO_PKG_VERSION")),
+            )
             .body(body::empty())
             .map_err(|e| e.to_string())?;
-        let resp = sender.send_request(req).await.map_err(|e| format!("{current}: {e}"))?;
+        let resp = sender
+            .send_request(req)
+            .await
+            .map_err(|e| format!("{current}: {e}"))?;
         let status = resp.status();
         if status.is_redirection() {
-            let loc = resp.headers().get(header::LOCATION).and_then(|v| v.to_str().ok()).ok_or_else(|| format!("{current}: {status} without Location"))?;
+            let loc = resp
+                .headers()
+                .get(header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .ok_or_else(|| format!("{current}: {status} without Location"))?;
             let next = if loc.starts_with("http://") || loc.starts_with("https://") {
                 loc.to_string()
             } else {
-                format!("{}://{}{}", target.scheme.as_str(), target.host_header(), loc)
+                format!(
+                    "{}://{}{}",
+                    target.scheme.as_str(),
+                    target.host_header(),
+                    loc
+                )
             };
             if target.scheme == Scheme::Https && next.starts_with("http://") {
-                return Err(format!("{current} redirects from https to http ({next}); refused"));
+                return Err(format!(
+                    "{current} redirects from https to http ({next}); refused"
+                ));
             }
             current = next;
             continue;

@@ -75,17 +75,24 @@ impl AutoProxy {
     /// The script in use, after waiting (bounded) for the first load.
     pub async fn loaded(&self) -> Option<Arc<Loaded>> {
         let mut rx = self.attempted.subscribe();
-        let _ = tokio::time::timeout(self.settings.first_load_wait, rx.wait_for(|done| *done)).await;
+        let _ =
+            tokio::time::timeout(self.settings.first_load_wait, rx.wait_for(|done| *done)).await;
         self.state.borrow().clone()
     }
 
     pub fn last_error(&self) -> Option<String> {
-        self.last_error.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.last_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Evaluates the script for `url`. Err = no script, or the script failed.
     pub async fn find(&self, url: &str) -> Result<(Arc<Loaded>, PacAnswer), String> {
-        let loaded = self.loaded().await.ok_or_else(|| self.last_error().unwrap_or_else(|| "no PAC script loaded yet".into()))?;
+        let loaded = self.loaded().await.ok_or_else(|| {
+            self.last_error()
+                .unwrap_or_else(|| "no PAC script loaded yet".into())
+        })?;
         let engine = self.engine.get().ok_or("no PAC engine")?;
         let answer = engine.find_proxy(url).await.map_err(|e| e.to_string())?;
         Ok((loaded, answer))
@@ -130,7 +137,9 @@ impl AutoProxy {
                         self.save_last_good(&text);
                         *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = None;
                     }
-                    Err(e) => self.failed(app, format!("PAC script from {source} does not load: {e}")),
+                    Err(e) => {
+                        self.failed(app, format!("PAC script from {source} does not load: {e}"))
+                    }
                 }
             }
             Err((method, e)) => {
@@ -138,7 +147,8 @@ impl AutoProxy {
                 self.failed(app, e);
             }
         }
-        m.pac_discovery_seconds.observe(started.elapsed().as_secs_f64());
+        m.pac_discovery_seconds
+            .observe(started.elapsed().as_secs_f64());
     }
 
     fn failed(&self, app: &App, why: String) {
@@ -148,7 +158,10 @@ impl AutoProxy {
     }
 
     /// Returns (script, source, method) or (method, error).
-    async fn obtain(&self, app: &App) -> Result<(String, String, &'static str), (&'static str, String)> {
+    async fn obtain(
+        &self,
+        app: &App,
+    ) -> Result<(String, String, &'static str), (&'static str, String)> {
         let s = &self.settings;
         let (url, method) = if s.source == "auto" {
             match crate::wpad::discover(&crate::wpad::WpadOptions::default()).await {
@@ -167,25 +180,49 @@ impl AutoProxy {
         } else {
             (s.source.clone(), "file")
         };
-        let text = fetch::fetch(app, &url, s.fetch_timeout, s.max_script_size).await.map_err(|e| (method, e))?;
+        let text = fetch::fetch(app, &url, s.fetch_timeout, s.max_script_size)
+            .await
+            .map_err(|e| (method, e))?;
         Ok((text, url, method))
     }
 
-    async fn install(&self, app: &App, text: &str, source: String, method: &'static str) -> Result<(), String> {
+    async fn install(
+        &self,
+        app: &App,
+        text: &str,
+        source: String,
+        method: &'static str,
+    ) -> Result<(), String> {
         if let Some(engine) = self.engine.get() {
-            let unchanged = *self.installed_text.lock().unwrap_or_else(|p| p.into_inner()) == text;
+            let unchanged = *self
+                .installed_text
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                == text;
             if !unchanged {
-                engine.replace_script(text).await.map_err(|e| e.to_string())?;
+                engine
+                    .replace_script(text)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 tracing::info!(source = %source, method, "new PAC script installed; result cache flushed");
             }
         } else {
-            let engine = PacEngine::new(text, self.options(), Some(&app.metrics.registry)).await.map_err(|e| e.to_string())?;
+            let engine = PacEngine::new(text, self.options(), Some(&app.metrics.registry))
+                .await
+                .map_err(|e| e.to_string())?;
             let _ = self.engine.set(engine);
             tracing::info!(source = %source, method, "PAC script loaded");
         }
-        *self.installed_text.lock().unwrap_or_else(|p| p.into_inner()) = text.to_string();
+        *self
+            .installed_text
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = text.to_string();
         app.metrics.pac_loaded_timestamp.set(unix_now());
-        self.state.send_replace(Some(Arc::new(Loaded { source, method, loaded_at: SystemTime::now() })));
+        self.state.send_replace(Some(Arc::new(Loaded {
+            source,
+            method,
+            loaded_at: SystemTime::now(),
+        })));
         Ok(())
     }
 
@@ -203,7 +240,9 @@ impl AutoProxy {
     }
 
     fn save_last_good(&self, text: &str) {
-        let Some(path) = &self.settings.cache_file else { return };
+        let Some(path) = &self.settings.cache_file else {
+            return;
+        };
         if let Some(dir) = path.parent() {
             let _ = std::fs::create_dir_all(dir);
         }
@@ -215,14 +254,25 @@ impl AutoProxy {
 
     /// At start-up, before the first fetch: the last good script from disk, if any.
     pub async fn load_last_good(&self, app: &App) {
-        let Some(path) = &self.settings.cache_file else { return };
-        let Ok(text) = std::fs::read_to_string(path) else { return };
-        if self.install(app, &text, path.display().to_string(), "disk").await.is_ok() {
+        let Some(path) = &self.settings.cache_file else {
+            return;
+        };
+        let Ok(text) = std::fs::read_to_string(path) else {
+            return;
+        };
+        if self
+            .install(app, &text, path.display().to_string(), "disk")
+            .await
+            .is_ok()
+        {
             tracing::info!(path = %path.display(), "using the last good PAC script until a fresh one is fetched");
         }
     }
 }
 
 pub fn unix_now() -> f64 {
-    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
 }

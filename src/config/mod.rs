@@ -92,7 +92,10 @@ pub struct ClientAuth {
 
 impl fmt::Debug for ClientAuth {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ClientAuth").field("username", &self.username).field("password", &"<redacted>").finish()
+        f.debug_struct("ClientAuth")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
     }
 }
 
@@ -130,7 +133,12 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "invalid configuration ({} problem{}):", self.problems.len(), if self.problems.len() == 1 { "" } else { "s" })?;
+        writeln!(
+            f,
+            "invalid configuration ({} problem{}):",
+            self.problems.len(),
+            if self.problems.len() == 1 { "" } else { "s" }
+        )?;
         for p in &self.problems {
             match &p.location {
                 Some(loc) => writeln!(f, "  {loc}: {}: {}", p.key, p.message)?,
@@ -167,18 +175,23 @@ pub fn load_with_env(
         Some(p) => match std::fs::read_to_string(p) {
             Ok(t) => Some((p.to_path_buf(), t)),
             Err(e) => {
-                return Err(single("config", format!("cannot read {}: {e}", p.display()), None));
+                return Err(single(
+                    "config",
+                    format!("cannot read {}: {e}", p.display()),
+                    None,
+                ));
             }
         },
         None => None,
     };
-    let waypost_env: HashMap<String, String> =
-        env.into_iter().filter(|(k, _)| k.starts_with("WAYPOST_")).collect();
+    let waypost_env: HashMap<String, String> = env
+        .into_iter()
+        .filter(|(k, _)| k.starts_with("WAYPOST_"))
+        .collect();
     let mut builder = config::Config::builder();
     if let Some((path, text)) = &file_text {
-        builder = builder.add_source(
-            config::File::from_str(text, config::FileFormat::Toml).required(true),
-        );
+        builder = builder
+            .add_source(config::File::from_str(text, config::FileFormat::Toml).required(true));
         let _ = path;
     }
     builder = builder.add_source(
@@ -192,9 +205,9 @@ pub fn load_with_env(
             .with_list_parse_key("route.bypass")
             .source(Some(waypost_env.clone().into_iter().collect())),
     );
-    let set = |b: config::ConfigBuilder<config::builder::DefaultState>, k: &str, v: config::Value| {
-        b.set_override(k, v)
-    };
+    let set = |b: config::ConfigBuilder<config::builder::DefaultState>,
+               k: &str,
+               v: config::Value| { b.set_override(k, v) };
     if !overrides.listen.is_empty() {
         builder = set(builder, "listen", overrides.listen.clone().into())
             .map_err(|e| single("listen", e.to_string(), Some("command line".into())))?;
@@ -217,18 +230,29 @@ pub fn load_with_env(
         single("config", e.to_string(), loc)
     })?;
     let mut unknown = Vec::new();
-    let raw: raw::RawConfig = serde_ignored::deserialize(merged, |path| unknown.push(path.to_string()))
-        .map_err(|e: config::ConfigError| {
-            let msg = e.to_string();
-            let key = msg.split("for key `").nth(1).and_then(|r| r.split('`').next()).unwrap_or("config").to_string();
-            let loc = locate(&key);
-            single(&key, msg, loc)
-        })?;
+    let raw: raw::RawConfig =
+        serde_ignored::deserialize(merged, |path| unknown.push(path.to_string())).map_err(
+            |e: config::ConfigError| {
+                let msg = e.to_string();
+                let key = msg
+                    .split("for key `")
+                    .nth(1)
+                    .and_then(|r| r.split('`').next())
+                    .unwrap_or("config")
+                    .to_string();
+                let loc = locate(&key);
+                single(&key, msg, loc)
+            },
+        )?;
     let mut problems: Vec<Problem> = unknown
         .into_iter()
         .map(|key| {
             let location = locate(&key);
-            Problem { message: "unknown key (see config/default.toml for every key)".into(), key, location }
+            Problem {
+                message: "unknown key (see config/default.toml for every key)".into(),
+                key,
+                location,
+            }
         })
         .collect();
     match validate(&raw, &env_for_routes()) {
@@ -248,16 +272,31 @@ pub fn load_with_env(
 
 fn env_for_routes() -> HashMap<String, String> {
     std::env::vars()
-        .filter(|(k, _)| matches!(k.to_ascii_uppercase().as_str(), "HTTP_PROXY" | "HTTPS_PROXY" | "NO_PROXY"))
+        .filter(|(k, _)| {
+            matches!(
+                k.to_ascii_uppercase().as_str(),
+                "HTTP_PROXY" | "HTTPS_PROXY" | "NO_PROXY"
+            )
+        })
         .collect()
 }
 
 fn single(key: &str, message: String, location: Option<String>) -> ConfigError {
-    ConfigError { problems: vec![Problem { key: key.to_string(), message, location }] }
+    ConfigError {
+        problems: vec![Problem {
+            key: key.to_string(),
+            message,
+            location,
+        }],
+    }
 }
 
 /// Finds where a dotted key was set: `file:line`, or the environment variable's name.
-fn locate_key(file: Option<&(PathBuf, String)>, env: &HashMap<String, String>, key: &str) -> Option<String> {
+fn locate_key(
+    file: Option<&(PathBuf, String)>,
+    env: &HashMap<String, String>,
+    key: &str,
+) -> Option<String> {
     let base = key.split('[').next().unwrap_or(key);
     if let Some((path, text)) = file {
         if let Some(line) = find_line(text, base) {
@@ -280,7 +319,12 @@ fn find_line(text: &str, key: &str) -> Option<usize> {
             continue;
         }
         if l.starts_with('[') {
-            let name = l.trim_start_matches('[').split(']').next().unwrap_or("").trim();
+            let name = l
+                .trim_start_matches('[')
+                .split(']')
+                .next()
+                .unwrap_or("")
+                .trim();
             table = name.replace(['"', ' '], "");
             if table == key {
                 return Some(i + 1);
@@ -289,7 +333,11 @@ fn find_line(text: &str, key: &str) -> Option<usize> {
         }
         if let Some((k, _)) = l.split_once('=') {
             let k = k.trim().trim_matches('"');
-            let full = if table.is_empty() { k.to_string() } else { format!("{table}.{k}") };
+            let full = if table.is_empty() {
+                k.to_string()
+            } else {
+                format!("{table}.{k}")
+            };
             if full == key {
                 return Some(i + 1);
             }

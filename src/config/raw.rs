@@ -61,7 +61,11 @@ pub struct RawLog {
 
 impl Default for RawLog {
     fn default() -> Self {
-        RawLog { level: "info".into(), format: "text".into(), access_log: true }
+        RawLog {
+            level: "info".into(),
+            format: "text".into(),
+            access_log: true,
+        }
     }
 }
 
@@ -157,7 +161,11 @@ pub struct RawDns {
 
 impl Default for RawDns {
     fn default() -> Self {
-        RawDns { resolver: "hickory".into(), servers: vec![], hosts: BTreeMap::new() }
+        RawDns {
+            resolver: "hickory".into(),
+            servers: vec![],
+            hosts: BTreeMap::new(),
+        }
     }
 }
 

@@ -7,14 +7,20 @@ use std::time::Duration;
 use ipnet::IpNet;
 
 use super::raw::RawConfig;
-use super::{ClientAuth, Config, DnsConfig, Limits, LogConfig, LogFormat, Problem, ResolverKind, Timeouts};
+use super::{
+    ClientAuth, Config, DnsConfig, Limits, LogConfig, LogFormat, Problem, ResolverKind, Timeouts,
+};
 use crate::route::{BypassRule, ProxyAddr, StaticRoutes};
 
 struct Problems(Vec<Problem>);
 
 impl Problems {
     fn add(&mut self, key: impl Into<String>, message: impl Into<String>) {
-        self.0.push(Problem { key: key.into(), message: message.into(), location: None });
+        self.0.push(Problem {
+            key: key.into(),
+            message: message.into(),
+            location: None,
+        });
     }
 }
 
@@ -25,7 +31,14 @@ pub fn parse_duration(s: &str, allow_infinite: bool) -> Result<Option<Duration>,
         return Ok(None);
     }
     let d = humantime::parse_duration(t).map_err(|e| {
-        format!("invalid duration {s:?}: {e} (write e.g. \"30s\", \"5m\", \"250ms\"{})", if allow_infinite { " or \"infinite\"" } else { "" })
+        format!(
+            "invalid duration {s:?}: {e} (write e.g. \"30s\", \"5m\", \"250ms\"{})",
+            if allow_infinite {
+                " or \"infinite\""
+            } else {
+                ""
+            }
+        )
     })?;
     if d.is_zero() {
         return Err(format!("duration {s:?} must be greater than zero"));
@@ -44,14 +57,23 @@ pub fn validate(raw: &RawConfig, env: &HashMap<String, String>) -> Result<Config
     for (i, l) in raw.listen.iter().enumerate() {
         match l.parse::<SocketAddr>() {
             Ok(a) => listen.push(a),
-            Err(_) => p.add(format!("listen[{i}]"), format!("invalid address {l:?} (write e.g. \"127.0.0.1:3128\" or \"[::1]:3128\")")),
+            Err(_) => p.add(
+                format!("listen[{i}]"),
+                format!("invalid address {l:?} (write e.g. \"127.0.0.1:3128\" or \"[::1]:3128\")"),
+            ),
         }
     }
     let mut allow = Vec::new();
     for (i, a) in raw.allow.iter().enumerate() {
-        match a.parse::<IpNet>().or_else(|_| a.parse::<IpAddr>().map(IpNet::from)) {
+        match a
+            .parse::<IpNet>()
+            .or_else(|_| a.parse::<IpAddr>().map(IpNet::from))
+        {
             Ok(n) => allow.push(n),
-            Err(_) => p.add(format!("allow[{i}]"), format!("invalid network {a:?} (write e.g. \"10.0.0.0/8\")")),
+            Err(_) => p.add(
+                format!("allow[{i}]"),
+                format!("invalid network {a:?} (write e.g. \"10.0.0.0/8\")"),
+            ),
         }
     }
     if listen.iter().any(|a| !a.ip().is_loopback()) && allow.is_empty() {
@@ -96,22 +118,37 @@ pub fn validate(raw: &RawConfig, env: &HashMap<String, String>) -> Result<Config
         "text" => LogFormat::Text,
         "json" => LogFormat::Json,
         other => {
-            p.add("log.format", format!("unknown format {other:?} (expected \"text\" or \"json\")"));
+            p.add(
+                "log.format",
+                format!("unknown format {other:?} (expected \"text\" or \"json\")"),
+            );
             LogFormat::Text
         }
     };
     if tracing_subscriber::EnvFilter::try_new(&raw.log.level).is_err() {
-        p.add("log.level", format!("invalid level {:?} (expected error, warn, info, debug, trace or a filter)", raw.log.level));
+        p.add(
+            "log.level",
+            format!(
+                "invalid level {:?} (expected error, warn, info, debug, trace or a filter)",
+                raw.log.level
+            ),
+        );
     }
 
     let routes = validate_routes(raw, env, &mut p);
 
     let l = &raw.limits;
     if l.max_response_header_size < 1024 {
-        p.add("limits.max_response_header_size", "must be at least 1024 bytes");
+        p.add(
+            "limits.max_response_header_size",
+            "must be at least 1024 bytes",
+        );
     }
     if l.max_request_header_size < 8192 {
-        p.add("limits.max_request_header_size", "must be at least 8192 bytes (hyper's minimum buffer)");
+        p.add(
+            "limits.max_request_header_size",
+            "must be at least 8192 bytes (hyper's minimum buffer)",
+        );
     }
     if l.connect_retries == 0 {
         p.add("limits.connect_retries", "must be at least 1");
@@ -123,19 +160,31 @@ pub fn validate(raw: &RawConfig, env: &HashMap<String, String>) -> Result<Config
         "hickory" => ResolverKind::Hickory,
         "system" => ResolverKind::System,
         other => {
-            p.add("dns.resolver", format!("unknown resolver {other:?} (expected \"hickory\" or \"system\")"));
+            p.add(
+                "dns.resolver",
+                format!("unknown resolver {other:?} (expected \"hickory\" or \"system\")"),
+            );
             ResolverKind::Hickory
         }
     };
     let mut servers = Vec::new();
     for (i, srv) in raw.dns.servers.iter().enumerate() {
-        match srv.parse::<SocketAddr>().or_else(|_| srv.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53))) {
+        match srv
+            .parse::<SocketAddr>()
+            .or_else(|_| srv.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
+        {
             Ok(a) => servers.push(a),
-            Err(_) => p.add(format!("dns.servers[{i}]"), format!("{srv:?} is not an address (write e.g. \"10.0.0.53\" or \"10.0.0.53:53\")")),
+            Err(_) => p.add(
+                format!("dns.servers[{i}]"),
+                format!("{srv:?} is not an address (write e.g. \"10.0.0.53\" or \"10.0.0.53:53\")"),
+            ),
         }
     }
     if !servers.is_empty() && resolver == ResolverKind::System {
-        p.add("dns.servers", "custom name servers need resolver = \"hickory\"");
+        p.add(
+            "dns.servers",
+            "custom name servers need resolver = \"hickory\"",
+        );
     }
     let mut hosts = HashMap::new();
     for (name, addrs) in &raw.dns.hosts {
@@ -143,7 +192,10 @@ pub fn validate(raw: &RawConfig, env: &HashMap<String, String>) -> Result<Config
         for a in addrs {
             match a.parse::<IpAddr>() {
                 Ok(ip) => ips.push(ip),
-                Err(_) => p.add(format!("dns.hosts.{name}"), format!("{a:?} is not an IP address")),
+                Err(_) => p.add(
+                    format!("dns.hosts.{name}"),
+                    format!("{a:?} is not an IP address"),
+                ),
             }
         }
         hosts.insert(name.to_ascii_lowercase(), ips);
@@ -153,14 +205,24 @@ pub fn validate(raw: &RawConfig, env: &HashMap<String, String>) -> Result<Config
     for (i, ip) in pc.my_ip.iter().enumerate() {
         match ip.parse::<IpAddr>() {
             Ok(a) => my_ip.push(a),
-            Err(_) => p.add(format!("pac.my_ip[{i}]"), format!("{ip:?} is not an IP address")),
+            Err(_) => p.add(
+                format!("pac.my_ip[{i}]"),
+                format!("{ip:?} is not an IP address"),
+            ),
         }
     }
     let source = pc.source.trim().to_string();
-    if !source.is_empty() && source != "auto" && !source.starts_with("http://") && !source.starts_with("https://") {
+    if !source.is_empty()
+        && source != "auto"
+        && !source.starts_with("http://")
+        && !source.starts_with("https://")
+    {
         let path = source.strip_prefix("file://").unwrap_or(&source);
         if !std::path::Path::new(path).is_file() {
-            p.add("pac.source", format!("{source:?} is neither \"auto\", an http(s):// URL, nor a readable file"));
+            p.add(
+                "pac.source",
+                format!("{source:?} is neither \"auto\", an http(s):// URL, nor a readable file"),
+            );
         }
     }
     if pc.max_script_size == 0 {
@@ -170,14 +232,20 @@ pub fn validate(raw: &RawConfig, env: &HashMap<String, String>) -> Result<Config
         "" | "none" => None,
         "auto" => std::env::var_os("XDG_CACHE_HOME")
             .map(std::path::PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache")))
+            .or_else(|| {
+                std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache"))
+            })
             .map(|d| d.join("waypost").join("last-good.pac")),
         path => Some(std::path::PathBuf::from(path)),
     };
 
     if let Err(e) = waypost_tls::TlsPolicy::new(&raw.tls, None) {
         for problem in e.problems {
-            let key = if problem.path.starts_with("tls") { problem.path } else { format!("tls.{}", problem.path) };
+            let key = if problem.path.starts_with("tls") {
+                problem.path
+            } else {
+                format!("tls.{}", problem.path)
+            };
             p.add(key, problem.message);
         }
     }
@@ -193,7 +261,11 @@ pub fn validate(raw: &RawConfig, env: &HashMap<String, String>) -> Result<Config
         via: raw.via,
         reject_userpwd_in_url: raw.reject_userpwd_in_url,
         shutdown_grace: shutdown_grace.expect(missing),
-        log: LogConfig { level: raw.log.level.clone(), format, access_log: raw.log.access_log },
+        log: LogConfig {
+            level: raw.log.level.clone(),
+            format,
+            access_log: raw.log.access_log,
+        },
         routes,
         timeouts: Timeouts {
             resolve,
@@ -214,7 +286,11 @@ pub fn validate(raw: &RawConfig, env: &HashMap<String, String>) -> Result<Config
             max_idle_per_server: l.max_idle_per_server,
         },
         client_auth,
-        dns: DnsConfig { resolver, servers, hosts },
+        dns: DnsConfig {
+            resolver,
+            servers,
+            hosts,
+        },
         tls: raw.tls.clone(),
         pac: (!source.is_empty()).then(|| crate::autoproxy::PacSettings {
             source: source.clone(),
@@ -231,12 +307,18 @@ pub fn validate(raw: &RawConfig, env: &HashMap<String, String>) -> Result<Config
             my_ip,
         }),
         bad_proxy_retry: bad_retry.expect(missing),
-        socks_auth: (!raw.socks.username.is_empty())
-            .then(|| ClientAuth { username: raw.socks.username.clone(), password: raw.socks.password.clone() }),
+        socks_auth: (!raw.socks.username.is_empty()).then(|| ClientAuth {
+            username: raw.socks.username.clone(),
+            password: raw.socks.password.clone(),
+        }),
     })
 }
 
-fn validate_routes(raw: &RawConfig, env: &HashMap<String, String>, p: &mut Problems) -> StaticRoutes {
+fn validate_routes(
+    raw: &RawConfig,
+    env: &HashMap<String, String>,
+    p: &mut Problems,
+) -> StaticRoutes {
     let r = &raw.route;
     let parse_upstream = |key: &str, v: &str, p: &mut Problems| -> Option<ProxyAddr> {
         if v.trim().is_empty() {
@@ -251,7 +333,8 @@ fn validate_routes(raw: &RawConfig, env: &HashMap<String, String>, p: &mut Probl
         }
     };
     let mut http_upstream = parse_upstream("route.upstream", &r.upstream, p);
-    let mut https_upstream = parse_upstream("route.https_upstream", &r.https_upstream, p).or_else(|| http_upstream.clone());
+    let mut https_upstream = parse_upstream("route.https_upstream", &r.https_upstream, p)
+        .or_else(|| http_upstream.clone());
     let mut bypass = Vec::new();
     for (i, b) in r.bypass.iter().enumerate() {
         match BypassRule::parse(b) {
@@ -261,7 +344,10 @@ fn validate_routes(raw: &RawConfig, env: &HashMap<String, String>, p: &mut Probl
     }
     if r.use_env {
         let get = |name: &str| {
-            env.get(name).or_else(|| env.get(&name.to_ascii_lowercase())).filter(|v| !v.trim().is_empty()).cloned()
+            env.get(name)
+                .or_else(|| env.get(&name.to_ascii_lowercase()))
+                .filter(|v| !v.trim().is_empty())
+                .cloned()
         };
         if http_upstream.is_none() {
             if let Some(v) = get("HTTP_PROXY") {
@@ -282,7 +368,12 @@ fn validate_routes(raw: &RawConfig, env: &HashMap<String, String>, p: &mut Probl
             }
         }
     }
-    StaticRoutes { http_upstream, https_upstream, bypass, bypass_loopback: r.bypass_loopback }
+    StaticRoutes {
+        http_upstream,
+        https_upstream,
+        bypass,
+        bypass_loopback: r.bypass_loopback,
+    }
 }
 
 fn validate_client_auth(raw: &RawConfig, p: &mut Problems) -> Option<ClientAuth> {
@@ -298,23 +389,35 @@ fn validate_client_auth(raw: &RawConfig, p: &mut Problems) -> Option<ClientAuth>
         (true, false) => match std::fs::read_to_string(&a.password_file) {
             Ok(s) => s.trim_end_matches(['\r', '\n']).to_string(),
             Err(e) => {
-                p.add("client_auth.password_file", format!("cannot read {}: {e}", a.password_file));
+                p.add(
+                    "client_auth.password_file",
+                    format!("cannot read {}: {e}", a.password_file),
+                );
                 return None;
             }
         },
         (false, false) => {
-            p.add("client_auth.password", "set either password or password_file, not both");
+            p.add(
+                "client_auth.password",
+                "set either password or password_file, not both",
+            );
             return None;
         }
         (true, true) => {
-            p.add("client_auth.password", "a username is set but no password or password_file");
+            p.add(
+                "client_auth.password",
+                "a username is set but no password or password_file",
+            );
             return None;
         }
     };
     if a.username.contains(':') {
         p.add("client_auth.username", "must not contain ':'");
     }
-    Some(ClientAuth { username: a.username.clone(), password })
+    Some(ClientAuth {
+        username: a.username.clone(),
+        password,
+    })
 }
 
 #[cfg(test)]
@@ -348,7 +451,10 @@ mod tests {
     fn environment_proxies_are_used_only_when_asked() {
         let env: HashMap<String, String> = [
             ("HTTP_PROXY".to_string(), "http://envproxy:3128".to_string()),
-            ("NO_PROXY".to_string(), "corp.example,10.0.0.0/8".to_string()),
+            (
+                "NO_PROXY".to_string(),
+                "corp.example,10.0.0.0/8".to_string(),
+            ),
         ]
         .into();
         let mut raw = RawConfig::default();
@@ -363,6 +469,9 @@ mod tests {
     fn infinite_is_accepted_only_where_documented() {
         assert_eq!(parse_duration("infinite", true).unwrap(), None);
         assert!(parse_duration("infinite", false).is_err());
-        assert_eq!(parse_duration("250ms", false).unwrap(), Some(Duration::from_millis(250)));
+        assert_eq!(
+            parse_duration("250ms", false).unwrap(),
+            Some(Duration::from_millis(250))
+        );
     }
 }

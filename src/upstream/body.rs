@@ -28,8 +28,21 @@ pub struct ResponseBody {
 }
 
 impl ResponseBody {
-    pub fn new(inner: Incoming, pooled: Option<Pooled>, receive_timeout: Duration, drain_limit: u64, metrics: Metrics) -> Self {
-        ResponseBody { inner: Some(inner), pooled, receive_timeout, idle: None, drain_limit, metrics }
+    pub fn new(
+        inner: Incoming,
+        pooled: Option<Pooled>,
+        receive_timeout: Duration,
+        drain_limit: u64,
+        metrics: Metrics,
+    ) -> Self {
+        ResponseBody {
+            inner: Some(inner),
+            pooled,
+            receive_timeout,
+            idle: None,
+            drain_limit,
+            metrics,
+        }
     }
 }
 
@@ -41,7 +54,10 @@ impl HttpBody for ResponseBody {
     type Data = Bytes;
     type Error = BoxError;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
         let Some(inner) = this.inner.as_mut() else {
             return Poll::Ready(None);
@@ -49,7 +65,9 @@ impl HttpBody for ResponseBody {
         match Pin::new(inner).poll_frame(cx) {
             Poll::Pending => {
                 let t = this.receive_timeout;
-                let sleep = this.idle.get_or_insert_with(|| Box::pin(tokio::time::sleep(t)));
+                let sleep = this
+                    .idle
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(t)));
                 if sleep.as_mut().poll(cx).is_ready() {
                     this.inner = None;
                     this.pooled = None; // closes the connection
@@ -77,11 +95,17 @@ impl HttpBody for ResponseBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.as_ref().map(|i| i.is_end_stream()).unwrap_or(true)
+        self.inner
+            .as_ref()
+            .map(|i| i.is_end_stream())
+            .unwrap_or(true)
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.as_ref().map(|i| i.size_hint()).unwrap_or_else(|| SizeHint::with_exact(0))
+        self.inner
+            .as_ref()
+            .map(|i| i.size_hint())
+            .unwrap_or_else(|| SizeHint::with_exact(0))
     }
 }
 
@@ -109,7 +133,10 @@ impl Drop for ResponseBody {
             let label = pooled.label().to_string();
             match tokio::time::timeout(timeout, drain(inner, limit)).await {
                 Ok(Some(n)) => {
-                    metrics.pool_drained_bytes.with_label_values(&[&label]).inc_by(n);
+                    metrics
+                        .pool_drained_bytes
+                        .with_label_values(&[&label])
+                        .inc_by(n);
                     pooled.release();
                 }
                 _ => drop(pooled),

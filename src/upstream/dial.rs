@@ -25,25 +25,39 @@ use crate::target::{Host, Target};
 pub async fn tcp(app: &App, host: &Host, port: u16) -> Result<TcpStream, ProxyError> {
     let started = Instant::now();
     let addrs = app.resolver.resolve(host, port).await?;
-    app.metrics.dns_seconds.observe(started.elapsed().as_secs_f64());
+    app.metrics
+        .dns_seconds
+        .observe(started.elapsed().as_secs_f64());
     let t = &app.cfg.timeouts;
     let mut last: Option<ProxyError> = None;
     for addr in addrs.iter().take(app.cfg.limits.connect_retries as usize) {
         match tokio::time::timeout(t.connect, TcpStream::connect(addr)).await {
             Ok(Ok(s)) => {
                 let _ = s.set_nodelay(true);
-                app.metrics.upstream_connect_attempts.with_label_values(&["ok"]).inc();
+                app.metrics
+                    .upstream_connect_attempts
+                    .with_label_values(&["ok"])
+                    .inc();
                 return Ok(s);
             }
             Ok(Err(e)) => {
-                app.metrics.upstream_connect_attempts.with_label_values(&["error"]).inc();
+                app.metrics
+                    .upstream_connect_attempts
+                    .with_label_values(&["error"])
+                    .inc();
                 last = Some(classify_connect_error(host, *addr, &e));
             }
             Err(_) => {
-                app.metrics.upstream_connect_attempts.with_label_values(&["timeout"]).inc();
+                app.metrics
+                    .upstream_connect_attempts
+                    .with_label_values(&["timeout"])
+                    .inc();
                 last = Some(ProxyError::new(
                     ErrorKind::ConnectTimeout,
-                    format!("connecting to {host} ({addr}) took longer than {:?}", t.connect),
+                    format!(
+                        "connecting to {host} ({addr}) took longer than {:?}",
+                        t.connect
+                    ),
                 ));
             }
         }
@@ -66,7 +80,13 @@ pub async fn stream(app: &App, host: &Host, port: u16, tls: bool) -> Result<BoxI
 }
 
 /// As [`stream`], optionally through a SOCKS proxy.
-pub async fn stream_via(app: &App, host: &Host, port: u16, tls: bool, socks: Option<&ProxyAddr>) -> Result<BoxIo, ProxyError> {
+pub async fn stream_via(
+    app: &App,
+    host: &Host,
+    port: u16,
+    tls: bool,
+    socks: Option<&ProxyAddr>,
+) -> Result<BoxIo, ProxyError> {
     let tcp = match socks {
         Some(proxy) => super::socks::connect(app, proxy, host, port).await?,
         None => tcp(app, host, port).await?,
@@ -80,19 +100,30 @@ pub async fn stream_via(app: &App, host: &Host, port: u16, tls: bool, socks: Opt
 }
 
 /// TLS under the configured policy, with the failure classified for `X-Waypost-Error`.
-pub async fn tls_handshake<IO>(app: &App, host: &Host, io: IO, alpn: &[&[u8]]) -> Result<tokio_rustls::client::TlsStream<IO>, ProxyError>
+pub async fn tls_handshake<IO>(
+    app: &App,
+    host: &Host,
+    io: IO,
+    alpn: &[&[u8]],
+) -> Result<tokio_rustls::client::TlsStream<IO>, ProxyError>
 where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
     let name = host.to_string();
     let connect = waypost_tls::connect(&app.tls, &name, io, alpn);
     match tokio::time::timeout(app.cfg.timeouts.connect, connect).await {
-        Err(_) => Err(ProxyError::new(ErrorKind::ConnectTimeout, format!("TLS handshake with {host} timed out"))),
+        Err(_) => Err(ProxyError::new(
+            ErrorKind::ConnectTimeout,
+            format!("TLS handshake with {host} timed out"),
+        )),
         Ok(Ok(s)) => Ok(s),
         Ok(Err(e)) => {
             let subject = e.subject.clone().unwrap_or_else(|| "-".into());
             tracing::warn!(host = %host, subject = %subject, kind = e.kind.as_str(), "TLS handshake refused");
-            Err(ProxyError::new(ErrorKind::Tls(e.kind.as_str()), format!("TLS with {host} failed: {}", e.source)))
+            Err(ProxyError::new(
+                ErrorKind::Tls(e.kind.as_str()),
+                format!("TLS with {host} failed: {}", e.source),
+            ))
         }
     }
 }
@@ -104,20 +135,32 @@ pub async fn to_proxy(app: &App, proxy: &ProxyAddr) -> Result<BoxIo, ProxyError>
         ProxyKind::Https => stream(app, &proxy.host, proxy.port, true).await,
         ProxyKind::Socks4 | ProxyKind::Socks5 => Err(ProxyError::new(
             ErrorKind::Internal,
-            format!("SOCKS upstream {} cannot carry proxy requests; use a tunnel", proxy.label()),
+            format!(
+                "SOCKS upstream {} cannot carry proxy requests; use a tunnel",
+                proxy.label()
+            ),
         )),
     }
 }
 
 /// Opens a tunnel to `target` through an HTTP proxy with CONNECT; returns the raw stream after
 /// the proxy's 2xx.
-pub async fn connect_via_proxy(app: &App, proxy: &ProxyAddr, target: &Target) -> Result<BoxIo, ProxyError> {
+pub async fn connect_via_proxy(
+    app: &App,
+    proxy: &ProxyAddr,
+    target: &Target,
+) -> Result<BoxIo, ProxyError> {
     let io = to_proxy(app, proxy).await?;
     let (mut sender, conn) = hyper::client::conn::http1::Builder::new()
         .max_buf_size(app.cfg.limits.max_response_header_size.max(8192))
         .handshake::<_, Body>(TokioIo::new(io))
         .await
-        .map_err(|e| ProxyError::new(ErrorKind::UpstreamClosed, format!("proxy {}: {e}", proxy.label())))?;
+        .map_err(|e| {
+            ProxyError::new(
+                ErrorKind::UpstreamClosed,
+                format!("proxy {}: {e}", proxy.label()),
+            )
+        })?;
     tokio::spawn(async move {
         let _ = conn.with_upgrades().await;
     });
@@ -130,18 +173,29 @@ pub async fn connect_via_proxy(app: &App, proxy: &ProxyAddr, target: &Target) ->
         .map_err(|e| ProxyError::bad_request(format!("bad CONNECT target: {e}")))?;
     let resp = tokio::time::timeout(app.cfg.timeouts.receive_response, sender.send_request(req))
         .await
-        .map_err(|_| ProxyError::new(ErrorKind::ResponseTimeout, format!("proxy {} did not answer CONNECT", proxy.label())))?
+        .map_err(|_| {
+            ProxyError::new(
+                ErrorKind::ResponseTimeout,
+                format!("proxy {} did not answer CONNECT", proxy.label()),
+            )
+        })?
         .map_err(|e| super::map_hyper_error(&e, &format!("proxy {}", proxy.label())))?;
     let status = resp.status();
     if !status.is_success() {
         return Err(ProxyError::new(
             ErrorKind::ProxyConnect(status.as_u16()),
-            format!("proxy {} answered CONNECT {authority} with {status}", proxy.label()),
+            format!(
+                "proxy {} answered CONNECT {authority} with {status}",
+                proxy.label()
+            ),
         ));
     }
-    let upgraded = hyper::upgrade::on(resp)
-        .await
-        .map_err(|e| ProxyError::new(ErrorKind::UpstreamClosed, format!("proxy {} tunnel: {e}", proxy.label())))?;
+    let upgraded = hyper::upgrade::on(resp).await.map_err(|e| {
+        ProxyError::new(
+            ErrorKind::UpstreamClosed,
+            format!("proxy {} tunnel: {e}", proxy.label()),
+        )
+    })?;
     Ok(Box::new(TokioIo::new(upgraded)))
 }
 

@@ -16,12 +16,12 @@ use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 
+use self::io::BoxIo;
+use self::pool::{Checkout, PoolKey, Pooled};
 use crate::app::App;
 use crate::body::Body;
 use crate::error::{ErrorKind, ProxyError};
 use crate::target::Host;
-use self::io::BoxIo;
-use self::pool::{Checkout, PoolKey, Pooled};
 
 /// Where a pooled HTTP connection goes: an origin, or an HTTP(S) proxy.
 #[derive(Debug, Clone)]
@@ -36,22 +36,40 @@ pub struct Endpoint {
 
 impl Endpoint {
     fn key(&self) -> PoolKey {
-        PoolKey { host: self.host.clone(), port: self.port, tls: self.tls, identity: None, label: self.label.clone() }
+        PoolKey {
+            host: self.host.clone(),
+            port: self.port,
+            tls: self.tls,
+            identity: None,
+            label: self.label.clone(),
+        }
     }
 }
 
 /// Maps a hyper client error to a proxy error, naming `what` (e.g. `origin example.com:80`).
 pub fn map_hyper_error(e: &hyper::Error, what: &str) -> ProxyError {
     if e.is_parse_too_large() {
-        return ProxyError::new(ErrorKind::ResponseHeadersTooLarge, format!("{what} sent response headers larger than max_response_header_size"));
+        return ProxyError::new(
+            ErrorKind::ResponseHeadersTooLarge,
+            format!("{what} sent response headers larger than max_response_header_size"),
+        );
     }
     if is_timeout(e) {
-        return ProxyError::new(ErrorKind::SendTimeout, format!("{what} stopped reading the request (send timeout)"));
+        return ProxyError::new(
+            ErrorKind::SendTimeout,
+            format!("{what} stopped reading the request (send timeout)"),
+        );
     }
     if e.is_parse() {
-        return ProxyError::new(ErrorKind::UpstreamClosed, format!("{what} sent an invalid HTTP response: {e}"));
+        return ProxyError::new(
+            ErrorKind::UpstreamClosed,
+            format!("{what} sent an invalid HTTP response: {e}"),
+        );
     }
-    ProxyError::new(ErrorKind::UpstreamClosed, format!("{what} closed the connection: {e}"))
+    ProxyError::new(
+        ErrorKind::UpstreamClosed,
+        format!("{what} closed the connection: {e}"),
+    )
 }
 
 fn is_timeout(e: &hyper::Error) -> bool {
@@ -68,7 +86,12 @@ fn is_timeout(e: &hyper::Error) -> bool {
 }
 
 /// Runs the HTTP/1.1 handshake on a fresh stream and spawns its connection task.
-pub async fn handshake(app: &App, io: BoxIo, upgrades: bool, what: &str) -> Result<SendRequest<Body>, ProxyError> {
+pub async fn handshake(
+    app: &App,
+    io: BoxIo,
+    upgrades: bool,
+    what: &str,
+) -> Result<SendRequest<Body>, ProxyError> {
     let (sender, conn) = hyper::client::conn::http1::Builder::new()
         .max_buf_size(app.cfg.limits.max_response_header_size.max(8192))
         .handshake::<_, Body>(TokioIo::new(io))
@@ -99,36 +122,71 @@ async fn dial_sender(app: &App, ep: &Endpoint) -> Result<SendRequest<Body>, Prox
     let started = tokio::time::Instant::now();
     let io = dial::stream_via(app, &ep.host, ep.port, ep.tls, ep.via.as_ref()).await?;
     let sender = handshake(app, io, false, &ep.label).await?;
-    app.metrics.pool_connect_seconds.with_label_values(&[&ep.label]).observe(started.elapsed().as_secs_f64());
+    app.metrics
+        .pool_connect_seconds
+        .with_label_values(&[&ep.label])
+        .observe(started.elapsed().as_secs_f64());
     Ok(sender)
 }
 
 /// Sends `req` on `conn` and wraps the response body for streaming and pool return. A request
 /// that a stale pooled connection could not even start sending is resent once on a fresh one.
-pub async fn send(app: &App, ep: &Endpoint, mut conn: Pooled, req: Request<Body>) -> Result<Response<Body>, ProxyError> {
+pub async fn send(
+    app: &App,
+    ep: &Endpoint,
+    mut conn: Pooled,
+    req: Request<Body>,
+) -> Result<Response<Body>, ProxyError> {
     use http_body_util::BodyExt;
-    let what = format!("{} {}", if ep.label.as_ref() == "direct" { "origin" } else { "proxy" }, ep.host.to_authority_host());
+    let what = format!(
+        "{} {}",
+        if ep.label.as_ref() == "direct" {
+            "origin"
+        } else {
+            "proxy"
+        },
+        ep.host.to_authority_host()
+    );
     let timeout = app.cfg.timeouts.receive_response;
     if conn.sender().ready().await.is_err() {
         if !conn.reused {
-            return Err(ProxyError::new(ErrorKind::UpstreamClosed, format!("{what} closed the connection at once")));
+            return Err(ProxyError::new(
+                ErrorKind::UpstreamClosed,
+                format!("{what} closed the connection at once"),
+            ));
         }
-        app.metrics.pool_retries.with_label_values(&[&ep.label]).inc();
+        app.metrics
+            .pool_retries
+            .with_label_values(&[&ep.label])
+            .inc();
         drop(conn);
         conn = connection(app, ep).await?;
     }
     let fut = conn.sender().try_send_request(req);
     let resp: Response<Incoming> = match tokio::time::timeout(timeout, fut).await {
-        Err(_) => return Err(ProxyError::new(ErrorKind::ResponseTimeout, format!("{what} sent no response headers within {timeout:?}"))),
+        Err(_) => {
+            return Err(ProxyError::new(
+                ErrorKind::ResponseTimeout,
+                format!("{what} sent no response headers within {timeout:?}"),
+            ))
+        }
         Ok(Ok(resp)) => resp,
         Ok(Err(mut e)) => match (conn.reused, e.take_message()) {
             (true, Some(req)) => {
-                app.metrics.pool_retries.with_label_values(&[&ep.label]).inc();
+                app.metrics
+                    .pool_retries
+                    .with_label_values(&[&ep.label])
+                    .inc();
                 drop(conn);
                 conn = connection(app, ep).await?;
                 tokio::time::timeout(timeout, conn.sender().send_request(req))
                     .await
-                    .map_err(|_| ProxyError::new(ErrorKind::ResponseTimeout, format!("{what} sent no response headers within {timeout:?}")))?
+                    .map_err(|_| {
+                        ProxyError::new(
+                            ErrorKind::ResponseTimeout,
+                            format!("{what} sent no response headers within {timeout:?}"),
+                        )
+                    })?
                     .map_err(|e| map_hyper_error(&e, &what))?
             }
             _ => return Err(map_hyper_error(&e.into_error(), &what)),

@@ -75,11 +75,18 @@ pub struct Pooled {
 }
 
 impl Pool {
-    pub fn new(metrics: Metrics, max_per_server: Option<u32>, max_idle: usize, idle_timeout: Duration) -> Arc<Pool> {
+    pub fn new(
+        metrics: Metrics,
+        max_per_server: Option<u32>,
+        max_idle: usize,
+        idle_timeout: Duration,
+    ) -> Arc<Pool> {
         let pool = Arc::new(Pool {
             slots: Mutex::new(HashMap::new()),
             metrics,
-            max_per_server: max_per_server.map(|m| m as usize).unwrap_or(Semaphore::MAX_PERMITS),
+            max_per_server: max_per_server
+                .map(|m| m as usize)
+                .unwrap_or(Semaphore::MAX_PERMITS),
             max_idle,
             idle_timeout,
         });
@@ -93,11 +100,17 @@ impl Pool {
     }
 
     fn gauge(&self, key: &PoolKey, state: &str) -> prometheus::IntGauge {
-        self.metrics.pool_connections.with_label_values(&[&key.label, state])
+        self.metrics
+            .pool_connections
+            .with_label_values(&[&key.label, state])
     }
 
     /// A reusable idle connection, or a permit to dial; waits (bounded) for a free slot.
-    pub async fn checkout(self: &Arc<Self>, key: &PoolKey, wait: Duration) -> Result<Checkout, ProxyError> {
+    pub async fn checkout(
+        self: &Arc<Self>,
+        key: &PoolKey,
+        wait: Duration,
+    ) -> Result<Checkout, ProxyError> {
         let permits = {
             let mut slots = self.lock();
             let slot = slots.entry(key.clone()).or_insert_with(|| Slot {
@@ -109,13 +122,19 @@ impl Pool {
         let permit = match permits.clone().try_acquire_owned() {
             Ok(p) => p,
             Err(_) => {
-                self.metrics.pool_slot_waits.with_label_values(&[&key.label]).inc();
+                self.metrics
+                    .pool_slot_waits
+                    .with_label_values(&[&key.label])
+                    .inc();
                 tokio::time::timeout(wait, permits.acquire_owned())
                     .await
                     .map_err(|_| {
                         ProxyError::new(
                             ErrorKind::PoolTimeout,
-                            format!("no free connection to {} within {wait:?} (max_conns_per_server)", key.label),
+                            format!(
+                                "no free connection to {} within {wait:?} (max_conns_per_server)",
+                                key.label
+                            ),
                         )
                     })?
                     .map_err(|_| ProxyError::new(ErrorKind::Internal, "connection pool closed"))?
@@ -123,10 +142,16 @@ impl Pool {
         };
         while let Some(idle) = self.pop_idle(key) {
             if idle.sender.is_closed() || !idle.sender.is_ready() {
-                self.metrics.pool_closed.with_label_values(&[&key.label]).inc();
+                self.metrics
+                    .pool_closed
+                    .with_label_values(&[&key.label])
+                    .inc();
                 continue;
             }
-            self.metrics.pool_reused.with_label_values(&[&key.label]).inc();
+            self.metrics
+                .pool_reused
+                .with_label_values(&[&key.label])
+                .inc();
             self.gauge(key, "active").inc();
             return Ok(Checkout::Reused(Pooled {
                 sender: Some(idle.sender),
@@ -136,7 +161,10 @@ impl Pool {
                 reused: true,
             }));
         }
-        Ok(Checkout::Dial(DialPermit { key: key.clone(), permit }))
+        Ok(Checkout::Dial(DialPermit {
+            key: key.clone(),
+            permit,
+        }))
     }
 
     fn pop_idle(&self, key: &PoolKey) -> Option<Idle> {
@@ -148,29 +176,50 @@ impl Pool {
             if now.duration_since(idle.since) < self.idle_timeout {
                 return Some(idle);
             }
-            self.metrics.pool_evicted.with_label_values(&[&key.label]).inc();
+            self.metrics
+                .pool_evicted
+                .with_label_values(&[&key.label])
+                .inc();
         }
         None
     }
 
     /// Turns a dial permit and a fresh connection into a checked-out [`Pooled`].
     pub fn attach(self: &Arc<Self>, permit: DialPermit, sender: SendRequest<Body>) -> Pooled {
-        self.metrics.pool_opened.with_label_values(&[&permit.key.label]).inc();
+        self.metrics
+            .pool_opened
+            .with_label_values(&[&permit.key.label])
+            .inc();
         self.gauge(&permit.key, "active").inc();
-        Pooled { sender: Some(sender), key: permit.key, pool: Arc::downgrade(self), _permit: permit.permit, reused: false }
+        Pooled {
+            sender: Some(sender),
+            key: permit.key,
+            pool: Arc::downgrade(self),
+            _permit: permit.permit,
+            reused: false,
+        }
     }
 
     fn put_back(&self, key: &PoolKey, sender: SendRequest<Body>) {
         let mut slots = self.lock();
         let Some(slot) = slots.get_mut(key) else {
-            self.metrics.pool_closed.with_label_values(&[&key.label]).inc();
+            self.metrics
+                .pool_closed
+                .with_label_values(&[&key.label])
+                .inc();
             return;
         };
         if slot.idle.len() >= self.max_idle || sender.is_closed() {
-            self.metrics.pool_closed.with_label_values(&[&key.label]).inc();
+            self.metrics
+                .pool_closed
+                .with_label_values(&[&key.label])
+                .inc();
             return;
         }
-        slot.idle.push(Idle { sender, since: Instant::now() });
+        slot.idle.push(Idle {
+            sender,
+            since: Instant::now(),
+        });
         self.gauge(key, "idle").inc();
     }
 
@@ -179,11 +228,16 @@ impl Pool {
         let mut slots = self.lock();
         slots.retain(|key, slot| {
             let before = slot.idle.len();
-            slot.idle.retain(|i| now.duration_since(i.since) < self.idle_timeout && !i.sender.is_closed());
+            slot.idle.retain(|i| {
+                now.duration_since(i.since) < self.idle_timeout && !i.sender.is_closed()
+            });
             let gone = before - slot.idle.len();
             if gone > 0 {
                 self.gauge(key, "idle").sub(gone as i64);
-                self.metrics.pool_evicted.with_label_values(&[&key.label]).inc_by(gone as u64);
+                self.metrics
+                    .pool_evicted
+                    .with_label_values(&[&key.label])
+                    .inc_by(gone as u64);
             }
             // Keep slots that still have connections or holders of permits.
             !slot.idle.is_empty() || slot.permits.available_permits() < self.max_per_server
@@ -235,7 +289,10 @@ impl Drop for Pooled {
         if self.sender.take().is_some() {
             if let Some(pool) = self.pool.upgrade() {
                 pool.gauge(&self.key, "active").dec();
-                pool.metrics.pool_closed.with_label_values(&[&self.key.label]).inc();
+                pool.metrics
+                    .pool_closed
+                    .with_label_values(&[&self.key.label])
+                    .inc();
             }
         }
     }

@@ -13,23 +13,40 @@ use crate::route::{ProxyAddr, ProxyKind};
 use crate::target::Host;
 
 /// Opens a stream to `host:port` through the SOCKS proxy `proxy`.
-pub async fn connect(app: &App, proxy: &ProxyAddr, host: &Host, port: u16) -> Result<TcpStream, ProxyError> {
+pub async fn connect(
+    app: &App,
+    proxy: &ProxyAddr,
+    host: &Host,
+    port: u16,
+) -> Result<TcpStream, ProxyError> {
     let tcp = super::dial::tcp(app, &proxy.host, proxy.port).await?;
     let target = host.to_string();
     let what = format!("SOCKS proxy {}", proxy.label());
     let handshake = async {
         match (proxy.kind, &app.cfg.socks_auth) {
-            (ProxyKind::Socks5, Some(auth)) => {
-                Socks5Stream::connect_with_password_and_socket(tcp, (target.as_str(), port), &auth.username, &auth.password)
+            (ProxyKind::Socks5, Some(auth)) => Socks5Stream::connect_with_password_and_socket(
+                tcp,
+                (target.as_str(), port),
+                &auth.username,
+                &auth.password,
+            )
+            .await
+            .map(|s| s.into_inner()),
+            (ProxyKind::Socks5, None) => {
+                Socks5Stream::connect_with_socket(tcp, (target.as_str(), port))
                     .await
                     .map(|s| s.into_inner())
             }
-            (ProxyKind::Socks5, None) => Socks5Stream::connect_with_socket(tcp, (target.as_str(), port)).await.map(|s| s.into_inner()),
-            _ => Socks4Stream::connect_with_socket(tcp, (target.as_str(), port)).await.map(|s| s.into_inner()),
+            _ => Socks4Stream::connect_with_socket(tcp, (target.as_str(), port))
+                .await
+                .map(|s| s.into_inner()),
         }
     };
     match tokio::time::timeout(app.cfg.timeouts.connect, handshake).await {
-        Err(_) => Err(ProxyError::new(ErrorKind::ConnectTimeout, format!("{what} did not answer in time"))),
+        Err(_) => Err(ProxyError::new(
+            ErrorKind::ConnectTimeout,
+            format!("{what} did not answer in time"),
+        )),
         Ok(Ok(s)) => Ok(s),
         Ok(Err(e)) => Err(map_error(&what, host, port, e)),
     }
@@ -38,7 +55,9 @@ pub async fn connect(app: &App, proxy: &ProxyAddr, host: &Host, port: u16) -> Re
 fn map_error(what: &str, host: &Host, port: u16, e: tokio_socks::Error) -> ProxyError {
     use tokio_socks::Error as E;
     let kind = match &e {
-        E::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => ErrorKind::ConnectRefused,
+        E::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
+            ErrorKind::ConnectRefused
+        }
         E::ConnectionRefused => ErrorKind::ConnectRefused,
         E::HostUnreachable | E::NetworkUnreachable | E::TtlExpired => ErrorKind::ConnectFailed,
         E::Io(_) => ErrorKind::ConnectFailed,

@@ -56,12 +56,31 @@ pub async fn run_discover(args: DiscoverArgs) -> i32 {
     let result = discover(&args.options()).await;
     let (report, code) = match &result {
         Ok(d) => (
-            Report { found: true, url: Some(&d.url), method: Some(d.method), source: Some(&d.source), tried: &d.tried },
+            Report {
+                found: true,
+                url: Some(&d.url),
+                method: Some(d.method),
+                source: Some(&d.source),
+                tried: &d.tried,
+            },
             0,
         ),
-        Err(e) => (Report { found: false, url: None, method: None, source: None, tried: e.tried() }, 1),
+        Err(e) => (
+            Report {
+                found: false,
+                url: None,
+                method: None,
+                source: None,
+                tried: e.tried(),
+            },
+            1,
+        ),
     };
-    let text = if args.json { json(&report) } else { human(&report) };
+    let text = if args.json {
+        json(&report)
+    } else {
+        human(&report)
+    };
     let mut out = std::io::stdout().lock();
     // a closed stdout (`| head`) changes nothing about the outcome
     let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
@@ -78,11 +97,18 @@ fn json(report: &Report<'_>) -> String {
 fn human(report: &Report<'_>) -> String {
     let mut s = String::new();
     for a in report.tried {
-        s.push_str(&format!("tried  {:<4} {:<40} {}\n", a.method, a.target, a.reason));
+        s.push_str(&format!(
+            "tried  {:<4} {:<40} {}\n",
+            a.method, a.target, a.reason
+        ));
     }
     match (report.url, report.method, report.source) {
-        (Some(url), Some(method), Some(source)) => s.push_str(&format!("found  {method:<4} {url}  ({source})\n")),
-        _ => s.push_str("no WPAD URL found: DHCP gave no option 252 and no wpad.<domain> resolves\n"),
+        (Some(url), Some(method), Some(source)) => {
+            s.push_str(&format!("found  {method:<4} {url}  ({source})\n"))
+        }
+        _ => {
+            s.push_str("no WPAD URL found: DHCP gave no option 252 and no wpad.<domain> resolves\n")
+        }
     }
     s
 }
@@ -100,19 +126,39 @@ mod tests {
 
     #[test]
     fn flags_become_options() {
-        let c = Cmd::parse_from(["x", "--dhcp-timeout", "500ms", "-i", "eth0", "--interface", "eth1", "--domain", "corp.example.com"]);
+        let c = Cmd::parse_from([
+            "x",
+            "--dhcp-timeout",
+            "500ms",
+            "-i",
+            "eth0",
+            "--interface",
+            "eth1",
+            "--domain",
+            "corp.example.com",
+        ]);
         let o = c.args.options();
         assert_eq!(o.dhcp_timeout, Duration::from_millis(500));
         assert_eq!(o.dns_timeout, Duration::from_secs(2));
-        assert_eq!(o.interfaces, Some(vec!["eth0".to_string(), "eth1".to_string()]));
+        assert_eq!(
+            o.interfaces,
+            Some(vec!["eth0".to_string(), "eth1".to_string()])
+        );
         assert_eq!(o.search_domains, Some(vec!["corp.example.com".to_string()]));
         assert!(!c.args.json);
-        assert_eq!(Cmd::parse_from(["x"]).args.options(), WpadOptions::default());
+        assert_eq!(
+            Cmd::parse_from(["x"]).args.options(),
+            WpadOptions::default()
+        );
     }
 
     #[test]
     fn the_text_report_lists_each_attempt_then_the_result() {
-        let tried = [Attempt { method: Method::Dns, target: "wpad.a.example.com".into(), reason: "does not resolve (NXDOMAIN)".into() }];
+        let tried = [Attempt {
+            method: Method::Dns,
+            target: "wpad.a.example.com".into(),
+            reason: "does not resolve (NXDOMAIN)".into(),
+        }];
         let r = Report {
             found: true,
             url: Some("http://wpad.example.com/wpad.dat"),
@@ -123,8 +169,14 @@ mod tests {
         let text = human(&r);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 2);
-        assert!(lines[0].starts_with("tried  dns  wpad.a.example.com") && lines[0].ends_with("does not resolve (NXDOMAIN)"));
-        assert_eq!(lines[1], "found  dns  http://wpad.example.com/wpad.dat  (wpad.example.com resolves to 10.0.0.1)");
+        assert!(
+            lines[0].starts_with("tried  dns  wpad.a.example.com")
+                && lines[0].ends_with("does not resolve (NXDOMAIN)")
+        );
+        assert_eq!(
+            lines[1],
+            "found  dns  http://wpad.example.com/wpad.dat  (wpad.example.com resolves to 10.0.0.1)"
+        );
         let j: serde_json::Value = serde_json::from_str(&json(&r)).unwrap();
         assert_eq!(j["method"], "dns");
         assert_eq!(j["tried"][0]["target"], "wpad.a.example.com");

@@ -90,7 +90,16 @@ pub fn build_dhcp_inform(xid: u32, ciaddr: Ipv4Addr, hw: &[u8]) -> Vec<u8> {
         m.extend_from_slice(hw);
     }
     m.extend_from_slice(&[OPT_MAX_MESSAGE_SIZE, 2, 0x05, 0xdc]); // 1500
-    m.extend_from_slice(&[OPT_PARAMETER_REQUEST_LIST, 6, 1, 3, 6, OPT_DOMAIN_NAME, 119, OPT_WPAD]);
+    m.extend_from_slice(&[
+        OPT_PARAMETER_REQUEST_LIST,
+        6,
+        1,
+        3,
+        6,
+        OPT_DOMAIN_NAME,
+        119,
+        OPT_WPAD,
+    ]);
     m.push(OPT_END);
     if m.len() < MIN_MESSAGE_LEN {
         m.resize(MIN_MESSAGE_LEN, OPT_PAD);
@@ -116,7 +125,9 @@ pub fn parse_dhcp_ack(msg: &[u8], xid: u32) -> Result<DhcpAck, ParseError> {
     }
     let mut opts: Vec<(u8, Vec<u8>)> = Vec::new();
     read_options(&msg[HEADER_LEN + 4..], &mut opts)?;
-    let overload = find(&opts, OPT_OVERLOAD).and_then(|v| v.first().copied()).unwrap_or(0);
+    let overload = find(&opts, OPT_OVERLOAD)
+        .and_then(|v| v.first().copied())
+        .unwrap_or(0);
     if overload & 1 != 0 {
         read_options(&msg[108..236], &mut opts)?; // file
     }
@@ -129,8 +140,14 @@ pub fn parse_dhcp_ack(msg: &[u8], xid: u32) -> Result<DhcpAck, ParseError> {
         Some(DHCPNAK) => return Err(ParseError::Nak),
         Some(other) => return Err(ParseError::NotAnAck(other)),
     }
-    let server_id = find(&opts, OPT_SERVER_ID).filter(|v| v.len() == 4).map(|v| Ipv4Addr::new(v[0], v[1], v[2], v[3]));
-    Ok(DhcpAck { server_id, wpad_url: find(&opts, OPT_WPAD).and_then(text), domain: find(&opts, OPT_DOMAIN_NAME).and_then(text) })
+    let server_id = find(&opts, OPT_SERVER_ID)
+        .filter(|v| v.len() == 4)
+        .map(|v| Ipv4Addr::new(v[0], v[1], v[2], v[3]));
+    Ok(DhcpAck {
+        server_id,
+        wpad_url: find(&opts, OPT_WPAD).and_then(text),
+        domain: find(&opts, OPT_DOMAIN_NAME).and_then(text),
+    })
 }
 
 /// Appends the options of one option area to `opts`, joining repeated codes (RFC 3396).
@@ -143,7 +160,9 @@ fn read_options(area: &[u8], opts: &mut Vec<(u8, Vec<u8>)>) -> Result<(), ParseE
             OPT_END => break,
             _ => {
                 let len = *area.get(i + 1).ok_or(ParseError::Truncated(code))? as usize;
-                let value = area.get(i + 2..i + 2 + len).ok_or(ParseError::Truncated(code))?;
+                let value = area
+                    .get(i + 2..i + 2 + len)
+                    .ok_or(ParseError::Truncated(code))?;
                 match opts.iter_mut().find(|(c, _)| *c == code) {
                     Some((_, v)) => v.extend_from_slice(value),
                     None => opts.push((code, value.to_vec())),
@@ -156,7 +175,9 @@ fn read_options(area: &[u8], opts: &mut Vec<(u8, Vec<u8>)>) -> Result<(), ParseE
 }
 
 fn find(opts: &[(u8, Vec<u8>)], code: u8) -> Option<&[u8]> {
-    opts.iter().find(|(c, _)| *c == code).map(|(_, v)| v.as_slice())
+    opts.iter()
+        .find(|(c, _)| *c == code)
+        .map(|(_, v)| v.as_slice())
 }
 
 /// An option as text: UTF-8 if valid, else Latin-1; trailing NULs and whitespace trimmed.
@@ -165,7 +186,9 @@ fn text(raw: &[u8]) -> Option<String> {
         Ok(s) => s.to_string(),
         Err(_) => raw.iter().map(|&b| b as char).collect(),
     };
-    let s = s.trim_matches(|c: char| c == '\0' || c.is_whitespace()).to_string();
+    let s = s
+        .trim_matches(|c: char| c == '\0' || c.is_whitespace())
+        .to_string();
     (!s.is_empty()).then_some(s)
 }
 
@@ -174,7 +197,12 @@ fn text(raw: &[u8]) -> Option<String> {
 fn new_xid() -> u32 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
     h.finish() as u32
 }
 
@@ -187,7 +215,10 @@ pub async fn inform(iface: &Iface, timeout: Duration) -> Result<DhcpAck, String>
     let server = SocketAddrV4::new(Ipv4Addr::BROADCAST, 67);
     let deadline = tokio::time::Instant::now() + timeout;
     let mut resend_at = Some(tokio::time::Instant::now() + timeout / 2);
-    socket.send_to(&packet, server).await.map_err(|e| format!("cannot send DHCPINFORM: {e}"))?;
+    socket
+        .send_to(&packet, server)
+        .await
+        .map_err(|e| format!("cannot send DHCPINFORM: {e}"))?;
     let mut buf = vec![0u8; 1500];
     let mut nak = None;
     loop {
@@ -204,7 +235,10 @@ pub async fn inform(iface: &Iface, timeout: Duration) -> Result<DhcpAck, String>
             }
             Err(_elapsed) => {
                 resend_at = None;
-                socket.send_to(&packet, server).await.map_err(|e| format!("cannot resend DHCPINFORM: {e}"))?;
+                socket
+                    .send_to(&packet, server)
+                    .await
+                    .map_err(|e| format!("cannot resend DHCPINFORM: {e}"))?;
             }
         }
     }
@@ -215,7 +249,8 @@ pub async fn inform(iface: &Iface, timeout: Duration) -> Result<DhcpAck, String>
 /// SO_BINDTODEVICE, bound to the interface address instead.
 fn client_socket(iface: &Iface) -> Result<UdpSocket, String> {
     use socket2::{Domain, Protocol, Socket, Type};
-    let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).map_err(|e| format!("cannot open a UDP socket: {e}"))?;
+    let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))
+        .map_err(|e| format!("cannot open a UDP socket: {e}"))?;
     let setup = || -> std::io::Result<()> {
         s.set_reuse_address(true)?;
         s.set_broadcast(true)?;
@@ -227,7 +262,9 @@ fn client_socket(iface: &Iface) -> Result<UdpSocket, String> {
         Err(_) => SocketAddrV4::new(iface.ipv4, 68),
     };
     s.bind(&local.into()).map_err(|e| match e.kind() {
-        std::io::ErrorKind::PermissionDenied => format!("cannot bind udp/{local}: needs root or CAP_NET_BIND_SERVICE"),
+        std::io::ErrorKind::PermissionDenied => {
+            format!("cannot bind udp/{local}: needs root or CAP_NET_BIND_SERVICE")
+        }
         _ => format!("cannot bind udp/{local}: {e}"),
     })?;
     UdpSocket::from_std(s.into()).map_err(|e| format!("cannot register the UDP socket: {e}"))
@@ -272,8 +309,13 @@ mod tests {
         let mut opts = Vec::new();
         read_options(&m[240..], &mut opts).unwrap();
         assert_eq!(find(&opts, OPT_MESSAGE_TYPE), Some(&[DHCPINFORM][..]));
-        assert!(find(&opts, OPT_PARAMETER_REQUEST_LIST).unwrap().contains(&OPT_WPAD));
-        assert_eq!(find(&opts, OPT_CLIENT_ID), Some(&[1, 2, 0, 0, 0xaa, 0xbb, 0xcc][..]));
+        assert!(find(&opts, OPT_PARAMETER_REQUEST_LIST)
+            .unwrap()
+            .contains(&OPT_WPAD));
+        assert_eq!(
+            find(&opts, OPT_CLIENT_ID),
+            Some(&[1, 2, 0, 0, 0xaa, 0xbb, 0xcc][..])
+        );
     }
 
     #[test]
@@ -303,7 +345,11 @@ mod tests {
         assert_eq!(a.wpad_url, None);
         let mut o = opt(OPT_MESSAGE_TYPE, &[DHCPACK]);
         o.extend(opt(OPT_WPAD, b"\0"));
-        assert_eq!(parse_dhcp_ack(&ack(&o), XID).unwrap().wpad_url, None, "an empty option is no URL");
+        assert_eq!(
+            parse_dhcp_ack(&ack(&o), XID).unwrap().wpad_url,
+            None,
+            "an empty option is no URL"
+        );
     }
 
     #[test]
@@ -323,27 +369,48 @@ mod tests {
         let mut m = ack(&o);
         let file = [opt(OPT_WPAD, b"http://10.0.0.1/p.pac"), vec![OPT_END]].concat();
         m[108..108 + file.len()].copy_from_slice(&file);
-        assert_eq!(parse_dhcp_ack(&m, XID).unwrap().wpad_url.as_deref(), Some("http://10.0.0.1/p.pac"));
+        assert_eq!(
+            parse_dhcp_ack(&m, XID).unwrap().wpad_url.as_deref(),
+            Some("http://10.0.0.1/p.pac")
+        );
     }
 
     #[test]
     fn replies_to_other_transactions_naks_and_garbage_are_rejected() {
         let good = ack(&opt(OPT_MESSAGE_TYPE, &[DHCPACK]));
-        assert_eq!(parse_dhcp_ack(&good, XID + 1), Err(ParseError::OtherTransaction(XID)));
+        assert_eq!(
+            parse_dhcp_ack(&good, XID + 1),
+            Err(ParseError::OtherTransaction(XID))
+        );
         assert_eq!(parse_dhcp_ack(&good[..100], XID), Err(ParseError::TooShort));
-        assert_eq!(parse_dhcp_ack(&ack(&opt(OPT_MESSAGE_TYPE, &[DHCPNAK])), XID), Err(ParseError::Nak));
-        assert_eq!(parse_dhcp_ack(&ack(&opt(OPT_MESSAGE_TYPE, &[2])), XID), Err(ParseError::NotAnAck(2)));
-        assert_eq!(parse_dhcp_ack(&ack(&[]), XID), Err(ParseError::NoMessageType));
+        assert_eq!(
+            parse_dhcp_ack(&ack(&opt(OPT_MESSAGE_TYPE, &[DHCPNAK])), XID),
+            Err(ParseError::Nak)
+        );
+        assert_eq!(
+            parse_dhcp_ack(&ack(&opt(OPT_MESSAGE_TYPE, &[2])), XID),
+            Err(ParseError::NotAnAck(2))
+        );
+        assert_eq!(
+            parse_dhcp_ack(&ack(&[]), XID),
+            Err(ParseError::NoMessageType)
+        );
         let mut truncated = ack(&opt(OPT_MESSAGE_TYPE, &[DHCPACK]));
         truncated.pop();
         truncated.extend_from_slice(&[OPT_WPAD, 40, b'h']);
-        assert_eq!(parse_dhcp_ack(&truncated, XID), Err(ParseError::Truncated(OPT_WPAD)));
+        assert_eq!(
+            parse_dhcp_ack(&truncated, XID),
+            Err(ParseError::Truncated(OPT_WPAD))
+        );
         let mut request = good.clone();
         request[0] = 1;
         assert_eq!(parse_dhcp_ack(&request, XID), Err(ParseError::NotAReply));
         let mut no_cookie = good;
         no_cookie[236] = 0;
-        assert_eq!(parse_dhcp_ack(&no_cookie, XID), Err(ParseError::NoMagicCookie));
+        assert_eq!(
+            parse_dhcp_ack(&no_cookie, XID),
+            Err(ParseError::NoMagicCookie)
+        );
     }
 
     #[test]

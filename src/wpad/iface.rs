@@ -31,7 +31,9 @@ pub struct Listed {
 
 /// All interfaces, in the order the kernel lists them. A failing `getifaddrs` yields none.
 pub fn list() -> Vec<Listed> {
-    let Ok(addrs) = nix::ifaddrs::getifaddrs() else { return Vec::new() };
+    let Ok(addrs) = nix::ifaddrs::getifaddrs() else {
+        return Vec::new();
+    };
     let mut out: Vec<Listed> = Vec::new();
     for a in addrs {
         let idx = match out.iter().position(|l| l.name == a.interface_name) {
@@ -49,7 +51,8 @@ pub fn list() -> Vec<Listed> {
             }
         };
         let l = &mut out[idx];
-        l.up |= a.flags.contains(InterfaceFlags::IFF_UP) && a.flags.contains(InterfaceFlags::IFF_RUNNING);
+        l.up |= a.flags.contains(InterfaceFlags::IFF_UP)
+            && a.flags.contains(InterfaceFlags::IFF_RUNNING);
         l.loopback |= a.flags.contains(InterfaceFlags::IFF_LOOPBACK);
         l.broadcast |= a.flags.contains(InterfaceFlags::IFF_BROADCAST);
         if let Some(addr) = a.address {
@@ -67,7 +70,10 @@ pub fn list() -> Vec<Listed> {
 
 /// Interfaces to ask by DHCP, and the reasons others were skipped as `(name, reason)`.
 /// `wanted`: only these names (a named interface that does not exist is reported too).
-pub fn eligible(listed: &[Listed], wanted: Option<&[String]>) -> (Vec<Iface>, Vec<(String, String)>) {
+pub fn eligible(
+    listed: &[Listed],
+    wanted: Option<&[String]>,
+) -> (Vec<Iface>, Vec<(String, String)>) {
     let mut chosen = Vec::new();
     let mut skipped = Vec::new();
     if let Some(names) = wanted {
@@ -99,7 +105,11 @@ pub fn eligible(listed: &[Listed], wanted: Option<&[String]>) -> (Vec<Iface>, Ve
                     skipped.push((l.name.clone(), why.to_string()));
                 }
             }
-            None => chosen.push(Iface { name: l.name.clone(), ipv4: l.ipv4[0], hw: l.hw.clone() }),
+            None => chosen.push(Iface {
+                name: l.name.clone(),
+                ipv4: l.ipv4[0],
+                hw: l.hw.clone(),
+            }),
         }
     }
     (chosen, skipped)
@@ -129,14 +139,26 @@ mod tests {
             listed("eth2", None, true, false),
         ];
         let (chosen, skipped) = eligible(&all, None);
-        assert_eq!(chosen.iter().map(|i| i.name.as_str()).collect::<Vec<_>>(), ["eth0"]);
+        assert_eq!(
+            chosen.iter().map(|i| i.name.as_str()).collect::<Vec<_>>(),
+            ["eth0"]
+        );
         assert_eq!(chosen[0].ipv4, Ipv4Addr::new(10, 0, 0, 2));
-        assert_eq!(skipped, [("eth1".to_string(), "not up".to_string()), ("eth2".to_string(), "no IPv4 address".to_string())]);
+        assert_eq!(
+            skipped,
+            [
+                ("eth1".to_string(), "not up".to_string()),
+                ("eth2".to_string(), "no IPv4 address".to_string())
+            ]
+        );
     }
 
     #[test]
     fn named_interfaces_that_cannot_be_asked_are_reported_with_the_reason() {
-        let all = [listed("lo", Some([127, 0, 0, 1]), true, true), listed("eth0", Some([10, 0, 0, 2]), true, false)];
+        let all = [
+            listed("lo", Some([127, 0, 0, 1]), true, true),
+            listed("eth0", Some([10, 0, 0, 2]), true, false),
+        ];
         let wanted = vec!["lo".to_string(), "wlan9".to_string()];
         let (chosen, skipped) = eligible(&all, Some(&wanted));
         assert!(chosen.is_empty());
@@ -147,6 +169,10 @@ mod tests {
     #[test]
     fn listing_finds_the_loopback_interface() {
         let all = list();
-        assert!(all.iter().any(|l| l.loopback && l.ipv4.contains(&Ipv4Addr::LOCALHOST)), "{all:?}");
+        assert!(
+            all.iter()
+                .any(|l| l.loopback && l.ipv4.contains(&Ipv4Addr::LOCALHOST)),
+            "{all:?}"
+        );
     }
 }

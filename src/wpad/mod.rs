@@ -87,7 +87,12 @@ pub struct WpadOptions {
 
 impl Default for WpadOptions {
     fn default() -> Self {
-        WpadOptions { dhcp_timeout: Duration::from_secs(2), dns_timeout: Duration::from_secs(2), interfaces: None, search_domains: None }
+        WpadOptions {
+            dhcp_timeout: Duration::from_secs(2),
+            dns_timeout: Duration::from_secs(2),
+            interfaces: None,
+            search_domains: None,
+        }
     }
 }
 
@@ -112,12 +117,19 @@ pub async fn discover(opts: &WpadOptions) -> Result<Discovered, DiscoveryError> 
     let mut tried = Vec::new();
     let mut dhcp_domains = Vec::new();
     if let Some(found) = by_dhcp(opts, &mut tried, &mut dhcp_domains).await {
-        return Ok(Discovered { url: found.0, method: Method::Dhcp, source: found.1, tried });
+        return Ok(Discovered {
+            url: found.0,
+            method: Method::Dhcp,
+            source: found.1,
+            tried,
+        });
     }
     let domains = match &opts.search_domains {
         Some(d) => d.clone(),
         None => {
-            let mut d = dns::search_domains_from_resolv_conf(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default());
+            let mut d = dns::search_domains_from_resolv_conf(
+                &std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+            );
             for extra in dhcp_domains {
                 if !d.contains(&extra) {
                     d.push(extra);
@@ -127,21 +139,38 @@ pub async fn discover(opts: &WpadOptions) -> Result<Discovered, DiscoveryError> 
         }
     };
     if let Some(found) = by_dns(&domains, opts.dns_timeout, &mut tried).await {
-        return Ok(Discovered { url: found.0, method: Method::Dns, source: found.1, tried });
+        return Ok(Discovered {
+            url: found.0,
+            method: Method::Dns,
+            source: found.1,
+            tried,
+        });
     }
     Err(DiscoveryError::NotFound { tried })
 }
 
 /// `(url, source)` from the first interface whose DHCPACK carries an http(s) option 252.
-async fn by_dhcp(opts: &WpadOptions, tried: &mut Vec<Attempt>, domains: &mut Vec<String>) -> Option<(String, String)> {
-    let fail = |target: &str, reason: String| Attempt { method: Method::Dhcp, target: target.to_string(), reason };
+async fn by_dhcp(
+    opts: &WpadOptions,
+    tried: &mut Vec<Attempt>,
+    domains: &mut Vec<String>,
+) -> Option<(String, String)> {
+    let fail = |target: &str, reason: String| Attempt {
+        method: Method::Dhcp,
+        target: target.to_string(),
+        reason,
+    };
     let (ifaces, skipped) = iface::eligible(&iface::list(), opts.interfaces.as_deref());
     tried.extend(skipped.into_iter().map(|(name, why)| fail(&name, why)));
     if ifaces.is_empty() {
-        tried.push(fail("-", "no up, non-loopback IPv4 interface to send a DHCPINFORM on".into()));
+        tried.push(fail(
+            "-",
+            "no up, non-loopback IPv4 interface to send a DHCPINFORM on".into(),
+        ));
         return None;
     }
-    let mut asks: tokio::task::JoinSet<(iface::Iface, Result<DhcpAck, String>)> = tokio::task::JoinSet::new();
+    let mut asks: tokio::task::JoinSet<(iface::Iface, Result<DhcpAck, String>)> =
+        tokio::task::JoinSet::new();
     for i in ifaces {
         let timeout = opts.dhcp_timeout;
         asks.spawn(async move {
@@ -155,7 +184,9 @@ async fn by_dhcp(opts: &WpadOptions, tried: &mut Vec<Attempt>, domains: &mut Vec
         match answer {
             Err(why) => tried.push(fail(&target, why)),
             Ok(ack) => {
-                let server = ack.server_id.map_or_else(|| "a DHCP server".to_string(), |s| s.to_string());
+                let server = ack
+                    .server_id
+                    .map_or_else(|| "a DHCP server".to_string(), |s| s.to_string());
                 if let Some(d) = ack.domain.filter(|d| !domains.contains(d)) {
                     domains.push(d);
                 }
@@ -164,8 +195,14 @@ async fn by_dhcp(opts: &WpadOptions, tried: &mut Vec<Attempt>, domains: &mut Vec
                         asks.abort_all();
                         return Some((url, format!("DHCPACK from {server} on {}", i.name)));
                     }
-                    Some(url) => tried.push(fail(&target, format!("option 252 from {server} is not an http(s) URL: {url:?}"))),
-                    None => tried.push(fail(&target, format!("DHCPACK from {server} has no option 252"))),
+                    Some(url) => tried.push(fail(
+                        &target,
+                        format!("option 252 from {server} is not an http(s) URL: {url:?}"),
+                    )),
+                    None => tried.push(fail(
+                        &target,
+                        format!("DHCPACK from {server} has no option 252"),
+                    )),
                 }
             }
         }
@@ -179,13 +216,24 @@ fn is_http_url(url: &str) -> bool {
 }
 
 /// `(url, source)` from the first `wpad.<domain>` name that resolves.
-async fn by_dns(domains: &[String], timeout: Duration, tried: &mut Vec<Attempt>) -> Option<(String, String)> {
-    let fail = |target: &str, reason: String| Attempt { method: Method::Dns, target: target.to_string(), reason };
+async fn by_dns(
+    domains: &[String],
+    timeout: Duration,
+    tried: &mut Vec<Attempt>,
+) -> Option<(String, String)> {
+    let fail = |target: &str, reason: String| Attempt {
+        method: Method::Dns,
+        target: target.to_string(),
+        reason,
+    };
     let mut names: Vec<String> = Vec::new();
     for d in domains {
         let c = dns_candidates(d);
         if c.is_empty() {
-            tried.push(fail(d, "single label, public suffix or malformed: nothing to ask".into()));
+            tried.push(fail(
+                d,
+                "single label, public suffix or malformed: nothing to ask".into(),
+            ));
         }
         for n in c {
             if !names.contains(&n) {
@@ -194,7 +242,10 @@ async fn by_dns(domains: &[String], timeout: Duration, tried: &mut Vec<Attempt>)
         }
     }
     if domains.is_empty() {
-        tried.push(fail("-", "no DNS search domain (resolv.conf has no search/domain, DHCP gave none)".into()));
+        tried.push(fail(
+            "-",
+            "no DNS search domain (resolv.conf has no search/domain, DHCP gave none)".into(),
+        ));
     }
     if names.is_empty() {
         return None;
@@ -210,7 +261,10 @@ async fn by_dns(domains: &[String], timeout: Duration, tried: &mut Vec<Attempt>)
         match dns::resolves(&resolver, &name, timeout).await {
             Ok(ips) => {
                 let shown: Vec<String> = ips.iter().map(|ip| ip.to_string()).collect();
-                return Some((format!("http://{name}/wpad.dat"), format!("{name} resolves to {}", shown.join(", "))));
+                return Some((
+                    format!("http://{name}/wpad.dat"),
+                    format!("{name} resolves to {}", shown.join(", ")),
+                ));
             }
             Err(why) => tried.push(fail(&name, why)),
         }
@@ -233,18 +287,34 @@ mod tests {
 
     #[test]
     fn attempts_print_method_target_and_reason() {
-        let a = Attempt { method: Method::Dns, target: "wpad.example.com".into(), reason: "does not resolve (NXDOMAIN)".into() };
-        assert_eq!(a.to_string(), "dns wpad.example.com: does not resolve (NXDOMAIN)");
+        let a = Attempt {
+            method: Method::Dns,
+            target: "wpad.example.com".into(),
+            reason: "does not resolve (NXDOMAIN)".into(),
+        };
+        assert_eq!(
+            a.to_string(),
+            "dns wpad.example.com: does not resolve (NXDOMAIN)"
+        );
     }
 
     #[tokio::test]
     async fn dns_discovery_without_domains_says_so_and_sends_nothing() {
         let mut tried = Vec::new();
-        assert_eq!(by_dns(&[], Duration::from_millis(10), &mut tried).await, None);
+        assert_eq!(
+            by_dns(&[], Duration::from_millis(10), &mut tried).await,
+            None
+        );
         assert_eq!(tried.len(), 1);
-        assert!(tried[0].reason.contains("no DNS search domain"), "{tried:?}");
+        assert!(
+            tried[0].reason.contains("no DNS search domain"),
+            "{tried:?}"
+        );
         let mut tried = Vec::new();
-        assert_eq!(by_dns(&["co.uk".into()], Duration::from_millis(10), &mut tried).await, None);
+        assert_eq!(
+            by_dns(&["co.uk".into()], Duration::from_millis(10), &mut tried).await,
+            None
+        );
         assert!(tried[0].reason.contains("public suffix"), "{tried:?}");
     }
 }

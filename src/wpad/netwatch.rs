@@ -88,8 +88,12 @@ pub fn snapshot() -> Vec<String> {
             }
         }
     }
-    s.extend(default_routes_v4(&std::fs::read_to_string("/proc/net/route").unwrap_or_default()));
-    s.extend(default_routes_v6(&std::fs::read_to_string("/proc/net/ipv6_route").unwrap_or_default()));
+    s.extend(default_routes_v4(
+        &std::fs::read_to_string("/proc/net/route").unwrap_or_default(),
+    ));
+    s.extend(default_routes_v6(
+        &std::fs::read_to_string("/proc/net/ipv6_route").unwrap_or_default(),
+    ));
     s.sort();
     s
 }
@@ -101,7 +105,8 @@ pub fn default_routes_v4(text: &str) -> Vec<String> {
         .filter_map(|line| {
             let f: Vec<&str> = line.split_whitespace().collect();
             // Iface Destination Gateway Flags RefCnt Use Metric Mask ...
-            (f.len() >= 8 && f[1] == "00000000" && f[7] == "00000000").then(|| format!("route4 {} {} {}", f[0], f[2], f[6]))
+            (f.len() >= 8 && f[1] == "00000000" && f[7] == "00000000")
+                .then(|| format!("route4 {} {} {}", f[0], f[2], f[6]))
         })
         .collect()
 }
@@ -114,7 +119,8 @@ pub fn default_routes_v6(text: &str) -> Vec<String> {
         .filter_map(|line| {
             let f: Vec<&str> = line.split_whitespace().collect();
             // dest plen src splen nexthop metric refcnt use flags iface
-            (f.len() >= 10 && f[0] == ZERO && f[1] == "00" && f[9] != "lo").then(|| format!("route6 {} {} {}", f[9], f[4], f[5]))
+            (f.len() >= 10 && f[0] == ZERO && f[1] == "00" && f[9] != "lo")
+                .then(|| format!("route6 {} {} {}", f[9], f[4], f[5]))
         })
         .collect()
 }
@@ -124,7 +130,9 @@ mod netlink {
     use std::os::fd::{AsRawFd, OwnedFd};
 
     use nix::errno::Errno;
-    use nix::sys::socket::{self, AddressFamily, MsgFlags, NetlinkAddr, SockFlag, SockProtocol, SockType};
+    use nix::sys::socket::{
+        self, AddressFamily, MsgFlags, NetlinkAddr, SockFlag, SockProtocol, SockType,
+    };
     use tokio::io::unix::AsyncFd;
     use tokio::io::Interest;
 
@@ -145,7 +153,11 @@ mod netlink {
                 SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
                 SockProtocol::NetlinkRoute,
             )?;
-            let groups = RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_IFADDR | RTMGRP_IPV6_ROUTE;
+            let groups = RTMGRP_LINK
+                | RTMGRP_IPV4_IFADDR
+                | RTMGRP_IPV4_ROUTE
+                | RTMGRP_IPV6_IFADDR
+                | RTMGRP_IPV6_ROUTE;
             socket::bind(fd.as_raw_fd(), &NetlinkAddr::new(0, groups))?;
             // SAFETY: an `OwnedFd` is open until dropped and always returns the same fd; the
             // `AsyncFd` owns it for its whole life.
@@ -158,7 +170,11 @@ mod netlink {
         pub fn drain(&mut self) {
             let mut buf = [0u8; 8192];
             loop {
-                match socket::recv(self.0.get_ref().as_raw_fd(), &mut buf, MsgFlags::MSG_DONTWAIT) {
+                match socket::recv(
+                    self.0.get_ref().as_raw_fd(),
+                    &mut buf,
+                    MsgFlags::MSG_DONTWAIT,
+                ) {
                     Ok(0) | Err(Errno::EAGAIN) => return,
                     Ok(_) | Err(Errno::ENOBUFS) | Err(Errno::EINTR) => continue, // ENOBUFS: overrun, we look anyway
                     Err(_) => return,
@@ -169,7 +185,9 @@ mod netlink {
 
     /// Resolves when netlink has something to read; never without a subscription.
     pub async fn wait(sub: Option<&mut Subscription>) -> std::io::Result<()> {
-        let Some(sub) = sub else { return std::future::pending().await };
+        let Some(sub) = sub else {
+            return std::future::pending().await;
+        };
         let mut guard = sub.0.readable().await?;
         guard.clear_ready();
         Ok(())
@@ -182,7 +200,10 @@ mod netlink {
 
     impl Subscription {
         pub fn open() -> std::io::Result<Subscription> {
-            Err(std::io::Error::new(std::io::ErrorKind::Unsupported, "netlink is Linux only"))
+            Err(std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                "netlink is Linux only",
+            ))
         }
 
         pub fn drain(&mut self) {}
@@ -199,7 +220,8 @@ mod tests {
 
     #[test]
     fn default_ipv4_routes_are_read_from_proc_net_route() {
-        let text = "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
+        let text =
+            "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
                     eth0\t00000000\t0100A8C0\t0003\t0\t0\t100\t00000000\t0\t0\t0\n\
                     eth0\t0000A8C0\t00000000\t0001\t0\t0\t100\t00FFFFFF\t0\t0\t0\n";
         assert_eq!(default_routes_v4(text), ["route4 eth0 0100A8C0 100"]);
@@ -214,12 +236,21 @@ mod tests {
              {z} 00 {z} 00 {z} ffffffff 00000001 00000000 00200200 lo\n\
              fe800000000000000000000000000000 40 {z} 00 {z} 00000100 00000001 00000000 00000001 eth0\n"
         );
-        assert_eq!(default_routes_v6(&text), ["route6 eth0 fe800000000000000000000000000001 00000400"]);
+        assert_eq!(
+            default_routes_v6(&text),
+            ["route6 eth0 fe800000000000000000000000000001 00000400"]
+        );
     }
 
     #[test]
     fn snapshot_includes_the_loopback_address() {
-        assert!(snapshot().iter().any(|l| l.starts_with("addr lo 127.0.0.1")), "{:?}", snapshot());
+        assert!(
+            snapshot()
+                .iter()
+                .any(|l| l.starts_with("addr lo 127.0.0.1")),
+            "{:?}",
+            snapshot()
+        );
     }
 
     #[tokio::test]
