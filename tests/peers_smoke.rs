@@ -5,7 +5,6 @@
 
 mod support;
 
-use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -19,11 +18,15 @@ async fn hello_origin() -> u16 {
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move {
         loop {
-            let Ok((mut conn, _)) = listener.accept().await else { return };
+            let Ok((mut conn, _)) = listener.accept().await else {
+                return;
+            };
             tokio::spawn(async move {
                 let _ = read_head(&mut conn).await;
                 let _ = conn
-                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello")
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello",
+                    )
                     .await;
             });
         }
@@ -46,7 +49,10 @@ async fn read_head(conn: &mut TcpStream) -> String {
 
 async fn read_to_end(conn: &mut TcpStream) -> String {
     let mut buf = Vec::new();
-    tokio::time::timeout(Duration::from_secs(20), conn.read_to_end(&mut buf)).await.expect("peer answered in time").unwrap();
+    tokio::time::timeout(Duration::from_secs(20), conn.read_to_end(&mut buf))
+        .await
+        .expect("peer answered in time")
+        .unwrap();
     String::from_utf8_lossy(&buf).into_owned()
 }
 
@@ -84,7 +90,13 @@ async fn squid_open_forwards_an_absolute_form_get_to_an_in_test_origin() {
     let response = read_to_end(&mut conn).await;
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     assert!(response.ends_with("hello"), "{response}");
-    assert!(squid.access_log().contains(&format!("GET http://127.0.0.1:{origin}/smoke 200")), "{}", squid.access_log());
+    assert!(
+        squid
+            .access_log()
+            .contains(&format!("GET http://127.0.0.1:{origin}/smoke 200")),
+        "{}",
+        squid.access_log()
+    );
 }
 
 #[tokio::test]
@@ -92,14 +104,22 @@ async fn squid_open_tunnels_connect_to_an_in_test_origin() {
     let origin = hello_origin().await;
     let squid = Squid::start("open");
     let mut conn = TcpStream::connect(squid.addr()).await.unwrap();
-    conn.write_all(format!("CONNECT 127.0.0.1:{origin} HTTP/1.1\r\nHost: 127.0.0.1:{origin}\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
+    conn.write_all(
+        format!("CONNECT 127.0.0.1:{origin} HTTP/1.1\r\nHost: 127.0.0.1:{origin}\r\n\r\n")
+            .as_bytes(),
+    )
+    .await
+    .unwrap();
     let head = read_head(&mut conn).await;
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    conn.write_all(b"GET /in-tunnel HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    conn.write_all(b"GET /in-tunnel HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
     let response = read_to_end(&mut conn).await;
-    assert!(response.starts_with("HTTP/1.1 200") && response.ends_with("hello"), "{response}");
+    assert!(
+        response.starts_with("HTTP/1.1 200") && response.ends_with("hello"),
+        "{response}"
+    );
 }
 
 #[tokio::test]
@@ -107,11 +127,30 @@ async fn dropping_a_squid_stops_it_and_its_port_closes() {
     let squid = Squid::start("basic");
     let addr = squid.addr();
     let pid_file = squid.state_dir().join("pids/squid.pid");
-    let pid = std::fs::read_to_string(&pid_file).unwrap().lines().next().unwrap().to_string();
-    assert!(Path::new(&format!("/proc/{pid}")).exists());
+    let pid = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(running(&pid));
     drop(squid);
-    assert!(TcpStream::connect(addr).await.is_err(), "squid still accepts on {addr}");
-    assert!(!Path::new(&format!("/proc/{pid}")).exists(), "squid pid {pid} still alive");
+    assert!(
+        TcpStream::connect(addr).await.is_err(),
+        "squid still accepts on {addr}"
+    );
+    assert!(!running(&pid), "squid pid {pid} still alive");
+}
+
+/// The process exists and is no zombie (init reaps the stopped daemons a bit later).
+fn running(pid: &str) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let state = stat
+        .rsplit_once(") ")
+        .and_then(|(_, rest)| rest.chars().next());
+    state != Some('Z')
 }
 
 #[test]
@@ -119,8 +158,15 @@ fn squid_chain_forwards_through_its_parent() {
     let origin = Origin::start();
     let parent = Squid::start("open");
     let child = Squid::start_with_parent("open", parent.port);
-    assert_eq!(status_via(&child.url(), &[], &format!("{}/chained", origin.url())), "200");
-    assert!(parent.access_log().contains("/chained"), "the parent saw nothing: {}", parent.access_log());
+    assert_eq!(
+        status_via(&child.url(), &[], &format!("{}/chained", origin.url())),
+        "200"
+    );
+    assert!(
+        parent.access_log().contains("/chained"),
+        "the parent saw nothing: {}",
+        parent.access_log()
+    );
 }
 
 #[test]
@@ -129,9 +175,19 @@ fn squid_basic_demands_basic_and_checks_the_password() {
     let squid = Squid::start("basic");
     let url = format!("{}/basic", origin.url());
     assert_eq!(status_via(&squid.url(), &[], &url), "407");
-    assert_eq!(status_via(&squid.url(), &["--proxy-basic", "-U", CREDS], &url), "200");
-    assert_eq!(status_via(&squid.url(), &["--proxy-basic", "-U", "user:wrong"], &url), "407");
-    assert!(squid.access_log().contains("user=user"), "{}", squid.access_log());
+    assert_eq!(
+        status_via(&squid.url(), &["--proxy-basic", "-U", CREDS], &url),
+        "200"
+    );
+    assert_eq!(
+        status_via(&squid.url(), &["--proxy-basic", "-U", "user:wrong"], &url),
+        "407"
+    );
+    assert!(
+        squid.access_log().contains("user=user"),
+        "{}",
+        squid.access_log()
+    );
 }
 
 #[test]
@@ -139,11 +195,27 @@ fn squid_ntlm_verifies_the_ntlmv2_response_against_the_password() {
     let origin = Origin::start();
     let squid = Squid::start("ntlm");
     let url = format!("{}/ntlm", origin.url());
-    assert_eq!(status_via(&squid.url(), &["--proxy-ntlm", "-U", CREDS], &url), "200");
-    assert_eq!(status_via(&squid.url(), &["--proxy-ntlm", "-U", "EXAMPLE\\user:Secret-Pass-1"], &url), "200");
-    assert_eq!(status_via(&squid.url(), &["--proxy-ntlm", "-U", "user:wrong"], &url), "407");
+    assert_eq!(
+        status_via(&squid.url(), &["--proxy-ntlm", "-U", CREDS], &url),
+        "200"
+    );
+    assert_eq!(
+        status_via(
+            &squid.url(),
+            &["--proxy-ntlm", "-U", "EXAMPLE\\user:Secret-Pass-1"],
+            &url
+        ),
+        "200"
+    );
+    assert_eq!(
+        status_via(&squid.url(), &["--proxy-ntlm", "-U", "user:wrong"], &url),
+        "407"
+    );
     let log = squid.ntlm_log();
-    assert!(log.contains(r#""ntlm_version": "v2""#) && log.contains(r#""verdict": "ok""#), "{log}");
+    assert!(
+        log.contains(r#""ntlm_version": "v2""#) && log.contains(r#""verdict": "ok""#),
+        "{log}"
+    );
     assert!(log.contains(r#""verdict": "fail""#), "{log}");
 }
 
@@ -151,8 +223,15 @@ fn squid_ntlm_verifies_the_ntlmv2_response_against_the_password() {
 fn squid_ntlm_mic_refuses_curl_which_sends_no_mic() {
     let origin = Origin::start();
     let squid = Squid::start("ntlm-mic");
-    assert_eq!(status_via(&squid.url(), &["--proxy-ntlm", "-U", CREDS], &origin.url()), "407");
-    assert!(squid.ntlm_log().contains("MIC required but absent"), "{}", squid.ntlm_log());
+    assert_eq!(
+        status_via(&squid.url(), &["--proxy-ntlm", "-U", CREDS], &origin.url()),
+        "407"
+    );
+    assert!(
+        squid.ntlm_log().contains("MIC required but absent"),
+        "{}",
+        squid.ntlm_log()
+    );
 }
 
 #[test]
@@ -160,11 +239,24 @@ fn squid_ntlm_mic_accepts_a_client_whose_authenticate_carries_a_mic() {
     let origin = Origin::start();
     let squid = Squid::start("ntlm-mic");
     let proxy = squid.addr().to_string();
-    assert_eq!(peers::reference_ntlm_client(&["--proxy", &proxy, &origin.url()]), "200");
+    assert_eq!(
+        peers::reference_ntlm_client(&["--proxy", &proxy, &origin.url()]),
+        "200"
+    );
     let target = format!("127.0.0.1:{}", origin.port);
-    assert_eq!(peers::reference_ntlm_client(&["--proxy", &proxy, "--connect", &target, &origin.url()]), "200");
-    assert_eq!(peers::reference_ntlm_client(&["--proxy", &proxy, "--password", "wrong", &origin.url()]), "407");
-    assert!(squid.ntlm_log().contains(r#""mic_present": true"#), "{}", squid.ntlm_log());
+    assert_eq!(
+        peers::reference_ntlm_client(&["--proxy", &proxy, "--connect", &target, &origin.url()]),
+        "200"
+    );
+    assert_eq!(
+        peers::reference_ntlm_client(&["--proxy", &proxy, "--password", "wrong", &origin.url()]),
+        "407"
+    );
+    assert!(
+        squid.ntlm_log().contains(r#""mic_present": true"#),
+        "{}",
+        squid.ntlm_log()
+    );
 }
 
 #[test]
@@ -174,14 +266,33 @@ fn squid_negotiate_accepts_a_kerberos_ticket_from_the_test_kdc() {
     let squid = Squid::builder("negotiate").kdc(&kdc).start();
     kdc.kinit();
     let wrong = kdc.state_dir().join("wrong-ccache");
-    assert!(!kdc.kinit_into(&wrong, "not-the-password"), "the KDC accepted a wrong password");
+    assert!(
+        !kdc.kinit_into(&wrong, "not-the-password"),
+        "the KDC accepted a wrong password"
+    );
     let neg = |proxy: &str| {
-        curl(&["-w", "%{http_code}\n", "-x", proxy, "--proxy-negotiate", "-U", ":", &origin.url()], &kdc.env())
+        curl(
+            &[
+                "-w",
+                "%{http_code}\n",
+                "-x",
+                proxy,
+                "--proxy-negotiate",
+                "-U",
+                ":",
+                &origin.url(),
+            ],
+            &kdc.env(),
+        )
     };
     // SPN HTTP/localhost is in the keytab; HTTP/127.0.0.1 is not (as on Windows)
     assert_eq!(neg(&format!("http://localhost:{}", squid.port)), "200");
     assert_eq!(neg(&squid.url()), "407");
-    assert!(squid.access_log().contains(&format!("user={USER}@")), "{}", squid.access_log());
+    assert!(
+        squid.access_log().contains(&format!("user={USER}@")),
+        "{}",
+        squid.access_log()
+    );
 }
 
 #[test]
@@ -191,7 +302,16 @@ fn squid_all_offers_negotiate_ntlm_basic_in_that_order_and_accepts_each() {
     let kdc = squid.kdc().expect("mode all starts its own KDC");
     kdc.kinit();
     let out = Command::new("curl")
-        .args(["-sS", "-D", "-", "-o", "/dev/null", "-x", &squid.url(), &origin.url()])
+        .args([
+            "-sS",
+            "-D",
+            "-",
+            "-o",
+            "/dev/null",
+            "-x",
+            &squid.url(),
+            &origin.url(),
+        ])
         .output()
         .unwrap();
     let head = String::from_utf8_lossy(&out.stdout).to_lowercase();
@@ -202,13 +322,40 @@ fn squid_all_offers_negotiate_ntlm_basic_in_that_order_and_accepts_each() {
         .collect();
     assert_eq!(schemes, ["negotiate", "ntlm", "basic"], "{head}");
     let proxy = format!("http://localhost:{}", squid.port);
-    for scheme in ["--proxy-negotiate", "--proxy-ntlm", "--proxy-basic", "--proxy-anyauth"] {
-        let creds = if scheme == "--proxy-negotiate" { ":".to_string() } else { format!("{USER}:{PASSWORD}") };
-        let got = curl(&["-w", "%{http_code}\n", "-x", &proxy, scheme, "-U", &creds, &origin.url()], &kdc.env());
+    for scheme in [
+        "--proxy-negotiate",
+        "--proxy-ntlm",
+        "--proxy-basic",
+        "--proxy-anyauth",
+    ] {
+        let creds = if scheme == "--proxy-negotiate" {
+            ":".to_string()
+        } else {
+            format!("{USER}:{PASSWORD}")
+        };
+        let got = curl(
+            &[
+                "-w",
+                "%{http_code}\n",
+                "-x",
+                &proxy,
+                scheme,
+                "-U",
+                &creds,
+                &origin.url(),
+            ],
+            &kdc.env(),
+        );
         assert_eq!(got, "200", "{scheme}");
     }
     // raw NTLMSSP inside Negotiate (Windows without Kerberos) goes to the NTLM verifier
-    let raw = peers::reference_ntlm_client(&["--proxy", &squid.addr().to_string(), "--scheme", "Negotiate", &origin.url()]);
+    let raw = peers::reference_ntlm_client(&[
+        "--proxy",
+        &squid.addr().to_string(),
+        "--scheme",
+        "Negotiate",
+        &origin.url(),
+    ]);
     assert_eq!(raw, "200");
 }
 
@@ -217,27 +364,74 @@ fn squid_all_close_closes_the_connection_after_the_first_407() {
     let origin = Origin::start();
     let squid = Squid::start("all-close");
     let out = Command::new("curl")
-        .args(["-sS", "-D", "-", "-o", "/dev/null", "-x", &squid.url(), &origin.url()])
+        .args([
+            "-sS",
+            "-D",
+            "-",
+            "-o",
+            "/dev/null",
+            "-x",
+            &squid.url(),
+            &origin.url(),
+        ])
         .output()
         .unwrap();
     let head = String::from_utf8_lossy(&out.stdout).to_lowercase();
-    assert!(head.starts_with("http/1.1 407") && head.contains("connection: close"), "{head}");
+    assert!(
+        head.starts_with("http/1.1 407") && head.contains("connection: close"),
+        "{head}"
+    );
     let proxy = format!("http://localhost:{}", squid.port);
-    assert_eq!(status_via(&proxy, &["--proxy-ntlm", "-U", CREDS], &origin.url()), "200");
+    assert_eq!(
+        status_via(&proxy, &["--proxy-ntlm", "-U", CREDS], &origin.url()),
+        "200"
+    );
     // a WinHTTP-like client sends nothing first, sees the close, reconnects and handshakes
-    assert_eq!(peers::reference_ntlm_client(&["--proxy", &squid.addr().to_string(), &origin.url()]), "200");
+    assert_eq!(
+        peers::reference_ntlm_client(&["--proxy", &squid.addr().to_string(), &origin.url()]),
+        "200"
+    );
 }
 
 #[test]
 fn squid_https_port_speaks_tls_with_a_certificate_from_the_test_ca() {
     let origin = Origin::start_tls();
     let squid = Squid::start("https");
-    let proxy_ca = squid.ca_pem.as_ref().expect("https mode has a CA").display().to_string();
+    let proxy_ca = squid
+        .ca_pem
+        .as_ref()
+        .expect("https mode has a CA")
+        .display()
+        .to_string();
     let origin_ca = origin.ca_pem.as_ref().unwrap().display().to_string();
-    let got = curl(&["-w", "%{http_code}\n", "--proxy", &squid.url(), "--proxy-cacert", &proxy_ca, "--cacert", &origin_ca, &origin.url()], &[]);
+    let got = curl(
+        &[
+            "-w",
+            "%{http_code}\n",
+            "--proxy",
+            &squid.url(),
+            "--proxy-cacert",
+            &proxy_ca,
+            "--cacert",
+            &origin_ca,
+            &origin.url(),
+        ],
+        &[],
+    );
     assert_eq!(got, "200");
     // without the CA the proxy's certificate is refused
-    let refused = curl(&["-w", "%{http_code}\n", "--proxy", &squid.url(), "--cacert", &origin_ca, &origin.url()], &[]);
+    let refused = curl(
+        &[
+            "-w",
+            "%{http_code}\n",
+            "--proxy",
+            &squid.url(),
+            "--cacert",
+            &origin_ca,
+            &origin.url(),
+        ],
+        &[],
+    );
     assert_eq!(refused, "000");
 }
 
@@ -268,23 +462,57 @@ fn python_origin_echoes_what_it_received() {
         .output()
         .unwrap();
     let body = String::from_utf8_lossy(&out.stdout);
-    assert!(body.starts_with("origin=http method=GET path=/echo"), "{body}");
+    assert!(
+        body.starts_with("origin=http method=GET path=/echo"),
+        "{body}"
+    );
     assert!(body.contains("> X-Probe: 1"), "{body}");
-    assert_eq!(curl(&["-w", "%{http_code}\n", &format!("{}/status/418", origin.url())], &[]), "418");
+    assert_eq!(
+        curl(
+            &[
+                "-w",
+                "%{http_code}\n",
+                &format!("{}/status/418", origin.url())
+            ],
+            &[]
+        ),
+        "418"
+    );
 }
 
 #[test]
 fn wpad_lab_offers_the_pac_by_dhcp_and_dns_inside_its_namespace() {
     let pac = "function FindProxyForURL(url, host) { return \"PROXY 127.0.0.1:3128; DIRECT\"; }\n";
     let lab = WpadLab::start(pac);
-    let run = |cmd: &mut Command| String::from_utf8_lossy(&cmd.output().expect("ip netns exec").stdout).into_owned();
-    let dhcp = run(lab.in_client("busybox").args(["udhcpc", "-i", &lab.client_iface, "-f", "-q", "-n", "-t", "5", "-T", "1", "-O", "wpad", "-s"]).arg(&lab.udhcpc_script));
+    let run = |cmd: &mut Command| {
+        String::from_utf8_lossy(&cmd.output().expect("ip netns exec").stdout).into_owned()
+    };
+    let dhcp = run(lab
+        .in_client("busybox")
+        .args([
+            "udhcpc",
+            "-i",
+            &lab.client_iface,
+            "-f",
+            "-q",
+            "-n",
+            "-t",
+            "5",
+            "-T",
+            "1",
+            "-O",
+            "wpad",
+            "-s",
+        ])
+        .arg(&lab.udhcpc_script));
     assert!(dhcp.contains(&format!("wpad={}", lab.wpad_url)), "{dhcp}");
     assert!(dhcp.contains(&format!("domain={}", lab.domain)), "{dhcp}");
     // "wpad" through the search domain, as a WPAD client would ask
     let hosts = run(lab.in_client("getent").args(["hosts", "wpad"]));
     assert!(hosts.starts_with(&lab.server_ip), "{hosts}");
-    let served = run(lab.in_client("curl").args(["-sS", &format!("http://wpad.{}/wpad.dat", lab.domain)]));
+    let served = run(lab
+        .in_client("curl")
+        .args(["-sS", &format!("http://wpad.{}/wpad.dat", lab.domain)]));
     assert_eq!(served, pac);
     lab.set_pac("function FindProxyForURL(url, host) { return \"DIRECT\"; }\n");
     let served = run(lab.in_client("curl").args(["-sS", &lab.wpad_url]));

@@ -29,7 +29,7 @@ WP_REPO_DIR="$(cd "$WP_PEERS_DIR/../.." && pwd)"
 if [ "$(id -u)" = 0 ]; then : "${WP_RUN_AS:=nobody}"; else WP_RUN_AS="$(id -un)"; fi
 
 wp_log() { printf '[peers] %s\n' "$*" >&2; }
-wp_die() { wp_log "ERROR: $*"; exit "${2:-1}"; }
+wp_die() { wp_log "ERROR: $1"; exit "${2:-1}"; }
 wp_usage() { printf '%s\n' "$*" >&2; exit 64; }
 
 # Cache shared by all runs (the python venv with pyspnego); scripts/install-deps.sh fills it.
@@ -112,13 +112,21 @@ wp_render() {
 
 wp_pidfile() { printf '%s/pids/%s.pid' "$STATE" "$1"; }
 
+# wp_pid_alive PID : running (a zombie waiting for init to reap it counts as gone).
+wp_pid_alive() {
+    local stat
+    stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
+    stat="${stat##*) }"
+    [ "${stat%% *}" != Z ]
+}
+
 # wp_alive NAME : the daemon recorded as NAME is running.
 wp_alive() {
     local pf pid
     pf="$(wp_pidfile "$1")"
     [ -s "$pf" ] || return 1
     pid="$(head -n1 "$pf")"
-    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null
+    [ -n "$pid" ] && wp_pid_alive "$pid"
 }
 
 # wp_port_free PORT : exit 75 if something already accepts on 127.0.0.1:PORT.
@@ -159,14 +167,17 @@ wp_watchdog() {
     ' wp-peer-watchdog "$OWNER_PID" "$STATE" "$WP_PEERS_DIR" >>"$STATE/log/watchdog.out" 2>&1 </dev/null &
 }
 
-# wp_fail NAME MESSAGE LOG... : stop NAME, print the logs' tails and exit 1.
+# wp_fail NAME MESSAGE LOG... : stop NAME, print the logs' tails and exit 1 (75 when
+# the daemon lost a race for its port: the caller picks another one).
 wp_fail() {
-    local name="$1" msg="$2" f; shift 2
+    local name="$1" msg="$2" f code=1; shift 2
     wp_stop "$name" 2>/dev/null || true
     for f in "$STATE/log/$name.out" "$@"; do
-        [ -s "$f" ] && { printf -- '--- tail of %s\n' "$f" >&2; tail -n 25 "$f" >&2; }
+        [ -s "$f" ] || continue
+        printf -- '--- tail of %s\n' "$f" >&2; tail -n 25 "$f" >&2
+        grep -qiE 'address already in use|EADDRINUSE' "$f" && code=75
     done
-    wp_die "$msg"
+    wp_die "$msg" "$code"
 }
 
 # wp_wait_tcp NAME PORT [SECONDS] : wait until 127.0.0.1:PORT accepts while NAME lives.
@@ -190,25 +201,29 @@ wp_stop() {
     pf="$(wp_pidfile "$name")"
     [ -s "$pf" ] || { rm -f "$pf"; return 0; }
     pid="$(head -n1 "$pf")"; exe="$(sed -n 2p "$pf")"
-    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+    if [ -n "$pid" ] && wp_pid_alive "$pid"; then
         # pid reuse guard: it must still be the program we started
         if [ -n "$exe" ] && ! tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$(basename "$exe")"; then
             wp_log "$name: pid $pid is no longer $exe; not signalling it"; rm -f "$pf"; return 0
         fi
         kill -TERM "$pid" 2>/dev/null || true
-        for ((i = 0; i < ${WP_STOP_GRACE_MS:-500} / 50; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
-        if kill -0 "$pid" 2>/dev/null; then
+        for ((i = 0; i < ${WP_STOP_GRACE_MS:-500} / 50; i++)); do wp_pid_alive "$pid" || break; sleep 0.05; done
+        if wp_pid_alive "$pid"; then
             kill -KILL "$pid" 2>/dev/null
-            # gone once init has reaped it
-            for ((i = 0; i < 40; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+            # KILL is delivered asynchronously: wait until it has exited
+            for ((i = 0; i < 40; i++)); do wp_pid_alive "$pid" || break; sleep 0.05; done
         fi
     fi
     if [ -n "$pid" ]; then
-        members="$(ps -o pid= -s "$pid" 2>/dev/null | tr -d ' ' || true)"
+        # leftovers of the daemon's session, zombies aside
+        members="$(ps -o pid=,stat= -s "$pid" 2>/dev/null | awk '$2 !~ /^Z/ { print $1 }' || true)"
         if [ -n "$members" ]; then
             for i in $members; do kill -TERM "$i" 2>/dev/null || true; done
-            sleep 0.2
-            members="$(ps -o pid= -s "$pid" 2>/dev/null | tr -d ' ' || true)"
+            for ((i = 0; i < 10; i++)); do
+                members="$(ps -o pid=,stat= -s "$pid" 2>/dev/null | awk '$2 !~ /^Z/ { print $1 }' || true)"
+                [ -n "$members" ] || break
+                sleep 0.05
+            done
             for i in $members; do kill -KILL "$i" 2>/dev/null || true; done
         fi
     fi

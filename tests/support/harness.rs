@@ -29,7 +29,9 @@ pub fn config(tweak: impl FnOnce(&mut RawConfig)) -> config::Config {
 }
 
 pub async fn start_proxy(tweak: impl FnOnce(&mut RawConfig)) -> Running {
-    waypost::server::start(config(tweak)).await.expect("proxy starts")
+    waypost::server::start(config(tweak))
+        .await
+        .expect("proxy starts")
 }
 
 /// An in-process HTTP/1.1 origin that counts accepted connections.
@@ -50,7 +52,9 @@ impl Origin {
         let count = connections.clone();
         tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { return };
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
                 count.fetch_add(1, Ordering::SeqCst);
                 let h = handler.clone();
                 tokio::spawn(async move {
@@ -75,7 +79,12 @@ impl Origin {
             for (k, v) in req.headers() {
                 text.push_str(&format!("{k}: {}\n", v.to_str().unwrap_or("?")));
             }
-            let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+            let body = req
+                .into_body()
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
             text.push_str(&format!("body-len: {}\n", body.len()));
             Response::new(body::full(text))
         })
@@ -95,30 +104,49 @@ pub struct Client {
 impl Client {
     pub async fn connect(proxy: SocketAddr) -> Client {
         let tcp = TcpStream::connect(proxy).await.unwrap();
-        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await.unwrap();
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+            .await
+            .unwrap();
         tokio::spawn(async move {
             let _ = conn.with_upgrades().await;
         });
         Client { sender }
     }
 
-    pub async fn send(&mut self, req: Request<Full<Bytes>>) -> Result<Response<Incoming>, hyper::Error> {
+    pub async fn send(
+        &mut self,
+        req: Request<Full<Bytes>>,
+    ) -> Result<Response<Incoming>, hyper::Error> {
         self.sender.ready().await?;
         self.sender.send_request(req).await
     }
 
     pub async fn get(&mut self, url: &str) -> (u16, http::HeaderMap, String) {
-        let req = Request::get(url).header("host", host_of(url)).body(Full::new(Bytes::new())).unwrap();
+        let req = Request::get(url)
+            .header("host", host_of(url))
+            .body(Full::new(Bytes::new()))
+            .unwrap();
         let resp = self.send(req).await.expect("response");
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
-        let body = resp.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
         (status, headers, String::from_utf8_lossy(&body).into_owned())
     }
 }
 
 pub fn host_of(url: &str) -> String {
-    url.split("://").nth(1).unwrap_or(url).split('/').next().unwrap_or("").to_string()
+    url.split("://")
+        .nth(1)
+        .unwrap_or(url)
+        .split('/')
+        .next()
+        .unwrap_or("")
+        .to_string()
 }
 
 /// One GET through the proxy on a new connection.

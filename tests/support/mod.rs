@@ -2,5 +2,5 @@
 //! Not every test file uses every helper.
 #![allow(dead_code)]
 
-pub mod peers;
 pub mod harness;
+pub mod peers;
