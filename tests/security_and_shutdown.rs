@@ -17,11 +17,18 @@ use waypost::body;
 async fn clients_outside_the_allow_list_get_403() {
     let origin = Origin::echo().await;
     let proxy = harness::start_proxy(|c| c.allow = vec!["10.0.0.0/8".into()]).await;
-    let reply = harness::raw(proxy.addrs[0], format!("GET {} HTTP/1.1\r\nHost: x\r\n\r\n", origin.url("/")).as_bytes()).await;
+    let reply = harness::raw(
+        proxy.addrs[0],
+        format!("GET {} HTTP/1.1\r\nHost: x\r\n\r\n", origin.url("/")).as_bytes(),
+    )
+    .await;
     assert!(reply.starts_with("HTTP/1.1 403"), "{reply}");
     assert!(reply.contains("client-not-allowed"), "{reply}");
     let allowed = harness::start_proxy(|c| c.allow = vec!["127.0.0.0/8".into()]).await;
-    assert_eq!(harness::get(allowed.addrs[0], &origin.url("/")).await.0, 200);
+    assert_eq!(
+        harness::get(allowed.addrs[0], &origin.url("/")).await.0,
+        200
+    );
 }
 
 #[tokio::test]
@@ -36,14 +43,31 @@ async fn client_credentials_are_required_when_configured() {
     assert_eq!(status, 407);
     assert_eq!(headers["proxy-authenticate"], "Basic realm=\"waypost\"");
     let mut client = Client::connect(proxy.addrs[0]).await;
-    let creds = |u: &str| format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(u));
-    let wrong = Request::get(origin.url("/")).header("proxy-authorization", creds("app:wrong")).body(Full::new(Bytes::new())).unwrap();
+    let creds = |u: &str| {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(u)
+        )
+    };
+    let wrong = Request::get(origin.url("/"))
+        .header("proxy-authorization", creds("app:wrong"))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
     assert_eq!(client.send(wrong).await.unwrap().status(), 407);
-    let right = Request::get(origin.url("/")).header("proxy-authorization", creds("app:s3cret-pw")).body(Full::new(Bytes::new())).unwrap();
+    let right = Request::get(origin.url("/"))
+        .header("proxy-authorization", creds("app:s3cret-pw"))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
     let resp = client.send(right).await.unwrap();
     assert_eq!(resp.status(), 200);
-    let body = http_body_util::BodyExt::collect(resp.into_body()).await.unwrap().to_bytes();
-    assert!(!String::from_utf8_lossy(&body).contains("proxy-authorization"), "the client's credentials must not travel on");
+    let body = http_body_util::BodyExt::collect(resp.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    assert!(
+        !String::from_utf8_lossy(&body).contains("proxy-authorization"),
+        "the client's credentials must not travel on"
+    );
     // the health endpoint stays reachable for probes
     assert_eq!(harness::get(proxy.addrs[0], "/healthz").await.0, 200);
 }
@@ -69,7 +93,10 @@ async fn shutdown_lets_in_flight_requests_and_tunnels_finish_and_refuses_new_con
     let addr = proxy.addrs[0];
     // an open tunnel
     let mut tunnel = TcpStream::connect(addr).await.unwrap();
-    tunnel.write_all(format!("CONNECT {echo_addr} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes()).await.unwrap();
+    tunnel
+        .write_all(format!("CONNECT {echo_addr} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
     let mut head = [0u8; 19];
     tunnel.read_exact(&mut head).await.unwrap();
     assert!(head.starts_with(b"HTTP/1.1 200"));
@@ -85,7 +112,10 @@ async fn shutdown_lets_in_flight_requests_and_tunnels_finish_and_refuses_new_con
     tokio::time::sleep(Duration::from_millis(100)).await;
     proxy.shutdown();
     tokio::time::sleep(Duration::from_millis(50)).await;
-    assert!(TcpStream::connect(addr).await.is_err(), "no new connections after shutdown began");
+    assert!(
+        TcpStream::connect(addr).await.is_err(),
+        "no new connections after shutdown began"
+    );
     // the tunnel still works during the grace period, then the client closes it
     tunnel.write_all(b"still-open").await.unwrap();
     let mut b = [0u8; 10];
@@ -94,6 +124,8 @@ async fn shutdown_lets_in_flight_requests_and_tunnels_finish_and_refuses_new_con
     let (status, _, body) = inflight.await.unwrap();
     assert_eq!((status, body.as_str()), (200, "finished"));
     drop(tunnel);
-    let drained = tokio::time::timeout(Duration::from_secs(10), proxy.wait()).await.expect("shutdown completes");
+    let drained = tokio::time::timeout(Duration::from_secs(10), proxy.wait())
+        .await
+        .expect("shutdown completes");
     assert!(drained, "everything drained within the grace period");
 }

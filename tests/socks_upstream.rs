@@ -16,7 +16,11 @@ async fn http_and_connect_go_through_a_socks5_server_with_remote_resolution() {
     })
     .await;
     // a name only the SOCKS server resolves (localhost -> 127.0.0.1 on its side)
-    let (status, _, body) = harness::get(proxy.addrs[0], &format!("http://localhost:{}/via-socks", origin.addr.port())).await;
+    let (status, _, body) = harness::get(
+        proxy.addrs[0],
+        &format!("http://localhost:{}/via-socks", origin.addr.port()),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     assert!(body.starts_with("GET /via-socks"), "{body}");
     let reply = harness::raw(
@@ -30,7 +34,9 @@ async fn http_and_connect_go_through_a_socks5_server_with_remote_resolution() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn socks5_with_a_password_uses_the_configured_credentials() {
-    let socks = tokio::task::spawn_blocking(Socks5::start_with_auth).await.unwrap();
+    let socks = tokio::task::spawn_blocking(Socks5::start_with_auth)
+        .await
+        .unwrap();
     let (user, password) = socks.credentials.clone().unwrap();
     let origin = Origin::echo().await;
     let upstream = format!("socks5://127.0.0.1:{}", socks.port);

@@ -12,7 +12,9 @@ use tokio::net::TcpStream;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_requests_go_through_squid_on_pooled_keep_alive_connections() {
-    let squid = tokio::task::spawn_blocking(|| Squid::start("open")).await.unwrap();
+    let squid = tokio::task::spawn_blocking(|| Squid::start("open"))
+        .await
+        .unwrap();
     let origin = Origin::echo().await;
     let upstream = format!("http://127.0.0.1:{}", squid.port);
     let proxy = harness::start_proxy(|c| {
@@ -25,19 +27,32 @@ async fn http_requests_go_through_squid_on_pooled_keep_alive_connections() {
         let (status, _, body) = client.get(&origin.url(&format!("/via-squid/{i}"))).await;
         assert_eq!(status, 200, "{body}");
         assert!(body.starts_with(&format!("GET /via-squid/{i}")), "{body}");
-        assert!(body.to_ascii_lowercase().contains("via: 1.1"), "squid adds Via: {body}");
+        assert!(
+            body.to_ascii_lowercase().contains("via: 1.1"),
+            "squid adds Via: {body}"
+        );
     }
     let m = harness::metrics(proxy.addrs[0]).await;
     let label = format!("upstream=\"127.0.0.1:{}\"", squid.port);
-    assert_eq!(metric(&m, &format!("waypost_pool_opened_total{{{label}}}")), 1.0, "{m}");
-    assert_eq!(metric(&m, &format!("waypost_pool_reused_total{{{label}}}")), 4.0, "{m}");
+    assert_eq!(
+        metric(&m, &format!("waypost_pool_opened_total{{{label}}}")),
+        1.0,
+        "{m}"
+    );
+    assert_eq!(
+        metric(&m, &format!("waypost_pool_reused_total{{{label}}}")),
+        4.0,
+        "{m}"
+    );
     let log = squid.access_log();
     assert_eq!(log.matches("/via-squid/").count(), 5, "{log}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_tunnels_go_through_squid() {
-    let squid = tokio::task::spawn_blocking(|| Squid::start("open")).await.unwrap();
+    let squid = tokio::task::spawn_blocking(|| Squid::start("open"))
+        .await
+        .unwrap();
     let origin = Origin::echo().await;
     let upstream = format!("http://127.0.0.1:{}", squid.port);
     let proxy = harness::start_proxy(|c| {
@@ -46,26 +61,44 @@ async fn connect_tunnels_go_through_squid() {
     })
     .await;
     let mut s = TcpStream::connect(proxy.addrs[0]).await.unwrap();
-    s.write_all(format!("CONNECT {0} HTTP/1.1\r\nHost: {0}\r\n\r\n", origin.addr).as_bytes()).await.unwrap();
+    s.write_all(format!("CONNECT {0} HTTP/1.1\r\nHost: {0}\r\n\r\n", origin.addr).as_bytes())
+        .await
+        .unwrap();
     let mut head = Vec::new();
     let mut b = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
-        assert_eq!(s.read(&mut b).await.unwrap(), 1, "{}", String::from_utf8_lossy(&head));
+        assert_eq!(
+            s.read(&mut b).await.unwrap(),
+            1,
+            "{}",
+            String::from_utf8_lossy(&head)
+        );
         head.push(b[0]);
     }
     let head = String::from_utf8_lossy(&head).into_owned();
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     // speak HTTP to the origin inside the tunnel
-    s.write_all(b"GET /inside-tunnel HTTP/1.1\r\nHost: o\r\nConnection: close\r\n\r\n").await.unwrap();
+    s.write_all(b"GET /inside-tunnel HTTP/1.1\r\nHost: o\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
     let mut out = String::new();
-    tokio::time::timeout(Duration::from_secs(10), s.read_to_string(&mut out)).await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_string(&mut out))
+        .await
+        .unwrap()
+        .unwrap();
     assert!(out.contains("GET /inside-tunnel"), "{out}");
-    assert!(squid.access_log().contains("CONNECT"), "{}", squid.access_log());
+    assert!(
+        squid.access_log().contains("CONNECT"),
+        "{}",
+        squid.access_log()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bypassed_hosts_skip_squid() {
-    let squid = tokio::task::spawn_blocking(|| Squid::start("open")).await.unwrap();
+    let squid = tokio::task::spawn_blocking(|| Squid::start("open"))
+        .await
+        .unwrap();
     let origin = Origin::echo().await;
     let upstream = format!("http://127.0.0.1:{}", squid.port);
     let proxy = harness::start_proxy(|c| {

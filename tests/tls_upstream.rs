@@ -33,7 +33,9 @@ async fn self_signed_origin() -> std::net::SocketAddr {
                     use tokio::io::AsyncReadExt;
                     let mut buf = [0u8; 4096];
                     let _ = tls.read(&mut buf).await;
-                    let _ = tls.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecure").await;
+                    let _ = tls
+                        .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecure")
+                        .await;
                     let _ = tls.shutdown().await;
                 }
             });
@@ -51,7 +53,10 @@ async fn https_origin_with_an_unknown_ca_is_refused_with_its_kind_unless_excepte
     assert_eq!(status, 502);
     assert_eq!(headers["x-waypost-error"], "tls-unknown-ca");
     let lenient = harness::start_proxy(|c| {
-        c.tls.exceptions = vec![waypost_tls::config::ExceptionConfig { hosts: vec!["localhost".into()], allow: vec!["unknown-ca".into()] }];
+        c.tls.exceptions = vec![waypost_tls::config::ExceptionConfig {
+            hosts: vec!["localhost".into()],
+            allow: vec!["unknown-ca".into()],
+        }];
     })
     .await;
     let (status, _, body) = harness::get(lenient.addrs[0], &url).await;
@@ -62,7 +67,9 @@ async fn https_origin_with_an_unknown_ca_is_refused_with_its_kind_unless_excepte
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_https_upstream_proxy_carries_http_and_connect_under_the_tls_policy() {
-    let squid = tokio::task::spawn_blocking(|| Squid::start("https")).await.unwrap();
+    let squid = tokio::task::spawn_blocking(|| Squid::start("https"))
+        .await
+        .unwrap();
     let ca = squid.ca_pem.clone().expect("https squid has a CA");
     let origin = Origin::echo().await;
     let upstream = format!("https://localhost:{}", squid.port);

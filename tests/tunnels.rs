@@ -27,8 +27,15 @@ async fn read_head(s: &mut TcpStream) -> String {
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
-        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut byte)).await.expect("head in time").unwrap();
-        assert!(n > 0, "closed before the response head: {:?}", String::from_utf8_lossy(&head));
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut byte))
+            .await
+            .expect("head in time")
+            .unwrap();
+        assert!(
+            n > 0,
+            "closed before the response head: {:?}",
+            String::from_utf8_lossy(&head)
+        );
         head.push(byte[0]);
     }
     String::from_utf8(head).unwrap()
@@ -39,7 +46,9 @@ async fn connect_tunnels_relay_bytes_both_ways() {
     let echo = echo_server().await;
     let proxy = harness::start_proxy(|_| {}).await;
     let mut s = TcpStream::connect(proxy.addrs[0]).await.unwrap();
-    s.write_all(format!("CONNECT {echo} HTTP/1.1\r\nHost: {echo}\r\n\r\n").as_bytes()).await.unwrap();
+    s.write_all(format!("CONNECT {echo} HTTP/1.1\r\nHost: {echo}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
     let head = read_head(&mut s).await;
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     let payload = vec![7u8; 1 << 20];
@@ -61,9 +70,18 @@ async fn connect_tunnels_relay_bytes_both_ways() {
 async fn connect_to_a_closed_port_gives_502_before_any_200() {
     let port = support::peers::free_port();
     let proxy = harness::start_proxy(|_| {}).await;
-    let reply = harness::raw(proxy.addrs[0], format!("CONNECT 127.0.0.1:{port} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes()).await;
+    let reply = harness::raw(
+        proxy.addrs[0],
+        format!("CONNECT 127.0.0.1:{port} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes(),
+    )
+    .await;
     assert!(reply.starts_with("HTTP/1.1 502"), "{reply}");
-    assert!(reply.to_ascii_lowercase().contains("x-waypost-error: connect-refused"), "{reply}");
+    assert!(
+        reply
+            .to_ascii_lowercase()
+            .contains("x-waypost-error: connect-refused"),
+        "{reply}"
+    );
 }
 
 #[tokio::test]
@@ -71,7 +89,9 @@ async fn idle_tunnels_are_closed_after_the_tunnel_idle_timeout() {
     let echo = echo_server().await;
     let proxy = harness::start_proxy(|c| c.timeouts.tunnel_idle = "300ms".into()).await;
     let mut s = TcpStream::connect(proxy.addrs[0]).await.unwrap();
-    s.write_all(format!("CONNECT {echo} HTTP/1.1\r\nHost: {echo}\r\n\r\n").as_bytes()).await.unwrap();
+    s.write_all(format!("CONNECT {echo} HTTP/1.1\r\nHost: {echo}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
     assert!(read_head(&mut s).await.starts_with("HTTP/1.1 200"));
     // activity keeps it open
     for _ in 0..3 {
@@ -83,9 +103,16 @@ async fn idle_tunnels_are_closed_after_the_tunnel_idle_timeout() {
     // silence closes it
     let started = std::time::Instant::now();
     let mut b = [0u8; 1];
-    let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut b)).await.expect("closed by the proxy").unwrap_or(0);
+    let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut b))
+        .await
+        .expect("closed by the proxy")
+        .unwrap_or(0);
     assert_eq!(n, 0);
-    assert!(started.elapsed() >= Duration::from_millis(250), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]
@@ -98,8 +125,14 @@ async fn websocket_upgrades_are_forwarded_and_relayed() {
             tokio::spawn(async move {
                 let head = read_head(&mut s).await.to_ascii_lowercase();
                 assert!(head.starts_with("get /ws http/1.1"), "{head}");
-                assert!(head.contains("upgrade: websocket") && head.contains("connection: upgrade"), "{head}");
-                assert!(head.contains("sec-websocket-key: dghlihnhbxbszsbub25jzq=="), "{head}");
+                assert!(
+                    head.contains("upgrade: websocket") && head.contains("connection: upgrade"),
+                    "{head}"
+                );
+                assert!(
+                    head.contains("sec-websocket-key: dghlihnhbxbszsbub25jzq=="),
+                    "{head}"
+                );
                 s.write_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n").await.unwrap();
                 let (mut r, mut w) = s.split();
                 let _ = tokio::io::copy(&mut r, &mut w).await;
@@ -119,11 +152,17 @@ async fn websocket_upgrades_are_forwarded_and_relayed() {
     .unwrap();
     let head = read_head(&mut s).await;
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
-    assert!(head.to_ascii_lowercase().contains("upgrade: websocket"), "{head}");
+    assert!(
+        head.to_ascii_lowercase().contains("upgrade: websocket"),
+        "{head}"
+    );
     // a masked websocket text frame "hi" travels through and back unchanged
     let frame = [0x81u8, 0x82, 1, 2, 3, 4, b'h' ^ 1, b'i' ^ 2];
     s.write_all(&frame).await.unwrap();
     let mut back = [0u8; 8];
-    tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut back)).await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut back))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(back, frame);
 }
