@@ -59,9 +59,11 @@ impl ProxyAddr {
                     "https" => ProxyKind::Https,
                     "socks4" | "socks4a" => ProxyKind::Socks4,
                     "socks5" | "socks5h" | "socks" => ProxyKind::Socks5,
-                    other => return Err(format!(
+                    other => {
+                        return Err(format!(
                         "unsupported proxy scheme {other:?} (use http, https, socks4 or socks5)"
-                    )),
+                    ))
+                    }
                 };
                 (kind, rest)
             }
