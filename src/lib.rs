@@ -23,6 +23,7 @@ pub mod dns;
 pub mod error;
 pub mod explain;
 pub mod headers;
+pub mod intercept;
 pub mod logging;
 pub mod metrics;
 pub mod proxy;

@@ -104,6 +104,19 @@ async fn tunnel(app: Arc<App>, client: SocketAddr, req: Request<Incoming>) -> Re
         app.metrics.clone(),
         app.cfg.log.access_log,
     );
+    if !app.tls.port_allowed(target.port) {
+        let e = ProxyError::new(
+            ErrorKind::TargetNotAllowed,
+            format!(
+                "CONNECT to port {} is not in tls.connect_ports",
+                target.port
+            ),
+        );
+        return fail(&access, "-".into(), e);
+    }
+    if crate::intercept::wants(&app, &target) {
+        return crate::intercept::start(app, client, target, req, access);
+    }
     let decision = match app
         .decide(&target, &format!("https://{}/", target.host_header()))
         .await
@@ -151,11 +164,21 @@ async fn tunnel(app: Arc<App>, client: SocketAddr, req: Request<Incoming>) -> Re
     let on_upgrade = hyper::upgrade::on(req);
     let idle = app.cfg.timeouts.tunnel_idle;
     let metrics = app.metrics.clone();
+    let app2 = app.clone();
     app.tracker.spawn(async move {
         match on_upgrade.await {
             Ok(up) => {
+                // Tunnels not intercepted: the ClientHello's SNI may be checked, never decrypted.
+                let client_io = match crate::intercept::sni_gate(&app2, TokioIo::new(up)).await {
+                    Ok(c) => c,
+                    Err(why) => {
+                        tracing::warn!(target = %access.target, reason = %why, "tunnel refused by the SNI rules");
+                        access.finish(403, "-".into(), ErrorKind::TargetNotAllowed.code());
+                        return;
+                    }
+                };
                 metrics.tunnels_active.inc();
-                let end = relay(TokioIo::new(up), io, idle).await;
+                let end = relay(client_io, io, idle).await;
                 metrics.tunnels_active.dec();
                 access.bytes_in.fetch_add(end.from_client, std::sync::atomic::Ordering::Relaxed);
                 access.bytes_out.fetch_add(end.to_client, std::sync::atomic::Ordering::Relaxed);
@@ -210,8 +233,13 @@ fn endpoint_for(hop: &Hop, target: &Target) -> Result<(Endpoint, bool), ProxyErr
     }
 }
 
-/// Absolute-form HTTP: forward to the origin or the upstream proxy, streaming both bodies.
-async fn forward(app: Arc<App>, client: SocketAddr, mut req: Request<Incoming>) -> Response<Body> {
+/// Absolute-form HTTP (also used for requests decrypted from intercepted tunnels, whose URI
+/// the interceptor rewrites to `https://host:port/path`).
+pub(crate) async fn forward(
+    app: Arc<App>,
+    client: SocketAddr,
+    mut req: Request<Incoming>,
+) -> Response<Body> {
     let target = match Target::from_absolute(req.uri(), app.cfg.reject_userpwd_in_url) {
         Ok(t) => t,
         Err(e) => return rescue(&e),
