@@ -29,6 +29,8 @@ pub struct App {
     pub tracker: TaskTracker,
     pub autoproxy: Option<Arc<AutoProxy>>,
     pub bad: BadProxies,
+    /// Authenticates to upstream proxies on the clients' behalf.
+    pub auth: Arc<waypost_auth::Authenticator>,
 }
 
 impl App {
@@ -45,8 +47,12 @@ impl App {
         let tls = waypost_tls::TlsPolicy::new(&cfg.tls, Some(&metrics.registry))
             .map_err(|e| e.to_string())?;
         let autoproxy = cfg.pac.clone().map(AutoProxy::new);
+        let auth = waypost_auth::Authenticator::from_config(&cfg.auth, Some(&metrics.registry))
+            .map(Arc::new)
+            .map_err(|e| e.to_string())?;
         let bad = BadProxies::new(cfg.bad_proxy_retry, metrics.proxies_bad.clone());
         let app = Arc::new(App {
+            auth,
             autoproxy,
             bad,
             tls,

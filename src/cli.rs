@@ -38,6 +38,9 @@ pub enum Command {
     Ca(waypost_tls::cli::CaCommand),
     /// Ask the running waypost how it would route a URL, and why.
     Explain(ExplainArgs),
+    /// Upstream proxy authentication: try one authenticated request and show each leg.
+    #[command(subcommand)]
+    Auth(waypost_auth::cli::AuthCommand),
     /// WPAD: find the network's PAC URL by DHCP (option 252) and DNS, and say how.
     #[command(subcommand)]
     Wpad(WpadCommand),
@@ -84,6 +87,9 @@ pub struct RunArgs {
     /// PAC script: a file, an http(s):// URL, or "auto" for WPAD discovery (DHCP, then DNS).
     #[arg(long, value_name = "FILE|URL|auto")]
     pub pac: Option<String>,
+    /// Credentials for the upstream proxy (also in [auth] of the config).
+    #[command(flatten)]
+    pub auth: waypost_auth::cli::AuthFlags,
     /// More logging (-v debug, -vv trace).
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,

@@ -60,6 +60,8 @@ pub enum ErrorKind {
     UpstreamClosed,
     /// The upstream proxy refused a CONNECT with this status.
     ProxyConnect(u16),
+    /// The upstream proxy rejected our credentials (its 407 is relayed as 407).
+    AuthRejected,
     /// TLS to the upstream failed; the string is the kind (`tls-unknown-ca`, ...).
     Tls(&'static str),
     /// No PAC script could be obtained and `pac_mandatory` is set.
@@ -88,6 +90,7 @@ impl ErrorKind {
             ErrorKind::ResponseHeadersTooLarge => "response-headers-too-large",
             ErrorKind::UpstreamClosed => "upstream-closed",
             ErrorKind::ProxyConnect(_) => "proxy-connect-refused",
+            ErrorKind::AuthRejected => "auth-rejected",
             ErrorKind::Tls(kind) => kind,
             ErrorKind::PacUnavailable => "pac-unavailable",
             ErrorKind::Internal => "internal",
@@ -123,7 +126,9 @@ impl ErrorKind {
         match self {
             ErrorKind::BadRequest | ErrorKind::UserPwdInUrl => StatusCode::BAD_REQUEST,
             ErrorKind::Forbidden | ErrorKind::TargetNotAllowed => StatusCode::FORBIDDEN,
-            ErrorKind::ClientAuthRequired => StatusCode::PROXY_AUTHENTICATION_REQUIRED,
+            ErrorKind::ClientAuthRequired | ErrorKind::AuthRejected => {
+                StatusCode::PROXY_AUTHENTICATION_REQUIRED
+            }
             ErrorKind::ConnectTimeout
             | ErrorKind::DnsTimeout
             | ErrorKind::SendTimeout

@@ -25,6 +25,9 @@ fn main() -> ExitCode {
         Some(Command::Pac(cmd)) => {
             ExitCode::from(runtime.block_on(waypost_pac::cli::run(cmd)).clamp(0, 255) as u8)
         }
+        Some(Command::Auth(cmd)) => {
+            ExitCode::from(runtime.block_on(waypost_auth::cli::run(cmd)).clamp(0, 255) as u8)
+        }
         Some(Command::Explain(args)) => runtime.block_on(explain(args)),
         Some(Command::Wpad(waypost::cli::WpadCommand::Discover(args))) => ExitCode::from(
             runtime
@@ -90,13 +93,18 @@ async fn explain(args: waypost::cli::ExplainArgs) -> ExitCode {
 }
 
 async fn run(args: RunArgs) -> ExitCode {
-    let cfg = match config::load(args.config.as_deref(), &args.overrides()) {
+    let mut cfg = match config::load(args.config.as_deref(), &args.overrides()) {
         Ok(c) => c,
         Err(e) => {
             eprint!("waypost: {e}");
             return ExitCode::from(2);
         }
     };
+    args.auth.apply(&mut cfg.auth);
+    if let Err(e) = cfg.auth.validate() {
+        eprintln!("waypost: invalid command line: {e}");
+        return ExitCode::from(2);
+    }
     waypost::logging::init(&cfg.log, args.verbosity());
     let running = match waypost::server::start(cfg).await {
         Ok(r) => r,

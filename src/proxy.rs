@@ -195,7 +195,7 @@ async fn tunnel(app: Arc<App>, client: SocketAddr, req: Request<Incoming>) -> Re
 }
 
 /// Where a hop sends an HTTP request, and the request-target form it needs.
-fn endpoint_for(hop: &Hop, target: &Target) -> Result<(Endpoint, bool), ProxyError> {
+fn endpoint_for(app: &App, hop: &Hop, target: &Target) -> Result<(Endpoint, bool), ProxyError> {
     match hop {
         Hop::Direct => Ok((
             Endpoint {
@@ -203,6 +203,7 @@ fn endpoint_for(hop: &Hop, target: &Target) -> Result<(Endpoint, bool), ProxyErr
                 port: target.port,
                 tls: target.scheme == Scheme::Https,
                 via: None,
+                identity: None,
                 label: Arc::from("direct"),
             },
             false,
@@ -214,6 +215,11 @@ fn endpoint_for(hop: &Hop, target: &Target) -> Result<(Endpoint, bool), ProxyErr
                     port: p.port,
                     tls: p.kind == ProxyKind::Https,
                     via: None,
+                    // credentials go only to proxies the autologon policy allows
+                    identity: app
+                        .auth
+                        .allows(&p.host.to_string())
+                        .then(|| app.auth.identity()),
                     label: Arc::from(p.label()),
                 },
                 true,
@@ -225,6 +231,7 @@ fn endpoint_for(hop: &Hop, target: &Target) -> Result<(Endpoint, bool), ProxyErr
                     port: target.port,
                     tls: target.scheme == Scheme::Https,
                     via: Some(p.clone()),
+                    identity: None,
                     label: Arc::from(p.to_string()),
                 },
                 false,
@@ -287,7 +294,7 @@ pub(crate) async fn forward(
     for (i, hop) in decision.hops.iter().enumerate() {
         let more = i + 1 < decision.hops.len();
         let attempt = async {
-            let (ep, absolute) = endpoint_for(hop, &target)?;
+            let (ep, absolute) = endpoint_for(&app, hop, &target)?;
             let uri: Uri = if absolute {
                 format!(
                     "{}://{}{}",
@@ -335,6 +342,41 @@ pub(crate) async fn forward(
                 }
                 return fail(&access, hop.to_string(), e);
             }
+        };
+        let conn = match conn {
+            Conn::Pooled(pooled) if ep.identity.is_some() => {
+                let pending = body.take().unwrap_or_else(body::empty);
+                if !upstream::auth::replayable(&http_body::Body::size_hint(&pending)) {
+                    // Too large to buffer: sent once; an authenticated pooled connection carries it.
+                    body = Some(pending);
+                    Conn::Pooled(pooled)
+                } else {
+                    let bytes = match pending.collect().await {
+                        Ok(b) => b.to_bytes(),
+                        Err(e) => {
+                            let e =
+                                ProxyError::bad_request(format!("reading the request body: {e}"));
+                            return fail(&access, hop.to_string(), e);
+                        }
+                    };
+                    let replay = upstream::auth::Replay {
+                        method: parts.method.clone(),
+                        uri,
+                        headers: parts.headers.clone(),
+                        body: bytes,
+                    };
+                    let result = upstream::auth::send(&app, &ep, pooled, &replay).await;
+                    app.metrics
+                        .request_seconds
+                        .with_label_values(&[kind])
+                        .observe(started.elapsed().as_secs_f64());
+                    return match result {
+                        Ok(resp) => respond(&app, resp, &access, hop.to_string()),
+                        Err(e) => fail(&access, hop.to_string(), e),
+                    };
+                }
+            }
+            other => other,
         };
         let mut builder = Request::builder()
             .method(parts.method.clone())

@@ -44,6 +44,8 @@ pub struct Config {
     pub pac: Option<crate::autoproxy::PacSettings>,
     /// How long a failed proxy is tried last (also for static upstreams).
     pub bad_proxy_retry: Duration,
+    /// Upstream proxy authentication (Negotiate, NTLM, Basic) and its credential policy.
+    pub auth: waypost_auth::AuthConfig,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -27,6 +27,7 @@ pub struct RawConfig {
     pub tls: waypost_tls::TlsConfig,
     pub socks: RawSocks,
     pub pac: RawPac,
+    pub auth: waypost_auth::AuthConfig,
 }
 
 impl Default for RawConfig {
@@ -47,6 +48,7 @@ impl Default for RawConfig {
             tls: waypost_tls::TlsConfig::default(),
             socks: RawSocks::default(),
             pac: RawPac::default(),
+            auth: waypost_auth::AuthConfig::default(),
         }
     }
 }

@@ -250,6 +250,12 @@ pub fn validate(raw: &RawConfig, env: &HashMap<String, String>) -> Result<Config
         }
     }
 
+    if let Err(e) = raw.auth.validate() {
+        for problem in e.0 {
+            p.add(format!("auth.{}", problem.key), problem.message);
+        }
+    }
+
     if !p.0.is_empty() {
         return Err(p.0);
     }
@@ -307,6 +313,7 @@ pub fn validate(raw: &RawConfig, env: &HashMap<String, String>) -> Result<Config
             my_ip,
         }),
         bad_proxy_retry: bad_retry.expect(missing),
+        auth: raw.auth.clone(),
         socks_auth: (!raw.socks.username.is_empty()).then(|| ClientAuth {
             username: raw.socks.username.clone(),
             password: raw.socks.password.clone(),

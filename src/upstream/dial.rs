@@ -9,14 +9,13 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use bytes::Bytes;
-use http::{header, Method, Request, StatusCode};
+use http::{header, Method, Request};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 use super::io::{BoxIo, SendTimeout};
 use crate::app::App;
-use crate::body::{self, Body};
+use crate::body;
 use crate::error::{ErrorKind, ProxyError};
 use crate::route::{ProxyAddr, ProxyKind};
 use crate::target::{Host, Target};
@@ -87,16 +86,33 @@ pub async fn stream_via(
     tls: bool,
     socks: Option<&ProxyAddr>,
 ) -> Result<BoxIo, ProxyError> {
+    Ok(stream_with_cert(app, host, port, tls, socks).await?.0)
+}
+
+/// As [`stream_via`], also returning the peer's end-entity certificate when TLS is used.
+pub async fn stream_with_cert(
+    app: &App,
+    host: &Host,
+    port: u16,
+    tls: bool,
+    socks: Option<&ProxyAddr>,
+) -> Result<(BoxIo, Option<Vec<u8>>), ProxyError> {
     let tcp = match socks {
         Some(proxy) => super::socks::connect(app, proxy, host, port).await?,
         None => tcp(app, host, port).await?,
     };
     let send = app.cfg.timeouts.send;
     if !tls {
-        return Ok(Box::new(SendTimeout::new(tcp, send)));
+        return Ok((Box::new(SendTimeout::new(tcp, send)), None));
     }
     let tls = tls_handshake(app, host, tcp, &[b"http/1.1"]).await?;
-    Ok(Box::new(SendTimeout::new(tls, send)))
+    let cert = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .map(|c| c.to_vec());
+    Ok((Box::new(SendTimeout::new(tls, send)), cert))
 }
 
 /// TLS under the configured policy, with the failure classified for `X-Waypost-Error`.
@@ -144,65 +160,93 @@ pub async fn to_proxy(app: &App, proxy: &ProxyAddr) -> Result<BoxIo, ProxyError>
 }
 
 /// Opens a tunnel to `target` through an HTTP proxy with CONNECT; returns the raw stream after
-/// the proxy's 2xx.
+/// the proxy's 2xx. When the credential policy allows this proxy, a 407 is answered on the
+/// same connection (Negotiate, NTLM, Basic), reconnecting when the proxy closes after its 407.
 pub async fn connect_via_proxy(
     app: &App,
     proxy: &ProxyAddr,
     target: &Target,
 ) -> Result<BoxIo, ProxyError> {
-    let io = to_proxy(app, proxy).await?;
-    let (mut sender, conn) = hyper::client::conn::http1::Builder::new()
-        .max_buf_size(app.cfg.limits.max_response_header_size.max(8192))
-        .handshake::<_, Body>(TokioIo::new(io))
-        .await
-        .map_err(|e| {
-            ProxyError::new(
-                ErrorKind::UpstreamClosed,
-                format!("proxy {}: {e}", proxy.label()),
-            )
-        })?;
-    tokio::spawn(async move {
-        let _ = conn.with_upgrades().await;
-    });
+    let what = format!("proxy {}", proxy.label());
     let authority = target.authority();
-    let req = Request::builder()
-        .method(Method::CONNECT)
-        .uri(authority.as_str())
-        .header(header::HOST, authority.as_str())
-        .body(body::empty())
-        .map_err(|e| ProxyError::bad_request(format!("bad CONNECT target: {e}")))?;
-    let resp = tokio::time::timeout(app.cfg.timeouts.receive_response, sender.send_request(req))
-        .await
-        .map_err(|_| {
-            ProxyError::new(
-                ErrorKind::ResponseTimeout,
-                format!("proxy {} did not answer CONNECT", proxy.label()),
-            )
-        })?
-        .map_err(|e| super::map_hyper_error(&e, &format!("proxy {}", proxy.label())))?;
-    let status = resp.status();
-    if !status.is_success() {
-        return Err(ProxyError::new(
-            ErrorKind::ProxyConnect(status.as_u16()),
+    let make = |_: Option<http::HeaderValue>| {
+        let mut req = Request::new(body::empty());
+        *req.method_mut() = Method::CONNECT;
+        // An authority parsed from a Target always forms a valid URI and header value.
+        *req.uri_mut() = authority.parse().unwrap_or_default();
+        if let Ok(h) = http::HeaderValue::from_str(&authority) {
+            req.headers_mut().insert(header::HOST, h);
+        }
+        req
+    };
+    let use_auth = app.auth.allows(&proxy.host.to_string());
+    let timeout = app.cfg.timeouts.receive_response;
+    let late = || {
+        ProxyError::new(
+            ErrorKind::ResponseTimeout,
+            format!("{what} did not answer CONNECT"),
+        )
+    };
+    let mut ctx: Option<waypost_auth::AuthContext> = None;
+    for _ in 0..3 {
+        let (io, cert) = to_proxy_with_cert(app, proxy).await?;
+        let mut sender = super::handshake(app, io, true, &what).await?;
+        let resp = if use_auth {
+            let ctx = ctx.get_or_insert_with(|| {
+                super::auth::context(app, &proxy.host, proxy.port, cert, false)
+            });
+            let exchange = waypost_auth::authenticate_request(&mut sender, make, ctx);
+            match tokio::time::timeout(timeout, exchange)
+                .await
+                .map_err(|_| late())?
+            {
+                Err(e) if e.is_reconnect() => continue,
+                Err(e) => return Err(super::auth::map_error(&e, &what)),
+                Ok((resp, outcome)) => {
+                    if !outcome.is_success() {
+                        return Err(super::auth::rejected(&what, &outcome));
+                    }
+                    resp
+                }
+            }
+        } else {
+            tokio::time::timeout(timeout, sender.send_request(make(None)))
+                .await
+                .map_err(|_| late())?
+                .map_err(|e| super::map_hyper_error(&e, &what))?
+        };
+        let status = resp.status();
+        if !status.is_success() {
+            return Err(ProxyError::new(
+                ErrorKind::ProxyConnect(status.as_u16()),
+                format!("{what} answered CONNECT {authority} with {status}"),
+            ));
+        }
+        let upgraded = hyper::upgrade::on(resp).await.map_err(|e| {
+            ProxyError::new(ErrorKind::UpstreamClosed, format!("{what} tunnel: {e}"))
+        })?;
+        return Ok(Box::new(TokioIo::new(upgraded)));
+    }
+    Err(ProxyError::new(
+        ErrorKind::UpstreamClosed,
+        format!("{what} kept closing the connection during authentication"),
+    ))
+}
+
+/// The stream to an HTTP(S) proxy and, for HTTPS proxies, its certificate.
+pub async fn to_proxy_with_cert(
+    app: &App,
+    proxy: &ProxyAddr,
+) -> Result<(BoxIo, Option<Vec<u8>>), ProxyError> {
+    match proxy.kind {
+        ProxyKind::Http => stream_with_cert(app, &proxy.host, proxy.port, false, None).await,
+        ProxyKind::Https => stream_with_cert(app, &proxy.host, proxy.port, true, None).await,
+        ProxyKind::Socks4 | ProxyKind::Socks5 => Err(ProxyError::new(
+            ErrorKind::Internal,
             format!(
-                "proxy {} answered CONNECT {authority} with {status}",
+                "SOCKS upstream {} cannot carry proxy requests; use a tunnel",
                 proxy.label()
             ),
-        ));
+        )),
     }
-    let upgraded = hyper::upgrade::on(resp).await.map_err(|e| {
-        ProxyError::new(
-            ErrorKind::UpstreamClosed,
-            format!("proxy {} tunnel: {e}", proxy.label()),
-        )
-    })?;
-    Ok(Box::new(TokioIo::new(upgraded)))
 }
-
-/// Whether a CONNECT status from a proxy means "this proxy cannot help" (fail over).
-pub fn proxy_unavailable(status: StatusCode) -> bool {
-    status.is_server_error()
-}
-
-#[allow(dead_code)]
-fn _assert_bytes(_: Bytes) {}

@@ -3,6 +3,7 @@
 //!
 //! This module performs I/O and makes no routing decisions: it is told which endpoint to use.
 
+pub mod auth;
 pub mod body;
 pub mod dial;
 pub mod io;
@@ -31,6 +32,8 @@ pub struct Endpoint {
     pub tls: bool,
     /// A SOCKS proxy the connection goes through (then `host` is the origin).
     pub via: Option<crate::route::ProxyAddr>,
+    /// The authentication identity used on this proxy's connections (None: no auth).
+    pub identity: Option<String>,
     pub label: Arc<str>,
 }
 
@@ -40,7 +43,7 @@ impl Endpoint {
             host: self.host.clone(),
             port: self.port,
             tls: self.tls,
-            identity: None,
+            identity: self.identity.clone(),
             label: self.label.clone(),
         }
     }
@@ -114,19 +117,40 @@ pub async fn connection(app: &App, ep: &Endpoint) -> Result<Pooled, ProxyError> 
     let key = ep.key();
     match app.pool.checkout(&key, app.cfg.timeouts.connect).await? {
         Checkout::Reused(p) => Ok(p),
-        Checkout::Dial(permit) => Ok(app.pool.attach(permit, dial_sender(app, ep).await?)),
+        Checkout::Dial(permit) => {
+            let (sender, cert) = dial_sender(app, ep).await?;
+            let mut pooled = app.pool.attach(permit, sender);
+            pooled.tls_cert = cert;
+            Ok(pooled)
+        }
     }
 }
 
-async fn dial_sender(app: &App, ep: &Endpoint) -> Result<SendRequest<Body>, ProxyError> {
+/// A new connection to `ep`, never an idle one.
+pub async fn fresh_connection(app: &App, ep: &Endpoint) -> Result<Pooled, ProxyError> {
+    let permit = app
+        .pool
+        .reserve(&ep.key(), app.cfg.timeouts.connect)
+        .await?;
+    let (sender, cert) = dial_sender(app, ep).await?;
+    let mut pooled = app.pool.attach(permit, sender);
+    pooled.tls_cert = cert;
+    Ok(pooled)
+}
+
+async fn dial_sender(
+    app: &App,
+    ep: &Endpoint,
+) -> Result<(SendRequest<Body>, Option<Vec<u8>>), ProxyError> {
     let started = tokio::time::Instant::now();
-    let io = dial::stream_via(app, &ep.host, ep.port, ep.tls, ep.via.as_ref()).await?;
+    let (io, cert) =
+        dial::stream_with_cert(app, &ep.host, ep.port, ep.tls, ep.via.as_ref()).await?;
     let sender = handshake(app, io, false, &ep.label).await?;
     app.metrics
         .pool_connect_seconds
         .with_label_values(&[&ep.label])
         .observe(started.elapsed().as_secs_f64());
-    Ok(sender)
+    Ok((sender, cert))
 }
 
 /// Sends `req` on `conn` and wraps the response body for streaming and pool return. A request

@@ -72,6 +72,8 @@ pub struct Pooled {
     pool: Weak<Pool>,
     _permit: OwnedSemaphorePermit,
     pub reused: bool,
+    /// The end-entity certificate of an HTTPS proxy (channel bindings for NTLM).
+    pub tls_cert: Option<Vec<u8>>,
 }
 
 impl Pool {
@@ -159,12 +161,43 @@ impl Pool {
                 pool: Arc::downgrade(self),
                 _permit: permit,
                 reused: true,
+                tls_cert: None,
             }));
         }
         Ok(Checkout::Dial(DialPermit {
             key: key.clone(),
             permit,
         }))
+    }
+
+    /// A permit to dial a new connection, never an idle one (a handshake that must continue
+    /// on a fresh connection).
+    pub async fn reserve(
+        self: &Arc<Self>,
+        key: &PoolKey,
+        wait: Duration,
+    ) -> Result<DialPermit, ProxyError> {
+        let permits = {
+            let mut slots = self.lock();
+            let slot = slots.entry(key.clone()).or_insert_with(|| Slot {
+                idle: Vec::new(),
+                permits: Arc::new(Semaphore::new(self.max_per_server)),
+            });
+            slot.permits.clone()
+        };
+        let permit = tokio::time::timeout(wait, permits.acquire_owned())
+            .await
+            .map_err(|_| {
+                ProxyError::new(
+                    ErrorKind::PoolTimeout,
+                    format!("no free connection to {} within {wait:?}", key.label),
+                )
+            })?
+            .map_err(|_| ProxyError::new(ErrorKind::Internal, "connection pool closed"))?;
+        Ok(DialPermit {
+            key: key.clone(),
+            permit,
+        })
     }
 
     fn pop_idle(&self, key: &PoolKey) -> Option<Idle> {
@@ -197,6 +230,7 @@ impl Pool {
             pool: Arc::downgrade(self),
             _permit: permit.permit,
             reused: false,
+            tls_cert: None,
         }
     }
 
