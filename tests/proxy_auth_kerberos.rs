@@ -1,0 +1,56 @@
+//! Kerberos (Negotiate) to real squids with a real MIT KDC: single sign-on from a `kinit`
+//! ticket cache, and the fall back to NTLM when Kerberos is impossible. One test per process
+//! environment (KRB5_CONFIG / KRB5CCNAME are process-wide), so the cases run in sequence.
+
+mod support;
+
+use support::harness::{self, metric, Origin};
+use support::peers::{Kdc, Squid, PASSWORD, USER};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kerberos_sso_from_a_kinit_ticket_and_ntlm_fallback_when_the_proxy_is_an_ip() {
+    // peers start blocking, before anything is awaited
+    let kdc = Kdc::start();
+    for (k, v) in kdc.env() {
+        // SAFETY: set before any other thread of this test reads the environment (one test per binary)
+        unsafe { std::env::set_var(k, v) };
+    }
+    let negotiate = Squid::builder("negotiate").kdc(&kdc).start();
+    let all = Squid::builder("all").kdc(&kdc).start();
+    kdc.kinit();
+    let origin = Origin::echo().await;
+
+    // SSO: no user or password configured; the ticket cache is used through GSSAPI
+    let neg_port = negotiate.port;
+    let sso = harness::start_proxy(|c| {
+        c.route.upstream = format!("http://localhost:{neg_port}");
+        c.route.bypass_loopback = false;
+    })
+    .await;
+    let (status, _, body) = harness::get(sso.addrs[0], &origin.url("/kerberos")).await;
+    assert_eq!(status, 200, "{body}");
+    let reply = harness::raw(
+        sso.addrs[0],
+        format!("CONNECT {0} HTTP/1.1\r\nHost: {0}\r\n\r\nGET /kerberos-tunnel HTTP/1.1\r\nHost: o\r\nConnection: close\r\n\r\n", origin.addr).as_bytes(),
+    )
+    .await;
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    let m = harness::metrics(sso.addrs[0]).await;
+    assert!(metric(&m, "waypost_auth_handshakes_total{outcome=\"authenticated\",scheme=\"negotiate\"}") >= 1.0, "{m}");
+    assert!(negotiate.cache_log().contains("authenticated"), "{}", negotiate.cache_log());
+
+    // Kerberos is impossible for a proxy given as an IP address: NTLM is used instead
+    let all_port = all.port;
+    let fallback = harness::start_proxy(|c| {
+        c.route.upstream = format!("http://127.0.0.1:{all_port}");
+        c.route.bypass_loopback = false;
+        c.auth.user = Some(USER.to_string());
+        c.auth.password = Some(waypost_auth::credentials::SecretString::new(PASSWORD));
+        c.auth.allow_proxies = vec!["127.0.0.1".into()];
+    })
+    .await;
+    let (status, _, body) = harness::get(fallback.addrs[0], &origin.url("/fallback")).await;
+    assert_eq!(status, 200, "{body}");
+    let m = harness::metrics(fallback.addrs[0]).await;
+    assert!(m.contains("waypost_auth_handshakes_total{outcome=\"authenticated\",scheme=\"ntlm\"}"), "{m}");
+}
