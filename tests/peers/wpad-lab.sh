@@ -2,7 +2,7 @@
 # A WPAD network in two network namespaces (root only): DHCP (option 252) and DNS
 # (wpad.DOMAIN) from dnsmasq, wpad.dat from busybox httpd.
 #
-#   tests/peers/wpad-lab.sh up   --state DIR --id N [--pac FILE] [--domain D] [--owner-pid PID]
+#   tests/peers/wpad-lab.sh up   --state DIR --id N [--pac FILE] [--domain D] [--no-option-252] [--owner-pid PID]
 #   tests/peers/wpad-lab.sh down --state DIR
 #
 #   netns wpl-N (lab)                              netns wpc-N (client)
@@ -12,6 +12,8 @@
 #              nothing forwarded)
 #     busybox httpd 10.213.N.1:80: /wpad.dat and /proxy.pac (the --pac file, or DIRECT)
 #
+# --no-option-252 leaves option 252 out of DHCP (discovery then has to use DNS; WPAD_URL
+# is then http://wpad.DOMAIN/wpad.dat).
 # N (1-250) keeps concurrent labs apart (names, subnet). The client namespace gets
 # /etc/netns/wpc-N/resolv.conf (nameserver .1, search DOMAIN), which `ip netns exec`
 # mounts over /etc/resolv.conf: a program run there finds wpad.DOMAIN by DNS and gets
@@ -26,13 +28,14 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cmd="${1:-}"; shift || true
 WP_NO_PORT=1 wp_parse_common "$@"
-ID="" PAC="" DOMAIN="corp.example.test"
+ID="" PAC="" DOMAIN="corp.example.test" OPTION_252=1
 set -- "${WP_ARGS[@]+"${WP_ARGS[@]}"}"
 while [ $# -gt 0 ]; do
     case "$1" in
         --id) ID="$2"; shift 2 ;;
         --pac) PAC="$2"; shift 2 ;;
         --domain) DOMAIN="$2"; shift 2 ;;
+        --no-option-252) OPTION_252=""; shift ;;
         *) wp_usage "unknown argument $1; see the header of $0" ;;
     esac
 done
@@ -70,7 +73,9 @@ up() {
     [ "$ID" -ge 1 ] && [ "$ID" -le 250 ] || wp_usage "--id must be 1-250"
     [ ! -s "$MARK" ] || wp_die "a lab is already up in $STATE"
     local lab="wpl-$ID" cli="wpc-$ID" net="10.213.$ID" group
-    local srv="$net.1" cip="$net.2" url="http://$net.1/wpad.dat"
+    local srv="$net.1" cip="$net.2" url="http://$net.1/wpad.dat" wpad252
+    if [ -n "$OPTION_252" ]; then wpad252="dhcp-option=252,\"$url\""
+    else wpad252="# no option 252: discovery has to use DNS"; url="http://wpad.$DOMAIN/wpad.dat"; fi
     group="$(id -gn "$WP_RUN_AS")"
     for ns in "$lab" "$cli"; do [ ! -e "/run/netns/$ns" ] || wp_die "namespace $ns exists already (another lab with --id $ID?)" 75; done
     [ ! -e "/etc/netns/$cli" ] || wp_die "/etc/netns/$cli exists already" 75
@@ -85,6 +90,15 @@ up() {
         ip netns exec "$ns" ip link set lo up
         ip netns exec "$ns" ip addr add "$addr/24" dev "$ns"
         ip netns exec "$ns" ip link set "$ns" up
+    done
+    # a fresh veth gets its carrier (operstate UP) up to a second after "link set up", and
+    # DHCP discovery rightly skips interfaces without one: wait for both ends
+    for ns in "$lab" "$cli"; do
+        for ((i = 0; i < 100; i++)); do
+            ip -n "$ns" link show dev "$ns" | grep -q 'state UP' && break
+            sleep 0.05
+        done
+        ip -n "$ns" link show dev "$ns" | grep -q 'state UP' || wp_die "veth $ns did not come up within 5 s"
     done
     if mkdir /etc/netns 2>/dev/null; then echo "dir /etc/netns" >>"$MARK"; fi
     mkdir "/etc/netns/$cli"; echo "dir /etc/netns/$cli" >>"$MARK"
@@ -113,7 +127,7 @@ dhcp-option=option:router
 dhcp-option=option:dns-server,$srv
 dhcp-option=option:domain-name,$DOMAIN
 # sent only to clients that ask for it, as Windows does
-dhcp-option=252,"$url"
+$wpad252
 dhcp-leasefile=$STATE/dnsmasq.leases
 pid-file=$STATE/dnsmasq.pid
 user=$WP_RUN_AS
@@ -150,5 +164,5 @@ SH
 case "$cmd" in
     up) up ;;
     down) down ;;
-    *) wp_usage "usage: $0 up|down --state DIR [--id N] [--pac FILE] [--domain D] [--owner-pid PID]" ;;
+    *) wp_usage "usage: $0 up|down --state DIR [--id N] [--pac FILE] [--domain D] [--no-option-252] [--owner-pid PID]" ;;
 esac

@@ -116,12 +116,17 @@ impl Peer {
     /// Runs `tests/peers/<script> --state DIR --port PORT --owner-pid PID ARGS...`,
     /// picking a new port while the script reports the port taken (exit 75).
     fn start(what: &str, script: &str, args: &[String]) -> (Peer, u16) {
+        Peer::start_in(None, what, script, args)
+    }
+
+    /// As [`Peer::start`], inside the network namespace `netns` when given.
+    fn start_in(netns: Option<&str>, what: &str, script: &str, args: &[String]) -> (Peer, u16) {
         let mut last_error = String::new();
         for _attempt in 0..5 {
             let port = free_port();
             let mut all = vec!["--port".to_string(), port.to_string()];
             all.extend_from_slice(args);
-            match Peer::launch(what, &[script], &all) {
+            match Peer::launch_in(netns, what, &[script], &all) {
                 Ok(peer) => return (peer, port),
                 Err(stderr) => last_error = stderr, // port taken meanwhile: try another
             }
@@ -132,9 +137,26 @@ impl Peer {
     /// Runs `tests/peers/<command...> --state DIR --owner-pid PID ARGS...`; `Err(stderr)`
     /// when the script says to retry with other parameters (exit 75); panics otherwise.
     fn launch(what: &str, command: &[&str], args: &[String]) -> Result<Peer, String> {
+        Peer::launch_in(None, what, command, args)
+    }
+
+    fn launch_in(
+        netns: Option<&str>,
+        what: &str,
+        command: &[&str],
+        args: &[String],
+    ) -> Result<Peer, String> {
         require_program("bash");
         let dir = state_dir(what);
-        let out = Command::new("bash")
+        let mut cmd = match netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, "bash"]);
+                c
+            }
+            None => Command::new("bash"),
+        };
+        let out = cmd
             .arg(peers_dir().join(command[0]))
             .args(&command[1..])
             .arg("--state")
@@ -552,7 +574,8 @@ pub struct WpadLab {
     pub client_ip: String,
     pub server_ip: String,
     pub domain: String,
-    /// `http://<server_ip>/wpad.dat`, what DHCP option 252 says.
+    /// What discovery should find: `http://<server_ip>/wpad.dat` (DHCP option 252), or
+    /// `http://wpad.<domain>/wpad.dat` in a lab without option 252.
     pub wpad_url: String,
     /// The file httpd serves as `/wpad.dat`: rewrite it to change the PAC (roaming).
     pub pac_file: PathBuf,
@@ -568,6 +591,16 @@ impl WpadLab {
     }
 
     pub fn start_with_domain(pac: &str, domain: &str) -> WpadLab {
+        WpadLab::launch(pac, domain, true)
+    }
+
+    /// A lab whose DHCP server leaves option 252 out: discovery has to find
+    /// `wpad.<domain>` by DNS ([`WpadLab::wpad_url`] is then `http://wpad.<domain>/wpad.dat`).
+    pub fn start_without_option_252(pac: &str) -> WpadLab {
+        WpadLab::launch(pac, "corp.example.test", false)
+    }
+
+    fn launch(pac: &str, domain: &str, option_252: bool) -> WpadLab {
         static NEXT_ID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let pac_dir = state_dir("wpad-pac");
         let pac_path = pac_dir.path().join("wpad.dat");
@@ -577,7 +610,7 @@ impl WpadLab {
             // ids 1-250 name the namespaces and the /24; spread processes apart by pid
             let n = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let id = (std::process::id() + n * 7) % 250 + 1;
-            let args = [
+            let mut args = vec![
                 "--id".to_string(),
                 id.to_string(),
                 "--pac".into(),
@@ -585,6 +618,9 @@ impl WpadLab {
                 "--domain".into(),
                 domain.to_string(),
             ];
+            if !option_252 {
+                args.push("--no-option-252".into());
+            }
             match Peer::launch("wpad-lab", &["wpad-lab.sh", "up"], &args) {
                 Ok(peer) => {
                     let get = |k: &str| {
@@ -616,6 +652,39 @@ impl WpadLab {
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", &self.client_ns, program]);
         cmd
+    }
+
+    /// An `open` squid on the client namespace's own 127.0.0.1 (see [`Squid`]).
+    pub fn squid_in_client(&self) -> Squid {
+        let args = ["--mode".to_string(), "open".to_string()];
+        let (peer, port) = Peer::start_in(
+            Some(&self.client_ns),
+            "squid-open-netns",
+            "start-squid.sh",
+            &args,
+        );
+        Squid {
+            port,
+            mode: "open".into(),
+            ca_pem: None,
+            peer,
+            own_kdc: None,
+        }
+    }
+
+    /// The python origin (see [`Origin`]) on the client namespace's own 127.0.0.1.
+    pub fn origin_in_client(&self) -> Origin {
+        let (peer, port) = Peer::start_in(
+            Some(&self.client_ns),
+            "origin-netns",
+            "start-origin.sh",
+            &[],
+        );
+        Origin {
+            port,
+            ca_pem: None,
+            peer,
+        }
     }
 
     /// Serves `pac` from now on.

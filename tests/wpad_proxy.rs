@@ -1,0 +1,324 @@
+//! The "Done means" of autoproxy: a user who sets only `pac = "auto"` on a network with WPAD
+//! gets the PAC's proxy choices, with failover, and `waypost explain` says why.
+//!
+//! Everything runs in a WPAD lab ([`WpadLab`]: dnsmasq for DHCP option 252 and DNS, busybox
+//! httpd for `wpad.dat`, in a namespace of its own) and its client namespace, where the real
+//! `waypost` binary, a squid and the python origin listen on the namespace's own 127.0.0.1
+//! and curl is the client. The only settings besides `--pac auto` are test plumbing: no last
+//! good copy on disk (`WAYPOST_PAC__CACHE_FILE=none`, so runs stay independent), loopback
+//! not bypassed (the origin is on loopback), and a short refresh for the roaming test.
+//!
+//! Needs root (network namespaces), ip, dnsmasq, busybox, squid, python3 and curl; without
+//! them a test fails naming what is missing. Every process and namespace is removed on drop,
+//! also when a test fails (and by the peers' watchdog when the test process is killed).
+
+mod support;
+
+use std::fs;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::peers::{free_port, require_program, Squid, WpadLab};
+
+const WAYPOST: &str = env!("CARGO_BIN_EXE_waypost");
+
+fn require_root() {
+    let uid = fs::read_to_string("/proc/self/status").ok().and_then(|s| {
+        s.lines().find_map(|l| {
+            l.strip_prefix("Uid:")
+                .and_then(|v| v.split_whitespace().nth(1).map(str::to_string))
+        })
+    });
+    assert_eq!(
+        uid.as_deref(),
+        Some("0"),
+        "these tests need root (network namespaces, DHCP on udp/68): run them as root"
+    );
+    for program in ["ip", "dnsmasq", "busybox", "curl"] {
+        require_program(program);
+    }
+}
+
+/// The real `waypost` binary running in the lab's client namespace; killed on drop.
+struct Waypost {
+    child: Child,
+    ns: String,
+    addr: String,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Waypost {
+    /// `waypost --pac auto --listen 127.0.0.1:PORT` in the client namespace, with `env`.
+    fn start(lab: &WpadLab, env: &[(&str, &str)]) -> Waypost {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = dir.path().join("waypost.log");
+        let port = free_port(); // free in the host namespace; the client namespace is empty
+        let addr = format!("127.0.0.1:{port}");
+        let out = fs::File::create(&log).expect("log file");
+        let err = out.try_clone().expect("log file");
+        let mut cmd = lab.in_client(WAYPOST);
+        cmd.args(["--pac", "auto", "--listen", &addr, "-v"])
+            .env("WAYPOST_PAC__CACHE_FILE", "none")
+            .env("WAYPOST_ROUTE__BYPASS_LOOPBACK", "false")
+            .env_remove("WAYPOST_CONFIG")
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        // `ip netns exec` execs waypost: the child's pid is waypost's
+        let child = cmd.spawn().expect("spawn waypost under ip netns exec");
+        Waypost {
+            child,
+            ns: lab.client_ns.clone(),
+            addr,
+            log,
+            _dir: dir,
+        }
+    }
+
+    fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// `waypost explain URL --proxy ADDR [--json]` run in the client namespace: (exit ok, stdout).
+    fn explain_raw(&self, url: &str, json: bool) -> (bool, String) {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.ns, WAYPOST, "explain", url])
+            .args(["--proxy", &self.addr]);
+        if json {
+            cmd.arg("--json");
+        }
+        let out = cmd
+            .stdin(Stdio::null())
+            .output()
+            .expect("run waypost explain");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    }
+
+    fn explain(&self, url: &str) -> Value {
+        let (ok, out) = self.explain_raw(url, true);
+        assert!(ok, "waypost explain failed: {out}\n{}", self.log());
+        serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("explain --json: {e}: {out}"))
+    }
+
+    /// Polls `explain` until `done` holds for its report (or panics after `within`).
+    fn explain_until(&self, url: &str, within: Duration, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + within;
+        let mut last = String::new();
+        while Instant::now() < deadline {
+            if let (true, out) = self.explain_raw(url, true) {
+                if let Ok(v) = serde_json::from_str::<Value>(out.trim()) {
+                    if done(&v) {
+                        return v;
+                    }
+                }
+                last = out;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!(
+            "explain did not reach the expected state within {within:?}; last report: {last}\n--- waypost log\n{}",
+            self.log()
+        );
+    }
+
+    /// curl through waypost from inside the namespace: (HTTP status, body).
+    fn curl(&self, url: &str) -> (u16, String) {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.ns, "curl", "-sS", "--max-time", "20"])
+            .args(["-x", &format!("http://{}", self.addr)])
+            .args(["-w", "\n%{http_code}", url])
+            .stdin(Stdio::null())
+            .output()
+            .expect("run curl");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+        assert!(
+            out.status.success(),
+            "curl {url} through waypost failed: {}\n--- waypost log\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.log()
+        );
+        (code.trim().parse().unwrap_or(0), body.to_string())
+    }
+}
+
+impl Drop for Waypost {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let log = self.log();
+            let lines: Vec<&str> = log.lines().collect();
+            eprintln!(
+                "--- tail of the waypost log\n{}",
+                lines[lines.len().saturating_sub(40)..].join("\n")
+            );
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn via_squid(body: &str) -> bool {
+    // the origin echoes each request header as "> Name: value"
+    body.lines()
+        .any(|l| l.to_ascii_lowercase().starts_with("> via:") && l.contains("squid"))
+}
+
+fn failover_pac(dead: u16, squid: &Squid) -> String {
+    format!(
+        "function FindProxyForURL(url, host) {{ return 'PROXY 127.0.0.1:{dead}; PROXY 127.0.0.1:{}; DIRECT'; }}\n",
+        squid.port
+    )
+}
+
+#[test]
+fn with_only_pac_auto_a_dhcp_wpad_network_routes_through_the_pac_proxies_with_failover_and_explain_says_why(
+) {
+    require_root();
+    let lab = WpadLab::start("function FindProxyForURL(u, h) { return 'DIRECT'; }\n");
+    let squid = lab.squid_in_client();
+    let origin = lab.origin_in_client();
+    let dead = free_port();
+    let pac = failover_pac(dead, &squid);
+    lab.set_pac(&pac);
+    let wp = Waypost::start(&lab, &[]);
+    let site = format!("http://127.0.0.1:{}", origin.port);
+
+    let first = wp.explain_until(&format!("{site}/ready"), Duration::from_secs(20), |r| {
+        !r["pac"].is_null()
+    });
+    assert_eq!(first["pac"]["method"], "dhcp", "{first}");
+    assert_eq!(first["pac"]["source"], lab.wpad_url.as_str(), "{first}");
+
+    let (status, body) = wp.curl(&format!("{site}/through-wpad"));
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        via_squid(&body),
+        "the origin saw squid's Via: the dead first proxy was skipped within the request:\n{body}"
+    );
+    assert!(
+        squid.access_log().contains("/through-wpad"),
+        "squid logged the request:\n{}",
+        squid.access_log()
+    );
+
+    let r = wp.explain(&format!("{site}/why"));
+    let dead_hop = format!("http://127.0.0.1:{dead}");
+    let squid_hop = format!("http://127.0.0.1:{}", squid.port);
+    assert_eq!(r["pac"]["method"], "dhcp", "{r}");
+    assert_eq!(
+        r["raw"],
+        format!(
+            "PROXY 127.0.0.1:{dead}; PROXY 127.0.0.1:{}; DIRECT",
+            squid.port
+        ),
+        "{r}"
+    );
+    assert_eq!(
+        r["proxies"],
+        serde_json::json!([
+            format!("PROXY 127.0.0.1:{dead}"),
+            format!("PROXY 127.0.0.1:{}", squid.port),
+            "DIRECT"
+        ]),
+        "{r}"
+    );
+    assert_eq!(r["bad_proxies"][0]["proxy"], dead_hop.as_str(), "{r}");
+    assert_eq!(
+        r["decision"],
+        serde_json::json!([squid_hop, "DIRECT", dead_hop]),
+        "the dead proxy is tried last while marked bad: {r}"
+    );
+    assert_eq!(r["hop_now"], squid_hop.as_str(), "{r}");
+
+    let (ok, text) = wp.explain_raw(&format!("{site}/why"), false);
+    assert!(ok, "{text}");
+    assert!(
+        text.contains(&format!("pac:        {} (via dhcp,", lab.wpad_url)),
+        "{text}"
+    );
+    assert!(text.contains(&format!("marked bad: {dead_hop}")), "{text}");
+}
+
+#[test]
+fn with_only_pac_auto_and_no_dhcp_option_252_the_script_is_found_by_dns_and_followed() {
+    require_root();
+    let lab =
+        WpadLab::start_without_option_252("function FindProxyForURL(u, h) { return 'DIRECT'; }\n");
+    let squid = lab.squid_in_client();
+    let origin = lab.origin_in_client();
+    let dead = free_port();
+    lab.set_pac(&failover_pac(dead, &squid));
+    let wp = Waypost::start(&lab, &[]);
+    let site = format!("http://127.0.0.1:{}", origin.port);
+
+    let r = wp.explain_until(&format!("{site}/ready"), Duration::from_secs(20), |r| {
+        !r["pac"].is_null()
+    });
+    assert_eq!(r["pac"]["method"], "dns", "{r}");
+    assert_eq!(
+        r["pac"]["source"], "http://wpad.corp.example.test/wpad.dat",
+        "{r}"
+    );
+    let (status, body) = wp.curl(&format!("{site}/found-by-dns"));
+    assert_eq!(status, 200, "{body}");
+    assert!(via_squid(&body), "{body}");
+    assert!(squid.access_log().contains("/found-by-dns"));
+    let log = lab.dnsmasq_log();
+    assert!(
+        log.contains("DHCPINFORM") && log.contains("query[A] wpad.corp.example.test"),
+        "DHCP was asked first, then DNS:\n{log}"
+    );
+}
+
+#[test]
+fn when_the_wpad_script_changes_new_requests_follow_it_after_the_next_refresh() {
+    require_root();
+    let lab = WpadLab::start("function FindProxyForURL(u, h) { return 'DIRECT'; }\n");
+    let squid = lab.squid_in_client();
+    let origin = lab.origin_in_client();
+    lab.set_pac(&format!(
+        "function FindProxyForURL(u, h) {{ return 'PROXY 127.0.0.1:{}'; }}\n",
+        squid.port
+    ));
+    let wp = Waypost::start(&lab, &[("WAYPOST_PAC__REFRESH", "500ms")]);
+    let site = format!("http://127.0.0.1:{}", origin.port);
+    let squid_raw = format!("PROXY 127.0.0.1:{}", squid.port);
+
+    let r = wp.explain_until(&format!("{site}/x"), Duration::from_secs(20), |r| {
+        r["raw"] == squid_raw.as_str()
+    });
+    assert_eq!(r["pac"]["method"], "dhcp", "{r}");
+    let (_, body) = wp.curl(&format!("{site}/office"));
+    assert!(via_squid(&body), "through squid first: {body}");
+
+    // the network now says: DIRECT for this origin, squid for everything else
+    lab.set_pac(&format!(
+        "function FindProxyForURL(u, h) {{ if (shExpMatch(u, '*/roamed*')) return 'DIRECT'; return 'PROXY 127.0.0.1:{}'; }}\n",
+        squid.port
+    ));
+    let started = Instant::now();
+    let r = wp.explain_until(&format!("{site}/roamed"), Duration::from_secs(10), |r| {
+        r["raw"] == "DIRECT"
+    });
+    eprintln!("new script in use after {:?}", started.elapsed());
+    assert_eq!(r["decision"], serde_json::json!(["DIRECT"]), "{r}");
+    let (status, body) = wp.curl(&format!("{site}/roamed-request"));
+    assert_eq!(status, 200, "{body}");
+    assert!(!via_squid(&body), "the new script sends it DIRECT: {body}");
+    assert!(
+        !squid.access_log().contains("/roamed-request"),
+        "{}",
+        squid.access_log()
+    );
+    let (_, body) = wp.curl(&format!("{site}/still-proxied"));
+    assert!(via_squid(&body), "{body}");
+}
