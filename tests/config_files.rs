@@ -138,3 +138,19 @@ fn secrets_are_redacted_from_the_printed_config() {
     assert!(!text.contains("hunter2-secret"), "{text}");
     assert!(text.contains("redacted"));
 }
+
+#[test]
+fn reserved_environment_variables_are_not_taken_for_config_keys() {
+    let env: HashMap<String, String> = [
+        (
+            "WAYPOST_CONFIG".to_string(),
+            "/etc/waypost/waypost.toml".to_string(),
+        ),
+        ("WAYPOST_LOG".to_string(), "debug".to_string()),
+        ("WAYPOST_AUTH_USER".to_string(), "someone".to_string()),
+        ("WAYPOST_AUTH_PASSWORD".to_string(), "pw".to_string()),
+    ]
+    .into();
+    config::load_with_env(None, &Overrides::default(), env)
+        .expect("reserved variables are not config keys");
+}

@@ -153,6 +153,15 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// `WAYPOST_` variables that are not configuration keys: the config file's path, the log
+/// filter, and the upstream credentials read by the auth crate.
+pub const RESERVED_ENV: [&str; 4] = [
+    "WAYPOST_CONFIG",
+    "WAYPOST_LOG",
+    "WAYPOST_AUTH_USER",
+    "WAYPOST_AUTH_PASSWORD",
+];
+
 /// Values given on the command line; they win over file and environment.
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
@@ -188,7 +197,7 @@ pub fn load_with_env(
     };
     let waypost_env: HashMap<String, String> = env
         .into_iter()
-        .filter(|(k, _)| k.starts_with("WAYPOST_"))
+        .filter(|(k, _)| k.starts_with("WAYPOST_") && !RESERVED_ENV.contains(&k.as_str()))
         .collect();
     let mut builder = config::Config::builder();
     if let Some((path, text)) = &file_text {
