@@ -509,3 +509,86 @@ async fn connect_to_a_port_outside_connect_ports_is_refused_with_403() {
         "{reply}"
     );
 }
+
+/// Opens an intercepted tunnel by hand: CONNECT, then TLS trusting `ca_pem` with `alpn`.
+async fn intercepted_tls(
+    proxy: SocketAddr,
+    authority: &str,
+    ca_pem: &Path,
+    alpn: &[u8],
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(proxy).await.unwrap();
+    tcp.write_all(format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(tcp.read(&mut byte).await.unwrap(), 1, "CONNECT answered");
+        head.push(byte[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_file(ca_pem).unwrap())
+        .unwrap();
+    let mut cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    cfg.alpn_protocols = vec![alpn.to_vec()];
+    let host = authority.rsplit_once(':').unwrap().0.to_string();
+    let name = rustls::pki_types::ServerName::try_from(host).unwrap();
+    tokio_rustls::TlsConnector::from(Arc::new(cfg))
+        .connect(name, tcp)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_intercepted_http2_tunnel_is_closed_after_tunnel_idle() {
+    let pki = Pki::new();
+    let server = pki.leaf("origin", "origin", &["origin.test"], false, false);
+    let origin = HttpsOrigin::start(pki.server_config(&server)).await;
+    let (_guard, ca_dir) = waypost_ca();
+    let proxy = harness::start_proxy(|c| {
+        resolve_to_loopback(c, &["origin.test"]);
+        intercepting(c, &pki, &ca_dir, &["origin.test"]);
+        c.timeouts.tunnel_idle = "1s".into();
+    })
+    .await;
+    let authority = format!("origin.test:{}", origin.addr.port());
+    let tls = intercepted_tls(proxy.addrs[0], &authority, &ca_dir.join("ca.pem"), b"h2").await;
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+            .await
+            .unwrap();
+    let conn = tokio::spawn(conn);
+    let req = Request::get(format!("https://{authority}/in-h2"))
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let resp = sender.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    let body = String::from_utf8_lossy(&body);
+    assert!(
+        body.starts_with("GET /in-h2 HTTP/1.1 host=origin.test:"),
+        "{body}"
+    );
+    let started = tokio::time::Instant::now();
+    let ended = tokio::time::timeout(Duration::from_secs(5), conn).await;
+    assert!(ended.is_ok(), "the idle tunnel was closed by waypost");
+    assert!(
+        started.elapsed() >= Duration::from_millis(500),
+        "not before it was idle"
+    );
+}

@@ -1,15 +1,18 @@
 //! Stream wrappers for the tunnel edge: [`Rewind`] replays bytes already read from a stream
 //! before the rest of it, and [`Metered`] counts the bytes of an intercepted tunnel into its
-//! access record. Both only move bytes; they decide nothing.
+//! access record and notes when a byte last moved ([`Activity`]). They only move bytes and
+//! count; they decide nothing.
 
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::{Buf, Bytes};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::Instant;
 
 use crate::access::Access;
 
@@ -74,15 +77,45 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Rewind<T> {
     }
 }
 
+/// When a byte last moved on a stream (tokio time, so paused-time tests work).
+pub struct Activity {
+    epoch: Instant,
+    last_ms: AtomicU64,
+}
+
+impl Activity {
+    pub fn new() -> Arc<Activity> {
+        Arc::new(Activity {
+            epoch: Instant::now(),
+            last_ms: AtomicU64::new(0),
+        })
+    }
+
+    fn touch(&self) {
+        let ms = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// The instant of the last byte (or of creation).
+    pub fn last(&self) -> Instant {
+        self.epoch + Duration::from_millis(self.last_ms.load(Ordering::Relaxed))
+    }
+}
+
 /// Counts the (encrypted) bytes of an intercepted tunnel into its access record.
 pub struct Metered<T> {
     inner: T,
     access: Arc<Access>,
+    activity: Arc<Activity>,
 }
 
 impl<T> Metered<T> {
-    pub fn new(inner: T, access: Arc<Access>) -> Self {
-        Metered { inner, access }
+    pub fn new(inner: T, access: Arc<Access>, activity: Arc<Activity>) -> Self {
+        Metered {
+            inner,
+            access,
+            activity,
+        }
     }
 }
 
@@ -95,7 +128,10 @@ impl<T: AsyncRead + Unpin> AsyncRead for Metered<T> {
         let before = buf.filled().len();
         let r = Pin::new(&mut self.inner).poll_read(cx, buf);
         let n = buf.filled().len().saturating_sub(before) as u64;
-        self.access.bytes_in.fetch_add(n, Ordering::Relaxed);
+        if n > 0 {
+            self.access.bytes_in.fetch_add(n, Ordering::Relaxed);
+            self.activity.touch();
+        }
         r
     }
 }

@@ -9,16 +9,18 @@
 //! be checked against `tls.sni_rules` without decrypting ([`sni`]).
 //!
 //! Lifecycle of an intercepted tunnel: CONNECT answered 200 -> upgrade -> TLS accept (bounded by
-//! `timeouts.client_header`) -> HTTP/1.1 or HTTP/2 served until the client closes, the tunnel
-//! idles out (HTTP/1.1 keep-alive ends) or waypost shuts down (graceful: in-flight requests
-//! finish). This module picks no status codes: every failure goes through
+//! `timeouts.client_header`) -> HTTP/1.1 or HTTP/2 served until the client closes, no byte
+//! moves either way for `timeouts.tunnel_idle`, or waypost shuts down (the last two close
+//! gracefully: in-flight requests finish). This module picks no status codes: every failure goes through
 //! [`crate::error::rescue`].
 
 mod io;
 pub mod sni;
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use http::{header, HeaderValue, Method, Request, Response, StatusCode, Uri};
@@ -79,8 +81,9 @@ pub fn start(
     app.tracker.spawn(async move {
         match on_upgrade.await {
             Ok(up) => {
-                let io = io::Metered::new(TokioIo::new(up), access.clone());
-                serve_tunnel(app2, client, target, io, server_config, &access).await;
+                let activity = io::Activity::new();
+                let io = io::Metered::new(TokioIo::new(up), access.clone(), activity.clone());
+                serve_tunnel(app2, client, target, io, server_config, &access, &activity).await;
             }
             Err(e) => tracing::debug!(error = %e, "client went away before the tunnel started"),
         }
@@ -126,6 +129,7 @@ async fn serve_tunnel<IO>(
     io: IO,
     server_config: Arc<rustls::ServerConfig>,
     access: &Access,
+    activity: &io::Activity,
 ) where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
 {
@@ -169,13 +173,7 @@ async fn serve_tunnel<IO>(
             .max_header_list_size(header_limit(&app));
         let conn = builder.serve_connection(io, svc);
         tokio::pin!(conn);
-        tokio::select! {
-            r = conn.as_mut() => r,
-            _ = app.shutdown.cancelled() => {
-                conn.as_mut().graceful_shutdown();
-                conn.as_mut().await
-            }
-        }
+        drive(conn, |c| c.graceful_shutdown(), &app, activity).await
     } else {
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder
@@ -185,17 +183,44 @@ async fn serve_tunnel<IO>(
             .keep_alive(true);
         let conn = builder.serve_connection(io, svc).with_upgrades();
         tokio::pin!(conn);
-        tokio::select! {
-            r = conn.as_mut() => r,
-            _ = app.shutdown.cancelled() => {
-                conn.as_mut().graceful_shutdown();
-                conn.as_mut().await
-            }
-        }
+        drive(conn, |c| c.graceful_shutdown(), &app, activity).await
     };
     app.metrics.tunnels_active.dec();
     if let Err(e) = result {
         tracing::debug!(target = %access.target, error = %e, "intercepted tunnel ended with an error");
+    }
+}
+
+/// Runs a served connection to its end. It is asked to close gracefully (in-flight requests
+/// finish, no new ones start) when waypost shuts down or when no byte moved either way for
+/// `timeouts.tunnel_idle`, as for tunnels that are relayed.
+async fn drive<C>(
+    mut conn: Pin<&mut C>,
+    graceful_shutdown: fn(Pin<&mut C>),
+    app: &App,
+    activity: &io::Activity,
+) -> Result<(), hyper::Error>
+where
+    C: Future<Output = Result<(), hyper::Error>>,
+{
+    let idle = app.cfg.timeouts.tunnel_idle;
+    let mut closing = false;
+    loop {
+        let deadline = activity.last() + idle;
+        tokio::select! {
+            r = conn.as_mut() => return r,
+            _ = app.shutdown.cancelled(), if !closing => {
+                graceful_shutdown(conn.as_mut());
+                closing = true;
+            }
+            _ = tokio::time::sleep_until(deadline), if !closing => {
+                if activity.last() + idle <= tokio::time::Instant::now() {
+                    tracing::debug!("intercepted tunnel idle for {idle:?}; closing it");
+                    graceful_shutdown(conn.as_mut());
+                    closing = true;
+                }
+            }
+        }
     }
 }
 
@@ -224,7 +249,7 @@ async fn serve_request(
 ///
 /// The target is always the CONNECT authority: a Host header or an HTTP/2 `:authority` naming
 /// another host cannot redirect the request (it is set to the target as well).
-fn absolute(req: Request<Incoming>, authority: &str) -> Result<Request<Incoming>, ProxyError> {
+fn absolute<B>(req: Request<B>, authority: &str) -> Result<Request<B>, ProxyError> {
     if req.method() == Method::CONNECT {
         return Err(ProxyError::bad_request(
             "CONNECT inside an intercepted tunnel is not supported",
@@ -245,4 +270,48 @@ fn absolute(req: Request<Incoming>, authority: &str) -> Result<Request<Incoming>
         .map_err(|_| ProxyError::bad_request("the tunnel's authority is not a valid Host"))?;
     parts.headers.insert(header::HOST, host);
     Ok(Request::from_parts(parts, body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rewrite(uri: &str, authority: &str) -> Result<(String, String), String> {
+        let req = Request::get(uri)
+            .header(header::HOST, "elsewhere.example")
+            .body(())
+            .map_err(|e| e.to_string())?;
+        let req = absolute(req, authority).map_err(|e| e.to_string())?;
+        let host = req.headers()[header::HOST]
+            .to_str()
+            .unwrap_or("?")
+            .to_string();
+        Ok((req.uri().to_string(), host))
+    }
+
+    #[test]
+    fn an_origin_form_request_is_made_absolute_for_the_tunnel_target() {
+        assert_eq!(
+            rewrite("/a/b?c=d", "origin.test:8443"),
+            Ok((
+                "https://origin.test:8443/a/b?c=d".into(),
+                "origin.test:8443".into()
+            ))
+        );
+    }
+
+    #[test]
+    fn an_http2_authority_naming_another_host_cannot_redirect_the_request() {
+        assert_eq!(
+            rewrite("https://elsewhere.example/x", "origin.test:443"),
+            Ok(("https://origin.test:443/x".into(), "origin.test".into()))
+        );
+    }
+
+    #[test]
+    fn connect_inside_an_intercepted_tunnel_is_refused() {
+        let req = Request::connect("inner.example:443").body(()).unwrap();
+        let err = absolute(req, "origin.test:443").unwrap_err();
+        assert_eq!(err.kind, ErrorKind::BadRequest);
+    }
 }
