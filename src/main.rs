@@ -7,7 +7,14 @@ use waypost::cli::{Cli, Command, ConfigCommand, RunArgs};
 use waypost::config;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Usage errors exit 1 (as `waypost pac` documents); 2 stays "invalid config / script error".
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 1 } else { 0 });
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
