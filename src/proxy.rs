@@ -54,6 +54,20 @@ pub async fn handle(
     }
 }
 
+/// The admin-only port: the admin surface, and a refusal for anything that would be proxied.
+pub async fn admin_only(app: &App, req: Request<Incoming>) -> Response<Body> {
+    if req.method() != Method::CONNECT
+        && req.uri().scheme().is_none()
+        && req.uri().authority().is_none()
+    {
+        return crate::admin::serve(app, &req).await;
+    }
+    rescue(&ProxyError::new(
+        ErrorKind::Forbidden,
+        "this is waypost's admin port (admin_listen); it does not proxy",
+    ))
+}
+
 /// Sidecar mode: the client must present the configured Basic credentials (constant-time check).
 fn client_authorized(app: &App, headers: &http::HeaderMap) -> bool {
     let Some(auth) = &app.cfg.client_auth else {

@@ -19,6 +19,8 @@ use crate::config::Config;
 /// A started proxy: its bound addresses and the handle to stop it.
 pub struct Running {
     pub addrs: Vec<SocketAddr>,
+    /// Admin-only listeners (`admin_listen`): /metrics, /healthz, /explain; never proxying.
+    pub admin_addrs: Vec<SocketAddr>,
     pub app: Arc<App>,
     accept_tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -53,24 +55,49 @@ pub async fn start(cfg: Config) -> io::Result<Running> {
             .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
         listeners.push(l);
     }
+    let mut admin_listeners = Vec::new();
+    for addr in &app.cfg.admin_listen {
+        let l = TcpListener::bind(addr).await.map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("cannot listen on {addr} (admin_listen): {e}"),
+            )
+        })?;
+        admin_listeners.push(l);
+    }
     let addrs = listeners
+        .iter()
+        .map(|l| l.local_addr())
+        .collect::<io::Result<Vec<_>>>()?;
+    let admin_addrs = admin_listeners
         .iter()
         .map(|l| l.local_addr())
         .collect::<io::Result<Vec<_>>>()?;
     let slots = Arc::new(Semaphore::new(app.cfg.max_client_connections));
     let accept_tasks = listeners
         .into_iter()
-        .map(|l| tokio::spawn(accept_loop(app.clone(), l, slots.clone())))
+        .map(|l| tokio::spawn(accept_loop(app.clone(), l, slots.clone(), false)))
+        .chain(
+            admin_listeners
+                .into_iter()
+                .map(|l| tokio::spawn(accept_loop(app.clone(), l, slots.clone(), true))),
+        )
         .collect();
     tracing::info!(listen = ?addrs, "waypost is listening");
     Ok(Running {
         addrs,
+        admin_addrs,
         app,
         accept_tasks,
     })
 }
 
-async fn accept_loop(app: Arc<App>, listener: TcpListener, slots: Arc<Semaphore>) {
+async fn accept_loop(
+    app: Arc<App>,
+    listener: TcpListener,
+    slots: Arc<Semaphore>,
+    admin_only: bool,
+) {
     loop {
         let (stream, peer) = tokio::select! {
             _ = app.shutdown.cancelled() => return,
@@ -84,7 +111,7 @@ async fn accept_loop(app: Arc<App>, listener: TcpListener, slots: Arc<Semaphore>
                 }
             },
         };
-        if !client_allowed(&app, peer) {
+        if !admin_only && !client_allowed(&app, peer) {
             app.metrics
                 .client_connections_rejected
                 .with_label_values(&["not-allowed"])
@@ -115,7 +142,7 @@ async fn accept_loop(app: Arc<App>, listener: TcpListener, slots: Arc<Semaphore>
         let _ = stream.set_nodelay(true);
         let app2 = app.clone();
         app.tracker.spawn(async move {
-            serve(app2, stream, peer).await;
+            serve(app2, stream, peer, admin_only).await;
             drop(permit);
         });
     }
@@ -151,11 +178,20 @@ async fn refuse(mut stream: TcpStream, status: &str, code: &str, why: &str) {
     let _ = stream.shutdown().await;
 }
 
-async fn serve(app: Arc<App>, stream: TcpStream, peer: SocketAddr) {
+async fn serve(app: Arc<App>, stream: TcpStream, peer: SocketAddr, admin_only: bool) {
     app.metrics.client_connections.inc();
     app.metrics.client_connections_active.inc();
     let svc_app = app.clone();
-    let svc = service_fn(move |req| crate::proxy::handle(svc_app.clone(), peer, req));
+    let svc = service_fn(move |req| {
+        let app = svc_app.clone();
+        async move {
+            if admin_only {
+                Ok(crate::proxy::admin_only(&app, req).await)
+            } else {
+                crate::proxy::handle(app, peer, req).await
+            }
+        }
+    });
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())

@@ -129,3 +129,23 @@ async fn shutdown_lets_in_flight_requests_and_tunnels_finish_and_refuses_new_con
         .expect("shutdown completes");
     assert!(drained, "everything drained within the grace period");
 }
+
+#[tokio::test]
+async fn the_admin_port_serves_metrics_but_never_proxies() {
+    let origin = Origin::echo().await;
+    let proxy = harness::start_proxy(|c| c.admin_listen = vec!["127.0.0.1:0".into()]).await;
+    let admin = proxy.admin_addrs[0];
+    let (status, _, body) = harness::get(admin, "/metrics").await;
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("waypost_requests_total")
+            || body.contains("waypost_client_connections_total")
+    );
+    let (status, headers, _) = harness::get(admin, &origin.url("/")).await;
+    assert_eq!(status, 403);
+    assert_eq!(headers["x-waypost-error"], "client-not-allowed");
+    assert_eq!(
+        origin.connections.load(std::sync::atomic::Ordering::SeqCst),
+        0
+    );
+}

@@ -25,6 +25,8 @@ use crate::route::StaticRoutes;
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: Vec<SocketAddr>,
+    /// Listeners that serve only /metrics, /healthz and /explain (never proxy).
+    pub admin_listen: Vec<SocketAddr>,
     pub allow: Vec<IpNet>,
     pub max_client_connections: usize,
     pub via: bool,
@@ -212,6 +214,7 @@ pub fn load_with_env(
             .try_parsing(true)
             .list_separator(",")
             .with_list_parse_key("listen")
+            .with_list_parse_key("admin_listen")
             .with_list_parse_key("allow")
             .with_list_parse_key("route.bypass")
             .source(Some(waypost_env.clone().into_iter().collect())),

@@ -13,6 +13,7 @@ use serde::Deserialize;
 #[serde(default)]
 pub struct RawConfig {
     pub listen: Vec<String>,
+    pub admin_listen: Vec<String>,
     pub allow: Vec<String>,
     pub max_client_connections: usize,
     pub via: bool,
@@ -34,6 +35,7 @@ impl Default for RawConfig {
     fn default() -> Self {
         RawConfig {
             listen: vec!["127.0.0.1:3128".into()],
+            admin_listen: vec![],
             allow: vec![],
             max_client_connections: 1024,
             via: false,

@@ -63,6 +63,16 @@ pub fn validate(raw: &RawConfig, env: &HashMap<String, String>) -> Result<Config
             ),
         }
     }
+    let mut admin_listen = Vec::new();
+    for (i, l) in raw.admin_listen.iter().enumerate() {
+        match l.parse::<SocketAddr>() {
+            Ok(a) => admin_listen.push(a),
+            Err(_) => p.add(
+                format!("admin_listen[{i}]"),
+                format!("invalid address {l:?} (write e.g. \"0.0.0.0:9128\")"),
+            ),
+        }
+    }
     let mut allow = Vec::new();
     for (i, a) in raw.allow.iter().enumerate() {
         match a
@@ -262,6 +272,7 @@ pub fn validate(raw: &RawConfig, env: &HashMap<String, String>) -> Result<Config
     let missing = "validated above";
     Ok(Config {
         listen,
+        admin_listen,
         allow,
         max_client_connections: raw.max_client_connections,
         via: raw.via,
