@@ -239,6 +239,15 @@ fn with_only_pac_auto_a_dhcp_wpad_network_routes_through_the_pac_proxies_with_fa
     );
     assert_eq!(r["hop_now"], squid_hop.as_str(), "{r}");
 
+    let metrics = wp.curl(&format!("http://{}/metrics", wp.addr)).1;
+    for series in [
+        "waypost_pac_fetches_total{outcome=\"ok\",source=\"dhcp\"} ",
+        "waypost_route_failovers_total{reason=\"connect-refused\"} 1",
+        "waypost_proxies_marked_bad 1",
+    ] {
+        assert!(metrics.contains(series), "{series}:\n{metrics}");
+    }
+
     let (ok, text) = wp.explain_raw(&format!("{site}/why"), false);
     assert!(ok, "{text}");
     assert!(
@@ -321,4 +330,59 @@ fn when_the_wpad_script_changes_new_requests_follow_it_after_the_next_refresh() 
     );
     let (_, body) = wp.curl(&format!("{site}/still-proxied"));
     assert!(via_squid(&body), "{body}");
+}
+
+#[test]
+fn a_network_change_makes_waypost_rediscover_and_follow_the_new_script_before_its_refresh_is_due() {
+    require_root();
+    let lab = WpadLab::start("function FindProxyForURL(u, h) { return 'DIRECT'; }\n");
+    let squid = lab.squid_in_client();
+    let origin = lab.origin_in_client();
+    // the default refresh (30 min) never comes during the test: only the network change can
+    let wp = Waypost::start(&lab, &[]);
+    let site = format!("http://127.0.0.1:{}", origin.port);
+    let r = wp.explain_until(&format!("{site}/x"), Duration::from_secs(20), |r| {
+        r["raw"] == "DIRECT"
+    });
+    assert_eq!(r["pac"]["method"], "dhcp", "{r}");
+    let (_, body) = wp.curl(&format!("{site}/before-move"));
+    assert!(!via_squid(&body), "DIRECT at first: {body}");
+
+    lab.set_pac(&format!(
+        "function FindProxyForURL(u, h) {{ return 'PROXY 127.0.0.1:{}'; }}\n",
+        squid.port
+    ));
+    std::thread::sleep(Duration::from_millis(500));
+    let r = wp.explain(&format!("{site}/x"));
+    assert_eq!(
+        r["raw"], "DIRECT",
+        "no refresh without a network change: {r}"
+    );
+    // the laptop gets a new address: netlink tells waypost, which runs discovery again
+    let (net, _) = lab.client_ip.rsplit_once('.').expect("dotted client ip");
+    let out = Command::new("ip")
+        .args(["-n", &lab.client_ns, "addr", "add", &format!("{net}.77/24")])
+        .args(["dev", &lab.client_iface])
+        .output()
+        .expect("ip addr add");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let squid_raw = format!("PROXY 127.0.0.1:{}", squid.port);
+    let r = wp.explain_until(&format!("{site}/x"), Duration::from_secs(10), |r| {
+        r["raw"] == squid_raw.as_str()
+    });
+    assert_eq!(r["pac"]["method"], "dhcp", "{r}");
+    let (_, body) = wp.curl(&format!("{site}/after-move"));
+    assert!(
+        via_squid(&body),
+        "the new script routes through squid: {body}"
+    );
+    assert!(
+        wp.log().contains("network changed"),
+        "the reload was caused by the network change:\n{}",
+        wp.log()
+    );
 }
