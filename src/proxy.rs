@@ -222,6 +222,19 @@ fn endpoint_for(app: &App, hop: &Hop, target: &Target) -> Result<(Endpoint, bool
             },
             false,
         )),
+        // https:// through an HTTP(S) proxy: a CONNECT tunnel with waypost's own TLS inside, so
+        // the TLS policy applies to the origin (also for intercepted tunnels).
+        Hop::Proxy(p) if target.scheme == Scheme::Https && !is_socks(p.kind) => Ok((
+            Endpoint {
+                host: target.host.clone(),
+                port: target.port,
+                tls: true,
+                via: Some(p.clone()),
+                identity: None,
+                label: Arc::from(p.label()),
+            },
+            false,
+        )),
         Hop::Proxy(p) => match p.kind {
             ProxyKind::Http | ProxyKind::Https => Ok((
                 Endpoint {

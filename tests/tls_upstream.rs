@@ -100,3 +100,40 @@ async fn an_https_upstream_proxy_carries_http_and_connect_under_the_tls_policy()
     assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
     assert!(reply.contains("GET /in-tunnel"), "{reply}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_urls_through_an_http_proxy_are_tunnelled_with_waypost_s_own_tls_under_the_policy() {
+    let squid = tokio::task::spawn_blocking(|| Squid::start("open"))
+        .await
+        .unwrap();
+    let origin = self_signed_origin().await;
+    let url = format!("https://localhost:{}/via-proxy", origin.port());
+    let upstream = format!("http://127.0.0.1:{}", squid.port);
+    let strict = harness::start_proxy(|c| {
+        c.route.upstream = upstream.clone();
+        c.route.bypass_loopback = false;
+    })
+    .await;
+    let (status, headers, _) = harness::get(strict.addrs[0], &url).await;
+    assert_eq!(status, 502);
+    assert_eq!(
+        headers["x-waypost-error"], "tls-unknown-ca",
+        "waypost checked the origin itself"
+    );
+    let lenient = harness::start_proxy(|c| {
+        c.route.upstream = upstream.clone();
+        c.route.bypass_loopback = false;
+        c.tls.exceptions = vec![waypost_tls::config::ExceptionConfig {
+            hosts: vec!["localhost".into()],
+            allow: vec!["unknown-ca".into()],
+        }];
+    })
+    .await;
+    let (status, _, body) = harness::get(lenient.addrs[0], &url).await;
+    assert_eq!((status, body.as_str()), (200, "secure"));
+    assert!(
+        squid.access_log().contains("CONNECT"),
+        "{}",
+        squid.access_log()
+    );
+}

@@ -18,7 +18,7 @@ use crate::app::App;
 use crate::body;
 use crate::error::{ErrorKind, ProxyError};
 use crate::route::{ProxyAddr, ProxyKind};
-use crate::target::{Host, Target};
+use crate::target::{Host, Scheme, Target};
 
 /// TCP to `host:port`, trying each resolved address once, up to `connect_retries` attempts.
 pub async fn tcp(app: &App, host: &Host, port: u16) -> Result<TcpStream, ProxyError> {
@@ -95,17 +95,46 @@ pub async fn stream_with_cert(
     host: &Host,
     port: u16,
     tls: bool,
-    socks: Option<&ProxyAddr>,
+    via: Option<&ProxyAddr>,
 ) -> Result<(BoxIo, Option<Vec<u8>>), ProxyError> {
-    let tcp = match socks {
-        Some(proxy) => super::socks::connect(app, proxy, host, port).await?,
-        None => tcp(app, host, port).await?,
-    };
+    match via {
+        Some(proxy) if matches!(proxy.kind, ProxyKind::Socks4 | ProxyKind::Socks5) => {
+            let tcp = super::socks::connect(app, proxy, host, port).await?;
+            finish(app, host, tcp, tls).await
+        }
+        Some(proxy) => {
+            // An https origin behind an HTTP(S) proxy: CONNECT, then our own TLS to the origin,
+            // so the TLS policy (checks, client certificates) holds end to end.
+            let target = Target {
+                scheme: Scheme::Https,
+                host: host.clone(),
+                port,
+            };
+            let tunnel = Box::pin(connect_via_proxy(app, proxy, &target)).await?;
+            finish(app, host, tunnel, tls).await
+        }
+        None => {
+            let tcp = tcp(app, host, port).await?;
+            finish(app, host, tcp, tls).await
+        }
+    }
+}
+
+/// Wraps a connected stream: TLS when asked (returning the peer's certificate), send timeout.
+async fn finish<IO>(
+    app: &App,
+    host: &Host,
+    io: IO,
+    tls: bool,
+) -> Result<(BoxIo, Option<Vec<u8>>), ProxyError>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
     let send = app.cfg.timeouts.send;
     if !tls {
-        return Ok((Box::new(SendTimeout::new(tcp, send)), None));
+        return Ok((Box::new(SendTimeout::new(io, send)), None));
     }
-    let tls = tls_handshake(app, host, tcp, &[b"http/1.1"]).await?;
+    let tls = tls_handshake(app, host, io, &[b"http/1.1"]).await?;
     let cert = tls
         .get_ref()
         .1
