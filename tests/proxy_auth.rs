@@ -169,3 +169,28 @@ async fn credentials_are_not_sent_to_proxies_the_policy_does_not_allow() {
     );
     assert!(!squid.access_log().contains(&format!("user={USER}")));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_from_the_kernel_keyring_authenticates_without_any_in_the_config() {
+    use linux_keyutils::{KeyRing, KeyRingIdentifier};
+    let squid = tokio::task::spawn_blocking(|| Squid::start("ntlm"))
+        .await
+        .unwrap();
+    let origin = Origin::echo().await;
+    // a user name only this test uses, so parallel tests never see the key
+    let user = format!("EXAMPLE\\{USER}");
+    let ring = KeyRing::from_special_id(KeyRingIdentifier::User, true).unwrap();
+    let key = ring
+        .add_key(&waypost_auth::keyring::description(&user), PASSWORD)
+        .unwrap();
+    let port = squid.port;
+    let proxy = harness::start_proxy(|c| {
+        c.route.upstream = format!("http://localhost:{port}");
+        c.route.bypass_loopback = false;
+        c.auth.user = Some(user.clone());
+    })
+    .await;
+    let (status, _, body) = harness::get(proxy.addrs[0], &origin.url("/keyring")).await;
+    key.invalidate().unwrap();
+    assert_eq!(status, 200, "{body}");
+}

@@ -202,6 +202,11 @@ impl Credentials {
                 secret = Some(Secret::Password(SecretString::new(p)));
             }
         }
+        if secret.is_none() && cfg.keytab.is_none() {
+            if let Some(p) = user.as_deref().and_then(crate::keyring::lookup) {
+                secret = Some(Secret::Password(SecretString::new(p)));
+            }
+        }
         if secret.is_some() && user.is_none() {
             errors.push(problem(
                 "user",

@@ -25,6 +25,7 @@ pub mod config;
 pub mod context;
 pub mod credentials;
 pub mod handshake;
+pub mod keyring;
 pub mod keytab;
 pub mod mech;
 pub mod metrics;
