@@ -36,8 +36,18 @@ async fn kerberos_sso_from_a_kinit_ticket_and_ntlm_fallback_when_the_proxy_is_an
     .await;
     assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
     let m = harness::metrics(sso.addrs[0]).await;
-    assert!(metric(&m, "waypost_auth_handshakes_total{outcome=\"authenticated\",scheme=\"negotiate\"}") >= 1.0, "{m}");
-    assert!(negotiate.cache_log().contains("authenticated"), "{}", negotiate.cache_log());
+    assert!(
+        metric(
+            &m,
+            "waypost_auth_handshakes_total{outcome=\"authenticated\",scheme=\"negotiate\"}"
+        ) >= 1.0,
+        "{m}"
+    );
+    assert!(
+        negotiate.cache_log().contains("authenticated"),
+        "{}",
+        negotiate.cache_log()
+    );
 
     // Kerberos is impossible for a proxy given as an IP address: NTLM is used instead
     let all_port = all.port;
@@ -52,5 +62,8 @@ async fn kerberos_sso_from_a_kinit_ticket_and_ntlm_fallback_when_the_proxy_is_an
     let (status, _, body) = harness::get(fallback.addrs[0], &origin.url("/fallback")).await;
     assert_eq!(status, 200, "{body}");
     let m = harness::metrics(fallback.addrs[0]).await;
-    assert!(m.contains("waypost_auth_handshakes_total{outcome=\"authenticated\",scheme=\"ntlm\"}"), "{m}");
+    assert!(
+        m.contains("waypost_auth_handshakes_total{outcome=\"authenticated\",scheme=\"ntlm\"}"),
+        "{m}"
+    );
 }
