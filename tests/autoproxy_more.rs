@@ -338,8 +338,11 @@ async fn waypost_explain_says_how_to_fix_it_when_nothing_listens() {
 // ---------------------------------------------------------------------------------------------
 // PAC downloads
 
-/// A PAC server answering each path from `routes` (path -> (status, headers, body)); 404 else.
-async fn pac_server(routes: Vec<(String, u16, Vec<(&'static str, String)>, Vec<u8>)>) -> Origin {
+/// One canned answer: path, status, headers, body.
+type Route = (String, u16, Vec<(&'static str, String)>, Vec<u8>);
+
+/// A PAC server answering each path from `routes`; 404 else.
+async fn pac_server(routes: Vec<Route>) -> Origin {
     let routes = Arc::new(routes);
     Origin::start(move |req: Request<Incoming>| {
         let routes = routes.clone();
@@ -348,10 +351,7 @@ async fn pac_server(routes: Vec<(String, u16, Vec<(&'static str, String)>, Vec<u
     .await
 }
 
-fn answer(
-    routes: &[(String, u16, Vec<(&'static str, String)>, Vec<u8>)],
-    path: &str,
-) -> Response<Body> {
+fn answer(routes: &[Route], path: &str) -> Response<Body> {
     match routes.iter().find(|r| r.0 == path) {
         Some((_, status, headers, bytes)) => {
             let mut b = Response::builder().status(*status);
@@ -412,9 +412,7 @@ struct TlsPacServer {
     _dir: tempfile::TempDir,
 }
 
-async fn tls_pac_server(
-    routes: Vec<(String, u16, Vec<(&'static str, String)>, Vec<u8>)>,
-) -> TlsPacServer {
+async fn tls_pac_server(routes: Vec<Route>) -> TlsPacServer {
     let ca_key = KeyPair::generate().unwrap();
     let mut ca = CertificateParams::default();
     ca.distinguished_name
@@ -599,4 +597,131 @@ async fn a_latin1_pac_script_is_decoded_byte_for_byte_and_runs() {
     let r = explain(proxy.addrs[0], "http://example.test/").await;
     assert_eq!(r["pac_error"], serde_json::Value::Null, "{r}");
     assert_eq!(r["raw"], "PROXY 127.0.0.1:6666", "{r}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// start-up: waiting for the first script, the last good copy on disk
+
+/// A PAC server that answers `script` after `delay`.
+async fn slow_pac_server(script: Vec<u8>, delay: std::time::Duration) -> Origin {
+    Origin::start(move |_req: Request<Incoming>| {
+        let script = script.clone();
+        async move {
+            tokio::time::sleep(delay).await;
+            Response::builder()
+                .header(PAC_TYPE.0, PAC_TYPE.1)
+                .body(body::full(script))
+                .unwrap()
+        }
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_during_the_first_pac_load_wait_for_it_and_go_direct_only_after_the_bound() {
+    let squid = tokio::task::spawn_blocking(|| support::peers::Squid::start("open"))
+        .await
+        .unwrap();
+    let origin = Origin::echo().await;
+    let via_squid = script(&format!("PROXY 127.0.0.1:{}", squid.port));
+    // the script comes after 1 s; requests wait up to 5 s: they follow it
+    let slow = slow_pac_server(via_squid.clone(), std::time::Duration::from_millis(1000)).await;
+    let url = slow.url("/wpad.dat");
+    let proxy = harness::start_proxy(|c| {
+        base(c, &url);
+        c.pac.first_load_wait = "5s".into();
+    })
+    .await;
+    let started = std::time::Instant::now();
+    let (status, _, body) = harness::get(proxy.addrs[0], &origin.url("/early")).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.to_ascii_lowercase().contains("via:"),
+        "waited for the script, then went through squid: {body}"
+    );
+    assert!(started.elapsed() >= std::time::Duration::from_millis(800));
+
+    // the script would come after 10 s; requests wait only 1 s, then go DIRECT
+    let slower = slow_pac_server(via_squid, std::time::Duration::from_secs(10)).await;
+    let url = slower.url("/wpad.dat");
+    let proxy = harness::start_proxy(|c| {
+        base(c, &url);
+        c.pac.first_load_wait = "1s".into();
+        c.pac.fetch_timeout = "20s".into();
+    })
+    .await;
+    let started = std::time::Instant::now();
+    let (status, _, body) = harness::get(proxy.addrs[0], &origin.url("/impatient")).await;
+    let waited = started.elapsed();
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        !body.to_ascii_lowercase().contains("via:"),
+        "DIRECT: {body}"
+    );
+    assert!(
+        waited >= std::time::Duration::from_millis(900)
+            && waited < std::time::Duration::from_secs(5),
+        "bounded by pac.first_load_wait: {waited:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_restart_off_network_the_last_good_script_from_disk_is_used() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("last-good.pac");
+    let cache_str = cache.display().to_string();
+    let online = Arc::new(AtomicBool::new(true));
+    let up = online.clone();
+    let server = Origin::start(move |_req: Request<Incoming>| {
+        let up = up.load(Ordering::SeqCst);
+        async move {
+            if up {
+                Response::builder()
+                    .header(PAC_TYPE.0, PAC_TYPE.1)
+                    .body(body::full(script("PROXY 127.0.0.1:7777")))
+                    .unwrap()
+            } else {
+                Response::builder()
+                    .status(503)
+                    .body(body::full("off the corporate network"))
+                    .unwrap()
+            }
+        }
+    })
+    .await;
+    let url = server.url("/wpad.dat");
+    let first = harness::start_proxy(|c| {
+        base(c, &url);
+        c.pac.cache_file = cache_str.clone();
+    })
+    .await;
+    let r = explain(first.addrs[0], "http://example.test/").await;
+    assert_eq!(r["raw"], "PROXY 127.0.0.1:7777", "{r}");
+    first.shutdown();
+    assert!(cache.exists(), "the script was kept on disk");
+
+    // restart with the same configuration while the PAC server cannot be reached
+    online.store(false, Ordering::SeqCst);
+    let restarted = harness::start_proxy(|c| {
+        base(c, &url);
+        c.pac.cache_file = cache_str.clone();
+    })
+    .await;
+    let r = explain(restarted.addrs[0], "http://example.test/").await;
+    assert_eq!(r["pac"]["method"], "disk", "{r}");
+    assert_eq!(r["pac"]["source"], cache_str.as_str(), "{r}");
+    assert_eq!(r["raw"], "PROXY 127.0.0.1:7777", "{r}");
+    assert_eq!(r["decision"][0], "http://127.0.0.1:7777", "{r}");
+
+    // a copy kept for another PAC source is not used for this one
+    let other = format!("http://127.0.0.1:{}/other.pac", free_port());
+    let elsewhere = harness::start_proxy(|c| {
+        base(c, &other);
+        c.pac.cache_file = cache_str.clone();
+    })
+    .await;
+    let r = explain(elsewhere.addrs[0], "http://example.test/").await;
+    assert_eq!(r["raw"], serde_json::Value::Null, "{r}");
+    assert_eq!(r["decision"], serde_json::json!(["DIRECT"]), "{r}");
 }

@@ -47,7 +47,7 @@ impl BadProxies {
             .iter()
             .map(|(p, until)| (p.clone(), *until - now))
             .collect();
-        v.sort_by(|a, b| a.0.label().cmp(&b.0.label()));
+        v.sort_by_key(|(p, _)| p.label());
         v
     }
 

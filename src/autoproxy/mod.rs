@@ -107,6 +107,10 @@ impl AutoProxy {
 
     async fn refresh_loop(self: Arc<Self>, app: Weak<App>) {
         let mut network = crate::wpad::NetworkWatcher::spawn();
+        if let Some(app) = app.upgrade() {
+            // requests still wait for the first fetch below; if it fails they get this copy
+            self.load_last_good(&app).await;
+        }
         loop {
             let Some(app) = app.upgrade() else { return };
             self.refresh_once(&app).await;
@@ -132,7 +136,10 @@ impl AutoProxy {
         match result {
             Ok((text, source, method)) => {
                 m.pac_fetches.with_label_values(&[method, "ok"]).inc();
-                match self.install(app, &text, source.clone(), method).await {
+                match self
+                    .install(app, &text, source.clone(), method, SystemTime::now())
+                    .await
+                {
                     Ok(()) => {
                         self.save_last_good(&text);
                         *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = None;
@@ -192,6 +199,7 @@ impl AutoProxy {
         text: &str,
         source: String,
         method: &'static str,
+        loaded_at: SystemTime,
     ) -> Result<(), String> {
         if let Some(engine) = self.engine.get() {
             let unchanged = *self
@@ -217,11 +225,16 @@ impl AutoProxy {
             .installed_text
             .lock()
             .unwrap_or_else(|p| p.into_inner()) = text.to_string();
-        app.metrics.pac_loaded_timestamp.set(unix_now());
+        app.metrics.pac_loaded_timestamp.set(
+            loaded_at
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or(0.0),
+        );
         self.state.send_replace(Some(Arc::new(Loaded {
             source,
             method,
-            loaded_at: SystemTime::now(),
+            loaded_at,
         })));
         Ok(())
     }
@@ -246,13 +259,18 @@ impl AutoProxy {
         if let Some(dir) = path.parent() {
             let _ = std::fs::create_dir_all(dir);
         }
+        // the configured source goes beside it: a copy kept for another source is not used
         let tmp = path.with_extension("tmp");
-        if let Err(e) = std::fs::write(&tmp, text).and_then(|_| std::fs::rename(&tmp, path)) {
+        let written = std::fs::write(&tmp, text)
+            .and_then(|_| std::fs::rename(&tmp, path))
+            .and_then(|_| std::fs::write(source_file(path), &self.settings.source));
+        if let Err(e) = written {
             tracing::debug!(error = %e, path = %path.display(), "cannot keep the last good PAC script on disk");
         }
     }
 
-    /// At start-up, before the first fetch: the last good script from disk, if any.
+    /// At start-up, before the first fetch: the last good script from disk, if it was kept
+    /// for the configured source. Its age is the file's.
     pub async fn load_last_good(&self, app: &App) {
         let Some(path) = &self.settings.cache_file else {
             return;
@@ -260,14 +278,33 @@ impl AutoProxy {
         let Ok(text) = std::fs::read_to_string(path) else {
             return;
         };
-        if self
-            .install(app, &text, path.display().to_string(), "disk")
+        let kept_for = std::fs::read_to_string(source_file(path)).unwrap_or_default();
+        if kept_for != self.settings.source {
+            tracing::info!(path = %path.display(), kept_for = %kept_for, "not using the PAC script on disk: it was kept for another source");
+            return;
+        }
+        let saved = std::fs::metadata(path)
+            .and_then(|m| m.modified())
+            .unwrap_or_else(|_| SystemTime::now());
+        match self
+            .install(app, &text, path.display().to_string(), "disk", saved)
             .await
-            .is_ok()
         {
-            tracing::info!(path = %path.display(), "using the last good PAC script until a fresh one is fetched");
+            Ok(()) => {
+                tracing::info!(path = %path.display(), "using the last good PAC script until a fresh one is fetched")
+            }
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "the PAC script on disk does not load")
+            }
         }
     }
+}
+
+/// `<cache file>.source`: the `pac` setting the kept script was fetched for.
+fn source_file(path: &std::path::Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".source");
+    PathBuf::from(name)
 }
 
 pub fn unix_now() -> f64 {
