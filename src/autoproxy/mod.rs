@@ -37,6 +37,8 @@ pub struct PacSettings {
     pub call_timeout: Duration,
     pub result_cache_ttl: Duration,
     pub my_ip: Vec<std::net::IpAddr>,
+    /// WPAD discovery settings for `source = "auto"`.
+    pub wpad: crate::wpad::WpadOptions,
 }
 
 /// The script in use and where it came from.
@@ -171,7 +173,7 @@ impl AutoProxy {
     ) -> Result<(String, String, &'static str), (&'static str, String)> {
         let s = &self.settings;
         let (url, method) = if s.source == "auto" {
-            match crate::wpad::discover(&crate::wpad::WpadOptions::default()).await {
+            match crate::wpad::discover(&self.settings.wpad).await {
                 Ok(found) => {
                     let method = match found.method {
                         crate::wpad::Method::Dhcp => "dhcp",

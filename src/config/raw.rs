@@ -195,6 +195,10 @@ pub struct RawPac {
     pub call_timeout: String,
     pub result_cache_ttl: String,
     pub my_ip: Vec<String>,
+    pub wpad_dhcp_timeout: String,
+    pub wpad_dns_timeout: String,
+    pub wpad_interfaces: Vec<String>,
+    pub wpad_domains: Vec<String>,
 }
 
 impl Default for RawPac {
@@ -212,6 +216,10 @@ impl Default for RawPac {
             call_timeout: "5s".into(),
             result_cache_ttl: "30s".into(),
             my_ip: vec![],
+            wpad_dhcp_timeout: "2s".into(),
+            wpad_dns_timeout: "2s".into(),
+            wpad_interfaces: vec![],
+            wpad_domains: vec![],
         }
     }
 }

@@ -123,6 +123,8 @@ pub fn validate(raw: &RawConfig, env: &HashMap<String, String>) -> Result<Config
     let bad_retry = dur("pac.bad_proxy_retry", &pc.bad_proxy_retry, false);
     let pac_call = dur("pac.call_timeout", &pc.call_timeout, false);
     let pac_cache = dur("pac.result_cache_ttl", &pc.result_cache_ttl, false);
+    let wpad_dhcp = dur("pac.wpad_dhcp_timeout", &pc.wpad_dhcp_timeout, false);
+    let wpad_dns = dur("pac.wpad_dns_timeout", &pc.wpad_dns_timeout, false);
 
     let format = match raw.log.format.as_str() {
         "text" => LogFormat::Text,
@@ -322,6 +324,12 @@ pub fn validate(raw: &RawConfig, env: &HashMap<String, String>) -> Result<Config
             call_timeout: pac_call.expect(missing),
             result_cache_ttl: pac_cache.expect(missing),
             my_ip,
+            wpad: crate::wpad::WpadOptions {
+                dhcp_timeout: wpad_dhcp.expect(missing),
+                dns_timeout: wpad_dns.expect(missing),
+                interfaces: (!pc.wpad_interfaces.is_empty()).then(|| pc.wpad_interfaces.clone()),
+                search_domains: (!pc.wpad_domains.is_empty()).then(|| pc.wpad_domains.clone()),
+            },
         }),
         bad_proxy_retry: bad_retry.expect(missing),
         auth: raw.auth.clone(),
