@@ -108,6 +108,16 @@ impl App {
         }
     }
 
+    /// Moving on to the next hop after `err`: the hop is marked, the failover counted and logged.
+    pub fn fail_over(&self, hop: &Hop, err: &ProxyError) {
+        self.hop_failed(hop, err);
+        self.metrics
+            .route_failovers
+            .with_label_values(&[err.kind.code()])
+            .inc();
+        tracing::info!(hop = %hop, error = %err, "hop failed; trying the next one");
+    }
+
     /// Records a connect-phase failure of a hop: a proxy is marked bad and counted.
     pub fn hop_failed(&self, hop: &Hop, err: &ProxyError) {
         if let Hop::Proxy(p) = hop {

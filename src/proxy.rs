@@ -154,12 +154,7 @@ async fn tunnel(app: Arc<App>, client: SocketAddr, req: Request<Incoming>) -> Re
                 break;
             }
             Err(e) if e.kind.is_connect_phase() && i + 1 < decision.hops.len() => {
-                app.hop_failed(hop, &e);
-                app.metrics
-                    .route_failovers
-                    .with_label_values(&[e.kind.code()])
-                    .inc();
-                tracing::info!(hop = %hop, error = %e, "hop failed; trying the next one");
+                app.fail_over(hop, &e);
                 last_err = Some(e);
             }
             Err(e) => {
@@ -354,12 +349,7 @@ pub(crate) async fn forward(
         let (conn, ep, uri) = match attempt.await {
             Ok(c) => c,
             Err(e) if e.kind.is_connect_phase() && more => {
-                app.hop_failed(hop, &e);
-                app.metrics
-                    .route_failovers
-                    .with_label_values(&[e.kind.code()])
-                    .inc();
-                tracing::info!(hop = %hop, error = %e, "hop failed; trying the next one");
+                app.fail_over(hop, &e);
                 last_err = Some(e);
                 continue;
             }

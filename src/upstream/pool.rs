@@ -107,20 +107,23 @@ impl Pool {
             .with_label_values(&[&key.label, state])
     }
 
+    /// The key's slot semaphore (created with the slot).
+    fn permits_for(&self, key: &PoolKey) -> Arc<Semaphore> {
+        let mut slots = self.lock();
+        let slot = slots.entry(key.clone()).or_insert_with(|| Slot {
+            idle: Vec::new(),
+            permits: Arc::new(Semaphore::new(self.max_per_server)),
+        });
+        slot.permits.clone()
+    }
+
     /// A reusable idle connection, or a permit to dial; waits (bounded) for a free slot.
     pub async fn checkout(
         self: &Arc<Self>,
         key: &PoolKey,
         wait: Duration,
     ) -> Result<Checkout, ProxyError> {
-        let permits = {
-            let mut slots = self.lock();
-            let slot = slots.entry(key.clone()).or_insert_with(|| Slot {
-                idle: Vec::new(),
-                permits: Arc::new(Semaphore::new(self.max_per_server)),
-            });
-            slot.permits.clone()
-        };
+        let permits = self.permits_for(key);
         let permit = match permits.clone().try_acquire_owned() {
             Ok(p) => p,
             Err(_) => {
@@ -177,14 +180,7 @@ impl Pool {
         key: &PoolKey,
         wait: Duration,
     ) -> Result<DialPermit, ProxyError> {
-        let permits = {
-            let mut slots = self.lock();
-            let slot = slots.entry(key.clone()).or_insert_with(|| Slot {
-                idle: Vec::new(),
-                permits: Arc::new(Semaphore::new(self.max_per_server)),
-            });
-            slot.permits.clone()
-        };
+        let permits = self.permits_for(key);
         let permit = tokio::time::timeout(wait, permits.acquire_owned())
             .await
             .map_err(|_| {
