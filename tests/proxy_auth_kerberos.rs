@@ -2,6 +2,8 @@
 //! ticket cache, and the fall back to NTLM when Kerberos is impossible. One test per process
 //! environment (KRB5_CONFIG / KRB5CCNAME are process-wide), so the cases run in sequence.
 
+#![cfg(feature = "gssapi")]
+
 mod support;
 
 use support::harness::{self, metric, Origin};
