@@ -69,17 +69,22 @@ impl App {
         Ok(app)
     }
 
-    /// The routing decision for a request to `target` (`url` is what a PAC script sees):
+    /// The routing decision for a request to `target` (`url` builds what a PAC script sees; it is
+    /// called only when a PAC is asked):
     /// static bypass rules first, then the PAC answer (bad proxies last), else the static
     /// upstream. Without a PAC answer: DIRECT, or an error when `pac.mandatory`.
-    pub async fn decide(&self, target: &Target, url: &str) -> Result<Decision, ProxyError> {
+    pub async fn decide(
+        &self,
+        target: &Target,
+        url: impl FnOnce() -> String,
+    ) -> Result<Decision, ProxyError> {
         let Some(ap) = &self.autoproxy else {
             return Ok(route::decide(target, &self.cfg.routes));
         };
         if let Some(d) = route::static_bypass(target, &self.cfg.routes) {
             return Ok(d);
         }
-        match ap.find(url).await {
+        match ap.find(&url()).await {
             Ok((_, answer)) => Ok(Decision {
                 hops: route::hops_from_pac(&answer.entries, |p| self.bad.is_bad(p)),
                 reason: "pac",

@@ -52,7 +52,7 @@ pub async fn report(app: &App, url: &str) -> Result<Value, String> {
         Scheme::Https => format!("https://{}/", target.host_header()),
         Scheme::Http => url.to_string(),
     };
-    let (decision, reason, error) = match app.decide(&target, &pac_url).await {
+    let (decision, reason, error) = match app.decide(&target, || pac_url.clone()).await {
         Ok(d) => (
             d.hops.iter().map(Hop::to_string).collect::<Vec<_>>(),
             d.reason,

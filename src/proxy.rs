@@ -132,7 +132,7 @@ async fn tunnel(app: Arc<App>, client: SocketAddr, req: Request<Incoming>) -> Re
         return crate::intercept::start(app, client, target, req, access);
     }
     let decision = match app
-        .decide(&target, &format!("https://{}/", target.host_header()))
+        .decide(&target, || format!("https://{}/", target.host_header()))
         .await
     {
         Ok(d) => d,
@@ -301,13 +301,15 @@ pub(crate) async fn forward(
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "/".into());
     let started = tokio::time::Instant::now();
-    let pac_url = format!(
-        "{}://{}{}",
-        target.scheme.as_str(),
-        target.host_header(),
-        path
-    );
-    let decision = match app.decide(&target, &pac_url).await {
+    let pac_url = || {
+        format!(
+            "{}://{}{}",
+            target.scheme.as_str(),
+            target.host_header(),
+            path
+        )
+    };
+    let decision = match app.decide(&target, pac_url).await {
         Ok(d) => d,
         Err(e) => return fail(&access, "-".into(), e),
     };
@@ -379,7 +381,7 @@ pub(crate) async fn forward(
                     let replay = upstream::auth::Replay {
                         method: parts.method.clone(),
                         uri,
-                        headers: parts.headers.clone(),
+                        headers: std::mem::take(&mut parts.headers),
                         body: bytes,
                     };
                     let result = upstream::auth::send(&app, &ep, pooled, &replay).await;
@@ -400,7 +402,8 @@ pub(crate) async fn forward(
             .uri(uri)
             .version(Version::HTTP_11);
         if let Some(h) = builder.headers_mut() {
-            *h = parts.headers.clone();
+            // Only one attempt gets this far (failover happens before), so the headers move.
+            *h = std::mem::take(&mut parts.headers);
         }
         let Ok(upstream_req) = builder.body(body.take().unwrap_or_else(body::empty)) else {
             return fail(
