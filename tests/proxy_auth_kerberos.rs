@@ -68,4 +68,32 @@ async fn kerberos_sso_from_a_kinit_ticket_and_ntlm_fallback_when_the_proxy_is_an
         m.contains("waypost_auth_handshakes_total{outcome=\"authenticated\",scheme=\"ntlm\"}"),
         "{m}"
     );
+
+    // curl with no credentials of its own reaches the origin through every test proxy
+    for mode in ["negotiate", "ntlm", "ntlm-mic", "basic", "all", "all-close"] {
+        let squid = Squid::builder(mode).kdc(&kdc).start();
+        let port = squid.port;
+        let proxy = harness::start_proxy(|c| {
+            c.route.upstream = format!("http://localhost:{port}");
+            c.route.bypass_loopback = false;
+            // Kerberos-only proxy: single sign-on from the ticket cache; others: user + password
+            if mode != "negotiate" {
+                c.auth.user = Some(USER.to_string());
+                c.auth.password = Some(waypost_auth::credentials::SecretString::new(PASSWORD));
+            }
+        })
+        .await;
+        let proxy_url = format!("http://{}", proxy.addrs[0]);
+        let url = origin.url(&format!("/curl-{mode}"));
+        let code = tokio::task::spawn_blocking(move || {
+            let out = std::process::Command::new("curl")
+                .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "-x", &proxy_url, &url])
+                .output()
+                .expect("curl runs");
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        })
+        .await
+        .unwrap();
+        assert_eq!(code, "200", "curl through waypost to squid {mode}");
+    }
 }
