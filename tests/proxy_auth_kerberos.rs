@@ -76,18 +76,26 @@ async fn kerberos_sso_from_a_kinit_ticket_and_ntlm_fallback_when_the_proxy_is_an
         let proxy = harness::start_proxy(|c| {
             c.route.upstream = format!("http://localhost:{port}");
             c.route.bypass_loopback = false;
-            // Kerberos-only proxy: single sign-on from the ticket cache; others: user + password
-            if mode != "negotiate" {
-                c.auth.user = Some(USER.to_string());
-                c.auth.password = Some(waypost_auth::credentials::SecretString::new(PASSWORD));
-            }
+            // as a corporate user has it: a password (no realm: no Kerberos from it) and a
+            // ticket in the cache, which the Kerberos-only proxy gets
+            c.auth.user = Some(USER.to_string());
+            c.auth.password = Some(waypost_auth::credentials::SecretString::new(PASSWORD));
         })
         .await;
         let proxy_url = format!("http://{}", proxy.addrs[0]);
         let url = origin.url(&format!("/curl-{mode}"));
         let code = tokio::task::spawn_blocking(move || {
             let out = std::process::Command::new("curl")
-                .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "-x", &proxy_url, &url])
+                .args([
+                    "-sS",
+                    "-o",
+                    "/dev/null",
+                    "-w",
+                    "%{http_code}",
+                    "-x",
+                    &proxy_url,
+                    &url,
+                ])
                 .output()
                 .expect("curl runs");
             String::from_utf8_lossy(&out.stdout).into_owned()

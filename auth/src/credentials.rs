@@ -227,7 +227,9 @@ impl Credentials {
         if !errors.is_empty() {
             return Err(errors);
         }
-        let sso = cfg.ccache.is_some() || (secret.is_none() && cfg.keytab.is_none());
+        // The ticket cache is the last Kerberos source whenever no keytab is configured: a
+        // password without a realm cannot do Kerberos, but the user may hold a ticket.
+        let sso = cfg.ccache.is_some() || cfg.keytab.is_none();
         Ok(Credentials {
             user,
             domain: cfg.domain.clone(),
