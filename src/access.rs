@@ -27,7 +27,7 @@ pub struct Access {
     pub bytes_in: AtomicU64,
     pub bytes_out: AtomicU64,
     outcome: Mutex<(u16, String, &'static str)>,
-    metrics: Metrics,
+    metrics: Arc<Metrics>,
     enabled: bool,
 }
 
@@ -37,7 +37,7 @@ impl Access {
         method: &str,
         target: String,
         kind: &'static str,
-        metrics: Metrics,
+        metrics: Arc<Metrics>,
         enabled: bool,
     ) -> Arc<Access> {
         Arc::new(Access {

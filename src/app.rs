@@ -21,7 +21,7 @@ use crate::upstream::pool::Pool;
 
 pub struct App {
     pub cfg: Config,
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
     pub pool: Arc<Pool>,
     pub resolver: Resolver,
     pub tls: waypost_tls::TlsPolicy,
@@ -36,7 +36,7 @@ pub struct App {
 impl App {
     /// Builds the state; must run inside a tokio runtime (the pool spawns its reaper).
     pub fn new(cfg: Config) -> Result<Arc<App>, String> {
-        let metrics = Metrics::new();
+        let metrics = Arc::new(Metrics::new());
         let pool = Pool::new(
             metrics.clone(),
             cfg.limits.max_conns_per_server,

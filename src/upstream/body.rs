@@ -6,6 +6,7 @@
 //! can be reused; otherwise the connection is closed.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -24,7 +25,7 @@ pub struct ResponseBody {
     receive_timeout: Duration,
     idle: Option<Pin<Box<Sleep>>>,
     drain_limit: u64,
-    metrics: Metrics,
+    metrics: Arc<Metrics>,
 }
 
 impl ResponseBody {
@@ -33,7 +34,7 @@ impl ResponseBody {
         pooled: Option<Pooled>,
         receive_timeout: Duration,
         drain_limit: u64,
-        metrics: Metrics,
+        metrics: Arc<Metrics>,
     ) -> Self {
         ResponseBody {
             inner: Some(inner),

@@ -47,7 +47,7 @@ struct Slot {
 
 pub struct Pool {
     slots: Mutex<HashMap<PoolKey, Slot>>,
-    metrics: Metrics,
+    metrics: Arc<Metrics>,
     max_per_server: usize,
     max_idle: usize,
     idle_timeout: Duration,
@@ -78,7 +78,7 @@ pub struct Pooled {
 
 impl Pool {
     pub fn new(
-        metrics: Metrics,
+        metrics: Arc<Metrics>,
         max_per_server: Option<u32>,
         max_idle: usize,
         idle_timeout: Duration,
