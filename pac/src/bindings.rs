@@ -2,13 +2,16 @@
 //! JS prelude (date predicates), and carries the per-worker environment (DNS service, lookup
 //! budget, cancel flag) in the context's host data. Argument quirks follow the spec (§2, §3).
 
-use std::cell::Cell;
+use std::borrow::Cow;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use boa_engine::error::RuntimeLimitError;
 use boa_engine::object::builtins::JsRegExp;
+use boa_engine::string::JsStrVariant;
 use boa_engine::{
     js_string, Context, JsNativeError, JsResult, JsString, JsValue, NativeFunction, Source,
 };
@@ -54,6 +57,7 @@ type Native = fn(&JsValue, &[JsValue], &mut Context) -> JsResult<JsValue>;
 
 /// Registers the natives and runs the prelude in a fresh context.
 pub(crate) fn install(context: &mut Context) -> JsResult<()> {
+    context.insert_data(RegexCache::default());
     let natives: [(&str, usize, Native); 17] = [
         ("isPlainHostName", 1, is_plain_host_name),
         ("dnsDomainIs", 2, dns_domain_is),
@@ -95,16 +99,31 @@ fn check_cancel(context: &Context) -> JsResult<()> {
     }
 }
 
-fn str_arg(args: &[JsValue], i: usize) -> Option<String> {
-    args.get(i)
-        .and_then(JsValue::as_string)
-        .map(|s| s.to_std_string_escaped())
+/// The Rust text of a JS string: borrowed for pure-ASCII Latin-1 strings (what PAC scripts
+/// pass almost always), else `to_std_string_escaped` (the same text the slow path always gave).
+fn text_of(s: &JsString) -> Cow<'_, str> {
+    if let JsStrVariant::Latin1(bytes) = s.as_str().variant() {
+        if bytes.is_ascii() {
+            // ASCII bytes are valid UTF-8, so this never takes the fallback branch.
+            if let Ok(text) = std::str::from_utf8(bytes) {
+                return Cow::Borrowed(text);
+            }
+        }
+    }
+    Cow::Owned(s.to_std_string_escaped())
+}
+
+/// The argument when it is a string (no conversion), else `None`.
+fn str_arg(args: &[JsValue], i: usize) -> Option<JsString> {
+    args.get(i).and_then(JsValue::as_string)
 }
 
 /// JS `ToString` of an argument (`undefined` when missing).
-fn to_str(args: &[JsValue], i: usize, context: &mut Context) -> JsResult<String> {
-    let v = args.get(i).cloned().unwrap_or_default();
-    Ok(v.to_string(context)?.to_std_string_escaped())
+fn to_str(args: &[JsValue], i: usize, context: &mut Context) -> JsResult<JsString> {
+    match args.get(i) {
+        Some(v) => v.to_string(context),
+        None => Ok(js_string!("undefined")),
+    }
 }
 
 fn string(s: impl AsRef<str>) -> JsValue {
@@ -126,41 +145,77 @@ fn is_plain_host_name(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsRes
     check_cancel(ctx)?;
     let host = str_arg(args, 0)
         .ok_or_else(|| JsNativeError::typ().with_message("Requires 1 string parameter"))?;
-    Ok(helpers::is_plain_host_name(&host).into())
+    Ok(helpers::is_plain_host_name(&text_of(&host)).into())
 }
 
 fn dns_domain_is(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsValue> {
     check_cancel(ctx)?;
     let (host, domain) = (to_str(args, 0, ctx)?, to_str(args, 1, ctx)?);
-    Ok(helpers::dns_domain_is(&host, &domain).into())
+    Ok(helpers::dns_domain_is(&text_of(&host), &text_of(&domain)).into())
 }
 
 fn local_host_or_domain_is(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsValue> {
     check_cancel(ctx)?;
     let (host, hostdom) = (to_str(args, 0, ctx)?, to_str(args, 1, ctx)?);
-    Ok(helpers::local_host_or_domain_is(&host, &hostdom).into())
+    Ok(helpers::local_host_or_domain_is(&text_of(&host), &text_of(&hostdom)).into())
 }
 
 fn dns_domain_levels(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsValue> {
     check_cancel(ctx)?;
     let host = to_str(args, 0, ctx)?;
-    Ok(JsValue::from(helpers::dns_domain_levels(&host) as u32))
+    Ok(JsValue::from(
+        helpers::dns_domain_levels(&text_of(&host)) as u32
+    ))
 }
 
 fn convert_addr(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsValue> {
     check_cancel(ctx)?;
     let ip = to_str(args, 0, ctx)?;
-    Ok(JsValue::from(helpers::convert_addr(&ip)))
+    Ok(JsValue::from(helpers::convert_addr(&text_of(&ip))))
 }
+
+/// Compiled `shExpMatch` RegExps of one context, by shell expression. A RegExp without the
+/// `g`/`y` flags keeps no state between `test` calls (its `lastIndex` is neither read for the
+/// match nor written), so reusing one is the same as the spec's `new RegExp(...)` per call.
+#[derive(Default)]
+pub(crate) struct RegexCache {
+    map: RefCell<HashMap<String, JsRegExp>>,
+}
+
+/// Distinct patterns kept per context; scripts use a handful, a script generating patterns
+/// only refills the cache.
+const REGEX_CACHE_SIZE: usize = 256;
 
 fn sh_exp_match(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsValue> {
     check_cancel(ctx)?;
     let (s, pattern) = (to_str(args, 0, ctx)?, to_str(args, 1, ctx)?);
+    let (text, pattern) = (text_of(&s), text_of(&pattern));
     if helpers::shexp_is_simple(&pattern) {
-        return Ok(helpers::shexp_match_simple(&s, &pattern).into());
+        return Ok(helpers::shexp_match_simple(&text, &pattern).into());
     }
-    let re = JsRegExp::new(string(helpers::shexp_to_regexp(&pattern)), string(""), ctx)?;
-    Ok(re.test(string(s), ctx)?.into())
+    let cached = ctx
+        .get_data::<RegexCache>()
+        .and_then(|c| c.map.borrow().get(pattern.as_ref()).cloned());
+    let re = match cached {
+        Some(re) => re,
+        None => {
+            let re = JsRegExp::new(string(helpers::shexp_to_regexp(&pattern)), string(""), ctx)?;
+            if let Some(cache) = ctx.get_data::<RegexCache>() {
+                let mut map = cache.map.borrow_mut();
+                if map.len() >= REGEX_CACHE_SIZE {
+                    map.clear();
+                }
+                map.insert(pattern.clone().into_owned(), re.clone());
+            }
+            re
+        }
+    };
+    // The subject as the script gave it when `text` is its exact copy, else the text (as before).
+    let subject = match &text {
+        Cow::Borrowed(_) => s.clone(),
+        Cow::Owned(t) => JsString::from(t.as_str()),
+    };
+    Ok(re.test(subject, ctx)?.into())
 }
 
 /// `dnsResolve`: IPv4 only; non-string argument gives `null` without resolving.
@@ -169,7 +224,7 @@ fn dns_resolve(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsV
     let Some(host) = str_arg(args, 0) else {
         return Ok(JsValue::null());
     };
-    Ok(match resolve(&host, ctx) {
+    Ok(match resolve(&text_of(&host), ctx) {
         Resolved::Found(ips) => first_v4(&ips).map_or(JsValue::null(), |ip| string(ip.to_string())),
         _ => JsValue::null(),
     })
@@ -180,7 +235,10 @@ fn is_resolvable(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<J
     let Some(host) = str_arg(args, 0) else {
         return Ok(false.into());
     };
-    Ok(matches!(resolve(&host, ctx), Resolved::Found(ips) if first_v4(&ips).is_some()).into())
+    Ok(
+        matches!(resolve(&text_of(&host), ctx), Resolved::Found(ips) if first_v4(&ips).is_some())
+            .into(),
+    )
 }
 
 /// `dnsResolveEx`: all addresses `;`-joined, `""` on failure, `undefined` for a non-string.
@@ -189,7 +247,7 @@ fn dns_resolve_ex(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<
     let Some(host) = str_arg(args, 0) else {
         return Ok(JsValue::undefined());
     };
-    Ok(match resolve(&host, ctx) {
+    Ok(match resolve(&text_of(&host), ctx) {
         Resolved::Found(ips) => string(join(&ips)),
         _ => string(""),
     })
@@ -200,7 +258,7 @@ fn is_resolvable_ex(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResul
     let Some(host) = str_arg(args, 0) else {
         return Ok(false.into());
     };
-    Ok(matches!(resolve(&host, ctx), Resolved::Found(_)).into())
+    Ok(matches!(resolve(&text_of(&host), ctx), Resolved::Found(_)).into())
 }
 
 /// `isInNet(host, pattern, mask)`: pattern and mask must be dotted quads; host names resolve
@@ -208,18 +266,15 @@ fn is_resolvable_ex(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResul
 fn is_in_net(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsValue> {
     check_cancel(ctx)?;
     let (Some(pattern), Some(mask)) = (
-        str_arg(args, 1)
-            .as_deref()
-            .and_then(helpers::parse_pac_ipv4),
-        str_arg(args, 2)
-            .as_deref()
-            .and_then(helpers::parse_pac_ipv4),
+        str_arg(args, 1).and_then(|p| helpers::parse_pac_ipv4(&text_of(&p))),
+        str_arg(args, 2).and_then(|m| helpers::parse_pac_ipv4(&text_of(&m))),
     ) else {
         return Ok(false.into());
     };
     let Some(host) = str_arg(args, 0) else {
         return Ok(false.into());
     };
+    let host = text_of(&host);
     let addr = match helpers::parse_pac_ipv4(&host) {
         Some(a) => a,
         None => match resolve(&host, ctx) {
@@ -239,6 +294,7 @@ fn is_in_net_ex(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<Js
     let (Some(ip), Some(prefix)) = (str_arg(args, 0), str_arg(args, 1)) else {
         return Ok(JsValue::null());
     };
+    let (ip, prefix) = (text_of(&ip), text_of(&prefix));
     if !ip.is_ascii() || !prefix.is_ascii() {
         return Ok(false.into());
     }
@@ -273,7 +329,7 @@ fn sort_ip_address_list(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsR
     let Some(list) = str_arg(args, 0) else {
         return Ok(JsValue::null());
     };
-    Ok(helpers::sort_ip_address_list(&list).map_or(false.into(), string))
+    Ok(helpers::sort_ip_address_list(&text_of(&list)).map_or(false.into(), string))
 }
 
 fn get_client_version(_: &JsValue, _: &[JsValue], _: &mut Context) -> JsResult<JsValue> {
@@ -284,6 +340,7 @@ fn get_client_version(_: &JsValue, _: &[JsValue], _: &mut Context) -> JsResult<J
 fn alert(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsValue> {
     check_cancel(ctx)?;
     let message = to_str(args, 0, ctx)?;
+    let message = text_of(&message);
     tracing::info!(target: "waypost_pac::alert", "{message}");
     Ok(JsValue::undefined())
 }

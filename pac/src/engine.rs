@@ -194,7 +194,7 @@ impl PacEngine {
         let generation = inner.generation.load(Ordering::SeqCst);
         if inner.cache.enabled() {
             if let Some(hit) = inner.cache.get(&input.url, generation) {
-                inner.metrics.cache.with_label_values(&["hit"]).inc();
+                inner.metrics.cache_hit.inc();
                 return Ok(PacAnswer {
                     raw: hit.raw,
                     entries: hit.entries,
@@ -202,7 +202,7 @@ impl PacEngine {
                     duration: start.elapsed(),
                 });
             }
-            inner.metrics.cache.with_label_values(&["miss"]).inc();
+            inner.metrics.cache_miss.inc();
         }
         let answer = self.eval_raw(&input.url, &input.host).await?;
         if inner.generation.load(Ordering::SeqCst) == generation {
@@ -241,15 +241,14 @@ impl PacEngine {
             }
         };
         let duration = start.elapsed();
-        let outcome = match &result {
-            Ok(_) => "ok",
-            Err(e) => e.kind().as_str(),
-        };
-        inner
-            .metrics
-            .evaluations
-            .with_label_values(&[outcome])
-            .inc();
+        match &result {
+            Ok(_) => inner.metrics.evaluations_ok.inc(),
+            Err(e) => inner
+                .metrics
+                .evaluations
+                .with_label_values(&[e.kind().as_str()])
+                .inc(),
+        }
         inner.metrics.duration.observe(duration.as_secs_f64());
         let raw = result?;
         Ok(PacAnswer {

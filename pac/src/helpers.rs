@@ -40,13 +40,20 @@ pub fn dns_domain_levels(host: &str) -> usize {
 /// `isValidIpAddress` of the JS library: four decimal parts of 1-3 digits, each <= 255.
 pub fn parse_pac_ipv4(s: &str) -> Option<Ipv4Addr> {
     let mut out = [0u8; 4];
-    let mut parts = s.split('.');
+    let mut parts = s.as_bytes().split(|b| *b == b'.');
     for slot in &mut out {
         let p = parts.next()?;
-        if p.is_empty() || p.len() > 3 || !p.bytes().all(|b| b.is_ascii_digit()) {
+        if p.is_empty() || p.len() > 3 {
             return None;
         }
-        *slot = p.parse::<u16>().ok().filter(|v| *v <= 255)? as u8;
+        let mut value: u16 = 0;
+        for &b in p {
+            if !b.is_ascii_digit() {
+                return None;
+            }
+            value = value * 10 + u16::from(b - b'0');
+        }
+        *slot = u8::try_from(value).ok()?;
     }
     parts.next().is_none().then_some(Ipv4Addr::from(out))
 }
@@ -139,22 +146,32 @@ pub fn sort_ip_address_list(list: &str) -> Option<String> {
 /// Whether `shExpMatch`'s pattern can be matched by the Rust glob matcher: only `*`, `?`, `.`
 /// and characters that are literal in a JS RegExp. Others go through the engine's RegExp.
 pub fn shexp_is_simple(pattern: &str) -> bool {
-    !pattern.contains(|c: char| "\\^$+()[]{}|/".contains(c))
+    !pattern.contains(|c: char| "\\^$+()[]{}|".contains(c))
 }
 
 /// `shExpMatch` for simple patterns: `*` = any run, `?` = one char, neither matches a JS line
 /// terminator (RegExp `.` semantics).
 pub fn shexp_match_simple(s: &str, pattern: &str) -> bool {
+    if s.is_ascii() && pattern.is_ascii() {
+        // One byte per character: the same walk without decoding.
+        let is_term = |c: u8| matches!(c, b'\n' | b'\r');
+        return glob(s.as_bytes(), pattern.as_bytes(), b'*', b'?', is_term);
+    }
     let s: Vec<char> = s.chars().collect();
     let p: Vec<char> = pattern.chars().collect();
     let is_term = |c: char| matches!(c, '\n' | '\r' | '\u{2028}' | '\u{2029}');
+    glob(&s, &p, '*', '?', is_term)
+}
+
+/// Backtracking glob walk over characters (`star` = any run, `one` = one non-terminator).
+fn glob<T: Copy + Eq>(s: &[T], p: &[T], star_c: T, one: T, is_term: impl Fn(T) -> bool) -> bool {
     let (mut si, mut pi) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
     while si < s.len() {
-        if pi < p.len() && p[pi] == '*' {
+        if pi < p.len() && p[pi] == star_c {
             star = Some((pi, si));
             pi += 1;
-        } else if pi < p.len() && (p[pi] == s[si] || (p[pi] == '?' && !is_term(s[si]))) {
+        } else if pi < p.len() && (p[pi] == s[si] || (p[pi] == one && !is_term(s[si]))) {
             si += 1;
             pi += 1;
         } else if let Some((sp, ss)) = star.filter(|&(_, ss)| !is_term(s[ss])) {
@@ -165,7 +182,7 @@ pub fn shexp_match_simple(s: &str, pattern: &str) -> bool {
             return false;
         }
     }
-    p[pi..].iter().all(|c| *c == '*')
+    p[pi..].iter().all(|c| *c == star_c)
 }
 
 /// The JS RegExp source the spec builds from a shell expression.

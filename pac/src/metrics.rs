@@ -1,6 +1,8 @@
 //! The engine's metrics, registered into a registry the caller owns (never global statics).
 //! Labels are bounded: outcomes and cache results, never hosts or URLs.
 
+use std::sync::{Arc, OnceLock};
+
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry};
 
 /// Handles to every metric the engine updates.
@@ -16,6 +18,39 @@ pub(crate) struct Metrics {
     pub dns: IntCounterVec,
     /// Workers replaced after a deadline expired or a worker died.
     pub worker_restarts: IntCounter,
+    /// `cache{result="hit"}`, resolved once (a label lookup per answer costs a good part of a
+    /// cached answer).
+    pub cache_hit: Labelled,
+    /// `cache{result="miss"}`.
+    pub cache_miss: Labelled,
+    /// `evaluations{outcome="ok"}`.
+    pub evaluations_ok: Labelled,
+}
+
+/// One series of a counter vector, resolved on first use (so, as with `with_label_values` at
+/// each use, a series appears in the exposition only once counted).
+#[derive(Clone)]
+pub(crate) struct Labelled {
+    vec: IntCounterVec,
+    label: &'static str,
+    series: Arc<OnceLock<IntCounter>>,
+}
+
+impl Labelled {
+    fn new(vec: &IntCounterVec, label: &'static str) -> Labelled {
+        Labelled {
+            vec: vec.clone(),
+            label,
+            series: Arc::new(OnceLock::new()),
+        }
+    }
+
+    /// Adds one.
+    pub fn inc(&self) {
+        self.series
+            .get_or_init(|| self.vec.with_label_values(&[self.label]))
+            .inc();
+    }
 }
 
 impl Metrics {
@@ -25,12 +60,22 @@ impl Metrics {
             IntCounterVec::new(Opts::new(name, help), &[label])
                 .unwrap_or_else(|_| unreachable_metric(name))
         };
+        let evaluations = counter_vec(
+            "waypost_pac_evaluations_total",
+            "PAC evaluations by outcome",
+            "outcome",
+        );
+        let cache = counter_vec(
+            "waypost_pac_cache_lookups_total",
+            "PAC result cache lookups by result",
+            "result",
+        );
         let metrics = Metrics {
-            evaluations: counter_vec(
-                "waypost_pac_evaluations_total",
-                "PAC evaluations by outcome",
-                "outcome",
-            ),
+            cache_hit: Labelled::new(&cache, "hit"),
+            cache_miss: Labelled::new(&cache, "miss"),
+            evaluations_ok: Labelled::new(&evaluations, "ok"),
+            evaluations,
+            cache,
             duration: Histogram::with_opts(
                 HistogramOpts::new(
                     "waypost_pac_evaluation_duration_seconds",
@@ -42,11 +87,6 @@ impl Metrics {
                 ]),
             )
             .unwrap_or_else(|_| unreachable_metric("duration")),
-            cache: counter_vec(
-                "waypost_pac_cache_lookups_total",
-                "PAC result cache lookups by result",
-                "result",
-            ),
             dns: counter_vec(
                 "waypost_pac_dns_lookups_total",
                 "DNS lookups made by PAC scripts by outcome",

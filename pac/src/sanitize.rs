@@ -19,13 +19,24 @@ pub fn sanitize(raw: &str) -> Result<ScriptInput, PacError> {
         reason: reason.to_string(),
     };
     let mut url = url::Url::parse(raw).map_err(|e| bad(&e.to_string()))?;
+    // Each setter re-serialises the URL, so only those with something to strip run.
     // Setting credentials fails only for URLs that cannot have them; nothing to strip then.
-    let _ = url.set_username("");
-    let _ = url.set_password(None);
-    url.set_fragment(None);
+    if !url.username().is_empty() {
+        let _ = url.set_username("");
+    }
+    if url.password().is_some() {
+        let _ = url.set_password(None);
+    }
+    if url.fragment().is_some() {
+        url.set_fragment(None);
+    }
     if matches!(url.scheme(), "https" | "wss") {
-        url.set_path("/");
-        url.set_query(None);
+        if url.path() != "/" {
+            url.set_path("/");
+        }
+        if url.query().is_some() {
+            url.set_query(None);
+        }
     }
     let host = host_of_url(&url).ok_or_else(|| bad("no host"))?;
     Ok(ScriptInput {

@@ -103,14 +103,23 @@ impl FromStr for ProxyEntry {
             Some(i) => (&entry[..i], entry[i..].trim_matches(is_space)),
             None => (entry, ""),
         };
-        let kind = match keyword.to_ascii_uppercase().as_str() {
-            "DIRECT" if rest.is_empty() => return Ok(ProxyEntry::Direct),
-            "DIRECT" => return Err(EntryError::DirectWithHost),
-            "PROXY" | "HTTP" => ProxyKind::Http,
-            "HTTPS" => ProxyKind::Https,
-            "SOCKS" | "SOCKS4" => ProxyKind::Socks4,
-            "SOCKS5" => ProxyKind::Socks5,
-            _ => return Err(EntryError::UnknownType(keyword.to_string())),
+        let is = |word: &str| keyword.eq_ignore_ascii_case(word);
+        let kind = if is("DIRECT") {
+            return if rest.is_empty() {
+                Ok(ProxyEntry::Direct)
+            } else {
+                Err(EntryError::DirectWithHost)
+            };
+        } else if is("PROXY") || is("HTTP") {
+            ProxyKind::Http
+        } else if is("HTTPS") {
+            ProxyKind::Https
+        } else if is("SOCKS") || is("SOCKS4") {
+            ProxyKind::Socks4
+        } else if is("SOCKS5") {
+            ProxyKind::Socks5
+        } else {
+            return Err(EntryError::UnknownType(keyword.to_string()));
         };
         if rest.is_empty() {
             return Err(EntryError::MissingHost);
@@ -145,12 +154,54 @@ fn parse_host_port(text: &str, default_port: u16) -> Option<(String, u16)> {
     if host.is_empty() || host.contains(|c: char| is_space(c) || "/@?#\\".contains(c)) {
         return None;
     }
+    if let Some(canonical) = plain_host(host) {
+        return Some((canonical, port));
+    }
     let canonical = match url::Host::parse(host).ok()? {
         url::Host::Domain(d) => d,
         url::Host::Ipv4(ip) => ip.to_string(),
         url::Host::Ipv6(ip) => ip.to_string(),
     };
     Some((canonical, port))
+}
+
+/// The canonical form of the hosts PAC results nearly always name, without the URL host parser
+/// (IDNA mapping): `Some` only where that parser is known to give the same answer, i.e.
+/// - a dotted-decimal IPv4 address without leading zeros (WHATWG reads those parts as decimal
+///   too, and prints the address the same way), or
+/// - a lower-case ASCII name of letters, digits, `-` and `.`, without punycode labels, whose
+///   last label starts with a letter (so it is no IPv4 number), not ending in a dot: IDNA
+///   leaves such a name as it is.
+fn plain_host(host: &str) -> Option<String> {
+    let bytes = host.as_bytes();
+    if bytes.is_empty() || bytes.len() > 253 {
+        return None;
+    }
+    if bytes.iter().all(|b| b.is_ascii_digit() || *b == b'.') {
+        let leading_zero = host
+            .split('.')
+            .any(|part| part.len() > 1 && part.starts_with('0'));
+        if leading_zero {
+            return None;
+        }
+        // Valid, and without leading zeros the address prints as written.
+        return host
+            .parse::<std::net::Ipv4Addr>()
+            .ok()
+            .map(|_| host.to_string());
+    }
+    let allowed = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-' || *b == b'.';
+    if !bytes.iter().all(allowed) || host.ends_with('.') {
+        return None;
+    }
+    if host.split('.').any(|label| label.starts_with("xn--")) {
+        return None;
+    }
+    let last = host.rsplit('.').next()?;
+    if !last.as_bytes().first()?.is_ascii_lowercase() {
+        return None;
+    }
+    Some(host.to_string())
 }
 
 /// Parses a whole PAC result. Invalid entries are dropped with a warning; when nothing valid
@@ -318,6 +369,21 @@ mod tests {
             for e in &entries {
                 let reparsed = e.to_string().parse::<ProxyEntry>();
                 prop_assert_eq!(reparsed.as_ref(), Ok(e));
+            }
+        }
+
+        #[test]
+        fn the_plain_host_shortcut_agrees_with_the_url_host_parser(
+            host in "([a-z0-9.-]|xn--|0x|00|[A-Z_])(([a-z0-9.-]|xn--|0x|00|[A-Z_]){0,24})"
+        ) {
+            if let Some(fast) = plain_host(&host) {
+                let slow = match url::Host::parse(&host) {
+                    Ok(url::Host::Domain(d)) => Some(d),
+                    Ok(url::Host::Ipv4(ip)) => Some(ip.to_string()),
+                    Ok(url::Host::Ipv6(ip)) => Some(ip.to_string()),
+                    Err(_) => None,
+                };
+                prop_assert_eq!(Some(fast), slow);
             }
         }
 

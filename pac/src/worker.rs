@@ -118,7 +118,7 @@ fn run(
         }
     };
     while !control.cancel.load(Ordering::Relaxed) {
-        let Ok(job) = queue.recv() else { break };
+        let Ok(job) = next_job(&queue) else { break };
         if job.ticket.abandoned.load(Ordering::Relaxed) {
             continue;
         }
@@ -134,6 +134,27 @@ fn run(
             })
         });
         let _ = job.reply.send(answer);
+    }
+}
+
+/// How long an idle worker polls the queue before parking. A parked thread takes tens of
+/// microseconds to wake on a busy machine, more than a light script takes to run; a caller
+/// sending its next request within this window finds the worker awake.
+const SPIN: std::time::Duration = std::time::Duration::from_micros(50);
+
+fn next_job(queue: &crossbeam_channel::Receiver<Job>) -> Result<Job, crossbeam_channel::RecvError> {
+    let started = Instant::now();
+    loop {
+        match queue.try_recv() {
+            Ok(job) => return Ok(job),
+            Err(crossbeam_channel::TryRecvError::Disconnected) => {
+                return Err(crossbeam_channel::RecvError)
+            }
+            Err(crossbeam_channel::TryRecvError::Empty) if started.elapsed() < SPIN => {
+                std::thread::yield_now()
+            }
+            Err(crossbeam_channel::TryRecvError::Empty) => return queue.recv(),
+        }
     }
 }
 

@@ -196,6 +196,32 @@ async fn sh_exp_match_passes_regexp_metacharacters_through() {
 }
 
 #[tokio::test]
+async fn sh_exp_match_gives_the_same_answers_on_repeated_and_mixed_calls() {
+    // Compiled RegExps are reused per pattern: repeated calls must not carry state over, and
+    // a pattern that fails to compile keeps failing.
+    check(&[
+        (
+            "[1,2,3].map(function(){ return shExpMatch('x.com', '[xy].com') + ',' + \
+             shExpMatch('z.com', '[xy].com') + ',' + shExpMatch('y.com', '[xy].com'); }).join(';')",
+            "string:true,false,true;true,false,true;true,false,true",
+        ),
+        (
+            "shExpMatch('http://elearning.bmf.gv.at/kurs', 'http*://elearning.bmf.gv.at*') + ',' + \
+             shExpMatch('https://elearning.bmf.gv.at', 'http*://elearning.bmf.gv.at*') + ',' + \
+             shExpMatch('http:/elearning.bmf.gv.at', 'http*://elearning.bmf.gv.at*') + ',' + \
+             shExpMatch('a\\nb/c', 'a*/c')",
+            "string:true,true,false,false",
+        ),
+        (
+            "(function () { var n = 0; for (var i = 0; i < 3; i++) { try { shExpMatch('(', '('); } \
+             catch (e) { if (e instanceof SyntaxError) n++; } } return n; })()",
+            "number:3",
+        ),
+    ])
+    .await;
+}
+
+#[tokio::test]
 async fn alert_logs_and_returns_undefined() {
     check(&[
         ("alert('hello')", "undefined:undefined"),
