@@ -146,7 +146,13 @@ pub fn sort_ip_address_list(list: &str) -> Option<String> {
 /// Whether `shExpMatch`'s pattern can be matched by the Rust glob matcher: only `*`, `?`, `.`
 /// and characters that are literal in a JS RegExp. Others go through the engine's RegExp.
 pub fn shexp_is_simple(pattern: &str) -> bool {
-    !pattern.contains(|c: char| "\\^$+()[]{}|".contains(c))
+    // All the metacharacters are ASCII, so a byte scan sees exactly the characters.
+    !pattern.bytes().any(|b| {
+        matches!(
+            b,
+            b'\\' | b'^' | b'$' | b'+' | b'(' | b')' | b'[' | b']' | b'{' | b'}' | b'|'
+        )
+    })
 }
 
 /// `shExpMatch` for simple patterns: `*` = any run, `?` = one char, neither matches a JS line
