@@ -44,8 +44,10 @@ impl App {
             cfg.timeouts.pool_idle,
         );
         let resolver = Resolver::new(&cfg.dns, cfg.timeouts.resolve);
-        let tls = waypost_tls::TlsPolicy::new(&cfg.tls, Some(&metrics.registry))
-            .map_err(|e| e.to_string())?;
+        let tls = cfg.tls_policy.0.clone();
+        tls.metrics()
+            .register_into(&metrics.registry)
+            .map_err(|e| format!("cannot register the TLS metrics: {e}"))?;
         let autoproxy = cfg.pac.clone().map(AutoProxy::new);
         let auth = waypost_auth::Authenticator::from_config(&cfg.auth, Some(&metrics.registry))
             .map(Arc::new)

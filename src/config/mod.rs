@@ -40,6 +40,8 @@ pub struct Config {
     pub dns: DnsConfig,
     /// TLS policy for every connection waypost originates (validated; built in `App::new`).
     pub tls: waypost_tls::TlsConfig,
+    /// The policy built from `tls` while validating (its files read once, at load).
+    pub tls_policy: BuiltTlsPolicy,
     /// Username/password for SOCKS5 upstreams that ask for it (RFC 1929).
     pub socks_auth: Option<ClientAuth>,
     /// Autoproxy (None = no PAC: static routing only).
@@ -85,6 +87,16 @@ pub struct Limits {
     pub max_response_drain_size: u64,
     pub connect_retries: u32,
     pub max_idle_per_server: usize,
+}
+
+/// The TLS policy built during validation; `Debug` does not print its internals.
+#[derive(Clone)]
+pub struct BuiltTlsPolicy(pub waypost_tls::TlsPolicy);
+
+impl fmt::Debug for BuiltTlsPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TlsPolicy { .. }")
+    }
 }
 
 /// Credentials clients must present to use the proxy (sidecar mode). `Debug` hides the password.

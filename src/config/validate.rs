@@ -251,8 +251,11 @@ pub fn validate(raw: &RawConfig, env: &HashMap<String, String>) -> Result<Config
         path => Some(std::path::PathBuf::from(path)),
     };
 
-    if let Err(e) = waypost_tls::TlsPolicy::new(&raw.tls, None) {
-        for problem in e.problems {
+    // Built once here (trust store, client certificates, CRLs read once); the app exposes its
+    // metrics through its own registry.
+    let tls_policy = waypost_tls::TlsPolicy::new(&raw.tls, None);
+    if let Err(e) = &tls_policy {
+        for problem in e.problems.clone() {
             let key = if problem.path.starts_with("tls") {
                 problem.path
             } else {
@@ -311,6 +314,7 @@ pub fn validate(raw: &RawConfig, env: &HashMap<String, String>) -> Result<Config
             hosts,
         },
         tls: raw.tls.clone(),
+        tls_policy: super::BuiltTlsPolicy(tls_policy.expect(missing)),
         pac: (!source.is_empty()).then(|| crate::autoproxy::PacSettings {
             source: source.clone(),
             mandatory: pc.mandatory,

@@ -89,6 +89,20 @@ impl Metrics {
         })
     }
 
+    /// Also exposes these same metrics (shared values) through `reg`, e.g. the proxy's registry
+    /// for a policy that was built, and validated, before that registry existed.
+    pub fn register_into(&self, reg: &Registry) -> Result<(), prometheus::Error> {
+        reg.register(Box::new(self.handshakes.clone()))?;
+        reg.register(Box::new(self.cert_errors.clone()))?;
+        reg.register(Box::new(self.exceptions.clone()))?;
+        reg.register(Box::new(self.crl_fetches.clone()))?;
+        reg.register(Box::new(self.minted.clone()))?;
+        reg.register(Box::new(self.cache_hits.clone()))?;
+        reg.register(Box::new(self.client_cert_days.clone()))?;
+        reg.register(Box::new(self.ca_days.clone()))?;
+        Ok(())
+    }
+
     /// Metrics registered into a private registry nobody scrapes.
     pub fn detached() -> Metrics {
         // A fresh registry has no names yet, so registration cannot collide.
