@@ -158,6 +158,14 @@ impl ProxyError {
     pub fn bad_request(detail: impl Into<String>) -> Self {
         Self::new(ErrorKind::BadRequest, detail)
     }
+
+    /// No response headers from `what` within the receive-response timeout.
+    pub fn response_timeout(what: &str, timeout: std::time::Duration) -> Self {
+        Self::new(
+            ErrorKind::ResponseTimeout,
+            format!("{what} sent no response headers within {timeout:?}"),
+        )
+    }
 }
 
 impl fmt::Display for ProxyError {

@@ -472,12 +472,7 @@ async fn send_upgrade(
     let timeout = app.cfg.timeouts.receive_response;
     let mut resp = tokio::time::timeout(timeout, sender.send_request(req))
         .await
-        .map_err(|_| {
-            ProxyError::new(
-                ErrorKind::ResponseTimeout,
-                format!("{what} sent no response headers within {timeout:?}"),
-            )
-        })?
+        .map_err(|_| ProxyError::response_timeout(&what, timeout))?
         .map_err(|e| upstream::map_hyper_error(&e, &what))?;
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
         let upstream_upgrade = hyper::upgrade::on(&mut resp);

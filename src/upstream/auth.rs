@@ -103,12 +103,9 @@ pub async fn send(
     let ctx = context(app, &ep.host, ep.port, conn.tls_cert.clone(), conn.reused);
     for _ in 0..3 {
         let exchange = waypost_auth::authenticate_request(conn.sender(), |_| replay.build(), &ctx);
-        let result = tokio::time::timeout(timeout, exchange).await.map_err(|_| {
-            ProxyError::new(
-                ErrorKind::ResponseTimeout,
-                format!("{what} sent no response headers within {timeout:?}"),
-            )
-        })?;
+        let result = tokio::time::timeout(timeout, exchange)
+            .await
+            .map_err(|_| ProxyError::response_timeout(&what, timeout))?;
         match result {
             Err(e) if e.is_reconnect() => {
                 drop(conn);

@@ -188,12 +188,7 @@ pub async fn send(
     }
     let fut = conn.sender().try_send_request(req);
     let resp: Response<Incoming> = match tokio::time::timeout(timeout, fut).await {
-        Err(_) => {
-            return Err(ProxyError::new(
-                ErrorKind::ResponseTimeout,
-                format!("{what} sent no response headers within {timeout:?}"),
-            ))
-        }
+        Err(_) => return Err(ProxyError::response_timeout(&what, timeout)),
         Ok(Ok(resp)) => resp,
         Ok(Err(mut e)) => match (conn.reused, e.take_message()) {
             (true, Some(req)) => {
@@ -205,12 +200,7 @@ pub async fn send(
                 conn = connection(app, ep).await?;
                 tokio::time::timeout(timeout, conn.sender().send_request(req))
                     .await
-                    .map_err(|_| {
-                        ProxyError::new(
-                            ErrorKind::ResponseTimeout,
-                            format!("{what} sent no response headers within {timeout:?}"),
-                        )
-                    })?
+                    .map_err(|_| ProxyError::response_timeout(&what, timeout))?
                     .map_err(|e| map_hyper_error(&e, &what))?
             }
             _ => return Err(map_hyper_error(&e.into_error(), &what)),
