@@ -158,3 +158,19 @@ where
         self.inner.size_hint()
     }
 }
+
+/// A request target for logs and spans: scheme and `host:port` (never userinfo, path or query);
+/// for origin-form requests to the admin surface, the path alone.
+pub fn redacted_uri(uri: &http::Uri) -> String {
+    let Some(a) = uri.authority() else {
+        return uri.path().to_string();
+    };
+    let host_port = match a.port_u16() {
+        Some(p) => format!("{}:{p}", a.host()),
+        None => a.host().to_string(),
+    };
+    match uri.scheme_str() {
+        Some(s) => format!("{s}://{host_port}"),
+        None => host_port,
+    }
+}

@@ -20,6 +20,8 @@ pub async fn serve<B>(app: &App, req: &Request<B>) -> Response<Body> {
             }
         }
         "/metrics" => {
+            // expired bad-proxy marks leave the gauge now, not when someone asks /explain
+            let _ = app.router.bad.snapshot();
             if app.metrics.pac_loaded_timestamp.get() > 0.0 {
                 app.metrics.pac_script_age_seconds.set(crate::autoproxy::unix_now() - app.metrics.pac_loaded_timestamp.get());
             }

@@ -7,6 +7,7 @@
 //! names, addresses and reasons only.
 
 use std::fmt;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
@@ -66,6 +67,10 @@ pub enum ErrorKind {
     Tls(&'static str),
     /// No PAC script could be obtained and `pac_mandatory` is set.
     PacUnavailable,
+    /// The request came back to this waypost (its own address as a hop, or its Via token).
+    Loop,
+    /// `max_client_connections` (or the admin listener's limit) is reached.
+    TooManyConnections,
     /// A bug or resource exhaustion inside waypost.
     Internal,
 }
@@ -93,6 +98,8 @@ impl ErrorKind {
             ErrorKind::AuthRejected => "auth-rejected",
             ErrorKind::Tls(kind) => kind,
             ErrorKind::PacUnavailable => "pac-unavailable",
+            ErrorKind::Loop => "loop",
+            ErrorKind::TooManyConnections => "too-many-connections",
             ErrorKind::Internal => "internal",
         }
     }
@@ -104,7 +111,7 @@ impl ErrorKind {
             | ErrorKind::Forbidden
             | ErrorKind::ClientAuthRequired
             | ErrorKind::TargetNotAllowed => Blame::Client,
-            ErrorKind::Internal => Blame::Internal,
+            ErrorKind::Internal | ErrorKind::Loop | ErrorKind::TooManyConnections => Blame::Internal,
             _ => Blame::Upstream,
         }
     }
@@ -119,6 +126,7 @@ impl ErrorKind {
                 | ErrorKind::ConnectTimeout
                 | ErrorKind::ConnectFailed
                 | ErrorKind::Tls(_)
+                | ErrorKind::Loop
         ) || matches!(self, ErrorKind::ProxyConnect(s) if *s >= 500)
     }
 
@@ -133,26 +141,61 @@ impl ErrorKind {
             | ErrorKind::DnsTimeout
             | ErrorKind::SendTimeout
             | ErrorKind::ResponseTimeout => StatusCode::GATEWAY_TIMEOUT,
-            ErrorKind::PoolTimeout => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::PoolTimeout | ErrorKind::TooManyConnections => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ErrorKind::Loop => StatusCode::LOOP_DETECTED,
             ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_GATEWAY,
         }
     }
 }
 
-/// A failure on the request path: what went wrong and a short, credential-free detail.
+/// A failure on the request path: what went wrong, a short, credential-free detail, the
+/// underlying cause (never repeated in `Display`), and, when an upstream proxy refused, its
+/// answer to relay to the client.
 #[derive(Debug, Clone)]
 pub struct ProxyError {
     pub kind: ErrorKind,
     pub detail: String,
+    source: Option<Arc<dyn std::error::Error + Send + Sync + 'static>>,
+    /// The upstream proxy's own refusal (status, type, bounded body), shown to the client.
+    pub relayed: Option<Arc<Relayed>>,
 }
+
+/// An upstream proxy's refusal kept for the client (WinHTTP's
+/// `WINHTTP_OPTION_RECEIVE_PROXY_CONNECT_RESPONSE`): why it said no, in its words.
+#[derive(Debug)]
+pub struct Relayed {
+    pub status: StatusCode,
+    pub content_type: Option<HeaderValue>,
+    /// At most [`MAX_RELAYED_BODY`] bytes of its body.
+    pub body: Bytes,
+}
+
+/// The most of a refusal's body that is kept for the client.
+pub const MAX_RELAYED_BODY: usize = 64 * 1024;
 
 impl ProxyError {
     pub fn new(kind: ErrorKind, detail: impl Into<String>) -> Self {
         ProxyError {
             kind,
             detail: detail.into(),
+            source: None,
+            relayed: None,
         }
+    }
+
+    /// Keeps `cause` as this error's source (for logs; not shown in `Display`).
+    pub fn with_source(mut self, cause: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Arc::new(cause));
+        self
+    }
+
+    /// Attaches the upstream proxy's refusal, relayed to the client by [`rescue`].
+    pub fn with_relayed(mut self, relayed: Relayed) -> Self {
+        self.relayed = Some(Arc::new(relayed));
+        self
     }
 
     pub fn bad_request(detail: impl Into<String>) -> Self {
@@ -174,19 +217,47 @@ impl fmt::Display for ProxyError {
     }
 }
 
-impl std::error::Error for ProxyError {}
+impl std::error::Error for ProxyError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+/// The error and its causes, joined with `: ` (for the one log line where it is handled).
+pub fn chain(err: &ProxyError) -> String {
+    let mut out = err.to_string();
+    let mut src = std::error::Error::source(err);
+    while let Some(s) = src {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        src = s.source();
+    }
+    out
+}
 
 /// Turns any request-path error into the response the client sees. The one place that does.
 pub fn rescue(err: &ProxyError) -> Response<Body> {
-    let status = err.kind.status();
-    let text = format!("waypost: {} ({})\n", err.detail, err.kind.code());
-    let mut resp = Response::new(Full::new(Bytes::from(text)).map_err(|e| match e {}).boxed());
+    let (status, ctype, text) = match &err.relayed {
+        // the upstream proxy's own answer: its status and words tell the user why
+        Some(r) => (
+            r.status,
+            r.content_type
+                .clone()
+                .unwrap_or(HeaderValue::from_static("text/html")),
+            r.body.clone(),
+        ),
+        None => (
+            err.kind.status(),
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+            Bytes::from(format!("waypost: {} ({})\n", err.detail, err.kind.code())),
+        ),
+    };
+    let mut resp = Response::new(Full::new(text).map_err(|e| match e {}).boxed());
     *resp.status_mut() = status;
     let headers = resp.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
+    headers.insert(header::CONTENT_TYPE, ctype);
     headers.insert(ERROR_HEADER, HeaderValue::from_static(err.kind.code()));
     if err.kind == ErrorKind::ClientAuthRequired {
         headers.insert(
@@ -194,12 +265,35 @@ pub fn rescue(err: &ProxyError) -> Response<Body> {
             HeaderValue::from_static("Basic realm=\"waypost\""),
         );
     }
-    if err.kind.blame() == Blame::Client || status == StatusCode::PROXY_AUTHENTICATION_REQUIRED {
-        // keep the connection usable for the client's retry with credentials
-    } else {
+    let keep = err.kind.blame() == Blame::Client
+        || (status == StatusCode::PROXY_AUTHENTICATION_REQUIRED && err.relayed.is_none());
+    if !keep {
+        // keep-alive only for the client's retry with credentials
         headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
     resp
+}
+
+/// [`rescue`]'s response as HTTP/1.1 bytes, for refusals written before any request is read
+/// (a client outside `allow`, the connection cap).
+pub fn rescue_raw(err: &ProxyError) -> Vec<u8> {
+    let resp = rescue(err);
+    let text = format!("waypost: {} ({})\n", err.detail, err.kind.code());
+    let mut out = format!(
+        "HTTP/1.1 {} {}\r\n",
+        resp.status().as_u16(),
+        resp.status().canonical_reason().unwrap_or("")
+    );
+    for (k, v) in resp.headers() {
+        if k != header::CONNECTION {
+            out.push_str(&format!("{k}: {}\r\n", v.to_str().unwrap_or("")));
+        }
+    }
+    out.push_str(&format!(
+        "content-length: {}\r\nconnection: close\r\n\r\n{text}",
+        text.len()
+    ));
+    out.into_bytes()
 }
 
 #[cfg(test)]
@@ -229,5 +323,40 @@ mod tests {
         ));
         assert_eq!(resp.status(), StatusCode::BAD_GATEWAY);
         assert_eq!(resp.headers()[ERROR_HEADER], "dns");
+    }
+
+    #[test]
+    fn an_upstream_refusal_reaches_the_client_with_its_status_and_body() {
+        let err = ProxyError::new(ErrorKind::ProxyConnect(403), "proxy p:3128 answered 403")
+            .with_relayed(Relayed {
+                status: StatusCode::FORBIDDEN,
+                content_type: Some(HeaderValue::from_static("text/html")),
+                body: Bytes::from_static(b"<h1>ERR_ACCESS_DENIED</h1>"),
+            });
+        let resp = rescue(&err);
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+        assert_eq!(resp.headers()[ERROR_HEADER], "proxy-connect-refused");
+        assert_eq!(resp.headers()[header::CONTENT_TYPE], "text/html");
+    }
+
+    #[test]
+    fn a_loop_is_508_and_the_cause_is_kept_but_not_repeated() {
+        let io = std::io::Error::other("peer said no");
+        let err = ProxyError::new(ErrorKind::Loop, "hop is waypost itself").with_source(io);
+        assert_eq!(err.kind.status(), StatusCode::LOOP_DETECTED);
+        assert_eq!(err.to_string(), "loop: hop is waypost itself");
+        assert_eq!(chain(&err), "loop: hop is waypost itself: peer said no");
+    }
+
+    #[test]
+    fn raw_refusals_are_the_same_response_as_bytes() {
+        let raw = rescue_raw(&ProxyError::new(
+            ErrorKind::TooManyConnections,
+            "max_client_connections reached",
+        ));
+        let text = String::from_utf8(raw).unwrap();
+        assert!(text.starts_with("HTTP/1.1 503 Service Unavailable\r\n"), "{text}");
+        assert!(text.contains("x-waypost-error: too-many-connections\r\n"), "{text}");
+        assert!(text.ends_with("max_client_connections reached (too-many-connections)\n"));
     }
 }

@@ -17,6 +17,7 @@ pub async fn report(app: &App, url: &str) -> Result<Value, String> {
         .map_err(|e| format!("invalid URL {url:?}: {e}"))?;
     let target = Target::from_absolute(&uri, false).map_err(|e| e.detail)?;
     let bad: Vec<Value> = app
+        .router
         .bad
         .snapshot()
         .into_iter()
@@ -27,12 +28,12 @@ pub async fn report(app: &App, url: &str) -> Result<Value, String> {
     let mut proxies = Value::Null;
     let mut cached = Value::Null;
     let mut pac_error = Value::Null;
-    if let Some(ap) = &app.autoproxy {
+    if let Some(ap) = &app.router.autoproxy {
         if let Some(loaded) = ap.loaded().await {
             let age = loaded.loaded_at.elapsed().map(|d| d.as_secs()).unwrap_or(0);
             pac = json!({"source": loaded.source, "method": loaded.method, "age_seconds": age});
         }
-        match route::static_bypass(&target, &app.cfg.routes) {
+        match route::static_bypass(&target, app.router.routes()) {
             Some(_) => {}
             None => match ap.find(url).await {
                 Ok((_, answer)) => {
@@ -52,7 +53,7 @@ pub async fn report(app: &App, url: &str) -> Result<Value, String> {
         Scheme::Https => format!("https://{}/", target.host_header()),
         Scheme::Http => url.to_string(),
     };
-    let (decision, reason, error) = match app.decide(&target, || pac_url.clone()).await {
+    let (decision, reason, error) = match app.router.decide(&target, || pac_url.clone()).await {
         Ok(d) => (
             d.hops.iter().map(Hop::to_string).collect::<Vec<_>>(),
             d.reason,

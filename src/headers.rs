@@ -54,14 +54,17 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     }
 }
 
-/// Appends `Via: 1.1 waypost` (only when configured).
-pub fn add_via(headers: &mut HeaderMap, version: http::Version) {
+/// Appends `Via: 1.1 <pseudonym>` (waypost's per-instance token, so a request that comes back
+/// is recognised as a loop).
+pub fn add_via(headers: &mut HeaderMap, version: http::Version, pseudonym: &str) {
     let v = match version {
-        http::Version::HTTP_10 => "1.0 waypost",
-        http::Version::HTTP_2 => "2 waypost",
-        _ => "1.1 waypost",
+        http::Version::HTTP_10 => "1.0",
+        http::Version::HTTP_2 => "2",
+        _ => "1.1",
     };
-    headers.append(header::VIA, HeaderValue::from_static(v));
+    if let Ok(v) = HeaderValue::from_str(&format!("{v} {pseudonym}")) {
+        headers.append(header::VIA, v);
+    }
 }
 
 #[cfg(test)]

@@ -1,16 +1,21 @@
 //! waypost: a local forward proxy that decides per URL how to reach it, the way WinHTTP does.
 //!
-//! Module map, in the order a request meets them:
-//! - [`server`]: listeners, client ACL, connection cap, graceful shutdown.
-//! - [`proxy`]: the hyper service — classify (admin, CONNECT, absolute-form), decide, connect,
-//!   relay; every error goes through [`error::rescue`].
-//! - [`target`]: parsing the request target; [`headers`]: hop-by-hop handling.
-//! - [`route`]: pure routing decisions (bypass rules, upstream) as data.
-//! - [`upstream`]: dialling (DNS, TCP retries, TLS, CONNECT), the keep-alive pool, streamed
-//!   response bodies with drain and timeouts.
-//! - [`relay`]: byte relays for tunnels and upgrades; [`access`]: the access log.
-//! - [`config`]: raw -> validated typed configuration; [`metrics`]: every metric in one registry;
-//!   [`admin`]: `/metrics`, `/healthz`; [`app`]: the shared state.
+//! Module map, in the order a request meets them (each stage a module; arrows are imports,
+//! and there is no cycle among them: `tests/module_graph.rs` checks):
+//! - [`server`]: listeners, client ACL, connection caps (tunnels hold their slot), shutdown.
+//! - [`proxy`]: the pipeline — classify, parse the target, decide, plan, connect + authenticate
+//!   with one failover loop, then send-and-stream, reply-200-and-relay, or relay an upgrade;
+//!   every error goes through [`error::rescue`].
+//! - [`target`]: request targets and proxy addresses; [`headers`]: hop-by-hop handling.
+//! - [`router`]: the decide stage (static rules, PAC via [`autoproxy`], bad proxies).
+//! - [`route`]: pure routing values: decisions, hops, and the connect plan (with the pool key).
+//! - [`upstream`]: carries a plan out — the dialer (DNS, TCP retries, TLS, SOCKS, CONNECT), the
+//!   pool and per-server limits, authentication on connections, streamed response bodies, and
+//!   the small HTTP client for waypost's own requests.
+//! - [`intercept`]: opt-in TLS interception; [`relay`]: byte relays; [`access`]: the access log.
+//! - [`config`]: raw -> validated typed configuration (it imports no runtime module);
+//!   [`metrics`]: every metric in one registry; [`admin`]: `/metrics`, `/healthz`, `/explain`;
+//!   [`app`]: composes the parts.
 
 pub mod access;
 pub mod admin;
@@ -29,6 +34,7 @@ pub mod metrics;
 pub mod proxy;
 pub mod relay;
 pub mod route;
+pub mod router;
 pub mod server;
 pub mod target;
 pub mod upstream;

@@ -58,36 +58,34 @@ fn check(file: Option<std::path::PathBuf>) -> ExitCode {
     }
 }
 
-/// `waypost explain URL`: asks the running instance's admin surface.
+/// `waypost explain URL`: asks the running instance's admin surface, with waypost's own HTTP
+/// client (the built-in defaults' timeouts).
 async fn explain(args: waypost::cli::ExplainArgs) -> ExitCode {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let addr = args
         .proxy
         .trim_start_matches("http://")
         .trim_end_matches('/')
         .to_string();
-    let path = format!("/explain?url={}", waypost::admin::percent_encode(&args.url));
-    let mut stream = match tokio::net::TcpStream::connect(&addr).await {
-        Ok(s) => s,
+    let url = format!(
+        "http://{addr}/explain?url={}",
+        waypost::admin::percent_encode(&args.url)
+    );
+    let client = match waypost::upstream::client::HttpClient::standalone() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("waypost: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let got = match client.get(&url, "application/json", 4 << 20).await {
+        Ok(g) => g,
         Err(e) => {
             eprintln!("waypost: cannot reach the running waypost at {addr}: {e} (start it, or pass --proxy)");
             return ExitCode::from(1);
         }
     };
-    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    let mut resp = Vec::new();
-    if let Err(e) = async {
-        stream.write_all(req.as_bytes()).await?;
-        stream.read_to_end(&mut resp).await
-    }
-    .await
-    {
-        eprintln!("waypost: {e}");
-        return ExitCode::from(1);
-    }
-    let text = String::from_utf8_lossy(&resp);
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    if !head.starts_with("HTTP/1.1 200") {
+    let body = String::from_utf8_lossy(&got.body);
+    if got.status != http::StatusCode::OK {
         eprint!("waypost: {body}");
         return ExitCode::from(1);
     }

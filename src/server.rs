@@ -1,5 +1,8 @@
 //! Accepting clients: listeners, the client ACL, the connection cap, and graceful shutdown.
 //!
+//! Every connection holds a slot of `max_client_connections` (admin listeners: their own
+//! `admin_max_connections`) until it ends and every tunnel or upgrade started on it ends.
+//!
 //! Shutdown order: stop accepting; ask every HTTP connection to finish its in-flight request
 //! and close; let tunnels run; after `shutdown_grace`, whatever is left is dropped.
 
@@ -13,8 +16,12 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
+use tracing::Instrument;
+
 use crate::app::App;
 use crate::config::Config;
+use crate::error::{rescue_raw, ErrorKind, ProxyError};
+use crate::proxy::{Client, ClientSlot};
 
 /// A started proxy: its bound addresses and the handle to stop it.
 pub struct Running {
@@ -73,14 +80,17 @@ pub async fn start(cfg: Config) -> io::Result<Running> {
         .iter()
         .map(|l| l.local_addr())
         .collect::<io::Result<Vec<_>>>()?;
+    // a hop to one of these addresses is a loop, refused before dialling
+    app.upstream.dialer.set_own_addrs(addrs.clone());
     let slots = Arc::new(Semaphore::new(app.cfg.max_client_connections));
+    let admin_slots = Arc::new(Semaphore::new(app.cfg.admin_max_connections));
     let accept_tasks = listeners
         .into_iter()
         .map(|l| tokio::spawn(accept_loop(app.clone(), l, slots.clone(), false)))
         .chain(
             admin_listeners
                 .into_iter()
-                .map(|l| tokio::spawn(accept_loop(app.clone(), l, slots.clone(), true))),
+                .map(|l| tokio::spawn(accept_loop(app.clone(), l, admin_slots.clone(), true))),
         )
         .collect();
     tracing::info!(listen = ?addrs, "waypost is listening");
@@ -117,12 +127,11 @@ async fn accept_loop(
                 .with_label_values(&["not-allowed"])
                 .inc();
             tracing::warn!(client = %peer, "client outside the allow list refused");
-            app.tracker.spawn(refuse(
-                stream,
-                "403 Forbidden",
-                "client-not-allowed",
+            let err = ProxyError::new(
+                ErrorKind::Forbidden,
                 "your address is not in waypost's allow list",
-            ));
+            );
+            app.tracker.spawn(refuse(stream, err));
             continue;
         }
         let Ok(permit) = slots.clone().try_acquire_owned() else {
@@ -130,21 +139,27 @@ async fn accept_loop(
                 .client_connections_rejected
                 .with_label_values(&["limit"])
                 .inc();
-            tracing::warn!(client = %peer, "max_client_connections reached; connection refused");
-            app.tracker.spawn(refuse(
-                stream,
-                "503 Service Unavailable",
-                "too-many-connections",
-                "max_client_connections reached",
-            ));
+            let limit = if admin_only {
+                "admin_max_connections"
+            } else {
+                "max_client_connections"
+            };
+            tracing::warn!(client = %peer, limit, "connection limit reached; connection refused");
+            let err = ProxyError::new(
+                ErrorKind::TooManyConnections,
+                format!("{limit} reached (tunnels and upgrades hold their connection's slot)"),
+            );
+            app.tracker.spawn(refuse(stream, err));
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let app2 = app.clone();
-        app.tracker.spawn(async move {
-            serve(app2, stream, peer, admin_only).await;
-            drop(permit);
-        });
+        let client = Client {
+            addr: peer,
+            slot: ClientSlot::new(permit, app.metrics.clone()),
+        };
+        let span = tracing::info_span!("conn", client = %peer);
+        app.tracker
+            .spawn(serve(app.clone(), stream, client, admin_only).instrument(span));
     }
 }
 
@@ -164,33 +179,30 @@ fn client_allowed(app: &App, peer: SocketAddr) -> bool {
     }
 }
 
-async fn refuse(mut stream: TcpStream, status: &str, code: &str, why: &str) {
-    let body = format!("waypost: {why}\n");
-    let resp = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: text/plain; charset=utf-8\r\nX-Waypost-Error: {code}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    let _ = tokio::time::timeout(
-        std::time::Duration::from_secs(5),
-        stream.write_all(resp.as_bytes()),
-    )
-    .await;
+/// Answers a connection refused before any request is read, with [`rescue_raw`]'s bytes.
+async fn refuse(mut stream: TcpStream, err: ProxyError) {
+    let resp = rescue_raw(&err);
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), stream.write_all(&resp)).await;
     let _ = stream.shutdown().await;
 }
 
-async fn serve(app: Arc<App>, stream: TcpStream, peer: SocketAddr, admin_only: bool) {
-    app.metrics.client_connections.inc();
-    app.metrics.client_connections_active.inc();
+/// Serves one client connection. Its slot (and the active-connections gauge) is released when
+/// the last holder lets go: this function, or a tunnel or upgrade started on the connection.
+async fn serve(app: Arc<App>, stream: TcpStream, client: Client, admin_only: bool) {
     let svc_app = app.clone();
-    let svc = service_fn(move |req| {
+    let svc_client = client.clone();
+    let svc = service_fn(move |req: http::Request<hyper::body::Incoming>| {
         let app = svc_app.clone();
+        let client = svc_client.clone();
+        let span = tracing::info_span!("req", method = %req.method(), uri = %crate::access::redacted_uri(req.uri()));
         async move {
             if admin_only {
                 Ok(crate::proxy::admin_only(&app, req).await)
             } else {
-                crate::proxy::handle(app, peer, req).await
+                crate::proxy::handle(app, client, req).await
             }
         }
+        .instrument(span)
     });
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
@@ -210,7 +222,7 @@ async fn serve(app: Arc<App>, stream: TcpStream, peer: SocketAddr, admin_only: b
         }
     };
     if let Err(e) = result {
-        tracing::debug!(client = %peer, error = %e, "client connection ended with an error");
+        tracing::debug!(error = %e, "client connection ended with an error");
     }
-    app.metrics.client_connections_active.dec();
+    drop(client);
 }

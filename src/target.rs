@@ -208,6 +208,119 @@ impl fmt::Display for Target {
     }
 }
 
+/// The protocol spoken to an upstream proxy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ProxyKind {
+    /// Plain HTTP proxy (`PROXY`, `HTTP`, `http://`).
+    Http,
+    /// HTTP proxy reached over TLS (`HTTPS`, `https://`).
+    Https,
+    Socks4,
+    Socks5,
+}
+
+impl ProxyKind {
+    pub fn default_port(self) -> u16 {
+        match self {
+            ProxyKind::Http => 80,
+            ProxyKind::Https => 443,
+            ProxyKind::Socks4 | ProxyKind::Socks5 => 1080,
+        }
+    }
+    pub fn url_scheme(self) -> &'static str {
+        match self {
+            ProxyKind::Http => "http",
+            ProxyKind::Https => "https",
+            ProxyKind::Socks4 => "socks4",
+            ProxyKind::Socks5 => "socks5",
+        }
+    }
+}
+
+/// An upstream proxy's address.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ProxyAddr {
+    pub kind: ProxyKind,
+    pub host: Host,
+    pub port: u16,
+}
+
+impl ProxyAddr {
+    /// Parses `http://host:port`, `https://...`, `socks5://...`, `socks4://...` or bare
+    /// `host:port` (HTTP). A path, query or credentials are refused.
+    pub fn parse(s: &str) -> Result<ProxyAddr, String> {
+        let (kind, rest) = match s.split_once("://") {
+            Some((scheme, rest)) => {
+                let kind = match scheme.to_ascii_lowercase().as_str() {
+                    "http" => ProxyKind::Http,
+                    "https" => ProxyKind::Https,
+                    "socks4" | "socks4a" => ProxyKind::Socks4,
+                    "socks5" | "socks5h" | "socks" => ProxyKind::Socks5,
+                    other => {
+                        return Err(format!(
+                        "unsupported proxy scheme {other:?} (use http, https, socks4 or socks5)"
+                    ))
+                    }
+                };
+                (kind, rest)
+            }
+            None => (ProxyKind::Http, s),
+        };
+        let rest = rest.strip_suffix('/').unwrap_or(rest);
+        if rest.contains('@') {
+            return Err(
+                "credentials in the proxy URL are not accepted; configure them in [auth]".into(),
+            );
+        }
+        if rest.contains('/') || rest.contains('?') {
+            return Err(format!(
+                "proxy {s:?} must be scheme://host:port without a path"
+            ));
+        }
+        let (host, port) =
+            split_host_port(rest).ok_or_else(|| format!("invalid proxy address {s:?}"))?;
+        let host = Host::parse(host)?;
+        let port = match port {
+            Some(p) => p
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p != 0)
+                .ok_or_else(|| format!("invalid port in {s:?}"))?,
+            None => kind.default_port(),
+        };
+        Ok(ProxyAddr { kind, host, port })
+    }
+
+    /// A label for metrics and logs: `host:port` (configured upstreams are a bounded set).
+    pub fn label(&self) -> String {
+        format!("{}:{}", self.host.to_authority_host(), self.port)
+    }
+}
+
+fn split_host_port(s: &str) -> Option<(&str, Option<&str>)> {
+    if s.starts_with('[') {
+        let end = s.find(']')?;
+        let host = &s[..=end];
+        let rest = &s[end + 1..];
+        return match rest.strip_prefix(':') {
+            Some(p) => Some((host, Some(p))),
+            None if rest.is_empty() => Some((host, None)),
+            None => None,
+        };
+    }
+    match s.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') => Some((h, Some(p))),
+        Some(_) => None,
+        None => Some((s, None)),
+    }
+}
+
+impl fmt::Display for ProxyAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}://{}", self.kind.url_scheme(), self.label())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::route::ProxyAddr;
+use crate::target::ProxyAddr;
 
 pub struct BadProxies {
     retry: Duration,
@@ -51,8 +51,16 @@ impl BadProxies {
         v
     }
 
+    /// Whether `proxy` is marked now. Expired marks are dropped here too, so the gauge counts
+    /// only proxies still marked (also without anyone asking `/explain`).
     pub fn is_bad(&self, proxy: &ProxyAddr) -> bool {
         let now = Instant::now();
-        self.lock().get(proxy).is_some_and(|until| *until > now)
+        let mut m = self.lock();
+        let bad = m.get(proxy).is_some_and(|until| *until > now);
+        if !bad && m.remove(proxy).is_some() {
+            m.retain(|_, until| *until > now);
+            self.gauge.set(m.len() as i64);
+        }
+        bad
     }
 }

@@ -12,34 +12,15 @@ pub mod badproxy;
 pub mod fetch;
 
 use std::path::PathBuf;
-use std::sync::{Arc, Weak};
-use std::time::{Duration, SystemTime};
+use std::sync::Arc;
+use std::time::SystemTime;
 
 use tokio::sync::watch;
 use waypost_pac::{PacAnswer, PacEngine, PacOptions};
 
-use crate::app::App;
-
-/// Validated `[pac]` settings.
-#[derive(Debug, Clone)]
-pub struct PacSettings {
-    /// A path, `file://` or `http(s)://` URL, or `auto` (WPAD).
-    pub source: String,
-    pub mandatory: bool,
-    pub refresh: Duration,
-    pub first_load_wait: Duration,
-    pub fetch_timeout: Duration,
-    pub max_script_size: usize,
-    /// Where the last good script is kept (None = not kept).
-    pub cache_file: Option<PathBuf>,
-    pub bad_proxy_retry: Duration,
-    pub workers: usize,
-    pub call_timeout: Duration,
-    pub result_cache_ttl: Duration,
-    pub my_ip: Vec<std::net::IpAddr>,
-    /// WPAD discovery settings for `source = "auto"`.
-    pub wpad: crate::wpad::WpadOptions,
-}
+pub use crate::config::PacSettings;
+use crate::metrics::Metrics;
+use crate::upstream::client::HttpClient;
 
 /// The script in use and where it came from.
 pub struct Loaded {
@@ -100,24 +81,31 @@ impl AutoProxy {
         Ok((loaded, answer))
     }
 
-    /// Starts the refresh task; it holds only a weak reference to the app.
-    pub fn spawn_refresh(self: &Arc<Self>, app: &Arc<App>) {
+    /// Starts the refresh task: the script is fetched with `client` (waypost's own requests);
+    /// the task ends when `stop` is cancelled.
+    pub fn spawn_refresh(
+        self: &Arc<Self>,
+        client: HttpClient,
+        metrics: Arc<Metrics>,
+        stop: tokio_util::sync::CancellationToken,
+    ) {
         let me = self.clone();
-        let app = Arc::downgrade(app);
-        tokio::spawn(async move { me.refresh_loop(app).await });
+        let parts = Parts { client, metrics };
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = me.refresh_loop(&parts) => {}
+                _ = stop.cancelled() => {}
+            }
+        });
     }
 
-    async fn refresh_loop(self: Arc<Self>, app: Weak<App>) {
+    async fn refresh_loop(&self, app: &Parts) {
         let mut network = crate::wpad::NetworkWatcher::spawn();
-        if let Some(app) = app.upgrade() {
-            // requests still wait for the first fetch below; if it fails they get this copy
-            self.load_last_good(&app).await;
-        }
+        // requests still wait for the first fetch below; if it fails they get this copy
+        self.load_last_good(app).await;
         loop {
-            let Some(app) = app.upgrade() else { return };
-            self.refresh_once(&app).await;
+            self.refresh_once(app).await;
             self.attempted.send_replace(true);
-            drop(app);
             tokio::select! {
                 _ = tokio::time::sleep(self.settings.refresh) => {}
                 r = network.changed() => {
@@ -131,7 +119,7 @@ impl AutoProxy {
         }
     }
 
-    async fn refresh_once(&self, app: &App) {
+    async fn refresh_once(&self, app: &Parts) {
         let started = tokio::time::Instant::now();
         let result = self.obtain(app).await;
         let m = &app.metrics;
@@ -147,29 +135,28 @@ impl AutoProxy {
                         *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = None;
                     }
                     Err(e) => {
-                        self.failed(app, format!("PAC script from {source} does not load: {e}"))
+                        self.failed(format!("PAC script from {source} does not load: {e}"))
                     }
                 }
             }
             Err((method, e)) => {
                 m.pac_fetches.with_label_values(&[method, "error"]).inc();
-                self.failed(app, e);
+                self.failed(e);
             }
         }
         m.pac_discovery_seconds
             .observe(started.elapsed().as_secs_f64());
     }
 
-    fn failed(&self, app: &App, why: String) {
+    fn failed(&self, why: String) {
         tracing::warn!(error = %why, "cannot obtain a PAC script; keeping the last good one if any");
         *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(why);
-        let _ = app;
     }
 
     /// Returns (script, source, method) or (method, error).
     async fn obtain(
         &self,
-        app: &App,
+        app: &Parts,
     ) -> Result<(String, String, &'static str), (&'static str, String)> {
         let s = &self.settings;
         let (url, method) = if s.source == "auto" {
@@ -189,7 +176,7 @@ impl AutoProxy {
         } else {
             (s.source.clone(), "file")
         };
-        let text = fetch::fetch(app, &url, s.fetch_timeout, s.max_script_size)
+        let text = fetch::fetch(&app.client, &url, s.fetch_timeout, s.max_script_size)
             .await
             .map_err(|e| (method, e))?;
         Ok((text, url, method))
@@ -197,7 +184,7 @@ impl AutoProxy {
 
     async fn install(
         &self,
-        app: &App,
+        app: &Parts,
         text: &str,
         source: String,
         method: &'static str,
@@ -273,7 +260,7 @@ impl AutoProxy {
 
     /// At start-up, before the first fetch: the last good script from disk, if it was kept
     /// for the configured source. Its age is the file's.
-    pub async fn load_last_good(&self, app: &App) {
+    async fn load_last_good(&self, app: &Parts) {
         let Some(path) = &self.settings.cache_file else {
             return;
         };
@@ -300,6 +287,12 @@ impl AutoProxy {
             }
         }
     }
+}
+
+/// What the refresh task needs of the proxy.
+struct Parts {
+    client: HttpClient,
+    metrics: Arc<Metrics>,
 }
 
 /// `<cache file>.source`: the `pac` setting the kept script was fetched for.

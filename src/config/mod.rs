@@ -6,7 +6,9 @@
 //! [`validate`] then checks every value and reports all problems at once, each with its key path
 //! and, when it comes from the file, the file and line.
 
+mod pac;
 pub mod raw;
+pub mod routes;
 mod validate;
 
 use std::collections::HashMap;
@@ -17,9 +19,9 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
+pub use pac::{PacSettings, WpadOptions};
+pub use routes::{BypassRule, StaticRoutes};
 pub use validate::validate;
-
-use crate::route::StaticRoutes;
 
 /// The validated, typed configuration. Built once at start-up and shared read-only.
 #[derive(Debug, Clone)]
@@ -28,7 +30,11 @@ pub struct Config {
     /// Listeners that serve only /metrics, /healthz and /explain (never proxy).
     pub admin_listen: Vec<SocketAddr>,
     pub allow: Vec<IpNet>,
+    /// Client connections and tunnels alive at once; each tunnel or upgrade holds its slot.
     pub max_client_connections: usize,
+    /// Connections at once on the admin listeners (their own limit: /healthz answers when
+    /// the proxy port is saturated).
+    pub admin_max_connections: usize,
     pub via: bool,
     pub reject_userpwd_in_url: bool,
     pub shutdown_grace: Duration,
@@ -45,7 +51,7 @@ pub struct Config {
     /// Username/password for SOCKS5 upstreams that ask for it (RFC 1929).
     pub socks_auth: Option<ClientAuth>,
     /// Autoproxy (None = no PAC: static routing only).
-    pub pac: Option<crate::autoproxy::PacSettings>,
+    pub pac: Option<PacSettings>,
     /// How long a failed proxy is tried last (also for static upstreams).
     pub bad_proxy_retry: Duration,
     /// Upstream proxy authentication (Negotiate, NTLM, Basic) and its credential policy.
@@ -66,6 +72,12 @@ pub struct LogConfig {
 }
 
 /// Every network wait, from config. `None` means no limit (WinHTTP's INFINITE).
+///
+/// Which governs what: `resolve`, `connect`, `send` and `receive_response` apply to every
+/// connection and request waypost makes. `receive` (WinHTTP's 30 s) bounds pauses in bodies
+/// waypost reads for itself (PAC downloads, CRL fetches, a client's request body held for an
+/// authentication replay); `relay_read` (squid's `read_timeout`, 15 min) bounds pauses in the
+/// response bodies it relays to clients, so event streams and long polls survive.
 #[derive(Debug, Clone)]
 pub struct Timeouts {
     pub resolve: Option<Duration>,
@@ -73,6 +85,7 @@ pub struct Timeouts {
     pub send: Duration,
     pub receive: Duration,
     pub receive_response: Duration,
+    pub relay_read: Duration,
     pub tunnel_idle: Duration,
     pub client_header: Duration,
     pub pool_idle: Duration,
@@ -87,6 +100,8 @@ pub struct Limits {
     pub max_response_drain_size: u64,
     pub connect_retries: u32,
     pub max_idle_per_server: usize,
+    /// Request bodies held in memory for authentication replays, all requests together.
+    pub max_replay_memory: u64,
 }
 
 /// The TLS policy built during validation; `Debug` does not print its internals.

@@ -16,6 +16,7 @@ pub struct RawConfig {
     pub admin_listen: Vec<String>,
     pub allow: Vec<String>,
     pub max_client_connections: usize,
+    pub admin_max_connections: usize,
     pub via: bool,
     pub reject_userpwd_in_url: bool,
     pub shutdown_grace: String,
@@ -38,6 +39,7 @@ impl Default for RawConfig {
             admin_listen: vec![],
             allow: vec![],
             max_client_connections: 1024,
+            admin_max_connections: 16,
             via: false,
             reject_userpwd_in_url: false,
             shutdown_grace: "30s".into(),
@@ -103,6 +105,7 @@ pub struct RawTimeouts {
     pub send: String,
     pub receive: String,
     pub receive_response: String,
+    pub relay_read: String,
     pub tunnel_idle: String,
     pub client_header: String,
     pub pool_idle: String,
@@ -116,6 +119,7 @@ impl Default for RawTimeouts {
             send: "30s".into(),
             receive: "30s".into(),
             receive_response: "90s".into(),
+            relay_read: "15m".into(),
             tunnel_idle: "10m".into(),
             client_header: "30s".into(),
             pool_idle: "90s".into(),
@@ -132,6 +136,7 @@ pub struct RawLimits {
     pub max_response_drain_size: u64,
     pub connect_retries: u32,
     pub max_idle_per_server: usize,
+    pub max_replay_memory: u64,
 }
 
 impl Default for RawLimits {
@@ -143,6 +148,7 @@ impl Default for RawLimits {
             max_response_drain_size: 1024 * 1024,
             connect_retries: 5,
             max_idle_per_server: 32,
+            max_replay_memory: 64 * 1024 * 1024,
         }
     }
 }

@@ -10,7 +10,8 @@ use super::raw::RawConfig;
 use super::{
     ClientAuth, Config, DnsConfig, Limits, LogConfig, LogFormat, Problem, ResolverKind, Timeouts,
 };
-use crate::route::{BypassRule, ProxyAddr, StaticRoutes};
+use super::{BypassRule, PacSettings, StaticRoutes, WpadOptions};
+use crate::target::ProxyAddr;
 
 struct Problems(Vec<Problem>);
 
@@ -96,6 +97,9 @@ pub fn validate(raw: &RawConfig, env: &HashMap<String, String>) -> Result<Config
     if raw.max_client_connections == 0 {
         p.add("max_client_connections", "must be at least 1");
     }
+    if raw.admin_max_connections == 0 {
+        p.add("admin_max_connections", "must be at least 1");
+    }
 
     let mut dur = |key: &str, v: &str, inf: bool| -> Option<Duration> {
         match parse_duration(v, inf) {
@@ -113,6 +117,7 @@ pub fn validate(raw: &RawConfig, env: &HashMap<String, String>) -> Result<Config
     let send = dur("timeouts.send", &t.send, false);
     let receive = dur("timeouts.receive", &t.receive, false);
     let receive_response = dur("timeouts.receive_response", &t.receive_response, false);
+    let relay_read = dur("timeouts.relay_read", &t.relay_read, false);
     let tunnel_idle = dur("timeouts.tunnel_idle", &t.tunnel_idle, false);
     let client_header = dur("timeouts.client_header", &t.client_header, false);
     let pool_idle = dur("timeouts.pool_idle", &t.pool_idle, false);
@@ -280,6 +285,7 @@ pub fn validate(raw: &RawConfig, env: &HashMap<String, String>) -> Result<Config
         admin_listen,
         allow,
         max_client_connections: raw.max_client_connections,
+        admin_max_connections: raw.admin_max_connections,
         via: raw.via,
         reject_userpwd_in_url: raw.reject_userpwd_in_url,
         shutdown_grace: shutdown_grace.expect(missing),
@@ -295,6 +301,7 @@ pub fn validate(raw: &RawConfig, env: &HashMap<String, String>) -> Result<Config
             send: send.expect(missing),
             receive: receive.expect(missing),
             receive_response: receive_response.expect(missing),
+            relay_read: relay_read.expect(missing),
             tunnel_idle: tunnel_idle.expect(missing),
             client_header: client_header.expect(missing),
             pool_idle: pool_idle.expect(missing),
@@ -306,6 +313,7 @@ pub fn validate(raw: &RawConfig, env: &HashMap<String, String>) -> Result<Config
             max_response_drain_size: l.max_response_drain_size,
             connect_retries: l.connect_retries,
             max_idle_per_server: l.max_idle_per_server,
+            max_replay_memory: l.max_replay_memory,
         },
         client_auth,
         dns: DnsConfig {
@@ -315,7 +323,7 @@ pub fn validate(raw: &RawConfig, env: &HashMap<String, String>) -> Result<Config
         },
         tls: raw.tls.clone(),
         tls_policy: super::BuiltTlsPolicy(tls_policy.expect(missing)),
-        pac: (!source.is_empty()).then(|| crate::autoproxy::PacSettings {
+        pac: (!source.is_empty()).then(|| PacSettings {
             source: source.clone(),
             mandatory: pc.mandatory,
             refresh: pac_refresh.expect(missing),
@@ -328,7 +336,7 @@ pub fn validate(raw: &RawConfig, env: &HashMap<String, String>) -> Result<Config
             call_timeout: pac_call.expect(missing),
             result_cache_ttl: pac_cache.expect(missing),
             my_ip,
-            wpad: crate::wpad::WpadOptions {
+            wpad: WpadOptions {
                 dhcp_timeout: wpad_dhcp.expect(missing),
                 dns_timeout: wpad_dns.expect(missing),
                 interfaces: (!pc.wpad_interfaces.is_empty()).then(|| pc.wpad_interfaces.clone()),

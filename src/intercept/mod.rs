@@ -2,8 +2,8 @@
 //!
 //! For hosts matching `tls.intercept.hosts`, waypost answers the CONNECT, terminates the
 //! client's TLS with a certificate minted by the local CA (cached per host by the CA), and
-//! serves the decrypted requests (HTTP/1.1 or HTTP/2, as ALPN chose) through the normal
-//! forwarding path, [`crate::proxy::forward`], whose own TLS to the origin is under the policy:
+//! serves the decrypted requests (HTTP/1.1 or HTTP/2, as ALPN chose) through the [`Handler`]
+//! it is given (the proxy's forwarding stage), whose own TLS to the origin is under the policy:
 //! invalid origin certificates are refused for apps that would not check, and configured client
 //! certificates are presented. Other tunnels are relayed untouched; their ClientHello's SNI may
 //! be checked against `tls.sni_rules` without decrypting ([`sni`]).
@@ -19,7 +19,6 @@ pub mod sni;
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -38,6 +37,14 @@ use crate::upstream::io::BoxIo;
 
 pub use io::Rewind;
 
+/// Where decrypted requests go (the proxy's forwarding stage), as a value: this module does not
+/// call back into the proxy.
+pub type Handler = Arc<
+    dyn Fn(Request<Incoming>) -> Pin<Box<dyn Future<Output = Response<Body>> + Send>>
+        + Send
+        + Sync,
+>;
+
 /// Whether the tunnel to `target` is to be intercepted.
 pub fn wants(app: &App, target: &Target) -> bool {
     app.tls.intercept_ca().is_some() && app.tls.intercepts(&target.host.to_string())
@@ -47,12 +54,13 @@ pub fn wants(app: &App, target: &Target) -> bool {
 ///
 /// The leaf certificate is obtained before answering, so a CA failure is a 500 to the CONNECT
 /// rather than a broken handshake.
-pub fn start(
+pub fn start<S: Send + Sync + 'static>(
     app: Arc<App>,
-    client: SocketAddr,
     target: Target,
     req: Request<Incoming>,
     access: Arc<Access>,
+    handler: Handler,
+    slot: Arc<S>,
 ) -> Response<Body> {
     let server_config = match app.tls.intercept_ca().map(|ca| {
         ca.server_config_for(&target.host.to_string())
@@ -83,10 +91,12 @@ pub fn start(
             Ok(up) => {
                 let activity = io::Activity::new();
                 let io = io::Metered::new(TokioIo::new(up), access.clone(), activity.clone());
-                serve_tunnel(app2, client, target, io, server_config, &access, &activity).await;
+                serve_tunnel(app2, handler, target, io, server_config, &access, &activity).await;
             }
             Err(e) => tracing::debug!(error = %e, "client went away before the tunnel started"),
         }
+        // the client's connection slot is held for the tunnel's whole life
+        drop(slot);
     });
     let mut resp = Response::new(body::empty());
     *resp.status_mut() = StatusCode::OK;
@@ -124,7 +134,7 @@ fn error_chain(err: &dyn std::error::Error) -> String {
 /// Accepts the client's TLS and serves HTTP on it until the tunnel ends.
 async fn serve_tunnel<IO>(
     app: Arc<App>,
-    client: SocketAddr,
+    handler: Handler,
     target: Target,
     io: IO,
     server_config: Arc<rustls::ServerConfig>,
@@ -158,11 +168,10 @@ async fn serve_tunnel<IO>(
         .unwrap_or("?");
     tracing::debug!(target = %access.target, h2, version, "intercepted tunnel established");
     let authority = Arc::<str>::from(target.authority());
-    let svc_app = app.clone();
     let svc = service_fn(move |req| {
-        let app = svc_app.clone();
+        let handler = handler.clone();
         let authority = authority.clone();
-        async move { Ok::<_, Infallible>(serve_request(app, client, &authority, req).await) }
+        async move { Ok::<_, Infallible>(serve_request(&handler, &authority, req).await) }
     });
     let io = TokioIo::new(tls);
     app.metrics.tunnels_active.inc();
@@ -230,14 +239,9 @@ fn header_limit(app: &App) -> u32 {
 }
 
 /// One decrypted request: made absolute (`https://host:port/path`) and forwarded.
-async fn serve_request(
-    app: Arc<App>,
-    client: SocketAddr,
-    authority: &str,
-    req: Request<Incoming>,
-) -> Response<Body> {
+async fn serve_request(handler: &Handler, authority: &str, req: Request<Incoming>) -> Response<Body> {
     match absolute(req, authority) {
-        Ok(req) => crate::proxy::forward(app, client, req).await,
+        Ok(req) => handler(req).await,
         Err(e) => {
             tracing::warn!(target = %authority, error = %e, "request inside an intercepted tunnel refused");
             rescue(&e)

@@ -1,24 +1,41 @@
 //! Upstream proxy authentication on waypost's connections, driven by `waypost-auth`.
 //!
-//! The 407 state machine lives in that crate; this module builds its per-hop context (proxy
-//! name as configured for the SPN, the HTTPS proxy's certificate for channel bindings), replays
-//! buffered requests for each leg, keeps authenticated connections pooled under the identity,
-//! and maps the driver's failures to [`ProxyError`]s.
+//! The 407 state machine lives in that crate; this module builds its per-connection context
+//! (proxy name as configured for the SPN, the HTTPS proxy's certificate for channel bindings,
+//! kept with pooled connections), and sends requests through the driver in three ways:
+//! - [`send_replay`]: a request whose body is held (small, known size, within the replay
+//!   budget) is sent again for each leg;
+//! - [`send_streaming`]: a body of any size or unknown length is sent once: on a new connection
+//!   the connection is authenticated first with a probe (`OPTIONS` with `Max-Forwards: 0`, no
+//!   body, answered by the proxy itself where it honours it), then the request streams on the
+//!   authenticated connection;
+//! - [`send_upgrade`]: an upgrade request (no body) on its own connection.
+//!
+//! The connection returns to the pool only when authenticated (or not asked).
 
 use std::sync::Arc;
+use std::sync::Mutex;
 
 use bytes::Bytes;
-use http::{HeaderMap, Method, Request, Response, Uri, Version};
-use http_body_util::BodyExt;
+use http::{header, HeaderMap, HeaderValue, Method, Request, Response, Uri, Version};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
 
+use super::dialer::Dialer;
 use super::pool::Pooled;
-use super::{body::ResponseBody, Endpoint};
-use crate::app::App;
+use super::{describe, Upstream, UpgradeConn};
 use crate::body::{self, Body};
 use crate::error::{ErrorKind, ProxyError};
+use crate::route::ConnectPlan;
 use crate::target::Host;
 
-/// A request kept whole so that every leg of a handshake can send it again.
+/// Largest request body buffered so that it can be resent during a handshake.
+pub const MAX_REPLAY_BODY: u64 = 1 << 20;
+
+/// Largest probe response read (and discarded) before the real request.
+const MAX_PROBE_BODY: usize = 1 << 20;
+
+/// A request head (and a held body) that can be built again for every leg of a handshake.
 pub struct Replay {
     pub method: Method,
     pub uri: Uri,
@@ -28,28 +45,54 @@ pub struct Replay {
 
 impl Replay {
     pub fn build(&self) -> Request<Body> {
-        let mut req = Request::new(body::full(self.body.clone()));
+        self.with_body(body::full(self.body.clone()))
+    }
+
+    fn with_body(&self, body: Body) -> Request<Body> {
+        let mut req = Request::new(body);
         *req.method_mut() = self.method.clone();
         *req.uri_mut() = self.uri.clone();
         *req.version_mut() = Version::HTTP_11;
         *req.headers_mut() = self.headers.clone();
         req
     }
+
+    /// The probe that authenticates a connection without the body: `OPTIONS` for the same
+    /// URL, `Max-Forwards: 0` (the proxy answers it itself), no body.
+    fn probe(&self) -> Request<Body> {
+        let mut req = Request::new(body::empty());
+        *req.method_mut() = Method::OPTIONS;
+        *req.uri_mut() = self.uri.clone();
+        let h = req.headers_mut();
+        for name in [header::HOST, header::VIA, header::USER_AGENT] {
+            if let Some(v) = self.headers.get(&name) {
+                h.insert(name, v.clone());
+            }
+        }
+        h.insert(header::MAX_FORWARDS, HeaderValue::from_static("0"));
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+        req
+    }
 }
 
-/// The driver's context for one proxy hop.
+/// Whether a body of this size can be held for replay.
+pub fn replayable(size: &http_body::SizeHint) -> bool {
+    size.upper().is_some_and(|u| u <= MAX_REPLAY_BODY)
+}
+
+/// The driver's context for one connection to the proxy `host:port`.
 pub fn context(
-    app: &App,
+    dialer: &Dialer,
     host: &Host,
     port: u16,
-    cert: Option<Vec<u8>>,
+    cert: Option<Arc<[u8]>>,
     reused: bool,
 ) -> waypost_auth::AuthContext {
     let mut target = waypost_auth::ProxyTarget::new(&host.to_string(), port);
     if let Some(der) = cert {
-        target = target.with_tls_cert(der);
+        target = target.with_tls_cert(der.to_vec());
     }
-    let ctx = waypost_auth::AuthContext::new(app.auth.clone(), target);
+    let ctx = waypost_auth::AuthContext::new(dialer.auth.clone(), target);
     if reused {
         ctx.on_reused_connection()
     } else {
@@ -57,91 +100,211 @@ pub fn context(
     }
 }
 
-pub fn map_error(e: &waypost_auth::AuthError, what: &str) -> ProxyError {
+/// The driver's failures as proxy errors; its own timeouts are 504s.
+pub fn map_error(e: waypost_auth::AuthError, what: &str) -> ProxyError {
+    use waypost_auth::AuthError as E;
     match e {
-        waypost_auth::AuthError::Connection(h) => super::map_hyper_error(h, what),
+        E::Connection(h) => super::map_hyper_error(&h, what),
+        E::Timeout => ProxyError::new(
+            ErrorKind::ResponseTimeout,
+            format!("{what} sent its 407 body too slowly during authentication"),
+        ),
         other => ProxyError::new(
             ErrorKind::UpstreamClosed,
-            format!("{what} during authentication: {other}"),
-        ),
+            format!("{what} failed during authentication"),
+        )
+        .with_source(other),
     }
 }
 
+/// The proxy refused the credentials (the identity is logged, never shown to the client).
 pub fn rejected(what: &str, outcome: &waypost_auth::AuthOutcome) -> ProxyError {
     let scheme = outcome
         .plan
         .as_ref()
         .map(|p| p.to_string())
         .unwrap_or_else(|| "none".into());
+    tracing::warn!(proxy = %what, identity = %outcome.identity, scheme = %scheme, "the upstream proxy rejected the credentials");
     ProxyError::new(
         ErrorKind::AuthRejected,
-        format!(
-            "{what} rejected the credentials of {} ({scheme})",
-            outcome.identity
-        ),
+        format!("{what} rejected the configured credentials ({scheme})"),
     )
+}
+
+fn ctx_for(dialer: &Dialer, plan: &ConnectPlan, conn: &Pooled) -> waypost_auth::AuthContext {
+    if conn.reused {
+        dialer.auth.connection_reused();
+    }
+    context(
+        dialer,
+        &plan.key.host,
+        plan.key.port,
+        conn.tls_cert.clone(),
+        conn.reused,
+    )
+}
+
+/// Runs one exchange through the driver under the receive-response timeout.
+async fn exchange(
+    up: &Upstream,
+    what: &str,
+    conn: &mut hyper::client::conn::http1::SendRequest<Body>,
+    make: impl FnMut(Option<HeaderValue>) -> Request<Body>,
+    ctx: &waypost_auth::AuthContext,
+) -> Result<Option<(Response<Incoming>, waypost_auth::AuthOutcome)>, ProxyError> {
+    let timeout = up.dialer.timeouts.receive_response;
+    match tokio::time::timeout(timeout, waypost_auth::authenticate_request(conn, make, ctx)).await
+    {
+        Err(_) => Err(ProxyError::response_timeout(what, timeout)),
+        Ok(Err(e)) if e.is_reconnect() => Ok(None),
+        Ok(Err(e)) => Err(map_error(e, what)),
+        Ok(Ok(r)) => Ok(Some(r)),
+    }
 }
 
 /// Sends a replayable request on `conn`, authenticating on that connection when the proxy
 /// answers 407. A handshake the proxy cuts with `Connection: close` goes on on a new
-/// connection. The connection returns to the pool only when authenticated (or not asked).
-pub async fn send(
-    app: &App,
-    ep: &Endpoint,
+/// connection.
+pub async fn send_replay(
+    up: &Upstream,
+    plan: &ConnectPlan,
     mut conn: Pooled,
     replay: &Replay,
 ) -> Result<Response<Body>, ProxyError> {
-    let what = format!("proxy {}", ep.host.to_authority_host());
-    let timeout = app.cfg.timeouts.receive_response;
+    let what = describe(plan);
     if conn.sender().ready().await.is_err() {
         drop(conn);
-        conn = super::fresh_connection(app, ep).await?;
+        conn = up.fresh_connection(plan).await?;
     }
-    if conn.reused {
-        app.auth.connection_reused();
-    }
-    let ctx = context(app, &ep.host, ep.port, conn.tls_cert.clone(), conn.reused);
+    let ctx = ctx_for(&up.dialer, plan, &conn);
     for _ in 0..3 {
-        let exchange = waypost_auth::authenticate_request(conn.sender(), |_| replay.build(), &ctx);
-        let result = tokio::time::timeout(timeout, exchange)
-            .await
-            .map_err(|_| ProxyError::response_timeout(&what, timeout))?;
-        match result {
-            Err(e) if e.is_reconnect() => {
+        match exchange(up, &what, conn.sender(), |_| replay.build(), &ctx).await? {
+            None => {
                 drop(conn);
-                conn = super::fresh_connection(app, ep).await?;
+                conn = up.fresh_connection(plan).await?;
             }
-            Err(e) => return Err(map_error(&e, &what)),
-            Ok((resp, outcome)) => {
+            Some((resp, outcome)) => {
                 if !outcome.is_success() {
-                    tracing::warn!(proxy = %ep.label, identity = %outcome.identity, "upstream proxy rejected the credentials; relaying its 407");
+                    rejected(&what, &outcome);
                 }
                 let pooled = outcome.poolable().then_some(conn);
-                let (parts, incoming) = resp.into_parts();
-                let body = ResponseBody::new(
-                    incoming,
-                    pooled,
-                    app.cfg.timeouts.receive,
-                    app.cfg.limits.max_response_drain_size,
-                    app.metrics.clone(),
-                );
-                return Ok(Response::from_parts(parts, body.boxed()));
+                return Ok(up.relay(resp, pooled));
             }
         }
     }
-    Err(ProxyError::new(
+    Err(kept_closing(&what))
+}
+
+/// Sends a request whose body is sent once (any size, or unknown length): a new connection
+/// is authenticated first with a probe, then the request streams on it.
+pub async fn send_streaming(
+    up: &Upstream,
+    plan: &ConnectPlan,
+    mut conn: Pooled,
+    head: Replay,
+    body: Body,
+) -> Result<Response<Body>, ProxyError> {
+    let what = describe(plan);
+    if conn.sender().ready().await.is_err() {
+        drop(conn);
+        conn = up.fresh_connection(plan).await?;
+    }
+    if !conn.reused {
+        conn = match authenticate_connection(up, plan, conn, &head, &what).await? {
+            Ok(c) => c,
+            Err(refused) => return Ok(refused),
+        };
+    }
+    let ctx = ctx_for(&up.dialer, plan, &conn);
+    let pending = Mutex::new(Some(body));
+    let mut legs = 0;
+    let make = |_: Option<HeaderValue>| {
+        legs += 1;
+        match pending.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            Some(b) => head.with_body(b),
+            None => head.probe(),
+        }
+    };
+    let Some((resp, outcome)) = exchange(up, &what, conn.sender(), make, &ctx).await? else {
+        return Err(kept_closing(&what));
+    };
+    if legs > 1 {
+        // the body went with the first leg and cannot be sent again
+        return Err(ProxyError::new(
+            ErrorKind::AuthRejected,
+            format!("{what} asked to authenticate again after the request body was sent"),
+        ));
+    }
+    let pooled = outcome.poolable().then_some(conn);
+    Ok(up.relay(resp, pooled))
+}
+
+/// Authenticates a new connection with the probe; Ok(Err(response)) relays a refusal.
+async fn authenticate_connection(
+    up: &Upstream,
+    plan: &ConnectPlan,
+    mut conn: Pooled,
+    head: &Replay,
+    what: &str,
+) -> Result<Result<Pooled, Response<Body>>, ProxyError> {
+    let ctx = ctx_for(&up.dialer, plan, &conn);
+    for _ in 0..3 {
+        let Some((resp, outcome)) = exchange(up, what, conn.sender(), |_| head.probe(), &ctx).await?
+        else {
+            drop(conn);
+            conn = up.fresh_connection(plan).await?;
+            continue;
+        };
+        if !outcome.is_success() {
+            rejected(what, &outcome);
+            return Ok(Err(up.relay(resp, None)));
+        }
+        let read = Limited::new(resp.into_body(), MAX_PROBE_BODY).collect();
+        match tokio::time::timeout(up.dialer.timeouts.receive, read).await {
+            Ok(Ok(_)) => return Ok(Ok(conn)),
+            _ => {
+                return Err(ProxyError::new(
+                    ErrorKind::UpstreamClosed,
+                    format!("{what} broke the connection after authenticating it"),
+                ))
+            }
+        }
+    }
+    Err(kept_closing(what))
+}
+
+/// Sends an upgrade request on its own connection, authenticating on it when the plan allows.
+pub async fn send_upgrade(
+    up: &Upstream,
+    plan: &ConnectPlan,
+    conn: &mut UpgradeConn,
+    head: &Replay,
+) -> Result<Response<Incoming>, ProxyError> {
+    let what = describe(plan);
+    let ctx = context(
+        &up.dialer,
+        &plan.key.host,
+        plan.key.port,
+        conn.tls_cert.clone(),
+        false,
+    );
+    for _ in 0..3 {
+        match exchange(up, &what, &mut conn.sender, |_| head.build(), &ctx).await? {
+            None => *conn = up.upgrade_connection(plan).await?,
+            Some((resp, outcome)) => {
+                if !outcome.is_success() {
+                    rejected(&what, &outcome);
+                }
+                return Ok(resp);
+            }
+        }
+    }
+    Err(kept_closing(&what))
+}
+
+fn kept_closing(what: &str) -> ProxyError {
+    ProxyError::new(
         ErrorKind::UpstreamClosed,
         format!("{what} kept closing the connection during authentication"),
-    ))
+    )
 }
-
-/// Largest request body buffered so that it can be resent during a handshake.
-pub const MAX_REPLAY_BODY: u64 = 1 << 20;
-
-/// Whether a body of this size can be buffered for replay.
-pub fn replayable(size: &http_body::SizeHint) -> bool {
-    size.upper().is_some_and(|u| u <= MAX_REPLAY_BODY)
-}
-
-#[allow(dead_code)]
-fn _send_sync(_: Arc<App>) {}

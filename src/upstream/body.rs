@@ -131,7 +131,7 @@ impl Drop for ResponseBody {
             return;
         }
         tokio::spawn(async move {
-            let label = pooled.label().to_string();
+            let label = pooled.key().label().to_string();
             match tokio::time::timeout(timeout, drain(inner, limit)).await {
                 Ok(Some(n)) => {
                     metrics

@@ -1,11 +1,15 @@
-//! The upstream side: dialling ([`dial`]), the keep-alive pool ([`pool`]), the streamed response
-//! body ([`body`]), and [`send`], which runs one HTTP request on a pooled connection.
+//! The upstream side: carrying out a [`ConnectPlan`] — the [`dialer`] opens streams, the
+//! [`pool`] keeps connections and the per-server limit, [`auth`] authenticates on them, and
+//! [`body`] streams responses back with drain and timeouts.
 //!
-//! This module performs I/O and makes no routing decisions: it is told which endpoint to use.
+//! This module performs I/O and makes no routing decisions: it is handed a plan. [`Upstream`]
+//! is built once from its parts (dialer, pool, replay budget) and passed down; it never sees
+//! the `App`.
 
 pub mod auth;
 pub mod body;
-pub mod dial;
+pub mod client;
+pub mod dialer;
 pub mod io;
 pub mod pool;
 pub mod socks;
@@ -16,63 +20,220 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use self::dialer::Dialer;
 use self::io::BoxIo;
-use self::pool::{Checkout, PoolKey, Pooled};
-use crate::app::App;
+use self::pool::{Checkout, Pool, Pooled, ServerPermit};
 use crate::body::Body;
 use crate::error::{ErrorKind, ProxyError};
-use crate::target::Host;
+use crate::route::ConnectPlan;
 
-/// Where a pooled HTTP connection goes: an origin, or an HTTP(S) proxy.
-#[derive(Debug, Clone)]
-pub struct Endpoint {
-    pub host: Host,
-    pub port: u16,
-    pub tls: bool,
-    /// A SOCKS proxy the connection goes through (then `host` is the origin).
-    pub via: Option<crate::route::ProxyAddr>,
-    /// The authentication identity used on this proxy's connections (None: no auth).
-    pub identity: Option<String>,
-    pub label: Arc<str>,
+/// The upstream parts, composed once.
+pub struct Upstream {
+    pub dialer: Arc<Dialer>,
+    pub pool: Arc<Pool>,
+    /// Bytes of request bodies held for authentication replays (`limits.max_replay_memory`).
+    replay: Arc<Semaphore>,
 }
 
-impl Endpoint {
-    fn key(&self) -> PoolKey {
-        PoolKey {
-            host: self.host.clone(),
-            port: self.port,
-            tls: self.tls,
-            identity: self.identity.clone(),
-            label: self.label.clone(),
+/// An established tunnel: the stream, and its slot of `max_conns_per_server`.
+pub struct Tunnel {
+    pub io: BoxIo,
+    pub permit: ServerPermit,
+}
+
+/// A connection of its own for an upgrade request (never pooled).
+pub struct UpgradeConn {
+    pub sender: SendRequest<Body>,
+    pub permit: ServerPermit,
+    pub tls_cert: Option<Arc<[u8]>>,
+}
+
+impl Upstream {
+    pub fn new(dialer: Arc<Dialer>, pool: Arc<Pool>) -> Upstream {
+        let budget = usize::try_from(dialer.limits.max_replay_memory)
+            .unwrap_or(usize::MAX)
+            .min(Semaphore::MAX_PERMITS);
+        Upstream {
+            dialer,
+            pool,
+            replay: Arc::new(Semaphore::new(budget)),
         }
     }
+
+    /// Room for `bytes` of a body held for replay, if the global budget has it now.
+    pub fn replay_budget(&self, bytes: u64) -> Option<OwnedSemaphorePermit> {
+        let n = u32::try_from(bytes).ok()?;
+        self.replay.clone().try_acquire_many_owned(n).ok()
+    }
+
+    /// A raw stream to the plan's target (a CONNECT tunnel), holding a server slot.
+    pub async fn tunnel(&self, plan: &ConnectPlan) -> Result<Tunnel, ProxyError> {
+        let permit = self
+            .pool
+            .server_permit(
+                &plan.key.server(),
+                plan.key.label(),
+                self.dialer.timeouts.connect,
+            )
+            .await?;
+        let (io, _) = self.dialer.open(plan).await?;
+        Ok(Tunnel { io, permit })
+    }
+
+    /// A pooled connection for the plan: an idle one, or a new one. Connect-phase errors only.
+    pub async fn connection(&self, plan: &ConnectPlan) -> Result<Pooled, ProxyError> {
+        let wait = self.dialer.timeouts.connect;
+        match self.pool.checkout(&plan.key, wait).await? {
+            Checkout::Reused(p) => Ok(p),
+            Checkout::Dial(permit) => {
+                let (sender, cert) = self.dial_sender(plan, false).await?;
+                Ok(self.pool.attach(permit, sender, cert))
+            }
+        }
+    }
+
+    /// A new connection for the plan, never an idle one.
+    pub async fn fresh_connection(&self, plan: &ConnectPlan) -> Result<Pooled, ProxyError> {
+        let permit = self
+            .pool
+            .reserve(&plan.key, self.dialer.timeouts.connect)
+            .await?;
+        let (sender, cert) = self.dial_sender(plan, false).await?;
+        Ok(self.pool.attach(permit, sender, cert))
+    }
+
+    /// A connection of its own for an upgrade request, holding a server slot.
+    pub async fn upgrade_connection(&self, plan: &ConnectPlan) -> Result<UpgradeConn, ProxyError> {
+        let permit = self
+            .pool
+            .server_permit(
+                &plan.key.server(),
+                plan.key.label(),
+                self.dialer.timeouts.connect,
+            )
+            .await?;
+        let (sender, tls_cert) = self.dial_sender(plan, true).await?;
+        Ok(UpgradeConn {
+            sender,
+            permit,
+            tls_cert,
+        })
+    }
+
+    async fn dial_sender(
+        &self,
+        plan: &ConnectPlan,
+        upgrades: bool,
+    ) -> Result<(SendRequest<Body>, Option<Arc<[u8]>>), ProxyError> {
+        let started = tokio::time::Instant::now();
+        let (io, cert) = self.dialer.open(plan).await?;
+        let sender = handshake(&self.dialer, io, upgrades, plan.key.label()).await?;
+        self.dialer
+            .metrics
+            .pool_connect_seconds
+            .with_label_values(&[plan.key.label()])
+            .observe(started.elapsed().as_secs_f64());
+        Ok((sender, cert))
+    }
+
+    /// Wraps a relayed response body: streamed, bounded by `timeouts.relay_read` between
+    /// pieces, the connection returned to the pool (or drained, or closed) at its end.
+    pub fn relay(&self, resp: Response<Incoming>, pooled: Option<Pooled>) -> Response<Body> {
+        use http_body_util::BodyExt;
+        let (parts, incoming) = resp.into_parts();
+        let body = body::ResponseBody::new(
+            incoming,
+            pooled,
+            self.dialer.timeouts.relay_read,
+            self.dialer.limits.max_response_drain_size,
+            self.dialer.metrics.clone(),
+        );
+        Response::from_parts(parts, body.boxed())
+    }
+
+    /// Sends `req` on `conn` (no authentication) and wraps the response for streaming and pool
+    /// return. A request that a stale pooled connection could not even start sending is resent
+    /// once on a fresh one.
+    pub async fn send(
+        &self,
+        plan: &ConnectPlan,
+        mut conn: Pooled,
+        req: Request<Body>,
+    ) -> Result<Response<Body>, ProxyError> {
+        let what = describe(plan);
+        let timeout = self.dialer.timeouts.receive_response;
+        if conn.sender().ready().await.is_err() {
+            if !conn.reused {
+                return Err(ProxyError::new(
+                    ErrorKind::UpstreamClosed,
+                    format!("{what} closed the connection at once"),
+                ));
+            }
+            self.count_retry(plan);
+            drop(conn);
+            conn = self.fresh_connection(plan).await?;
+        }
+        let fut = conn.sender().try_send_request(req);
+        let resp = match tokio::time::timeout(timeout, fut).await {
+            Err(_) => return Err(ProxyError::response_timeout(&what, timeout)),
+            Ok(Ok(resp)) => resp,
+            Ok(Err(mut e)) => match (conn.reused, e.take_message()) {
+                (true, Some(req)) => {
+                    self.count_retry(plan);
+                    drop(conn);
+                    conn = self.fresh_connection(plan).await?;
+                    tokio::time::timeout(timeout, conn.sender().send_request(req))
+                        .await
+                        .map_err(|_| ProxyError::response_timeout(&what, timeout))?
+                        .map_err(|e| map_hyper_error(&e, &what))?
+                }
+                _ => return Err(map_hyper_error(&e.into_error(), &what)),
+            },
+        };
+        Ok(self.relay(resp, Some(conn)))
+    }
+
+    fn count_retry(&self, plan: &ConnectPlan) {
+        self.dialer
+            .metrics
+            .pool_retries
+            .with_label_values(&[plan.key.label()])
+            .inc();
+    }
+}
+
+/// `origin host:port` or `proxy host:port`: the peer a plan's requests go to, for messages.
+pub fn describe(plan: &ConnectPlan) -> String {
+    let who = if plan.absolute_form { "proxy" } else { "origin" };
+    format!("{who} {}:{}", plan.key.host.to_authority_host(), plan.key.port)
 }
 
 /// Maps a hyper client error to a proxy error, naming `what` (e.g. `origin example.com:80`).
 pub fn map_hyper_error(e: &hyper::Error, what: &str) -> ProxyError {
-    if e.is_parse_too_large() {
-        return ProxyError::new(
+    let (kind, detail) = if e.is_parse_too_large() {
+        (
             ErrorKind::ResponseHeadersTooLarge,
             format!("{what} sent response headers larger than max_response_header_size"),
-        );
-    }
-    if is_timeout(e) {
-        return ProxyError::new(
+        )
+    } else if is_timeout(e) {
+        (
             ErrorKind::SendTimeout,
             format!("{what} stopped reading the request (send timeout)"),
-        );
-    }
-    if e.is_parse() {
-        return ProxyError::new(
+        )
+    } else if e.is_parse() {
+        (
             ErrorKind::UpstreamClosed,
             format!("{what} sent an invalid HTTP response: {e}"),
-        );
-    }
-    ProxyError::new(
-        ErrorKind::UpstreamClosed,
-        format!("{what} closed the connection: {e}"),
-    )
+        )
+    } else {
+        (
+            ErrorKind::UpstreamClosed,
+            format!("{what} closed the connection: {e}"),
+        )
+    };
+    ProxyError::new(kind, detail)
 }
 
 fn is_timeout(e: &hyper::Error) -> bool {
@@ -88,15 +249,15 @@ fn is_timeout(e: &hyper::Error) -> bool {
     false
 }
 
-/// Runs the HTTP/1.1 handshake on a fresh stream and spawns its connection task.
+/// Runs the HTTP/1.1 client handshake on a fresh stream and spawns its connection task.
 pub async fn handshake(
-    app: &App,
+    dialer: &Dialer,
     io: BoxIo,
     upgrades: bool,
     what: &str,
 ) -> Result<SendRequest<Body>, ProxyError> {
     let (sender, conn) = hyper::client::conn::http1::Builder::new()
-        .max_buf_size(app.cfg.limits.max_response_header_size.max(8192))
+        .max_buf_size(dialer.limits.max_response_header_size.max(8192))
         .handshake::<_, Body>(TokioIo::new(io))
         .await
         .map_err(|e| map_hyper_error(&e, what))?;
@@ -110,109 +271,4 @@ pub async fn handshake(
         });
     }
     Ok(sender)
-}
-
-/// A pooled connection to `ep`: an idle one, or a new one. Connect-phase errors only.
-pub async fn connection(app: &App, ep: &Endpoint) -> Result<Pooled, ProxyError> {
-    let key = ep.key();
-    match app.pool.checkout(&key, app.cfg.timeouts.connect).await? {
-        Checkout::Reused(p) => Ok(p),
-        Checkout::Dial(permit) => {
-            let (sender, cert) = dial_sender(app, ep).await?;
-            let mut pooled = app.pool.attach(permit, sender);
-            pooled.tls_cert = cert;
-            Ok(pooled)
-        }
-    }
-}
-
-/// A new connection to `ep`, never an idle one.
-pub async fn fresh_connection(app: &App, ep: &Endpoint) -> Result<Pooled, ProxyError> {
-    let permit = app
-        .pool
-        .reserve(&ep.key(), app.cfg.timeouts.connect)
-        .await?;
-    let (sender, cert) = dial_sender(app, ep).await?;
-    let mut pooled = app.pool.attach(permit, sender);
-    pooled.tls_cert = cert;
-    Ok(pooled)
-}
-
-async fn dial_sender(
-    app: &App,
-    ep: &Endpoint,
-) -> Result<(SendRequest<Body>, Option<Vec<u8>>), ProxyError> {
-    let started = tokio::time::Instant::now();
-    let (io, cert) =
-        dial::stream_with_cert(app, &ep.host, ep.port, ep.tls, ep.via.as_ref()).await?;
-    let sender = handshake(app, io, false, &ep.label).await?;
-    app.metrics
-        .pool_connect_seconds
-        .with_label_values(&[&ep.label])
-        .observe(started.elapsed().as_secs_f64());
-    Ok((sender, cert))
-}
-
-/// Sends `req` on `conn` and wraps the response body for streaming and pool return. A request
-/// that a stale pooled connection could not even start sending is resent once on a fresh one.
-pub async fn send(
-    app: &App,
-    ep: &Endpoint,
-    mut conn: Pooled,
-    req: Request<Body>,
-) -> Result<Response<Body>, ProxyError> {
-    use http_body_util::BodyExt;
-    let what = format!(
-        "{} {}",
-        if ep.label.as_ref() == "direct" {
-            "origin"
-        } else {
-            "proxy"
-        },
-        ep.host.to_authority_host()
-    );
-    let timeout = app.cfg.timeouts.receive_response;
-    if conn.sender().ready().await.is_err() {
-        if !conn.reused {
-            return Err(ProxyError::new(
-                ErrorKind::UpstreamClosed,
-                format!("{what} closed the connection at once"),
-            ));
-        }
-        app.metrics
-            .pool_retries
-            .with_label_values(&[&ep.label])
-            .inc();
-        drop(conn);
-        conn = connection(app, ep).await?;
-    }
-    let fut = conn.sender().try_send_request(req);
-    let resp: Response<Incoming> = match tokio::time::timeout(timeout, fut).await {
-        Err(_) => return Err(ProxyError::response_timeout(&what, timeout)),
-        Ok(Ok(resp)) => resp,
-        Ok(Err(mut e)) => match (conn.reused, e.take_message()) {
-            (true, Some(req)) => {
-                app.metrics
-                    .pool_retries
-                    .with_label_values(&[&ep.label])
-                    .inc();
-                drop(conn);
-                conn = connection(app, ep).await?;
-                tokio::time::timeout(timeout, conn.sender().send_request(req))
-                    .await
-                    .map_err(|_| ProxyError::response_timeout(&what, timeout))?
-                    .map_err(|e| map_hyper_error(&e, &what))?
-            }
-            _ => return Err(map_hyper_error(&e.into_error(), &what)),
-        },
-    };
-    let (parts, incoming) = resp.into_parts();
-    let body = body::ResponseBody::new(
-        incoming,
-        Some(conn),
-        app.cfg.timeouts.receive,
-        app.cfg.limits.max_response_drain_size,
-        app.metrics.clone(),
-    );
-    Ok(Response::from_parts(parts, body.boxed()))
 }

@@ -1,14 +1,19 @@
-//! The keep-alive pool of upstream HTTP/1.1 connections.
+//! The keep-alive pool of upstream HTTP/1.1 connections, and the per-server connection limit.
 //!
-//! Connections are keyed by everything that makes two of them interchangeable ([`PoolKey`]:
-//! endpoint, TLS, and the authentication identity once auth lands). Each key has a semaphore of
-//! `max_conns_per_server` permits held by *active* connections (checked out or being dialled);
-//! idle connections hold none, and a dial only happens when no idle connection is left, so the
-//! total per key never exceeds the limit. The map's lock is short and never held across `.await`.
+//! Idle connections are kept per [`PoolKey`]: everything that makes two connections
+//! interchangeable (the route — direct or which proxy —, the server spoken to, TLS, and the
+//! authenticated identity). The limit `max_conns_per_server` is kept per *server*, the first
+//! peer dialled (the upstream proxy, or the origin when direct), whatever the connection
+//! carries: pooled requests, CONNECT tunnels and upgrades all hold a [`ServerPermit`] while they
+//! live. Idle connections hold none, and a dial only happens when no idle connection is left.
+//! The map's lock is short and never held across `.await`.
 //!
 //! Lifecycle of a connection: dialled (permit held) -> active -> released: back to idle if the
 //! response was read to its end (or drained within `max_response_drain_size`), else closed ->
 //! idle -> reused (active again) or evicted after `pool_idle`.
+//!
+//! The pool is generic over the connection ([`PoolConn`]) so that it can be tested without
+//! sockets.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
@@ -21,32 +26,34 @@ use tokio::time::Instant;
 use crate::body::Body;
 use crate::error::{ErrorKind, ProxyError};
 use crate::metrics::Metrics;
-use crate::target::Host;
+pub use crate::route::{PoolKey, ServerKey};
 
-/// What makes two upstream connections interchangeable.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct PoolKey {
-    pub host: Host,
-    pub port: u16,
-    pub tls: bool,
-    /// The authenticated identity on this connection (None = unauthenticated).
-    pub identity: Option<String>,
-    /// Metric label: `direct` or the proxy's `host:port`.
-    pub label: Arc<str>,
+/// What the pool needs to know of a connection.
+pub trait PoolConn: Send + 'static {
+    /// The peer closed it (or it broke).
+    fn is_closed(&self) -> bool;
+    /// It can take a request now.
+    fn is_ready(&self) -> bool;
 }
 
-struct Idle {
-    sender: SendRequest<Body>,
+impl PoolConn for SendRequest<Body> {
+    fn is_closed(&self) -> bool {
+        SendRequest::is_closed(self)
+    }
+    fn is_ready(&self) -> bool {
+        SendRequest::is_ready(self)
+    }
+}
+
+struct Idle<C> {
+    conn: C,
+    cert: Option<Arc<[u8]>>,
     since: Instant,
 }
 
-struct Slot {
-    idle: Vec<Idle>,
-    permits: Arc<Semaphore>,
-}
-
-pub struct Pool {
-    slots: Mutex<HashMap<PoolKey, Slot>>,
+pub struct Pool<C = SendRequest<Body>> {
+    idle: Mutex<HashMap<PoolKey, Vec<Idle<C>>>>,
+    servers: Mutex<HashMap<ServerKey, Arc<Semaphore>>>,
     metrics: Arc<Metrics>,
     max_per_server: usize,
     max_idle: usize,
@@ -54,37 +61,47 @@ pub struct Pool {
 }
 
 /// Either a live pooled connection, or the right (a permit) to dial a new one.
-pub enum Checkout {
-    Reused(Pooled),
+pub enum Checkout<C = SendRequest<Body>> {
+    Reused(Pooled<C>),
     Dial(DialPermit),
 }
 
+/// A slot of `max_conns_per_server`, held for the life of one connection.
+pub struct ServerPermit(#[allow(dead_code)] OwnedSemaphorePermit);
+
 pub struct DialPermit {
     key: PoolKey,
-    permit: OwnedSemaphorePermit,
+    permit: ServerPermit,
 }
 
 /// A connection checked out of the pool. Dropping it closes the connection; [`Pooled::release`]
 /// returns it for reuse.
-pub struct Pooled {
-    sender: Option<SendRequest<Body>>,
+pub struct Pooled<C = SendRequest<Body>> {
+    conn: Option<C>,
     key: PoolKey,
-    pool: Weak<Pool>,
-    _permit: OwnedSemaphorePermit,
+    pool: Weak<Pool<C>>,
+    _permit: ServerPermit,
     pub reused: bool,
-    /// The end-entity certificate of an HTTPS proxy (channel bindings for NTLM).
-    pub tls_cert: Option<Vec<u8>>,
+    /// The end-entity certificate of a TLS peer (an HTTPS proxy's: channel bindings for NTLM),
+    /// kept with the connection while it is idle.
+    pub tls_cert: Option<Arc<[u8]>>,
 }
 
-impl Pool {
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A poisoned lock only means another thread panicked mid-update of plain data.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl<C: PoolConn> Pool<C> {
     pub fn new(
         metrics: Arc<Metrics>,
         max_per_server: Option<u32>,
         max_idle: usize,
         idle_timeout: Duration,
-    ) -> Arc<Pool> {
+    ) -> Arc<Self> {
         let pool = Arc::new(Pool {
-            slots: Mutex::new(HashMap::new()),
+            idle: Mutex::new(HashMap::new()),
+            servers: Mutex::new(HashMap::new()),
             metrics,
             max_per_server: max_per_server
                 .map(|m| m as usize)
@@ -96,25 +113,49 @@ impl Pool {
         pool
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PoolKey, Slot>> {
-        // A poisoned lock only means another thread panicked mid-update of plain data.
-        self.slots.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     fn gauge(&self, key: &PoolKey, state: &str) -> prometheus::IntGauge {
         self.metrics
             .pool_connections
-            .with_label_values(&[&key.label, state])
+            .with_label_values(&[key.label(), state])
     }
 
-    /// The key's slot semaphore (created with the slot).
-    fn permits_for(&self, key: &PoolKey) -> Arc<Semaphore> {
-        let mut slots = self.lock();
-        let slot = slots.entry(key.clone()).or_insert_with(|| Slot {
-            idle: Vec::new(),
-            permits: Arc::new(Semaphore::new(self.max_per_server)),
-        });
-        slot.permits.clone()
+    fn semaphore(&self, server: &ServerKey) -> Arc<Semaphore> {
+        lock(&self.servers)
+            .entry(server.clone())
+            .or_insert_with(|| Arc::new(Semaphore::new(self.max_per_server)))
+            .clone()
+    }
+
+    /// A slot for one more connection to `server` (labelled `label` in metrics), waiting at
+    /// most `wait` for one to free up. Tunnels and upgrades hold it for their whole life.
+    pub async fn server_permit(
+        &self,
+        server: &ServerKey,
+        label: &str,
+        wait: Duration,
+    ) -> Result<ServerPermit, ProxyError> {
+        let permits = self.semaphore(server);
+        if let Ok(p) = permits.clone().try_acquire_owned() {
+            return Ok(ServerPermit(p));
+        }
+        self.metrics
+            .pool_slot_waits
+            .with_label_values(&[label])
+            .inc();
+        let permit = tokio::time::timeout(wait, permits.acquire_owned())
+            .await
+            .map_err(|_| {
+                ProxyError::new(
+                    ErrorKind::PoolTimeout,
+                    format!(
+                        "no free connection to {}:{} within {wait:?} (max_conns_per_server)",
+                        server.host.to_authority_host(),
+                        server.port
+                    ),
+                )
+            })?
+            .map_err(|_| ProxyError::new(ErrorKind::Internal, "connection pool closed"))?;
+        Ok(ServerPermit(permit))
     }
 
     /// A reusable idle connection, or a permit to dial; waits (bounded) for a free slot.
@@ -122,49 +163,28 @@ impl Pool {
         self: &Arc<Self>,
         key: &PoolKey,
         wait: Duration,
-    ) -> Result<Checkout, ProxyError> {
-        let permits = self.permits_for(key);
-        let permit = match permits.clone().try_acquire_owned() {
-            Ok(p) => p,
-            Err(_) => {
-                self.metrics
-                    .pool_slot_waits
-                    .with_label_values(&[&key.label])
-                    .inc();
-                tokio::time::timeout(wait, permits.acquire_owned())
-                    .await
-                    .map_err(|_| {
-                        ProxyError::new(
-                            ErrorKind::PoolTimeout,
-                            format!(
-                                "no free connection to {} within {wait:?} (max_conns_per_server)",
-                                key.label
-                            ),
-                        )
-                    })?
-                    .map_err(|_| ProxyError::new(ErrorKind::Internal, "connection pool closed"))?
-            }
-        };
+    ) -> Result<Checkout<C>, ProxyError> {
+        let permit = self.server_permit(&key.server(), key.label(), wait).await?;
         while let Some(idle) = self.pop_idle(key) {
-            if idle.sender.is_closed() || !idle.sender.is_ready() {
+            if idle.conn.is_closed() || !idle.conn.is_ready() {
                 self.metrics
                     .pool_closed
-                    .with_label_values(&[&key.label])
+                    .with_label_values(&[key.label()])
                     .inc();
                 continue;
             }
             self.metrics
                 .pool_reused
-                .with_label_values(&[&key.label])
+                .with_label_values(&[key.label()])
                 .inc();
             self.gauge(key, "active").inc();
             return Ok(Checkout::Reused(Pooled {
-                sender: Some(idle.sender),
+                conn: Some(idle.conn),
                 key: key.clone(),
                 pool: Arc::downgrade(self),
                 _permit: permit,
                 reused: true,
-                tls_cert: None,
+                tls_cert: idle.cert,
             }));
         }
         Ok(Checkout::Dial(DialPermit {
@@ -175,79 +195,66 @@ impl Pool {
 
     /// A permit to dial a new connection, never an idle one (a handshake that must continue
     /// on a fresh connection).
-    pub async fn reserve(
-        self: &Arc<Self>,
-        key: &PoolKey,
-        wait: Duration,
-    ) -> Result<DialPermit, ProxyError> {
-        let permits = self.permits_for(key);
-        let permit = tokio::time::timeout(wait, permits.acquire_owned())
-            .await
-            .map_err(|_| {
-                ProxyError::new(
-                    ErrorKind::PoolTimeout,
-                    format!("no free connection to {} within {wait:?}", key.label),
-                )
-            })?
-            .map_err(|_| ProxyError::new(ErrorKind::Internal, "connection pool closed"))?;
+    pub async fn reserve(&self, key: &PoolKey, wait: Duration) -> Result<DialPermit, ProxyError> {
+        let permit = self.server_permit(&key.server(), key.label(), wait).await?;
         Ok(DialPermit {
             key: key.clone(),
             permit,
         })
     }
 
-    fn pop_idle(&self, key: &PoolKey) -> Option<Idle> {
-        let mut slots = self.lock();
-        let slot = slots.get_mut(key)?;
+    fn pop_idle(&self, key: &PoolKey) -> Option<Idle<C>> {
+        let mut idle = lock(&self.idle);
+        let list = idle.get_mut(key)?;
         let now = Instant::now();
-        while let Some(idle) = slot.idle.pop() {
+        while let Some(i) = list.pop() {
             self.gauge(key, "idle").dec();
-            if now.duration_since(idle.since) < self.idle_timeout {
-                return Some(idle);
+            if now.duration_since(i.since) < self.idle_timeout {
+                return Some(i);
             }
             self.metrics
                 .pool_evicted
-                .with_label_values(&[&key.label])
+                .with_label_values(&[key.label()])
                 .inc();
         }
         None
     }
 
     /// Turns a dial permit and a fresh connection into a checked-out [`Pooled`].
-    pub fn attach(self: &Arc<Self>, permit: DialPermit, sender: SendRequest<Body>) -> Pooled {
+    pub fn attach(
+        self: &Arc<Self>,
+        permit: DialPermit,
+        conn: C,
+        tls_cert: Option<Arc<[u8]>>,
+    ) -> Pooled<C> {
         self.metrics
             .pool_opened
-            .with_label_values(&[&permit.key.label])
+            .with_label_values(&[permit.key.label()])
             .inc();
         self.gauge(&permit.key, "active").inc();
         Pooled {
-            sender: Some(sender),
+            conn: Some(conn),
             key: permit.key,
             pool: Arc::downgrade(self),
             _permit: permit.permit,
             reused: false,
-            tls_cert: None,
+            tls_cert,
         }
     }
 
-    fn put_back(&self, key: &PoolKey, sender: SendRequest<Body>) {
-        let mut slots = self.lock();
-        let Some(slot) = slots.get_mut(key) else {
+    fn put_back(&self, key: &PoolKey, conn: C, cert: Option<Arc<[u8]>>) {
+        let mut idle = lock(&self.idle);
+        let list = idle.entry(key.clone()).or_default();
+        if list.len() >= self.max_idle || conn.is_closed() {
             self.metrics
                 .pool_closed
-                .with_label_values(&[&key.label])
-                .inc();
-            return;
-        };
-        if slot.idle.len() >= self.max_idle || sender.is_closed() {
-            self.metrics
-                .pool_closed
-                .with_label_values(&[&key.label])
+                .with_label_values(&[key.label()])
                 .inc();
             return;
         }
-        slot.idle.push(Idle {
-            sender,
+        list.push(Idle {
+            conn,
+            cert,
             since: Instant::now(),
         });
         self.gauge(key, "idle").inc();
@@ -255,32 +262,31 @@ impl Pool {
 
     fn evict_expired(&self) {
         let now = Instant::now();
-        let mut slots = self.lock();
-        slots.retain(|key, slot| {
-            let before = slot.idle.len();
-            slot.idle.retain(|i| {
-                now.duration_since(i.since) < self.idle_timeout && !i.sender.is_closed()
-            });
-            let gone = before - slot.idle.len();
+        lock(&self.idle).retain(|key, list| {
+            let before = list.len();
+            list.retain(|i| now.duration_since(i.since) < self.idle_timeout && !i.conn.is_closed());
+            let gone = before - list.len();
             if gone > 0 {
                 self.gauge(key, "idle").sub(gone as i64);
                 self.metrics
                     .pool_evicted
-                    .with_label_values(&[&key.label])
+                    .with_label_values(&[key.label()])
                     .inc_by(gone as u64);
             }
-            // Keep slots that still have connections or holders of permits.
-            !slot.idle.is_empty() || slot.permits.available_permits() < self.max_per_server
+            !list.is_empty()
         });
+        // servers whose every permit is free again need no entry
+        let max = self.max_per_server;
+        lock(&self.servers).retain(|_, s| s.available_permits() < max);
     }
 
-    /// Idle connections per key (tests and the status page).
+    /// Idle connections in all (tests and the status page).
     pub fn idle_count(&self) -> usize {
-        self.lock().values().map(|s| s.idle.len()).sum()
+        lock(&self.idle).values().map(Vec::len).sum()
     }
 }
 
-fn spawn_reaper(pool: Weak<Pool>, idle_timeout: Duration) {
+fn spawn_reaper<C: PoolConn>(pool: Weak<Pool<C>>, idle_timeout: Duration) {
     let period = (idle_timeout / 2).clamp(Duration::from_millis(50), Duration::from_secs(15));
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(period);
@@ -295,35 +301,48 @@ fn spawn_reaper(pool: Weak<Pool>, idle_timeout: Duration) {
     });
 }
 
-impl Pooled {
-    pub fn sender(&mut self) -> &mut SendRequest<Body> {
-        // Only `release` and `Drop` take the sender, and both consume the Pooled.
-        self.sender.as_mut().expect("sender present until release")
+impl<C: PoolConn> Pooled<C> {
+    pub fn conn(&mut self) -> &mut C {
+        // Only `release` and `Drop` take the connection, and both consume the Pooled.
+        self.conn.as_mut().expect("connection present until release")
     }
 
-    pub fn label(&self) -> &str {
-        &self.key.label
+    pub fn key(&self) -> &PoolKey {
+        &self.key
     }
 
     /// Returns the connection to the pool (its response must have been read to the end).
     pub fn release(mut self) {
-        if let (Some(sender), Some(pool)) = (self.sender.take(), self.pool.upgrade()) {
+        if let (Some(conn), Some(pool)) = (self.conn.take(), self.pool.upgrade()) {
             pool.gauge(&self.key, "active").dec();
-            pool.put_back(&self.key, sender);
+            pool.put_back(&self.key, conn, self.tls_cert.take());
         }
     }
 }
 
-impl Drop for Pooled {
+impl Pooled<SendRequest<Body>> {
+    pub fn sender(&mut self) -> &mut SendRequest<Body> {
+        self.conn()
+    }
+}
+
+impl<C> Drop for Pooled<C> {
     fn drop(&mut self) {
-        if self.sender.take().is_some() {
+        if self.conn.take().is_some() {
             if let Some(pool) = self.pool.upgrade() {
-                pool.gauge(&self.key, "active").dec();
+                pool.metrics
+                    .pool_connections
+                    .with_label_values(&[self.key.label(), "active"])
+                    .dec();
                 pool.metrics
                     .pool_closed
-                    .with_label_values(&[&self.key.label])
+                    .with_label_values(&[self.key.label()])
                     .inc();
             }
         }
     }
 }
+
+#[cfg(test)]
+#[path = "pool_tests.rs"]
+mod tests;

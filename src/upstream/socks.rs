@@ -7,23 +7,22 @@
 use tokio::net::TcpStream;
 use tokio_socks::tcp::{Socks4Stream, Socks5Stream};
 
-use crate::app::App;
+use super::dialer::Dialer;
 use crate::error::{ErrorKind, ProxyError};
-use crate::route::{ProxyAddr, ProxyKind};
-use crate::target::Host;
+use crate::target::{Host, ProxyAddr, ProxyKind};
 
 /// Opens a stream to `host:port` through the SOCKS proxy `proxy`.
 pub async fn connect(
-    app: &App,
+    dialer: &Dialer,
     proxy: &ProxyAddr,
     host: &Host,
     port: u16,
 ) -> Result<TcpStream, ProxyError> {
-    let tcp = super::dial::tcp(app, &proxy.host, proxy.port).await?;
+    let tcp = dialer.tcp(&proxy.host, proxy.port).await?;
     let target = host.to_string();
     let what = format!("SOCKS proxy {}", proxy.label());
     let handshake = async {
-        match (proxy.kind, &app.cfg.socks_auth) {
+        match (proxy.kind, dialer.socks_auth()) {
             (ProxyKind::Socks5, Some(auth)) => Socks5Stream::connect_with_password_and_socket(
                 tcp,
                 (target.as_str(), port),
@@ -42,7 +41,7 @@ pub async fn connect(
                 .map(|s| s.into_inner()),
         }
     };
-    match tokio::time::timeout(app.cfg.timeouts.connect, handshake).await {
+    match tokio::time::timeout(dialer.timeouts.connect, handshake).await {
         Err(_) => Err(ProxyError::new(
             ErrorKind::ConnectTimeout,
             format!("{what} did not answer in time"),

@@ -71,30 +71,7 @@ pub struct Discovered {
     pub tried: Vec<Attempt>,
 }
 
-/// Discovery settings. Build with [`WpadOptions::default`] and override fields.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WpadOptions {
-    /// How long to wait for DHCPACKs (all interfaces are asked at once).
-    pub dhcp_timeout: Duration,
-    /// Bound of each DNS lookup.
-    pub dns_timeout: Duration,
-    /// Ask only these interfaces by DHCP; `None`: every eligible one.
-    pub interfaces: Option<Vec<String>>,
-    /// Domains to devolve; `None`: the `search`/`domain` of `/etc/resolv.conf`, then the
-    /// domain names (option 15) that DHCP answers carried.
-    pub search_domains: Option<Vec<String>>,
-}
-
-impl Default for WpadOptions {
-    fn default() -> Self {
-        WpadOptions {
-            dhcp_timeout: Duration::from_secs(2),
-            dns_timeout: Duration::from_secs(2),
-            interfaces: None,
-            search_domains: None,
-        }
-    }
-}
+pub use crate::config::WpadOptions;
 
 /// Discovery found nothing.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

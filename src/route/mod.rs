@@ -3,132 +3,34 @@
 //! [`decide`] is a pure function of the target and the static rules (bypass list, fixed upstream,
 //! environment proxies). It returns a [`Decision`]: an ordered list of [`Hop`]s and the reason.
 //! The PAC source plugs into the same seam by producing hops from a PAC answer. Nothing here
-//! touches the network.
+//! touches the network. [`plan`] turns one hop and a target into a [`ConnectPlan`]: where to
+//! dial, through which proxy, TLS or not, the request form, the identity credentials may go
+//! to (the autologon policy applied once, there) and the pool key.
 
 use std::fmt;
 
-use ipnet::IpNet;
+mod plan;
 
+pub use crate::config::routes::{BypassRule, StaticRoutes};
+pub use plan::{plan, ConnectPlan, Path, PoolKey, Purpose, ServerKey};
+pub use crate::target::{ProxyAddr, ProxyKind};
 use crate::target::{Host, Scheme, Target};
-
-/// The protocol spoken to an upstream proxy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ProxyKind {
-    /// Plain HTTP proxy (`PROXY`, `HTTP`, `http://`).
-    Http,
-    /// HTTP proxy reached over TLS (`HTTPS`, `https://`).
-    Https,
-    Socks4,
-    Socks5,
-}
-
-impl ProxyKind {
-    pub fn default_port(self) -> u16 {
-        match self {
-            ProxyKind::Http => 80,
-            ProxyKind::Https => 443,
-            ProxyKind::Socks4 | ProxyKind::Socks5 => 1080,
-        }
-    }
-    pub fn url_scheme(self) -> &'static str {
-        match self {
-            ProxyKind::Http => "http",
-            ProxyKind::Https => "https",
-            ProxyKind::Socks4 => "socks4",
-            ProxyKind::Socks5 => "socks5",
-        }
-    }
-}
-
-/// An upstream proxy's address.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct ProxyAddr {
-    pub kind: ProxyKind,
-    pub host: Host,
-    pub port: u16,
-}
-
-impl ProxyAddr {
-    /// Parses `http://host:port`, `https://...`, `socks5://...`, `socks4://...` or bare
-    /// `host:port` (HTTP). A path, query or credentials are refused.
-    pub fn parse(s: &str) -> Result<ProxyAddr, String> {
-        let (kind, rest) = match s.split_once("://") {
-            Some((scheme, rest)) => {
-                let kind = match scheme.to_ascii_lowercase().as_str() {
-                    "http" => ProxyKind::Http,
-                    "https" => ProxyKind::Https,
-                    "socks4" | "socks4a" => ProxyKind::Socks4,
-                    "socks5" | "socks5h" | "socks" => ProxyKind::Socks5,
-                    other => {
-                        return Err(format!(
-                        "unsupported proxy scheme {other:?} (use http, https, socks4 or socks5)"
-                    ))
-                    }
-                };
-                (kind, rest)
-            }
-            None => (ProxyKind::Http, s),
-        };
-        let rest = rest.strip_suffix('/').unwrap_or(rest);
-        if rest.contains('@') {
-            return Err(
-                "credentials in the proxy URL are not accepted; configure them in [auth]".into(),
-            );
-        }
-        if rest.contains('/') || rest.contains('?') {
-            return Err(format!(
-                "proxy {s:?} must be scheme://host:port without a path"
-            ));
-        }
-        let (host, port) =
-            split_host_port(rest).ok_or_else(|| format!("invalid proxy address {s:?}"))?;
-        let host = Host::parse(host)?;
-        let port = match port {
-            Some(p) => p
-                .parse::<u16>()
-                .ok()
-                .filter(|p| *p != 0)
-                .ok_or_else(|| format!("invalid port in {s:?}"))?,
-            None => kind.default_port(),
-        };
-        Ok(ProxyAddr { kind, host, port })
-    }
-
-    /// A label for metrics and logs: `host:port` (configured upstreams are a bounded set).
-    pub fn label(&self) -> String {
-        format!("{}:{}", self.host.to_authority_host(), self.port)
-    }
-}
-
-fn split_host_port(s: &str) -> Option<(&str, Option<&str>)> {
-    if s.starts_with('[') {
-        let end = s.find(']')?;
-        let host = &s[..=end];
-        let rest = &s[end + 1..];
-        return match rest.strip_prefix(':') {
-            Some(p) => Some((host, Some(p))),
-            None if rest.is_empty() => Some((host, None)),
-            None => None,
-        };
-    }
-    match s.rsplit_once(':') {
-        Some((h, p)) if !h.contains(':') => Some((h, Some(p))),
-        Some(_) => None,
-        None => Some((s, None)),
-    }
-}
-
-impl fmt::Display for ProxyAddr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}://{}", self.kind.url_scheme(), self.label())
-    }
-}
 
 /// One way to reach a target.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Hop {
     Direct,
     Proxy(ProxyAddr),
+}
+
+impl Hop {
+    /// The bounded metric label: `direct` or the proxy's `host:port`.
+    pub fn label(&self) -> String {
+        match self {
+            Hop::Direct => "direct".into(),
+            Hop::Proxy(p) => p.label(),
+        }
+    }
 }
 
 impl fmt::Display for Hop {
@@ -145,95 +47,6 @@ impl fmt::Display for Hop {
 pub struct Decision {
     pub hops: Vec<Hop>,
     pub reason: &'static str,
-}
-
-/// A bypass rule: targets matching it go DIRECT.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BypassRule {
-    /// Matches one host name exactly.
-    Exact(String),
-    /// Matches names below the suffix (`*.corp.example` or `.corp.example`).
-    Subdomains(String),
-    /// Matches the name itself and every name below it (NO_PROXY's `corp.example`).
-    DomainAndSubdomains(String),
-    /// Matches IP literals inside the block.
-    Cidr(IpNet),
-    /// `<local>`: plain host names without a dot.
-    Local,
-    /// `*`: everything.
-    All,
-}
-
-impl BypassRule {
-    /// Parses a rule as written in `route.bypass`.
-    pub fn parse(s: &str) -> Result<BypassRule, String> {
-        let s = s.trim();
-        if s.is_empty() {
-            return Err("empty bypass rule".into());
-        }
-        if s == "*" {
-            return Ok(BypassRule::All);
-        }
-        if s.eq_ignore_ascii_case("<local>") {
-            return Ok(BypassRule::Local);
-        }
-        if let Ok(net) = s.parse::<IpNet>() {
-            return Ok(BypassRule::Cidr(net));
-        }
-        if let Ok(ip) = s
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse::<std::net::IpAddr>()
-        {
-            return Ok(BypassRule::Cidr(IpNet::from(ip)));
-        }
-        let norm = |n: &str| match Host::parse(n) {
-            Ok(Host::Name(n)) => Ok(n),
-            _ => Err(format!("invalid bypass rule {s:?}")),
-        };
-        if let Some(suffix) = s.strip_prefix("*.").or_else(|| s.strip_prefix('.')) {
-            return Ok(BypassRule::Subdomains(norm(suffix)?));
-        }
-        Ok(BypassRule::Exact(norm(s)?))
-    }
-
-    /// Parses one NO_PROXY entry (curl semantics: `corp.example` covers its subdomains too).
-    pub fn parse_no_proxy(s: &str) -> Result<BypassRule, String> {
-        match BypassRule::parse(s)? {
-            BypassRule::Exact(n) => Ok(BypassRule::DomainAndSubdomains(n)),
-            other => Ok(other),
-        }
-    }
-
-    pub fn matches(&self, host: &Host) -> bool {
-        match (self, host) {
-            (BypassRule::All, _) => true,
-            (BypassRule::Local, Host::Name(n)) => !n.contains('.'),
-            (BypassRule::Exact(e), Host::Name(n)) => e == n,
-            (BypassRule::Subdomains(s), Host::Name(n)) => is_below(n, s),
-            (BypassRule::DomainAndSubdomains(s), Host::Name(n)) => n == s || is_below(n, s),
-            (BypassRule::Cidr(net), Host::Ip(ip)) => net.contains(ip),
-            _ => false,
-        }
-    }
-}
-
-fn is_below(name: &str, suffix: &str) -> bool {
-    name.len() > suffix.len() + 1
-        && name.ends_with(suffix)
-        && name.as_bytes()[name.len() - suffix.len() - 1] == b'.'
-}
-
-/// The static routing rules, validated from config.
-#[derive(Debug, Clone, Default)]
-pub struct StaticRoutes {
-    /// Upstream for `http://` requests (None = DIRECT).
-    pub http_upstream: Option<ProxyAddr>,
-    /// Upstream for CONNECT and `https://` requests (None = DIRECT).
-    pub https_upstream: Option<ProxyAddr>,
-    pub bypass: Vec<BypassRule>,
-    /// `localhost` and loopback addresses always go DIRECT.
-    pub bypass_loopback: bool,
 }
 
 /// The static routing decision. Pure: same inputs, same answer.

@@ -1,0 +1,158 @@
+//! The last stage for absolute-form requests: hold or stream the body, take a connection on
+//! the first hop that connects, send (authenticating on the connection when the plan says so)
+//! and stream the response back.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use tokio::sync::OwnedSemaphorePermit;
+
+use super::pipeline::{Exchange, RequestHead};
+use super::Client;
+use crate::access::Counted;
+use crate::app::App;
+use crate::body::{self, Body, IdleTimeout};
+use crate::error::{rescue, ErrorKind, ProxyError};
+use crate::headers;
+use crate::route::{ConnectPlan, Decision, Purpose};
+use crate::target::Target;
+use crate::upstream::auth::{self, replayable};
+
+/// The request body on its way: held whole (replayable), or streamed once.
+enum Outgoing {
+    Held(Bytes, Option<OwnedSemaphorePermit>),
+    Stream(Body),
+}
+
+/// Absolute-form HTTP (also requests decrypted from intercepted tunnels, whose URI the
+/// interceptor rewrites to `https://host:port/path`).
+pub async fn forward(app: Arc<App>, client: Client, req: Request<Incoming>) -> Response<Body> {
+    let target = match Target::from_absolute(req.uri(), app.cfg.reject_userpwd_in_url) {
+        Ok(t) => t,
+        Err(e) => return rescue(&e),
+    };
+    if headers::is_upgrade(req.headers()) {
+        return super::upgrade::upgrade(app, client, target, req).await;
+    }
+    let x = Exchange::new(app, client, req.method().as_str(), target, "http");
+    if let Err(e) = x.check_loop(req.headers()) {
+        return x.fail("-", e);
+    }
+    let (parts, body) = req.into_parts();
+    let head = RequestHead::new(parts, &x.target, false);
+    let decision = match x.decide(|| head.url(&x.target)).await {
+        Ok(d) => d,
+        Err(e) => return x.fail("-", e),
+    };
+    let body = match outgoing(&x, &decision, body).await {
+        Ok(b) => b,
+        Err(e) => return x.fail("-", e),
+    };
+    let started = tokio::time::Instant::now();
+    let up = &x.app.upstream;
+    let connected = x
+        .connect(&decision, Purpose::Request, |plan| async move {
+            up.connection(&plan).await
+        })
+        .await;
+    let (conn, plan) = match connected {
+        Ok(c) => c,
+        Err((e, route)) => return x.fail(&route, e),
+    };
+    let result = send(&x, &plan, conn, head, body).await;
+    x.app
+        .metrics
+        .request_seconds
+        .with_label_values(&["http"])
+        .observe(started.elapsed().as_secs_f64());
+    match result {
+        Ok(resp) => x.respond(resp, &plan),
+        Err(e) => x.fail(&plan.hop.to_string(), e),
+    }
+}
+
+/// The send stage: on a plan that authenticates requests to a proxy, through the auth driver
+/// (a held body replayed per leg, a streamed one after the connection is authenticated).
+async fn send(
+    x: &Exchange,
+    plan: &ConnectPlan,
+    conn: crate::upstream::pool::Pooled,
+    head: RequestHead,
+    body: Outgoing,
+) -> Result<Response<Body>, ProxyError> {
+    let up = &x.app.upstream;
+    let mut replay = head.for_plan(plan, &x.target, &x.app)?;
+    let authenticates = plan.absolute_form && plan.identity.is_some();
+    match body {
+        Outgoing::Held(bytes, _budget) if authenticates => {
+            replay.body = bytes;
+            auth::send_replay(up, plan, conn, &replay).await
+        }
+        Outgoing::Stream(b) if authenticates => {
+            auth::send_streaming(up, plan, conn, replay, b).await
+        }
+        Outgoing::Held(bytes, _budget) => {
+            replay.body = bytes;
+            up.send(plan, conn, replay.build()).await
+        }
+        Outgoing::Stream(b) => {
+            let mut req = replay.build();
+            *req.body_mut() = b;
+            up.send(plan, conn, req).await
+        }
+    }
+}
+
+/// Holds the body when a hop may need to resend it for authentication (small, known size,
+/// within the replay budget), reading it before any connection is taken; else streams it.
+/// A client that pauses its body longer than `timeouts.receive` is cut.
+async fn outgoing(
+    x: &Exchange,
+    decision: &Decision,
+    body: Incoming,
+) -> Result<Outgoing, ProxyError> {
+    let idle = x.app.cfg.timeouts.receive;
+    let size = http_body::Body::size_hint(&body);
+    let counted = Counted::new(body, x.access.clone(), true).boxed();
+    let body: Body = IdleTimeout::new(counted, idle).boxed();
+    if size.exact() == Some(0) {
+        return Ok(Outgoing::Held(Bytes::new(), None));
+    }
+    let may_authenticate = decision.hops.iter().any(|hop| {
+        let p = x.app.plan(hop, &x.target, Purpose::Request);
+        p.absolute_form && p.identity.is_some()
+    });
+    if !may_authenticate || !replayable(&size) {
+        return Ok(Outgoing::Stream(body));
+    }
+    let Some(budget) = x.app.upstream.replay_budget(size.upper().unwrap_or(0)) else {
+        return Ok(Outgoing::Stream(body));
+    };
+    match body.collect().await {
+        Ok(b) => Ok(Outgoing::Held(b.to_bytes(), Some(budget))),
+        Err(e) => Err(ProxyError::new(
+            ErrorKind::BadRequest,
+            "the client's request body could not be read",
+        )
+        .with_source(BoxedError(e))),
+    }
+}
+
+/// A boxed error as a concrete error type (for [`ProxyError::with_source`]).
+#[derive(Debug)]
+struct BoxedError(body::BoxError);
+
+impl std::fmt::Display for BoxedError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for BoxedError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}

@@ -1,0 +1,226 @@
+//! The stages every kind of traffic shares: one [`Exchange`] carried from the parsed target to
+//! the response — loop check, decide, the try-hops loop with failover, the response filter,
+//! and the one place a failure is logged, counted and rescued.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use http::{header, HeaderMap, HeaderValue, Method, Response, StatusCode, Uri};
+use http_body_util::BodyExt;
+use tracing::Instrument;
+
+use super::Client;
+use crate::access::{Access, Counted};
+use crate::app::App;
+use crate::body::Body;
+use crate::error::{self, rescue, ErrorKind, ProxyError};
+use crate::headers;
+use crate::route::{ConnectPlan, Decision, Purpose};
+use crate::target::Target;
+use crate::upstream::auth::Replay;
+
+/// One request (or tunnel) on its way through the stages.
+pub struct Exchange {
+    pub app: Arc<App>,
+    pub client: Client,
+    pub target: Target,
+    pub access: Arc<Access>,
+}
+
+impl Exchange {
+    pub fn new(
+        app: Arc<App>,
+        client: Client,
+        method: &str,
+        target: Target,
+        kind: &'static str,
+    ) -> Exchange {
+        let access = Access::new(
+            client.addr,
+            method,
+            target.to_string(),
+            kind,
+            app.metrics.clone(),
+            app.cfg.log.access_log,
+        );
+        Exchange {
+            app,
+            client,
+            target,
+            access,
+        }
+    }
+
+    /// A request that carries this instance's `Via` token has been here before: a loop.
+    pub fn check_loop(&self, headers: &HeaderMap) -> Result<(), ProxyError> {
+        let token = self.app.via_token.as_ref();
+        let seen = headers
+            .get_all(header::VIA)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| v.split(',').any(|e| e.split_whitespace().nth(1) == Some(token)));
+        if seen {
+            return Err(ProxyError::new(
+                ErrorKind::Loop,
+                "this request has already passed through this waypost (its Via token came back): \
+                 a proxy chain or PAC leads back to waypost itself",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The decide stage.
+    pub async fn decide(&self, url: impl FnOnce() -> String) -> Result<Decision, ProxyError> {
+        self.app.router.decide(&self.target, url).await
+    }
+
+    /// Tries the decision's hops in order: for each, the plan and `connect`. A connect-phase
+    /// failure moves on to the next hop (marking the failed proxy); any other failure, or the
+    /// last hop's, ends the loop with the error and the route it happened on.
+    pub async fn connect<T, F, Fut>(
+        &self,
+        decision: &Decision,
+        purpose: Purpose,
+        mut connect: F,
+    ) -> Result<(T, ConnectPlan), (ProxyError, String)>
+    where
+        F: FnMut(ConnectPlan) -> Fut,
+        Fut: Future<Output = Result<T, ProxyError>>,
+    {
+        let router = &self.app.router;
+        let mut last = None;
+        for (i, hop) in decision.hops.iter().enumerate() {
+            let plan = self.app.plan(hop, &self.target, purpose);
+            let span = tracing::debug_span!("hop", hop = %hop);
+            match connect(plan.clone()).instrument(span).await {
+                Ok(t) => return Ok((t, plan)),
+                Err(e) if e.kind.is_connect_phase() && i + 1 < decision.hops.len() => {
+                    router.fail_over(hop, &e);
+                    last = Some(e);
+                }
+                Err(e) => {
+                    if e.kind.is_connect_phase() {
+                        router.hop_failed(hop, &e);
+                    }
+                    return Err((e, hop.to_string()));
+                }
+            }
+        }
+        let e = last.unwrap_or_else(|| ProxyError::new(ErrorKind::Internal, "empty route"));
+        Err((e, "-".into()))
+    }
+
+    /// The one place a failed exchange is logged (once), recorded and answered.
+    pub fn fail(&self, route: &str, err: ProxyError) -> Response<Body> {
+        let resp = rescue(&err);
+        match err.kind.blame() {
+            error::Blame::Client => tracing::info!(route, error = %error::chain(&err), "request refused"),
+            _ => tracing::warn!(route, error = %error::chain(&err), "request failed"),
+        }
+        self.access
+            .finish(resp.status().as_u16(), route.to_string(), err.kind.code());
+        resp
+    }
+
+    /// The response filter: hop-by-hop headers out, `Via` when configured, access record,
+    /// body bytes counted.
+    pub fn respond(&self, resp: Response<Body>, plan: &ConnectPlan) -> Response<Body> {
+        let (mut parts, body) = resp.into_parts();
+        let switching = parts.status == StatusCode::SWITCHING_PROTOCOLS;
+        headers::strip_hop_by_hop(&mut parts.headers, switching);
+        if self.app.cfg.via {
+            headers::add_via(&mut parts.headers, parts.version, &self.app.via_token);
+        }
+        let outcome = match parts.headers.get(error::ERROR_HEADER) {
+            Some(v) if v == "auth-rejected" => ErrorKind::AuthRejected.code(),
+            _ => "ok",
+        };
+        self.access
+            .finish(parts.status.as_u16(), plan.hop.to_string(), outcome);
+        Response::from_parts(parts, Counted::new(body, self.access.clone(), false).boxed())
+    }
+
+    /// Keeps `what` (a tunnel or an upgraded connection) running in the tracked background with
+    /// the client's connection slot held for its whole life.
+    pub fn spawn<F>(&self, what: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let slot = self.client.slot.clone();
+        let span = tracing::Span::current();
+        self.app.tracker.spawn(
+            async move {
+                what.await;
+                drop(slot);
+            }
+            .instrument(span),
+        );
+    }
+}
+
+/// The request head as the client sent it, cleaned (hop-by-hop headers, `Expect`, `Host`).
+pub struct RequestHead {
+    pub method: Method,
+    pub path: String,
+    pub headers: HeaderMap,
+    pub version: http::Version,
+}
+
+impl RequestHead {
+    pub fn new(mut parts: http::request::Parts, target: &Target, upgrade: bool) -> RequestHead {
+        headers::strip_hop_by_hop(&mut parts.headers, upgrade);
+        // hyper answers the client's `Expect: 100-continue` when the body is first polled, i.e.
+        // once the upstream connection is ready; the upstream gets the body without waiting.
+        parts.headers.remove(header::EXPECT);
+        if let Ok(h) = HeaderValue::from_str(&target.host_header()) {
+            parts.headers.insert(header::HOST, h);
+        }
+        let path = parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_else(|| "/".into());
+        RequestHead {
+            method: parts.method,
+            path,
+            headers: parts.headers,
+            version: parts.version,
+        }
+    }
+
+    /// The URL a PAC script sees.
+    pub fn url(&self, target: &Target) -> String {
+        format!(
+            "{}://{}{}",
+            target.scheme.as_str(),
+            target.host_header(),
+            self.path
+        )
+    }
+
+    /// The head to send on `plan`: absolute- or origin-form, and this instance's `Via` on
+    /// requests to a proxy (loop detection) or when configured.
+    pub fn for_plan(
+        self,
+        plan: &ConnectPlan,
+        target: &Target,
+        app: &App,
+    ) -> Result<Replay, ProxyError> {
+        let uri: Uri = if plan.absolute_form {
+            self.url(target).parse()
+        } else {
+            self.path.parse()
+        }
+        .map_err(|e| ProxyError::bad_request(format!("cannot rebuild the request URI: {e}")))?;
+        let mut headers = self.headers;
+        if app.cfg.via || plan.proxy().is_some() {
+            headers::add_via(&mut headers, self.version, &app.via_token);
+        }
+        Ok(Replay {
+            method: self.method,
+            uri,
+            headers,
+            body: bytes::Bytes::new(),
+        })
+    }
+}

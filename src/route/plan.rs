@@ -1,0 +1,174 @@
+//! The connect plan: one hop and a target turned into a value that says how to connect.
+//!
+//! [`plan`] is pure: which address to dial, through which proxy (HTTP, HTTPS, SOCKS4/4a/5),
+//! whether waypost speaks TLS to the server on the resulting stream, absolute-form or
+//! origin-form requests, which identity credentials may be sent as (the autologon policy is
+//! applied here, once, through the `identity_for` argument), and the pool key. The I/O that
+//! carries a plan out lives in [`crate::upstream`]; it makes no routing decisions.
+
+use std::sync::Arc;
+
+use super::Hop;
+use crate::target::{Host, ProxyAddr, ProxyKind, Scheme, Target};
+
+/// What the connection will carry for the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// A CONNECT tunnel from the client: raw bytes to the target, never pooled.
+    Tunnel,
+    /// An HTTP request from the client (absolute-form, or decrypted from an intercepted tunnel).
+    Request,
+    /// An HTTP request that switches protocols (WebSocket): its own connection, never pooled.
+    Upgrade,
+}
+
+/// How the stream to the server is obtained.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Path {
+    /// TCP straight to the target.
+    Direct,
+    /// A SOCKS4/4a/5 proxy opens the stream to the target.
+    Socks(ProxyAddr),
+    /// A CONNECT tunnel through an HTTP(S) proxy to the target (authenticated on the proxy
+    /// connection when `identity` is set).
+    Connect(ProxyAddr),
+    /// Requests go to the HTTP(S) proxy itself, in absolute form.
+    Forward(ProxyAddr),
+}
+
+/// Everything decided about one attempt before any I/O.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectPlan {
+    /// The hop this plan carries out (failover marks it).
+    pub hop: Hop,
+    pub path: Path,
+    /// TLS with the server (`key.host`) on top of the stream.
+    pub tls: bool,
+    /// Requests are sent in absolute form (to a proxy) rather than origin form.
+    pub absolute_form: bool,
+    /// The identity waypost may authenticate as to the proxy on this path (None: send no
+    /// credentials).
+    pub identity: Option<String>,
+    /// What makes connections carrying this plan interchangeable.
+    pub key: PoolKey,
+}
+
+impl ConnectPlan {
+    /// The proxy on the path, if any.
+    pub fn proxy(&self) -> Option<&ProxyAddr> {
+        match &self.path {
+            Path::Direct => None,
+            Path::Socks(p) | Path::Connect(p) | Path::Forward(p) => Some(p),
+        }
+    }
+}
+
+/// The plan for reaching `target` over `hop` for `purpose`. `identity_for` is the autologon
+/// policy: the identity credentials may be sent as to a proxy of that name, or None.
+pub fn plan(
+    hop: &Hop,
+    target: &Target,
+    purpose: Purpose,
+    identity_for: impl Fn(&Host) -> Option<String>,
+) -> ConnectPlan {
+    let https = target.scheme == Scheme::Https && purpose != Purpose::Tunnel;
+    let (path, host, port, tls, absolute_form) = match hop {
+        Hop::Direct => (Path::Direct, target.host.clone(), target.port, https, false),
+        Hop::Proxy(p) if matches!(p.kind, ProxyKind::Socks4 | ProxyKind::Socks5) => (
+            Path::Socks(p.clone()),
+            target.host.clone(),
+            target.port,
+            https,
+            false,
+        ),
+        // https:// through an HTTP(S) proxy: CONNECT with waypost's own TLS inside, so the TLS
+        // policy holds for the origin. Tunnels: CONNECT, bytes relayed untouched.
+        Hop::Proxy(p) if purpose == Purpose::Tunnel || https => (
+            Path::Connect(p.clone()),
+            target.host.clone(),
+            target.port,
+            https,
+            false,
+        ),
+        Hop::Proxy(p) => (
+            Path::Forward(p.clone()),
+            p.host.clone(),
+            p.port,
+            p.kind == ProxyKind::Https,
+            true,
+        ),
+    };
+    let identity = match &path {
+        Path::Connect(p) | Path::Forward(p) => identity_for(&p.host),
+        Path::Direct | Path::Socks(_) => None,
+    };
+    let key = PoolKey::new(hop.clone(), host, port, tls, identity.clone());
+    ConnectPlan {
+        hop: hop.clone(),
+        path,
+        tls,
+        absolute_form,
+        identity,
+        key,
+    }
+}
+
+/// The first peer a connection is dialled to: what `max_conns_per_server` counts.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ServerKey {
+    pub host: Host,
+    pub port: u16,
+}
+
+/// What makes two upstream connections interchangeable. The metric label is derived from it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PoolKey {
+    /// How the connection leaves waypost: direct, or through which proxy.
+    pub route: Hop,
+    /// The server requests on it are addressed to (the origin, or the proxy for absolute-form).
+    pub host: Host,
+    pub port: u16,
+    /// TLS with `host` on this connection.
+    pub tls: bool,
+    /// The authenticated identity on this connection (None = unauthenticated).
+    pub identity: Option<String>,
+    label: Arc<str>,
+}
+
+impl PoolKey {
+    pub fn new(route: Hop, host: Host, port: u16, tls: bool, identity: Option<String>) -> Self {
+        let label = Arc::from(route.label());
+        PoolKey {
+            route,
+            host,
+            port,
+            tls,
+            identity,
+            label,
+        }
+    }
+
+    /// The bounded metric label: `direct` or the proxy's `host:port`.
+    pub fn label(&self) -> &Arc<str> {
+        &self.label
+    }
+
+    /// The server `max_conns_per_server` counts this connection against.
+    pub fn server(&self) -> ServerKey {
+        match &self.route {
+            Hop::Proxy(p) => ServerKey {
+                host: p.host.clone(),
+                port: p.port,
+            },
+            Hop::Direct => ServerKey {
+                host: self.host.clone(),
+                port: self.port,
+            },
+        }
+    }
+}
+
+
+#[cfg(test)]
+#[path = "plan_tests.rs"]
+mod tests;

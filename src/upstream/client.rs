@@ -1,0 +1,99 @@
+//! The small HTTP client for the requests waypost makes for itself (PAC downloads, the
+//! `explain` CLI asking the admin surface): one GET over the [`Dialer`], so they share its
+//! resolver, timeouts and TLS policy. It goes DIRECT, as WinHTTP's own downloads do, reads at
+//! most `max` bytes, and bounds pauses in the body by `timeouts.receive`. Redirects are the
+//! caller's to follow (it knows which are allowed).
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use http::{header, HeaderMap, Request, StatusCode, Uri};
+use http_body_util::BodyExt;
+
+use super::dialer::Dialer;
+use crate::body;
+use crate::target::{Scheme, Target};
+
+/// A response read whole.
+#[derive(Debug)]
+pub struct Fetched {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+#[derive(Clone)]
+pub struct HttpClient {
+    dialer: Arc<Dialer>,
+}
+
+impl HttpClient {
+    pub fn new(dialer: Arc<Dialer>) -> HttpClient {
+        HttpClient { dialer }
+    }
+
+    /// A client with the built-in defaults (for commands that run without a proxy).
+    pub fn standalone() -> Result<HttpClient, String> {
+        let cfg = crate::config::validate(
+            &crate::config::raw::RawConfig::default(),
+            &std::collections::HashMap::new(),
+        )
+        .map_err(|p| format!("built-in defaults: {p:?}"))?;
+        let auth = waypost_auth::Authenticator::from_config(&cfg.auth, None)
+            .map_err(|e| e.to_string())?;
+        let metrics = Arc::new(crate::metrics::Metrics::new());
+        let dialer = Dialer::new(&cfg, Arc::new(auth), metrics, Arc::from("waypost"));
+        Ok(HttpClient::new(Arc::new(dialer)))
+    }
+
+    /// GET `url` with `accept`; the body up to `max` bytes (more is an error).
+    pub async fn get(&self, url: &str, accept: &str, max: usize) -> Result<Fetched, String> {
+        let uri: Uri = url.parse().map_err(|e| format!("invalid URL {url}: {e}"))?;
+        let target = Target::from_absolute(&uri, false).map_err(|e| e.detail)?;
+        let tls = target.scheme == Scheme::Https;
+        let (io, _) = self
+            .dialer
+            .direct(&target.host, target.port, tls)
+            .await
+            .map_err(|e| crate::error::chain(&e))?;
+        let mut sender = super::handshake(&self.dialer, io, false, url)
+            .await
+            .map_err(|e| e.to_string())?;
+        let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+        let req = Request::get(path)
+            .header(header::HOST, target.host_header())
+            .header(header::ACCEPT, accept)
+            .header(
+                header::USER_AGENT,
+                concat!("waypost/", env!("CARGO_PKG_VERSION")),
+            )
+            .body(body::empty())
+            .map_err(|e| e.to_string())?;
+        let timeout = self.dialer.timeouts.receive_response;
+        let resp = tokio::time::timeout(timeout, sender.send_request(req))
+            .await
+            .map_err(|_| format!("{url}: no response within {timeout:?}"))?
+            .map_err(|e| format!("{url}: {e}"))?;
+        let (parts, mut incoming) = resp.into_parts();
+        let mut bytes = BytesMut::new();
+        let pause = self.dialer.timeouts.receive;
+        loop {
+            let frame = match tokio::time::timeout(pause, incoming.frame()).await {
+                Err(_) => return Err(format!("{url}: the body paused longer than {pause:?}")),
+                Ok(None) => break,
+                Ok(Some(f)) => f.map_err(|e| format!("{url}: {e}"))?,
+            };
+            if let Some(d) = frame.data_ref() {
+                bytes.extend_from_slice(d);
+                if bytes.len() > max {
+                    return Err(format!("{url} is over the {max}-byte limit"));
+                }
+            }
+        }
+        Ok(Fetched {
+            status: parts.status,
+            headers: parts.headers,
+            body: bytes.freeze(),
+        })
+    }
+}

@@ -1,0 +1,328 @@
+//! Opening upstream streams: resolve, TCP connect with retries, TLS, SOCKS, and CONNECT through
+//! an HTTP(S) proxy (authenticated on the proxy connection) — everything a [`ConnectPlan`]'s
+//! path needs, built once from the config and handed down (no `App`).
+//!
+//! WinHTTP's rules: one attempt per resolved address, at most `connect_retries` attempts, each
+//! bounded by the connect timeout. Errors are classified here (refused, timeout, dns, tls,
+//! proxy refusal, loop) so the caller can fail over to the next hop. A hop that resolves to one
+//! of waypost's own listeners is refused before dialling.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Method, Request, Response};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+use super::io::{BoxIo, SendTimeout};
+use crate::body;
+use crate::config::{ClientAuth, Config, Limits, Timeouts};
+use crate::dns::Resolver;
+use crate::error::{ErrorKind, ProxyError, Relayed, MAX_RELAYED_BODY};
+use crate::metrics::Metrics;
+use crate::route::{ConnectPlan, Path};
+use crate::target::{Host, ProxyAddr, ProxyKind};
+
+/// A stream to the server of a plan, and the server's TLS certificate when TLS was used.
+pub type Opened = (BoxIo, Option<Arc<[u8]>>);
+
+/// Everything needed to open upstream streams.
+pub struct Dialer {
+    pub resolver: Resolver,
+    pub tls: waypost_tls::TlsPolicy,
+    pub timeouts: Timeouts,
+    pub limits: Limits,
+    /// Authenticates to upstream proxies on the clients' behalf.
+    pub auth: Arc<waypost_auth::Authenticator>,
+    socks_auth: Option<ClientAuth>,
+    pub metrics: Arc<Metrics>,
+    /// The addresses waypost listens on (set once bound): a hop there is a loop.
+    own: OnceLock<Vec<SocketAddr>>,
+    /// This instance's token in `Via` (loop detection across other proxies).
+    pub via_token: Arc<str>,
+}
+
+impl Dialer {
+    pub fn new(
+        cfg: &Config,
+        auth: Arc<waypost_auth::Authenticator>,
+        metrics: Arc<Metrics>,
+        via_token: Arc<str>,
+    ) -> Dialer {
+        Dialer {
+            resolver: Resolver::new(&cfg.dns, cfg.timeouts.resolve),
+            tls: cfg.tls_policy.0.clone(),
+            timeouts: cfg.timeouts.clone(),
+            limits: cfg.limits.clone(),
+            auth,
+            socks_auth: cfg.socks_auth.clone(),
+            metrics,
+            own: OnceLock::new(),
+            via_token,
+        }
+    }
+
+    /// Records the addresses waypost listens on (once, after binding).
+    pub fn set_own_addrs(&self, addrs: Vec<SocketAddr>) {
+        let _ = self.own.set(addrs);
+    }
+
+    fn is_own(&self, addr: &SocketAddr) -> bool {
+        self.own.get().is_some_and(|own| {
+            own.iter().any(|o| {
+                o.port() == addr.port()
+                    && (o.ip() == addr.ip() || (o.ip().is_unspecified() && addr.ip().is_loopback()))
+            })
+        })
+    }
+
+    /// TCP to `host:port`, trying each resolved address once, up to `connect_retries` attempts.
+    pub async fn tcp(&self, host: &Host, port: u16) -> Result<TcpStream, ProxyError> {
+        let started = tokio::time::Instant::now();
+        let addrs = self.resolver.resolve(host, port).await?;
+        self.metrics
+            .dns_seconds
+            .observe(started.elapsed().as_secs_f64());
+        if let Some(own) = addrs.iter().find(|a| self.is_own(a)) {
+            return Err(ProxyError::new(
+                ErrorKind::Loop,
+                format!("{host}:{port} ({own}) is this waypost itself; refusing to connect to it"),
+            ));
+        }
+        let t = &self.timeouts;
+        let mut last: Option<ProxyError> = None;
+        for addr in addrs.iter().take(self.limits.connect_retries as usize) {
+            let outcome = match tokio::time::timeout(t.connect, TcpStream::connect(addr)).await {
+                Ok(Ok(s)) => {
+                    let _ = s.set_nodelay(true);
+                    self.connect_attempt("ok");
+                    return Ok(s);
+                }
+                Ok(Err(e)) => {
+                    self.connect_attempt("error");
+                    classify_connect_error(host, *addr, e)
+                }
+                Err(_) => {
+                    self.connect_attempt("timeout");
+                    ProxyError::new(
+                        ErrorKind::ConnectTimeout,
+                        format!(
+                            "connecting to {host} ({addr}) took longer than {:?}",
+                            t.connect
+                        ),
+                    )
+                }
+            };
+            last = Some(outcome);
+        }
+        Err(last.unwrap_or_else(|| {
+            ProxyError::new(ErrorKind::Dns, format!("no addresses for {host}"))
+        }))
+    }
+
+    fn connect_attempt(&self, outcome: &str) {
+        self.metrics
+            .upstream_connect_attempts
+            .with_label_values(&[outcome])
+            .inc();
+    }
+
+    /// The stream to the server of `plan` (`plan.key.host`), TLS-wrapped when `plan.tls`.
+    pub async fn open(&self, plan: &ConnectPlan) -> Result<Opened, ProxyError> {
+        let (host, port) = (&plan.key.host, plan.key.port);
+        match &plan.path {
+            Path::Direct | Path::Forward(_) => {
+                let tcp = self.tcp(host, port).await?;
+                self.finish(host, tcp, plan.tls).await
+            }
+            Path::Socks(p) => {
+                let tcp = super::socks::connect(self, p, host, port).await?;
+                self.finish(host, tcp, plan.tls).await
+            }
+            Path::Connect(p) => {
+                let tunnel = self
+                    .connect_tunnel(p, host, port, plan.identity.is_some())
+                    .await?;
+                self.finish(host, tunnel, plan.tls).await
+            }
+        }
+    }
+
+    /// A plain stream (TLS when `tls`) straight to `host:port`: waypost's own requests.
+    pub async fn direct(&self, host: &Host, port: u16, tls: bool) -> Result<Opened, ProxyError> {
+        let tcp = self.tcp(host, port).await?;
+        self.finish(host, tcp, tls).await
+    }
+
+    /// Wraps a connected stream: TLS when asked (returning the peer's certificate), send timeout.
+    async fn finish<IO>(&self, host: &Host, io: IO, tls: bool) -> Result<Opened, ProxyError>
+    where
+        IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+    {
+        let send = self.timeouts.send;
+        if !tls {
+            return Ok((Box::new(SendTimeout::new(io, send)), None));
+        }
+        let tls = self.tls_handshake(host, io, &[b"http/1.1"]).await?;
+        let cert = tls
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .map(|c| Arc::from(c.as_ref()));
+        Ok((Box::new(SendTimeout::new(tls, send)), cert))
+    }
+
+    /// TLS under the configured policy, with the failure classified for `X-Waypost-Error`.
+    pub async fn tls_handshake<IO>(
+        &self,
+        host: &Host,
+        io: IO,
+        alpn: &[&[u8]],
+    ) -> Result<tokio_rustls::client::TlsStream<IO>, ProxyError>
+    where
+        IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    {
+        let name = host.to_string();
+        let connect = waypost_tls::connect(&self.tls, &name, io, alpn);
+        match tokio::time::timeout(self.timeouts.connect, connect).await {
+            Err(_) => Err(ProxyError::new(
+                ErrorKind::ConnectTimeout,
+                format!("TLS handshake with {host} timed out"),
+            )),
+            Ok(Ok(s)) => Ok(s),
+            Ok(Err(e)) => {
+                let subject = e.subject.clone().unwrap_or_else(|| "-".into());
+                tracing::debug!(host = %host, subject = %subject, kind = e.kind.as_str(), "TLS handshake refused");
+                let detail = format!("TLS with {host} failed (certificate subject {subject})");
+                Err(ProxyError::new(ErrorKind::Tls(e.kind.as_str()), detail).with_source(e.source))
+            }
+        }
+    }
+
+    /// The stream to an HTTP(S) proxy and, for HTTPS proxies, its certificate.
+    pub async fn to_proxy(&self, proxy: &ProxyAddr) -> Result<Opened, ProxyError> {
+        match proxy.kind {
+            ProxyKind::Http => self.direct(&proxy.host, proxy.port, false).await,
+            ProxyKind::Https => self.direct(&proxy.host, proxy.port, true).await,
+            ProxyKind::Socks4 | ProxyKind::Socks5 => Err(ProxyError::new(
+                ErrorKind::Internal,
+                format!("SOCKS upstream {} cannot carry proxy requests", proxy.label()),
+            )),
+        }
+    }
+
+    /// Opens a tunnel to `host:port` through an HTTP proxy with CONNECT; returns the raw stream
+    /// after the proxy's 2xx. With `authenticate`, a 407 is answered on the same connection
+    /// (Negotiate, NTLM, Basic), reconnecting when the proxy closes after its 407. A refusal
+    /// keeps the proxy's status and (bounded) body for the client.
+    pub async fn connect_tunnel(
+        &self,
+        proxy: &ProxyAddr,
+        host: &Host,
+        port: u16,
+        authenticate: bool,
+    ) -> Result<BoxIo, ProxyError> {
+        let what = format!("proxy {}", proxy.label());
+        let authority = format!("{}:{port}", host.to_authority_host());
+        let via = HeaderValue::from_str(&format!("1.1 {}", self.via_token)).ok();
+        let make = |_: Option<HeaderValue>| {
+            let mut req = Request::new(body::empty());
+            *req.method_mut() = Method::CONNECT;
+            // An authority built from a parsed Host and a port is always a valid URI.
+            *req.uri_mut() = authority.parse().unwrap_or_default();
+            if let Ok(h) = HeaderValue::from_str(&authority) {
+                req.headers_mut().insert(header::HOST, h);
+            }
+            if let Some(v) = &via {
+                req.headers_mut().insert(header::VIA, v.clone());
+            }
+            req
+        };
+        let timeout = self.timeouts.receive_response;
+        let mut ctx: Option<waypost_auth::AuthContext> = None;
+        for _ in 0..3 {
+            let (io, cert) = self.to_proxy(proxy).await?;
+            let mut sender = super::handshake(self, io, true, &what).await?;
+            let exchange = async {
+                if !authenticate {
+                    let resp = sender
+                        .send_request(make(None))
+                        .await
+                        .map_err(|e| super::map_hyper_error(&e, &what))?;
+                    return Ok(Some(resp));
+                }
+                let ctx = ctx.get_or_insert_with(|| {
+                    super::auth::context(self, &proxy.host, proxy.port, cert, false)
+                });
+                match waypost_auth::authenticate_request(&mut sender, make, ctx).await {
+                    Err(e) if e.is_reconnect() => Ok(None),
+                    Err(e) => Err(super::auth::map_error(e, &what)),
+                    Ok((resp, outcome)) => {
+                        if !outcome.is_success() {
+                            let err = super::auth::rejected(&what, &outcome);
+                            return Err(refusal(err, resp).await);
+                        }
+                        Ok(Some(resp))
+                    }
+                }
+            };
+            let resp = match tokio::time::timeout(timeout, exchange).await {
+                Err(_) => return Err(ProxyError::response_timeout(&what, timeout)),
+                Ok(r) => r?,
+            };
+            let Some(resp) = resp else { continue };
+            let status = resp.status();
+            if !status.is_success() {
+                let err = ProxyError::new(
+                    ErrorKind::ProxyConnect(status.as_u16()),
+                    format!("{what} answered CONNECT {authority} with {status}"),
+                );
+                return Err(refusal(err, resp).await);
+            }
+            let upgraded = hyper::upgrade::on(resp).await.map_err(|e| {
+                ProxyError::new(ErrorKind::UpstreamClosed, format!("{what} tunnel broke"))
+                    .with_source(e)
+            })?;
+            return Ok(Box::new(TokioIo::new(upgraded)));
+        }
+        Err(ProxyError::new(
+            ErrorKind::UpstreamClosed,
+            format!("{what} kept closing the connection during authentication"),
+        ))
+    }
+
+    pub(super) fn socks_auth(&self) -> Option<&ClientAuth> {
+        self.socks_auth.as_ref()
+    }
+}
+
+/// Attaches a proxy's refusal (status, content type, at most [`MAX_RELAYED_BODY`] bytes of
+/// body, read within a short time) to `err`.
+pub async fn refusal(err: ProxyError, resp: Response<Incoming>) -> ProxyError {
+    let status = resp.status();
+    let content_type = resp.headers().get(header::CONTENT_TYPE).cloned();
+    let read = Limited::new(resp.into_body(), MAX_RELAYED_BODY).collect();
+    let body = match tokio::time::timeout(std::time::Duration::from_secs(5), read).await {
+        Ok(Ok(b)) => b.to_bytes(),
+        _ => Bytes::new(),
+    };
+    err.with_relayed(Relayed {
+        status,
+        content_type,
+        body,
+    })
+}
+
+fn classify_connect_error(host: &Host, addr: SocketAddr, e: io::Error) -> ProxyError {
+    let kind = match e.kind() {
+        io::ErrorKind::ConnectionRefused => ErrorKind::ConnectRefused,
+        io::ErrorKind::TimedOut => ErrorKind::ConnectTimeout,
+        _ => ErrorKind::ConnectFailed,
+    };
+    ProxyError::new(kind, format!("cannot connect to {host} ({addr})")).with_source(e)
+}
