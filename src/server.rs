@@ -155,7 +155,7 @@ async fn accept_loop(
         let _ = stream.set_nodelay(true);
         let client = Client {
             addr: peer,
-            slot: ClientSlot::new(permit, app.metrics.clone()),
+            slot: ClientSlot::new(permit, app.metrics.clone(), !admin_only),
         };
         let span = tracing::info_span!("conn", client = %peer);
         app.tracker

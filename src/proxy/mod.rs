@@ -35,13 +35,18 @@ pub use forward::forward;
 /// last of them ends.
 pub struct ClientSlot {
     _permit: OwnedSemaphorePermit,
-    metrics: Arc<Metrics>,
+    /// Proxy clients are counted in the client-connection metrics; admin connections are not.
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl ClientSlot {
-    pub fn new(permit: OwnedSemaphorePermit, metrics: Arc<Metrics>) -> Arc<ClientSlot> {
-        metrics.client_connections.inc();
-        metrics.client_connections_active.inc();
+    /// A proxy client's slot (`counted`), or an admin connection's (not counted as a client).
+    pub fn new(permit: OwnedSemaphorePermit, metrics: Arc<Metrics>, counted: bool) -> Arc<Self> {
+        let metrics = counted.then_some(metrics);
+        if let Some(m) = &metrics {
+            m.client_connections.inc();
+            m.client_connections_active.inc();
+        }
         Arc::new(ClientSlot {
             _permit: permit,
             metrics,
@@ -51,7 +56,9 @@ impl ClientSlot {
 
 impl Drop for ClientSlot {
     fn drop(&mut self) {
-        self.metrics.client_connections_active.dec();
+        if let Some(m) = &self.metrics {
+            m.client_connections_active.dec();
+        }
     }
 }
 
