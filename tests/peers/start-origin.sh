@@ -6,6 +6,8 @@
 # Answers every method with text/plain "origin=<http|https> method=M path=P" and the
 # request headers it received ("> Name: value"), then the request body; /status/N
 # answers status N; /bytes/N answers N bytes of 'x'; /slow/MS waits MS ms first.
+# POST /sha256 answers "bytes=N sha256=HEX" of the body; /sse?events=N&gap=S streams
+# server-sent events S seconds apart; /ws is a WebSocket echo (see origin.py).
 # --tls serves HTTPS with a certificate for localhost, 127.0.0.1, origin.example.test
 # signed by a test CA (TLS_DIR/ca.pem; default DIR/tls, made with openssl).
 # Stdout: URL=http(s)://127.0.0.1:PORT and, with --tls, CA=... Stop: stop.sh --state DIR.

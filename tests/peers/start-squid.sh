@@ -21,7 +21,9 @@
 # --tls-dir reuses a CA dir (ca.pem, server.pem, server.key); default DIR/tls.
 # Credentials: user / Secret-Pass-1 (NTLM also EXAMPLE\user). Names: squid resolves
 # origin.example.test and proxy.example.test to 127.0.0.1 from DIR/hosts.
-# Stdout: KEY=VALUE lines (URL, ACCESS_LOG, CACHE_LOG, NTLM_LOG, CA). Stop: stop.sh --state DIR.
+# Every mode relays WebSocket upgrades and refuses CONNECT to port 25 with 403 (DENIED_CONNECT_PORT).
+# Stdout: KEY=VALUE lines (URL, ACCESS_LOG, CACHE_LOG, NTLM_LOG, DENIED_CONNECT_PORT, CA).
+# Stop: stop.sh --state DIR.
 # WP_SQUID_AUTH_DEBUG=9 makes the auth section of log/cache.log verbose.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -100,6 +102,6 @@ wp_wait_tcp squid "$PORT" 30 || wp_fail squid "squid ($MODE) did not come up on 
 
 printf 'URL=%s://127.0.0.1:%s\nACCESS_LOG=%s\nCACHE_LOG=%s\n' "$([ "$MODE" = https ] && echo https || echo http)" \
     "$PORT" "$STATE/log/access.log" "$STATE/log/cache.log"
-printf 'NTLM_LOG=%s\n' "$STATE/log/ntlm-verifier.log"
+printf 'NTLM_LOG=%s\nDENIED_CONNECT_PORT=25\n' "$STATE/log/ntlm-verifier.log"
 [ "$MODE" = https ] && printf 'CA=%s\n' "$TLS_DIR/ca.pem"
 exit 0

@@ -405,6 +405,16 @@ impl Squid {
         fs::read_to_string(self.state_dir().join("log/cache.log")).unwrap_or_default()
     }
 
+    /// A port squid refuses CONNECT to (403 `ERR_ACCESS_DENIED`), as a corporate squid refuses
+    /// CONNECT outside its SSL ports; in the authenticating modes only after authentication.
+    pub fn denied_connect_port(&self) -> u16 {
+        self.peer
+            .info
+            .get("DENIED_CONNECT_PORT")
+            .and_then(|p| p.parse().ok())
+            .expect("start-squid.sh prints DENIED_CONNECT_PORT")
+    }
+
     /// JSON lines from the NTLM verifier: user, domain, ntlm_version, mic_present,
     /// target_name, channel_bindings, verdict, reason, ...
     pub fn ntlm_log(&self) -> String {
@@ -520,7 +530,9 @@ impl Socks5 {
 }
 
 /// The python origin of `tests/peers/origin.py`: echoes method, path and the request
-/// headers it received; `/status/N`, `/bytes/N`, `/slow/MS`.
+/// headers it received; `/status/N`, `/bytes/N`, `/slow/MS`; POST `/sha256` answers
+/// `bytes=N sha256=HEX` of the request body; `/sse?events=N&gap=SECONDS` streams server-sent
+/// events that far apart; `/ws` is a WebSocket echo.
 pub struct Origin {
     pub port: u16,
     /// CA of the TLS origin's certificate (for localhost, 127.0.0.1, origin.example.test).
