@@ -33,7 +33,7 @@ pub mod policy;
 pub mod scheme;
 pub mod spn;
 
-pub use client::{authenticate_request, AuthError, AuthOutcome, X_WAYPOST_ERROR};
+pub use client::{authenticate_request, response_closes, AuthError, AuthOutcome, X_WAYPOST_ERROR};
 pub use config::{AuthConfig, ConfigErrors, SchemeChoice};
 pub use context::{AuthContext, Authenticator, ProxyTarget};
 pub use credentials::Credentials;

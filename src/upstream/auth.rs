@@ -6,9 +6,10 @@
 //! - [`send_replay`]: a request whose body is held (small, known size, within the replay
 //!   budget) is sent again for each leg;
 //! - [`send_streaming`]: a body of any size or unknown length is sent once: on a new connection
-//!   the connection is authenticated first with a probe (`OPTIONS` with `Max-Forwards: 0`, no
-//!   body, answered by the proxy itself where it honours it), then the request streams on the
-//!   authenticated connection;
+//!   the connection is authenticated first with a probe — a `HEAD` for the same URL, which has
+//!   no body and, by HTTP's semantics, no effect on the origin (squid answers `OPTIONS` with
+//!   `Max-Forwards: 0` itself, but before authenticating: useless as a probe) — then the
+//!   request streams on the authenticated connection;
 //! - [`send_upgrade`]: an upgrade request (no body) on its own connection.
 //!
 //! The connection returns to the pool only when authenticated (or not asked).
@@ -57,11 +58,10 @@ impl Replay {
         req
     }
 
-    /// The probe that authenticates a connection without the body: `OPTIONS` for the same
-    /// URL, `Max-Forwards: 0` (the proxy answers it itself), no body.
+    /// The probe that authenticates a connection without the body: `HEAD` for the same URL.
     fn probe(&self) -> Request<Body> {
         let mut req = Request::new(body::empty());
-        *req.method_mut() = Method::OPTIONS;
+        *req.method_mut() = Method::HEAD;
         *req.uri_mut() = self.uri.clone();
         let h = req.headers_mut();
         for name in [header::HOST, header::VIA, header::USER_AGENT] {
@@ -69,8 +69,6 @@ impl Replay {
                 h.insert(name, v.clone());
             }
         }
-        h.insert(header::MAX_FORWARDS, HeaderValue::from_static("0"));
-        h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
         req
     }
 }
@@ -258,6 +256,12 @@ async fn authenticate_connection(
         if !outcome.is_success() {
             rejected(what, &outcome);
             return Ok(Err(up.relay(resp, None)));
+        }
+        if waypost_auth::response_closes(&resp) {
+            return Err(ProxyError::new(
+                ErrorKind::UpstreamClosed,
+                format!("{what} closed the connection it had just authenticated"),
+            ));
         }
         let read = Limited::new(resp.into_body(), MAX_PROBE_BODY).collect();
         match tokio::time::timeout(up.dialer.timeouts.receive, read).await {
