@@ -111,7 +111,9 @@ impl ErrorKind {
             | ErrorKind::Forbidden
             | ErrorKind::ClientAuthRequired
             | ErrorKind::TargetNotAllowed => Blame::Client,
-            ErrorKind::Internal | ErrorKind::Loop | ErrorKind::TooManyConnections => Blame::Internal,
+            ErrorKind::Internal | ErrorKind::Loop | ErrorKind::TooManyConnections => {
+                Blame::Internal
+            }
             _ => Blame::Upstream,
         }
     }
@@ -355,8 +357,14 @@ mod tests {
             "max_client_connections reached",
         ));
         let text = String::from_utf8(raw).unwrap();
-        assert!(text.starts_with("HTTP/1.1 503 Service Unavailable\r\n"), "{text}");
-        assert!(text.contains("x-waypost-error: too-many-connections\r\n"), "{text}");
+        assert!(
+            text.starts_with("HTTP/1.1 503 Service Unavailable\r\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("x-waypost-error: too-many-connections\r\n"),
+            "{text}"
+        );
         assert!(text.ends_with("max_client_connections reached (too-many-connections)\n"));
     }
 }

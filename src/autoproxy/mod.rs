@@ -134,9 +134,7 @@ impl AutoProxy {
                         self.save_last_good(&text);
                         *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = None;
                     }
-                    Err(e) => {
-                        self.failed(format!("PAC script from {source} does not load: {e}"))
-                    }
+                    Err(e) => self.failed(format!("PAC script from {source} does not load: {e}")),
                 }
             }
             Err((method, e)) => {

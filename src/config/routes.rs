@@ -94,4 +94,3 @@ pub struct StaticRoutes {
     /// `localhost` and loopback addresses always go DIRECT.
     pub bypass_loopback: bool,
 }
-

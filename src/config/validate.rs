@@ -7,10 +7,10 @@ use std::time::Duration;
 use ipnet::IpNet;
 
 use super::raw::RawConfig;
+use super::{BypassRule, PacSettings, StaticRoutes, WpadOptions};
 use super::{
     ClientAuth, Config, DnsConfig, Limits, LogConfig, LogFormat, Problem, ResolverKind, Timeouts,
 };
-use super::{BypassRule, PacSettings, StaticRoutes, WpadOptions};
 use crate::target::ProxyAddr;
 
 struct Problems(Vec<Problem>);

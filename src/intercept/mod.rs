@@ -40,9 +40,7 @@ pub use io::Rewind;
 /// Where decrypted requests go (the proxy's forwarding stage), as a value: this module does not
 /// call back into the proxy.
 pub type Handler = Arc<
-    dyn Fn(Request<Incoming>) -> Pin<Box<dyn Future<Output = Response<Body>> + Send>>
-        + Send
-        + Sync,
+    dyn Fn(Request<Incoming>) -> Pin<Box<dyn Future<Output = Response<Body>> + Send>> + Send + Sync,
 >;
 
 /// Whether the tunnel to `target` is to be intercepted.
@@ -239,7 +237,11 @@ fn header_limit(app: &App) -> u32 {
 }
 
 /// One decrypted request: made absolute (`https://host:port/path`) and forwarded.
-async fn serve_request(handler: &Handler, authority: &str, req: Request<Incoming>) -> Response<Body> {
+async fn serve_request(
+    handler: &Handler,
+    authority: &str,
+    req: Request<Incoming>,
+) -> Response<Body> {
     match absolute(req, authority) {
         Ok(req) => handler(req).await,
         Err(e) => {

@@ -58,7 +58,10 @@ impl Exchange {
             .get_all(header::VIA)
             .iter()
             .filter_map(|v| v.to_str().ok())
-            .any(|v| v.split(',').any(|e| e.split_whitespace().nth(1) == Some(token)));
+            .any(|v| {
+                v.split(',')
+                    .any(|e| e.split_whitespace().nth(1) == Some(token))
+            });
         if seen {
             return Err(ProxyError::new(
                 ErrorKind::Loop,
@@ -114,7 +117,9 @@ impl Exchange {
     pub fn fail(&self, route: &str, err: ProxyError) -> Response<Body> {
         let resp = rescue(&err);
         match err.kind.blame() {
-            error::Blame::Client => tracing::info!(route, error = %error::chain(&err), "request refused"),
+            error::Blame::Client => {
+                tracing::info!(route, error = %error::chain(&err), "request refused")
+            }
             _ => tracing::warn!(route, error = %error::chain(&err), "request failed"),
         }
         self.access
@@ -137,7 +142,10 @@ impl Exchange {
         };
         self.access
             .finish(parts.status.as_u16(), plan.hop.to_string(), outcome);
-        Response::from_parts(parts, Counted::new(body, self.access.clone(), false).boxed())
+        Response::from_parts(
+            parts,
+            Counted::new(body, self.access.clone(), false).boxed(),
+        )
     }
 
     /// Keeps `what` (a tunnel or an upgraded connection) running in the tracked background with

@@ -36,7 +36,10 @@ pub async fn tunnel(app: Arc<App>, client: Client, req: Request<Incoming>) -> Re
     if crate::intercept::wants(&x.app, &x.target) {
         return super::upgrade::intercept(x, req);
     }
-    let decision = match x.decide(|| format!("https://{}/", x.target.host_header())).await {
+    let decision = match x
+        .decide(|| format!("https://{}/", x.target.host_header()))
+        .await
+    {
         Ok(d) => d,
         Err(e) => return x.fail("-", e),
     };
@@ -99,7 +102,9 @@ async fn relay_tunnel(
     let end = relay(client_io, tunnel.io, app.cfg.timeouts.tunnel_idle).await;
     metrics.tunnels_active.dec();
     drop(tunnel.permit);
-    access.bytes_in.fetch_add(end.from_client, Ordering::Relaxed);
+    access
+        .bytes_in
+        .fetch_add(end.from_client, Ordering::Relaxed);
     access.bytes_out.fetch_add(end.to_client, Ordering::Relaxed);
     if end.idle_timeout {
         tracing::debug!("tunnel closed after the idle timeout");

@@ -16,12 +16,12 @@ use super::pipeline::{Exchange, RequestHead};
 use super::Client;
 use crate::app::App;
 use crate::body::Body;
+use crate::error::ProxyError;
 use crate::relay::relay;
 use crate::route::{ConnectPlan, Purpose};
 use crate::target::Target;
 use crate::upstream::auth::{self, Replay};
 use crate::upstream::{describe, map_hyper_error, UpgradeConn};
-use crate::error::ProxyError;
 
 pub async fn upgrade(
     app: Arc<App>,
@@ -92,9 +92,16 @@ fn spawn_relay(x: &Exchange, client: OnUpgrade, upstream: OnUpgrade, conn: Upgra
         let (c, u) = tokio::join!(client, upstream);
         if let (Ok(c), Ok(u)) = (c, u) {
             app.metrics.tunnels_active.inc();
-            let end = relay(TokioIo::new(c), TokioIo::new(u), app.cfg.timeouts.tunnel_idle).await;
+            let end = relay(
+                TokioIo::new(c),
+                TokioIo::new(u),
+                app.cfg.timeouts.tunnel_idle,
+            )
+            .await;
             app.metrics.tunnels_active.dec();
-            access.bytes_in.fetch_add(end.from_client, Ordering::Relaxed);
+            access
+                .bytes_in
+                .fetch_add(end.from_client, Ordering::Relaxed);
             access.bytes_out.fetch_add(end.to_client, Ordering::Relaxed);
         }
         drop(conn);
@@ -113,5 +120,12 @@ pub fn intercept(x: Exchange, req: Request<Incoming>) -> Response<Body> {
         Box::pin(async move { super::forward(app, client, req).await })
     });
     let slot = x.client.slot.clone();
-    crate::intercept::start(x.app.clone(), x.target.clone(), req, x.access.clone(), handler, slot)
+    crate::intercept::start(
+        x.app.clone(),
+        x.target.clone(),
+        req,
+        x.access.clone(),
+        handler,
+        slot,
+    )
 }

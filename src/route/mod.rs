@@ -12,9 +12,9 @@ use std::fmt;
 mod plan;
 
 pub use crate::config::routes::{BypassRule, StaticRoutes};
-pub use plan::{plan, ConnectPlan, Path, PoolKey, Purpose, ServerKey};
-pub use crate::target::{ProxyAddr, ProxyKind};
 use crate::target::{Host, Scheme, Target};
+pub use crate::target::{ProxyAddr, ProxyKind};
+pub use plan::{plan, ConnectPlan, Path, PoolKey, Purpose, ServerKey};
 
 /// One way to reach a target.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -168,7 +168,6 @@ impl PoolKey {
     }
 }
 
-
 #[cfg(test)]
 #[path = "plan_tests.rs"]
 mod tests;

@@ -21,7 +21,9 @@ fn hop(s: &str) -> Hop {
 
 /// The autologon policy of these tests: credentials only for names ending in `.corp`.
 fn corp_only(h: &Host) -> Option<String> {
-    h.to_string().ends_with(".corp").then(|| "CORP\\alice".to_string())
+    h.to_string()
+        .ends_with(".corp")
+        .then(|| "CORP\\alice".to_string())
 }
 
 /// (path kind, server host:port, tls, absolute form, identity)
@@ -37,7 +39,13 @@ fn row(hop_s: &str, url: &str, purpose: Purpose) -> (String, String, bool, bool,
     (kind, server, p.tls, p.absolute_form, p.identity)
 }
 
-fn r(kind: &str, server: &str, tls: bool, abs: bool, id: bool) -> (String, String, bool, bool, Option<String>) {
+fn r(
+    kind: &str,
+    server: &str,
+    tls: bool,
+    abs: bool,
+    id: bool,
+) -> (String, String, bool, bool, Option<String>) {
     (
         kind.into(),
         server.into(),
@@ -52,22 +60,114 @@ fn every_hop_kind_and_target_scheme_gets_its_plan() {
     use Purpose::*;
     let cases = [
         // hop, target, purpose => path, server, tls, absolute-form, identity
-        ("DIRECT", "http://o.example/", Request, r("direct", "o.example:80", false, false, false)),
-        ("DIRECT", "https://o.example/", Request, r("direct", "o.example:443", true, false, false)),
-        ("DIRECT", "o.example:443", Tunnel, r("direct", "o.example:443", false, false, false)),
-        ("DIRECT", "http://o.example/", Upgrade, r("direct", "o.example:80", false, false, false)),
-        ("http://p.corp:3128", "http://o.example/", Request, r("forward p.corp:3128", "p.corp:3128", false, true, true)),
-        ("http://p.corp:3128", "http://o.example/", Upgrade, r("forward p.corp:3128", "p.corp:3128", false, true, true)),
-        ("http://p.corp:3128", "https://o.example/", Request, r("connect p.corp:3128", "o.example:443", true, false, true)),
-        ("http://p.corp:3128", "https://o.example/", Upgrade, r("connect p.corp:3128", "o.example:443", true, false, true)),
-        ("http://p.corp:3128", "o.example:443", Tunnel, r("connect p.corp:3128", "o.example:443", false, false, true)),
-        ("https://p.corp:443", "http://o.example/", Request, r("forward p.corp:443", "p.corp:443", true, true, true)),
-        ("https://p.corp:443", "o.example:22", Tunnel, r("connect p.corp:443", "o.example:22", false, false, true)),
-        ("http://evil.example:3128", "http://o.example/", Request, r("forward evil.example:3128", "evil.example:3128", false, true, false)),
-        ("http://evil.example:3128", "o.example:443", Tunnel, r("connect evil.example:3128", "o.example:443", false, false, false)),
-        ("socks5://s.corp:1080", "http://o.example/", Request, r("socks s.corp:1080", "o.example:80", false, false, false)),
-        ("socks5://s.corp:1080", "https://o.example/", Request, r("socks s.corp:1080", "o.example:443", true, false, false)),
-        ("socks4://s.corp:1080", "o.example:443", Tunnel, r("socks s.corp:1080", "o.example:443", false, false, false)),
+        (
+            "DIRECT",
+            "http://o.example/",
+            Request,
+            r("direct", "o.example:80", false, false, false),
+        ),
+        (
+            "DIRECT",
+            "https://o.example/",
+            Request,
+            r("direct", "o.example:443", true, false, false),
+        ),
+        (
+            "DIRECT",
+            "o.example:443",
+            Tunnel,
+            r("direct", "o.example:443", false, false, false),
+        ),
+        (
+            "DIRECT",
+            "http://o.example/",
+            Upgrade,
+            r("direct", "o.example:80", false, false, false),
+        ),
+        (
+            "http://p.corp:3128",
+            "http://o.example/",
+            Request,
+            r("forward p.corp:3128", "p.corp:3128", false, true, true),
+        ),
+        (
+            "http://p.corp:3128",
+            "http://o.example/",
+            Upgrade,
+            r("forward p.corp:3128", "p.corp:3128", false, true, true),
+        ),
+        (
+            "http://p.corp:3128",
+            "https://o.example/",
+            Request,
+            r("connect p.corp:3128", "o.example:443", true, false, true),
+        ),
+        (
+            "http://p.corp:3128",
+            "https://o.example/",
+            Upgrade,
+            r("connect p.corp:3128", "o.example:443", true, false, true),
+        ),
+        (
+            "http://p.corp:3128",
+            "o.example:443",
+            Tunnel,
+            r("connect p.corp:3128", "o.example:443", false, false, true),
+        ),
+        (
+            "https://p.corp:443",
+            "http://o.example/",
+            Request,
+            r("forward p.corp:443", "p.corp:443", true, true, true),
+        ),
+        (
+            "https://p.corp:443",
+            "o.example:22",
+            Tunnel,
+            r("connect p.corp:443", "o.example:22", false, false, true),
+        ),
+        (
+            "http://evil.example:3128",
+            "http://o.example/",
+            Request,
+            r(
+                "forward evil.example:3128",
+                "evil.example:3128",
+                false,
+                true,
+                false,
+            ),
+        ),
+        (
+            "http://evil.example:3128",
+            "o.example:443",
+            Tunnel,
+            r(
+                "connect evil.example:3128",
+                "o.example:443",
+                false,
+                false,
+                false,
+            ),
+        ),
+        (
+            "socks5://s.corp:1080",
+            "http://o.example/",
+            Request,
+            r("socks s.corp:1080", "o.example:80", false, false, false),
+        ),
+        (
+            "socks5://s.corp:1080",
+            "https://o.example/",
+            Request,
+            r("socks s.corp:1080", "o.example:443", true, false, false),
+        ),
+        (
+            "socks4://s.corp:1080",
+            "o.example:443",
+            Tunnel,
+            r("socks s.corp:1080", "o.example:443", false, false, false),
+        ),
     ];
     for (h, url, purpose, want) in cases {
         assert_eq!(row(h, url, purpose), want, "{h} {url} {purpose:?}");

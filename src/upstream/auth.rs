@@ -24,7 +24,7 @@ use hyper::body::Incoming;
 
 use super::dialer::Dialer;
 use super::pool::Pooled;
-use super::{describe, Upstream, UpgradeConn};
+use super::{describe, UpgradeConn, Upstream};
 use crate::body::{self, Body};
 use crate::error::{ErrorKind, ProxyError};
 use crate::route::ConnectPlan;
@@ -151,8 +151,7 @@ async fn exchange(
     ctx: &waypost_auth::AuthContext,
 ) -> Result<Option<(Response<Incoming>, waypost_auth::AuthOutcome)>, ProxyError> {
     let timeout = up.dialer.timeouts.receive_response;
-    match tokio::time::timeout(timeout, waypost_auth::authenticate_request(conn, make, ctx)).await
-    {
+    match tokio::time::timeout(timeout, waypost_auth::authenticate_request(conn, make, ctx)).await {
         Err(_) => Err(ProxyError::response_timeout(what, timeout)),
         Ok(Err(e)) if e.is_reconnect() => Ok(None),
         Ok(Err(e)) => Err(map_error(e, what)),
@@ -247,7 +246,8 @@ async fn authenticate_connection(
 ) -> Result<Result<Pooled, Response<Body>>, ProxyError> {
     let ctx = ctx_for(&up.dialer, plan, &conn);
     for _ in 0..3 {
-        let Some((resp, outcome)) = exchange(up, what, conn.sender(), |_| head.probe(), &ctx).await?
+        let Some((resp, outcome)) =
+            exchange(up, what, conn.sender(), |_| head.probe(), &ctx).await?
         else {
             drop(conn);
             conn = up.fresh_connection(plan).await?;

@@ -48,7 +48,7 @@ impl ResponseBody {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("upstream sent no data for {0:?} (receive timeout)")]
+#[error("upstream sent no data for {0:?} (timeouts.relay_read)")]
 pub struct ReceiveTimeout(Duration);
 
 impl HttpBody for ResponseBody {
@@ -160,4 +160,77 @@ async fn drain(mut body: Incoming, limit: u64) -> Option<u64> {
         }
     }
     Some(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use http_body_util::BodyExt;
+    use hyper_util::rt::TokioIo;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    /// An origin on an in-memory pipe that sends one event, pauses `gap`, sends another and
+    /// ends; returns what the client read through a [`ResponseBody`] with `relay_read`.
+    async fn events_with_a_pause(gap: Duration, relay_read: Duration) -> Result<String, String> {
+        let (client_io, mut origin_io) = tokio::io::duplex(64 * 1024);
+        tokio::spawn(async move {
+            let mut head = [0u8; 1024];
+            let _ = origin_io.read(&mut head).await;
+            let _ = origin_io
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n9\r\ndata: 0\n\n\r\n")
+                .await;
+            tokio::time::sleep(gap).await;
+            let _ = origin_io.write_all(b"9\r\ndata: 1\n\n\r\n0\r\n\r\n").await;
+            let _ = origin_io.flush().await;
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        });
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake::<_, crate::body::Body>(TokioIo::new(client_io))
+                .await
+                .map_err(|e| e.to_string())?;
+        tokio::spawn(conn);
+        let req = http::Request::get("/events")
+            .header("host", "origin.test")
+            .body(crate::body::empty())
+            .map_err(|e| e.to_string())?;
+        let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
+        let body = ResponseBody::new(
+            resp.into_body(),
+            None,
+            relay_read,
+            0,
+            Arc::new(Metrics::new()),
+        );
+        let mut got = String::new();
+        let mut body = std::pin::pin!(body);
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| format!("after {got:?}: {e}"))?;
+            if let Some(d) = frame.data_ref() {
+                got.push_str(&String::from_utf8_lossy(d));
+            }
+        }
+        Ok(got)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_event_stream_pausing_five_minutes_arrives_whole_with_the_default_relay_timeout() {
+        let defaults = crate::config::validate(
+            &crate::config::raw::RawConfig::default(),
+            &std::collections::HashMap::new(),
+        )
+        .expect("the defaults are valid");
+        let got = events_with_a_pause(Duration::from_secs(300), defaults.timeouts.relay_read).await;
+        assert_eq!(got.as_deref(), Ok("data: 0\n\ndata: 1\n\n"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_relayed_body_pausing_longer_than_relay_read_is_cut() {
+        let got =
+            events_with_a_pause(Duration::from_secs(16 * 60), Duration::from_secs(15 * 60)).await;
+        let err = got.expect_err("the pause is longer than relay_read");
+        assert!(err.contains("relay_read"), "{err}");
+    }
 }

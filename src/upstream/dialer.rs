@@ -119,9 +119,8 @@ impl Dialer {
             };
             last = Some(outcome);
         }
-        Err(last.unwrap_or_else(|| {
-            ProxyError::new(ErrorKind::Dns, format!("no addresses for {host}"))
-        }))
+        Err(last
+            .unwrap_or_else(|| ProxyError::new(ErrorKind::Dns, format!("no addresses for {host}"))))
     }
 
     fn connect_attempt(&self, outcome: &str) {
@@ -211,7 +210,10 @@ impl Dialer {
             ProxyKind::Https => self.direct(&proxy.host, proxy.port, true).await,
             ProxyKind::Socks4 | ProxyKind::Socks5 => Err(ProxyError::new(
                 ErrorKind::Internal,
-                format!("SOCKS upstream {} cannot carry proxy requests", proxy.label()),
+                format!(
+                    "SOCKS upstream {} cannot carry proxy requests",
+                    proxy.label()
+                ),
             )),
         }
     }

@@ -206,8 +206,16 @@ impl Upstream {
 
 /// `origin host:port` or `proxy host:port`: the peer a plan's requests go to, for messages.
 pub fn describe(plan: &ConnectPlan) -> String {
-    let who = if plan.absolute_form { "proxy" } else { "origin" };
-    format!("{who} {}:{}", plan.key.host.to_authority_host(), plan.key.port)
+    let who = if plan.absolute_form {
+        "proxy"
+    } else {
+        "origin"
+    };
+    format!(
+        "{who} {}:{}",
+        plan.key.host.to_authority_host(),
+        plan.key.port
+    )
 }
 
 /// Maps a hyper client error to a proxy error, naming `what` (e.g. `origin example.com:80`).

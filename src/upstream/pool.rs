@@ -304,7 +304,9 @@ fn spawn_reaper<C: PoolConn>(pool: Weak<Pool<C>>, idle_timeout: Duration) {
 impl<C: PoolConn> Pooled<C> {
     pub fn conn(&mut self) -> &mut C {
         // Only `release` and `Drop` take the connection, and both consume the Pooled.
-        self.conn.as_mut().expect("connection present until release")
+        self.conn
+            .as_mut()
+            .expect("connection present until release")
     }
 
     pub fn key(&self) -> &PoolKey {

@@ -168,7 +168,8 @@ async fn a_reused_connection_keeps_the_peer_certificate_for_channel_bindings() {
         Checkout::Reused(_) => unreachable!(),
     };
     let cert: Arc<[u8]> = Arc::from(&b"DER"[..]);
-    pool.attach(permit, Fake::new(1), Some(cert.clone())).release();
+    pool.attach(permit, Fake::new(1), Some(cert.clone()))
+        .release();
     match pool.checkout(&k, Duration::from_secs(1)).await.unwrap() {
         Checkout::Reused(p) => assert_eq!(p.tls_cert.as_deref(), Some(&b"DER"[..])),
         Checkout::Dial(_) => panic!("expected reuse"),
