@@ -67,6 +67,16 @@ pub fn add_via(headers: &mut HeaderMap, version: http::Version, pseudonym: &str)
     }
 }
 
+/// Whether a `Via` entry names `pseudonym` (this waypost's token: the request came back).
+pub fn via_names(headers: &HeaderMap, pseudonym: &str) -> bool {
+    headers
+        .get_all(header::VIA)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|entry| entry.split_whitespace().nth(1) == Some(pseudonym))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,6 +107,16 @@ mod tests {
         strip_hop_by_hop(&mut h, false);
         assert_eq!(h.len(), 1, "{h:?}");
         assert_eq!(h["x-kept"], "yes");
+    }
+
+    #[test]
+    fn a_via_entry_with_our_token_is_recognised_and_others_are_not() {
+        let mut h = map(&[("via", "1.1 squid-1 (squid/5.7), 1.1 waypost-abc")]);
+        assert!(via_names(&h, "waypost-abc"));
+        assert!(!via_names(&h, "waypost-abd"));
+        assert!(!via_names(&h, "squid/5.7"));
+        add_via(&mut h, http::Version::HTTP_11, "waypost-xyz");
+        assert!(via_names(&h, "waypost-xyz"));
     }
 
     #[test]

@@ -104,7 +104,7 @@ async fn receive_response_timeout_gives_504_when_no_headers_come() {
 }
 
 #[tokio::test]
-async fn receive_timeout_closes_a_stalled_body_instead_of_completing_it() {
+async fn relay_read_timeout_closes_a_stalled_body_instead_of_completing_it() {
     let origin = raw_origin(|mut s| async move {
         let _ = s
             .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789")
@@ -112,7 +112,7 @@ async fn receive_timeout_closes_a_stalled_body_instead_of_completing_it() {
         tokio::time::sleep(Duration::from_secs(30)).await;
     })
     .await;
-    let proxy = harness::start_proxy(|c| c.timeouts.receive = "300ms".into()).await;
+    let proxy = harness::start_proxy(|c| c.timeouts.relay_read = "300ms".into()).await;
     let mut client = Client::connect(proxy.addrs[0]).await;
     let resp = client
         .send(

@@ -136,12 +136,8 @@ impl Exchange {
         if self.app.cfg.via {
             headers::add_via(&mut parts.headers, parts.version, &self.app.via_token);
         }
-        let outcome = match parts.headers.get(error::ERROR_HEADER) {
-            Some(v) if v == "auth-rejected" => ErrorKind::AuthRejected.code(),
-            _ => "ok",
-        };
         self.access
-            .finish(parts.status.as_u16(), plan.hop.to_string(), outcome);
+            .finish(parts.status.as_u16(), plan.hop.to_string(), "ok");
         Response::from_parts(
             parts,
             Counted::new(body, self.access.clone(), false).boxed(),

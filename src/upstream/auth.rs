@@ -12,7 +12,9 @@
 //!   request streams on the authenticated connection;
 //! - [`send_upgrade`]: an upgrade request (no body) on its own connection.
 //!
-//! The connection returns to the pool only when authenticated (or not asked).
+//! The connection returns to the pool only when authenticated (or not asked). A rejection is
+//! an error carrying the proxy's 407 page, answered by [`crate::error::rescue`] like every
+//! other refusal.
 
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -22,7 +24,7 @@ use http::{header, HeaderMap, HeaderValue, Method, Request, Response, Uri, Versi
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
-use super::dialer::Dialer;
+use super::dialer::{refusal, Dialer};
 use super::pool::Pooled;
 use super::{describe, UpgradeConn, Upstream};
 use crate::body::{self, Body};
@@ -122,7 +124,7 @@ pub fn rejected(what: &str, outcome: &waypost_auth::AuthOutcome) -> ProxyError {
         .as_ref()
         .map(|p| p.to_string())
         .unwrap_or_else(|| "none".into());
-    tracing::warn!(proxy = %what, identity = %outcome.identity, scheme = %scheme, "the upstream proxy rejected the credentials");
+    tracing::debug!(proxy = %what, identity = %outcome.identity, scheme = %scheme, "the upstream proxy rejected the credentials");
     ProxyError::new(
         ErrorKind::AuthRejected,
         format!("{what} rejected the configured credentials ({scheme})"),
@@ -182,10 +184,9 @@ pub async fn send_replay(
             }
             Some((resp, outcome)) => {
                 if !outcome.is_success() {
-                    rejected(&what, &outcome);
+                    return Err(refusal(rejected(&what, &outcome), resp).await);
                 }
-                let pooled = outcome.poolable().then_some(conn);
-                return Ok(up.relay(resp, pooled));
+                return Ok(up.relay(resp, Some(conn)));
             }
         }
     }
@@ -207,10 +208,7 @@ pub async fn send_streaming(
         conn = up.fresh_connection(plan).await?;
     }
     if !conn.reused {
-        conn = match authenticate_connection(up, plan, conn, &head, &what).await? {
-            Ok(c) => c,
-            Err(refused) => return Ok(refused),
-        };
+        conn = authenticate_connection(up, plan, conn, &head, &what).await?;
     }
     let ctx = ctx_for(&up.dialer, plan, &conn);
     let pending = Mutex::new(Some(body));
@@ -232,18 +230,21 @@ pub async fn send_streaming(
             format!("{what} asked to authenticate again after the request body was sent"),
         ));
     }
-    let pooled = outcome.poolable().then_some(conn);
-    Ok(up.relay(resp, pooled))
+    if !outcome.is_success() {
+        return Err(refusal(rejected(&what, &outcome), resp).await);
+    }
+    Ok(up.relay(resp, Some(conn)))
 }
 
-/// Authenticates a new connection with the probe; Ok(Err(response)) relays a refusal.
+/// Authenticates a new connection with the probe (a refusal is an error carrying the
+/// proxy's answer).
 async fn authenticate_connection(
     up: &Upstream,
     plan: &ConnectPlan,
     mut conn: Pooled,
     head: &Replay,
     what: &str,
-) -> Result<Result<Pooled, Response<Body>>, ProxyError> {
+) -> Result<Pooled, ProxyError> {
     let ctx = ctx_for(&up.dialer, plan, &conn);
     for _ in 0..3 {
         let Some((resp, outcome)) =
@@ -254,8 +255,7 @@ async fn authenticate_connection(
             continue;
         };
         if !outcome.is_success() {
-            rejected(what, &outcome);
-            return Ok(Err(up.relay(resp, None)));
+            return Err(refusal(rejected(what, &outcome), resp).await);
         }
         if waypost_auth::response_closes(&resp) {
             return Err(ProxyError::new(
@@ -265,7 +265,7 @@ async fn authenticate_connection(
         }
         let read = Limited::new(resp.into_body(), MAX_PROBE_BODY).collect();
         match tokio::time::timeout(up.dialer.timeouts.receive, read).await {
-            Ok(Ok(_)) => return Ok(Ok(conn)),
+            Ok(Ok(_)) => return Ok(conn),
             _ => {
                 return Err(ProxyError::new(
                     ErrorKind::UpstreamClosed,
@@ -297,7 +297,7 @@ pub async fn send_upgrade(
             None => *conn = up.upgrade_connection(plan).await?,
             Some((resp, outcome)) => {
                 if !outcome.is_success() {
-                    rejected(&what, &outcome);
+                    return Err(refusal(rejected(&what, &outcome), resp).await);
                 }
                 return Ok(resp);
             }
