@@ -365,3 +365,42 @@ async fn connect_retries_bound_the_addresses_tried() {
     assert_eq!(status, 502);
     assert_eq!(headers["x-waypost-error"], "connect-refused");
 }
+
+/// A client that stops sending a body waypost holds for an authentication replay is cut after
+/// `timeouts.receive`, and no upstream connection was taken meanwhile.
+#[tokio::test]
+async fn a_client_stalling_a_held_body_is_cut_after_the_receive_timeout_without_an_upstream_connection(
+) {
+    let upstream = harness::Origin::echo().await;
+    let port = upstream.addr.port();
+    let proxy = harness::start_proxy(|c| {
+        // `localhost` is a plain host name: the default autologon policy sends credentials
+        c.route.upstream = format!("http://localhost:{port}");
+        c.route.bypass_loopback = false;
+        c.auth.user = Some("user".into());
+        c.auth.password = Some(waypost_auth::credentials::SecretString::new("pw"));
+        c.timeouts.receive = "300ms".into();
+    })
+    .await;
+    let started = Instant::now();
+    let answer = harness::raw(
+        proxy.addrs[0],
+        b"POST http://origin.test/upload HTTP/1.1\r\nHost: origin.test\r\nContent-Length: 100\r\n\r\n0123456789",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(
+        answer
+            .to_ascii_lowercase()
+            .contains("x-waypost-error: bad-request"),
+        "{answer}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(
+        upstream
+            .connections
+            .load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "no upstream connection is held while the body is awaited"
+    );
+}

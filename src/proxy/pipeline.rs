@@ -203,7 +203,7 @@ impl RequestHead {
     }
 
     /// The head to send on `plan`: absolute- or origin-form, and this instance's `Via` on
-    /// requests to a proxy (loop detection) or when configured.
+    /// requests to an HTTP proxy (loop detection; CONNECTs carry it too) or when configured.
     pub fn for_plan(
         self,
         plan: &ConnectPlan,
@@ -217,7 +217,7 @@ impl RequestHead {
         }
         .map_err(|e| ProxyError::bad_request(format!("cannot rebuild the request URI: {e}")))?;
         let mut headers = self.headers;
-        if app.cfg.via || plan.proxy().is_some() {
+        if app.cfg.via || plan.absolute_form {
             headers::add_via(&mut headers, self.version, &app.via_token);
         }
         Ok(Replay {
