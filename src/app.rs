@@ -3,6 +3,7 @@
 //!
 //! - [`Router`]: the decide stage (static rules, PAC, bad proxies);
 //! - [`Upstream`]: the dialer (resolver, TLS policy, timeouts, auth, metrics) and the pool;
+//!   the policy's CRL downloads go through the dialer ([`CrlDownloader`]);
 //! - the config, the metrics registry, this instance's `Via` token, and the shutdown machinery
 //!   (a cancellation token and a tracker of connection and tunnel tasks).
 //!
@@ -21,6 +22,7 @@ use crate::route::{self, ConnectPlan, Hop, Purpose};
 use crate::router::Router;
 use crate::target::Target;
 use crate::upstream::client::HttpClient;
+use crate::upstream::crl::CrlDownloader;
 use crate::upstream::dialer::Dialer;
 use crate::upstream::pool::Pool;
 use crate::upstream::Upstream;
@@ -51,6 +53,7 @@ impl App {
             .map_err(|e| e.to_string())?;
         let via_token: Arc<str> = Arc::from(instance_token());
         let dialer = Arc::new(Dialer::new(&cfg, auth, metrics.clone(), via_token.clone()));
+        CrlDownloader::install(&dialer);
         let pool = Pool::new(
             metrics.clone(),
             cfg.limits.max_conns_per_server,

@@ -1,10 +1,10 @@
-//! The small HTTP client for the requests waypost makes for itself (PAC downloads, the
-//! `explain` CLI asking the admin surface): one GET over the [`Dialer`], so they share its
-//! resolver, timeouts and TLS policy. It goes DIRECT, as WinHTTP's own downloads do, reads at
-//! most `max` bytes, and bounds pauses in the body by `timeouts.receive`. Redirects are the
-//! caller's to follow (it knows which are allowed).
+//! The small HTTP client for the requests waypost makes for itself (PAC downloads, CRL
+//! downloads for the TLS policy, the `explain` CLI asking the admin surface): one GET over the
+//! [`Dialer`], so they share its resolver, timeouts and TLS policy. It goes DIRECT, as
+//! WinHTTP's own downloads do, reads at most `max` bytes, and bounds pauses in the body by
+//! `timeouts.receive`. Redirects are the caller's to follow (it knows which are allowed).
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use bytes::{Bytes, BytesMut};
 use http::{header, HeaderMap, Request, StatusCode, Uri};
@@ -27,9 +27,29 @@ pub struct HttpClient {
     dialer: Arc<Dialer>,
 }
 
+/// An [`HttpClient`] that does not keep its dialer alive: for holders the dialer itself owns,
+/// such as the TLS policy's CRL downloader.
+#[derive(Clone)]
+pub struct WeakHttpClient {
+    dialer: Weak<Dialer>,
+}
+
+impl WeakHttpClient {
+    /// The client, while the dialer lives.
+    pub fn upgrade(&self) -> Option<HttpClient> {
+        self.dialer.upgrade().map(HttpClient::new)
+    }
+}
+
 impl HttpClient {
     pub fn new(dialer: Arc<Dialer>) -> HttpClient {
         HttpClient { dialer }
+    }
+
+    pub fn downgrade(&self) -> WeakHttpClient {
+        WeakHttpClient {
+            dialer: Arc::downgrade(&self.dialer),
+        }
     }
 
     /// A client with the built-in defaults (for commands that run without a proxy).
@@ -42,8 +62,14 @@ impl HttpClient {
         let auth =
             waypost_auth::Authenticator::from_config(&cfg.auth, None).map_err(|e| e.to_string())?;
         let metrics = Arc::new(crate::metrics::Metrics::new());
-        let dialer = Dialer::new(&cfg, Arc::new(auth), metrics, Arc::from("waypost"));
-        Ok(HttpClient::new(Arc::new(dialer)))
+        let dialer = Arc::new(Dialer::new(
+            &cfg,
+            Arc::new(auth),
+            metrics,
+            Arc::from("waypost"),
+        ));
+        super::crl::CrlDownloader::install(&dialer);
+        Ok(HttpClient::new(dialer))
     }
 
     /// GET `url` with `accept`; the body up to `max` bytes (more is an error).

@@ -1,6 +1,7 @@
 //! The upstream side: carrying out a [`ConnectPlan`] — the [`dialer`] opens streams, the
 //! [`pool`] keeps connections and the per-server limit, [`auth`] authenticates on them, and
-//! [`body`] streams responses back with drain and timeouts.
+//! [`body`] streams responses back with drain and timeouts. [`client`] is waypost's own GET over
+//! the dialer, which [`crl`] plugs into the TLS policy for CRL downloads.
 //!
 //! This module performs I/O and makes no routing decisions: it is handed a plan. [`Upstream`]
 //! is built once from its parts (dialer, pool, replay budget) and passed down; it never sees
@@ -9,6 +10,7 @@
 pub mod auth;
 pub mod body;
 pub mod client;
+pub mod crl;
 pub mod dialer;
 pub mod io;
 pub mod pool;

@@ -7,13 +7,15 @@
 //!   treatment, and answers the tunnel questions (`sni_allowed`, `port_allowed`,
 //!   `intercepts`).
 //! - `verifier`: webpki verification with named, per-host exceptions that each accept one
-//!   defect only; `revocation`: CRLs from files and distribution points (async fetch, cache).
+//!   defect only; `revocation`: CRLs from files and distribution points (async fetch, cache),
+//!   downloaded through the [`CrlFetch`] the proxy installs (its HTTP client).
 //! - [`connect()`]: one handshake over any stream, classified on failure ([`error`]).
 //! - [`sni`]: the SNI of a tunnelled ClientHello, without decrypting.
 //! - [`intercept`]: the local CA minting per-host leaves; [`cli`]: `waypost ca init|export`.
 //! - [`metrics`]: every `waypost_tls_*` metric, registered into the proxy's registry.
 //!
-//! Only `connect`, `revocation`'s fetch and the CA's file writes do I/O; the rest decides.
+//! Only `connect` and the CA's file writes do I/O (CRL downloads are the installed
+//! [`CrlFetch`]'s); the rest decides.
 
 pub mod certinfo;
 pub mod cli;
@@ -35,6 +37,7 @@ pub use connect::connect;
 pub use error::{classify, TlsError, TlsErrorKind};
 pub use intercept::Ca;
 pub use policy::TlsPolicy;
+pub use revocation::{CrlDownload, CrlFetch};
 pub use sni::{parse_client_hello_sni, SniPeek};
 pub use tokio_rustls;
 pub use tokio_rustls::client::TlsStream;

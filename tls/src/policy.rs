@@ -20,7 +20,7 @@ use crate::intercept::Ca;
 use crate::material::{self, ClientCert};
 use crate::metrics::Metrics;
 use crate::pattern::any_matches;
-use crate::revocation::CrlStore;
+use crate::revocation::{CrlFetch, CrlStore};
 use crate::verifier::{CrlMode, PolicyVerifier, VerifyCore};
 
 /// Distinct client configs kept before the cache is reset (ALPN lists come from clients).
@@ -236,6 +236,13 @@ impl TlsPolicy {
             self.exceptions_for(host),
             CrlMode::Inline,
         )
+    }
+
+    /// Routes CRL downloads through `fetcher` (the proxy's HTTP client), for this policy and
+    /// every clone of it; the latest call wins. Until then, downloads fail (status unknown).
+    /// `fetcher` must not own this policy (e.g. hold a `Weak` to what does), or neither is freed.
+    pub fn set_crl_fetcher(&self, fetcher: Arc<dyn CrlFetch>) {
+        self.inner.core.crls.set_fetcher(fetcher);
     }
 
     /// Downloads the CRLs named by `cert_der` that are not cached (no-op when fetching is off).

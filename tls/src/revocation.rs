@@ -8,12 +8,19 @@
 //! awaits them after the handshake and checks again before handing out the stream; for
 //! configs used elsewhere, a miss starts a background download and the handshake is decided
 //! on what is cached (status unknown -> `revocation_unknown`).
+//!
+//! This crate opens no HTTP connection itself: the download is a [`CrlFetch`] the proxy
+//! installs ([`crate::TlsPolicy::set_crl_fetcher`]), its own HTTP client, so CRL downloads share
+//! its resolver, timeouts and connect rules. Until one is installed, every download fails
+//! (status unknown). The per-URL budget (`crl_fetch.timeout`) and the size cap
+//! (`crl_fetch.max_bytes`) are applied here, whatever the fetcher.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 use webpki::{CertRevocationList, OwnedCertRevocationList};
 
@@ -29,11 +36,25 @@ enum Entry {
     Pending,
 }
 
+/// The answer of one [`CrlFetch::get`].
+pub type CrlDownload = Pin<Box<dyn Future<Output = Result<Vec<u8>, String>> + Send>>;
+
+/// Downloads a CRL: the seam where the proxy plugs in its HTTP client.
+pub trait CrlFetch: Send + Sync {
+    /// GET `url` (an `http://` distribution point): the body of a 200 answer, at most `max`
+    /// bytes; anything else is an error whose message names what went wrong. The caller
+    /// bounds the whole download by `crl_fetch.timeout`.
+    fn get(&self, url: String, max: usize) -> CrlDownload;
+}
+
 /// Known CRLs: from files, and fetched ones by URL.
 pub(crate) struct CrlStore {
     files: Vec<Crl>,
     fetched: Mutex<HashMap<String, Entry>>,
     fetch: Option<CrlFetchConfig>,
+    /// Installed after the policy is built (the proxy's client needs the policy first); the
+    /// latest installation wins.
+    fetcher: Mutex<Option<Arc<dyn CrlFetch>>>,
     metrics: Metrics,
 }
 
@@ -64,8 +85,14 @@ impl CrlStore {
                 .collect(),
             fetched: Mutex::new(HashMap::new()),
             fetch,
+            fetcher: Mutex::new(None),
             metrics,
         }
+    }
+
+    /// Routes every later download through `fetcher`.
+    pub(crate) fn set_fetcher(&self, fetcher: Arc<dyn CrlFetch>) {
+        *self.fetcher.lock().unwrap_or_else(PoisonError::into_inner) = Some(fetcher);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
@@ -132,15 +159,26 @@ impl CrlStore {
         let Some(cfg) = self.fetch.clone() else {
             return;
         };
+        let fetcher = self
+            .fetcher
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
         let mut tasks = tokio::task::JoinSet::new();
         for url in urls.iter().cloned() {
-            let cfg = cfg.clone();
+            let download = fetcher.as_ref().map(|f| f.get(url.clone(), cfg.max_bytes));
+            let (timeout, max) = (cfg.timeout, cfg.max_bytes);
             tasks.spawn(async move {
-                let res =
-                    match tokio::time::timeout(cfg.timeout, http_get(&url, cfg.max_bytes)).await {
+                let res = match download {
+                    None => Err("no CRL downloader is installed".to_string()),
+                    Some(d) => match tokio::time::timeout(timeout, d).await {
+                        Err(_) => Err(format!("no answer within {timeout:?}")),
+                        Ok(Ok(body)) if body.len() > max => {
+                            Err(format!("CRL larger than {max} bytes"))
+                        }
                         Ok(r) => r,
-                        Err(_) => Err(format!("no answer within {:?}", cfg.timeout)),
-                    };
+                    },
+                };
                 (
                     url,
                     res.and_then(|b| parse_crl(&b).map(|c| (c, certinfo::crl_next_update(&b)))),
@@ -181,67 +219,4 @@ fn unix_now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
-}
-
-/// A minimal HTTP/1.0 GET (no chunking, no redirects) of an `http://` URL, capped at `max` bytes.
-pub(crate) async fn http_get(url: &str, max: usize) -> Result<Vec<u8>, String> {
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or("only http:// distribution points are fetched")?;
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => (
-            h,
-            p.parse::<u16>().map_err(|_| format!("bad port in {url}"))?,
-        ),
-        _ => (authority, 80),
-    };
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    let mut stream = tokio::net::TcpStream::connect((host, port))
-        .await
-        .map_err(|e| format!("connect: {e}"))?;
-    let req = format!(
-        "GET {path} HTTP/1.0\r\nHost: {authority}\r\nUser-Agent: waypost\r\nAccept: */*\r\n\r\n"
-    );
-    stream
-        .write_all(req.as_bytes())
-        .await
-        .map_err(|e| format!("send: {e}"))?;
-    let mut buf = Vec::new();
-    let limit = u64::try_from(max.saturating_add(64 * 1024)).unwrap_or(u64::MAX);
-    (&mut stream)
-        .take(limit)
-        .read_to_end(&mut buf)
-        .await
-        .map_err(|e| format!("read: {e}"))?;
-    let end = buf
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or("no HTTP header in the answer")?;
-    let head = String::from_utf8_lossy(&buf[..end]).into_owned();
-    let status = head.split_whitespace().nth(1).unwrap_or("");
-    if status != "200" {
-        return Err(format!("HTTP status {status}"));
-    }
-    let mut body = buf.split_off(end + 4);
-    let declared = head.lines().find_map(|l| {
-        let (k, v) = l.split_once(':')?;
-        k.trim()
-            .eq_ignore_ascii_case("content-length")
-            .then(|| v.trim().parse::<usize>().ok())
-            .flatten()
-    });
-    if let Some(len) = declared {
-        if body.len() < len {
-            return Err("answer shorter than its Content-Length".into());
-        }
-        body.truncate(len);
-    }
-    if body.len() > max {
-        return Err(format!("CRL larger than {max} bytes"));
-    }
-    Ok(body)
 }

@@ -1,7 +1,8 @@
 //! Test PKI and peers: a CA minted with rcgen, leaves with chosen defects, real
-//! tokio-rustls servers on 127.0.0.1:0, and a tiny HTTP server for CRLs.
+//! tokio-rustls servers on 127.0.0.1:0, and a fake CRL downloader.
 #![allow(dead_code)]
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -17,7 +18,7 @@ use rustls::ServerConfig;
 use time::OffsetDateTime;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use waypost_tls::{TlsConfig, TlsErrorKind, TlsPolicy};
+use waypost_tls::{CrlDownload, CrlFetch, TlsConfig, TlsErrorKind, TlsPolicy};
 
 pub const HOST: &str = "origin.test";
 
@@ -235,30 +236,35 @@ pub fn exception(hosts: &[&str], allow: &[&str]) -> waypost_tls::config::Excepti
     }
 }
 
-/// An HTTP server answering every GET with `body`; returns its address and a request counter.
-pub async fn serve_http(body: Vec<u8>) -> (SocketAddr, Arc<AtomicUsize>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let hits = Arc::new(AtomicUsize::new(0));
-    let counter = hits.clone();
-    tokio::spawn(async move {
-        while let Ok((mut sock, _)) = listener.accept().await {
-            counter.fetch_add(1, Ordering::SeqCst);
-            let body = body.clone();
-            tokio::spawn(async move {
-                let mut req = Vec::new();
-                let mut buf = [0u8; 1024];
-                while !req.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match sock.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => req.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let head = format!("HTTP/1.0 200 OK\r\nContent-Type: application/pkix-crl\r\nContent-Length: {}\r\n\r\n", body.len());
-                let _ = sock.write_all(head.as_bytes()).await;
-                let _ = sock.write_all(&body).await;
-            });
+/// A CRL downloader for tests: serves fixed bodies by URL (any other URL fails as a refused
+/// connection would), or never answers; counts the downloads asked of it.
+#[derive(Default)]
+pub struct FakeCrlFetch {
+    pub bodies: HashMap<String, Vec<u8>>,
+    pub hang: bool,
+    pub hits: AtomicUsize,
+}
+
+impl FakeCrlFetch {
+    pub fn serving(url: &str, body: Vec<u8>) -> Arc<FakeCrlFetch> {
+        Arc::new(FakeCrlFetch {
+            bodies: HashMap::from([(url.to_string(), body)]),
+            ..FakeCrlFetch::default()
+        })
+    }
+}
+
+impl CrlFetch for FakeCrlFetch {
+    fn get(&self, url: String, _max: usize) -> CrlDownload {
+        self.hits.fetch_add(1, Ordering::SeqCst);
+        if self.hang {
+            return Box::pin(std::future::pending());
         }
-    });
-    (addr, hits)
+        let answer = self
+            .bodies
+            .get(&url)
+            .cloned()
+            .ok_or_else(|| format!("connect to {url}: connection refused"));
+        Box::pin(async move { answer })
+    }
 }
