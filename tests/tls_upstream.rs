@@ -3,8 +3,6 @@
 
 mod support;
 
-use std::sync::Arc;
-
 use support::harness::{self, Origin};
 use support::peers::Squid;
 use tokio::io::AsyncWriteExt;
@@ -12,17 +10,8 @@ use tokio::net::TcpListener;
 
 /// A TLS origin on 127.0.0.1 with a self-signed certificate for `localhost`, answering 200.
 async fn self_signed_origin() -> std::net::SocketAddr {
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    let chain = vec![cert.cert.der().clone()];
-    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(cert.signing_key.serialize_der().into());
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let config = waypost_testsupport::ca::self_signed(&["localhost"]).server_config();
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
