@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use support::peers::{free_port, require_program, Squid, WpadLab};
 use waypost_testsupport::curl::Curl;
+use waypost_testsupport::eventually_blocking;
 use waypost_testsupport::metrics::find;
 
 const WAYPOST: &str = env!("CARGO_BIN_EXE_waypost");
@@ -200,10 +201,11 @@ fn with_only_pac_auto_a_dhcp_wpad_network_routes_through_the_pac_proxies_with_fa
         via_squid(&body),
         "the origin saw squid's Via: the dead first proxy was skipped within the request:\n{body}"
     );
-    assert!(
-        squid.access_log().contains("/through-wpad"),
-        "squid logged the request:\n{}",
-        squid.access_log()
+    // squid logged the request (when its transaction ended, maybe after curl was done)
+    eventually_blocking(
+        Duration::from_secs(10),
+        || squid.access_log(),
+        |log| log.contains("/through-wpad"),
     );
 
     let r = wp.explain(&format!("{site}/why"));
@@ -283,7 +285,11 @@ fn with_only_pac_auto_and_no_dhcp_option_252_the_script_is_found_by_dns_and_foll
     let (status, body) = wp.curl(&format!("{site}/found-by-dns"));
     assert_eq!(status, 200, "{body}");
     assert!(via_squid(&body), "{body}");
-    assert!(squid.access_log().contains("/found-by-dns"));
+    eventually_blocking(
+        Duration::from_secs(10),
+        || squid.access_log(),
+        |log| log.contains("/found-by-dns"),
+    );
     let log = lab.dnsmasq_log();
     assert!(
         log.contains("DHCPINFORM") && log.contains("query[A] wpad.corp.example.test"),
