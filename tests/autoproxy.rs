@@ -10,6 +10,7 @@ use http::Response;
 use support::harness::{self, metric, Origin};
 use support::peers::{free_port, Socks5, Squid};
 use waypost::body;
+use waypost_testsupport::eventually;
 
 fn pac_file(dir: &tempfile::TempDir, script: &str) -> String {
     let path = dir.path().join("proxy.pac");
@@ -114,14 +115,23 @@ async fn a_dead_first_proxy_fails_over_within_the_request_and_is_tried_last_unti
         1.0,
         "{m}"
     );
-    tokio::time::sleep(Duration::from_millis(1700)).await;
-    let report = explain(proxy.addrs[0], &origin.url("/")).await;
+    // after bad_proxy_retry (1.5 s) the mark expires and the PAC order is back
+    let url = origin.url("/");
+    let report = eventually(
+        Duration::from_secs(10),
+        || explain(proxy.addrs[0], &url),
+        |r| {
+            r["bad_proxies"]
+                .as_array()
+                .is_some_and(|bad| bad.is_empty())
+        },
+    )
+    .await;
     assert_eq!(
-        report["bad_proxies"].as_array().unwrap().len(),
-        0,
+        report["decision"][0],
+        format!("http://127.0.0.1:{dead}"),
         "{report}"
     );
-    assert_eq!(report["decision"][0], format!("http://127.0.0.1:{dead}"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -159,12 +169,13 @@ async fn a_pac_served_over_http_is_refreshed_and_new_decisions_follow_it() {
         "function FindProxyForURL(u, h) {{ return 'PROXY 127.0.0.1:{}'; }}",
         squid.port
     );
-    tokio::time::sleep(Duration::from_millis(900)).await;
-    let (_, _, body) = harness::get(proxy.addrs[0], &origin.url("/after")).await;
-    assert!(
-        body.to_ascii_lowercase().contains("via:"),
-        "the new script routes through squid: {body}"
-    );
+    // the next refresh (every 300 ms) picks the new script up
+    eventually(
+        Duration::from_secs(10),
+        || async { harness::get(proxy.addrs[0], &origin.url("/after")).await.2 },
+        |body| body.to_ascii_lowercase().contains("via:"),
+    )
+    .await;
     let report = explain(proxy.addrs[0], &origin.url("/x")).await;
     assert_eq!(report["pac"]["method"], "url");
     let m = harness::metrics(proxy.addrs[0]).await;

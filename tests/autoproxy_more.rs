@@ -17,12 +17,12 @@ use std::sync::{Arc, Mutex};
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 use support::harness::{self, Origin};
 use support::peers::{free_port, Socks5};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use waypost::body::{self, Body};
+use waypost_testsupport::ca::{Files, Leaf, TestCa};
 
 fn base(c: &mut waypost::config::raw::RawConfig, source: &str) {
     c.pac.source = source.to_string();
@@ -409,37 +409,15 @@ async fn pac_downloads_follow_absolute_and_relative_redirects() {
 struct TlsPacServer {
     addr: SocketAddr,
     ca_file: PathBuf,
-    _dir: tempfile::TempDir,
+    _files: Files,
 }
 
 async fn tls_pac_server(routes: Vec<Route>) -> TlsPacServer {
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca = CertificateParams::default();
-    ca.distinguished_name
-        .push(DnType::CommonName, "waypost test PAC CA");
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let ca_cert = ca.self_signed(&ca_key).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let ca_file = dir.path().join("ca.pem");
-    std::fs::write(&ca_file, ca_cert.pem()).unwrap();
-    let issuer = Issuer::new(ca, ca_key);
-    let key = KeyPair::generate().unwrap();
-    let mut leaf = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
-    leaf.distinguished_name
-        .push(DnType::CommonName, "localhost");
-    let cert = leaf.signed_by(&key, &issuer).unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![cert.der().clone()],
-            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
-        )
-        .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let ca = TestCa::new("waypost test PAC CA");
+    let files = Files::new();
+    let ca_file = files.write("ca.pem", &ca.pem);
+    let leaf = Leaf::server(&["localhost"]).signed_by(&ca);
+    let acceptor = tokio_rustls::TlsAcceptor::from(leaf.server_config());
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let routes = Arc::new(routes);
@@ -464,7 +442,7 @@ async fn tls_pac_server(routes: Vec<Route>) -> TlsPacServer {
     TlsPacServer {
         addr,
         ca_file,
-        _dir: dir,
+        _files: files,
     }
 }
 

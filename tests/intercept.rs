@@ -5,6 +5,7 @@
 
 mod support;
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -16,28 +17,25 @@ use http::{Request, Response};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
-};
+use rcgen::ExtendedKeyUsagePurpose;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::pki_types::CertificateDer;
 use rustls::ServerConfig;
 use support::harness;
 use tokio::net::TcpListener;
 use waypost::config::raw::RawConfig;
+use waypost_testsupport::ca::{self, Files, Leaf, Minted, TestCa};
+use waypost_testsupport::curl::Curl;
+use waypost_testsupport::eventually;
 use waypost_tls::config::{ClientCertConfig, InterceptConfig, SniRulesConfig};
 
-/// The test PKI: one CA for origins and client certificates, written to a temp dir.
+/// The test PKI: one CA for origins and client certificates, its certificate and every leaf
+/// written to a temp dir.
 struct Pki {
-    issuer: Issuer<'static, KeyPair>,
-    dir: tempfile::TempDir,
+    ca: TestCa,
+    files: Files,
     ca_file: PathBuf,
-}
-
-struct Leaf {
-    chain: Vec<CertificateDer<'static>>,
-    key: PrivateKeyDer<'static>,
+    next_serial: Cell<u64>,
 }
 
 const ORIGIN_CA: &str = "waypost test origin CA";
@@ -45,76 +43,48 @@ const CLIENT_CN: &str = "waypost test client";
 
 impl Pki {
     fn new() -> Pki {
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::default();
-        params
-            .distinguished_name
-            .push(DnType::CommonName, ORIGIN_CA);
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        let cert = params.self_signed(&key).unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let ca_file = dir.path().join("origin-ca.pem");
-        std::fs::write(&ca_file, cert.pem()).unwrap();
+        let ca = TestCa::new(ORIGIN_CA);
+        let files = Files::new();
+        let ca_file = files.write("origin-ca.pem", &ca.pem);
         Pki {
-            issuer: Issuer::new(params, key),
-            dir,
+            ca,
+            files,
             ca_file,
+            next_serial: Cell::new(1000),
         }
     }
 
     /// A leaf for `names` (server or client usage), optionally long expired; also written to
     /// `<file>.pem` / `<file>.key`.
-    fn leaf(&self, file: &str, cn: &str, names: &[&str], client: bool, expired: bool) -> Leaf {
-        let key = KeyPair::generate().unwrap();
-        let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
-        let mut params = CertificateParams::new(names).unwrap();
-        params.distinguished_name.push(DnType::CommonName, cn);
-        params.extended_key_usages = vec![if client {
-            ExtendedKeyUsagePurpose::ClientAuth
-        } else {
-            ExtendedKeyUsagePurpose::ServerAuth
-        }];
-        params.use_authority_key_identifier_extension = true;
-        if expired {
-            params.not_before = rcgen::date_time_ymd(2020, 1, 1);
-            params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+    fn leaf(&self, file: &str, cn: &str, names: &[&str], client: bool, expired: bool) -> Minted {
+        let serial = self.next_serial.get();
+        self.next_serial.set(serial + 1);
+        let leaf = Leaf {
+            names: names.iter().map(|s| s.to_string()).collect(),
+            cn: cn.to_string(),
+            eku: if client {
+                ExtendedKeyUsagePurpose::ClientAuth
+            } else {
+                ExtendedKeyUsagePurpose::ServerAuth
+            },
+            expired,
+            serial,
+            ..Leaf::default()
         }
-        let cert = params.signed_by(&key, &self.issuer).unwrap();
-        std::fs::write(self.path(&format!("{file}.pem")), cert.pem()).unwrap();
-        std::fs::write(self.path(&format!("{file}.key")), key.serialize_pem()).unwrap();
-        Leaf {
-            chain: vec![cert.der().clone()],
-            key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
-        }
+        .signed_by(&self.ca);
+        self.files.write(&format!("{file}.pem"), &leaf.cert_pem);
+        self.files.write(&format!("{file}.key"), &leaf.key_pem);
+        leaf
     }
 
     fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
+        self.files.path(name)
     }
 
     /// A server config for `leaf`, offering h2 and http/1.1, asking for (not requiring) a
     /// client certificate from this PKI so tunnels without one still reach it.
-    fn server_config(&self, leaf: &Leaf) -> Arc<ServerConfig> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut roots = rustls::RootCertStore::empty();
-        let ca_der = CertificateDer::from_pem_file(&self.ca_file).unwrap();
-        roots.add(ca_der).unwrap();
-        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-            Arc::new(roots),
-            provider.clone(),
-        )
-        .allow_unauthenticated()
-        .build()
-        .unwrap();
-        let mut cfg = ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_client_cert_verifier(verifier)
-            .with_single_cert(leaf.chain.clone(), leaf.key.clone_key())
-            .unwrap();
-        cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        Arc::new(cfg)
+    fn server_config(&self, leaf: &Minted) -> Arc<ServerConfig> {
+        ca::server_config_asking_client_cert(leaf, &self.ca, &[b"h2", b"http/1.1"])
     }
 }
 
@@ -204,15 +174,8 @@ async fn answer(req: Request<Incoming>, who: &str) -> Response<waypost::body::Bo
 
 /// curl's exit code and stdout (stderr appended, for messages).
 async fn curl(args: &[&str]) -> (i32, String) {
-    let out = tokio::process::Command::new("curl")
-        .args(["-sS", "--max-time", "20"])
-        .args(args)
-        .output()
-        .await
-        .expect("curl is installed");
-    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
-    text.push_str(&String::from_utf8_lossy(&out.stderr));
-    (out.status.code().unwrap_or(-1), text)
+    let out = Curl::new().args(args).run_async().await;
+    (out.exit, out.text())
 }
 
 fn resolve_to_loopback(raw: &mut RawConfig, names: &[&str]) {
@@ -435,14 +398,14 @@ async fn a_denied_sni_closes_the_tunnel_before_any_byte_reaches_the_origin() {
     ])
     .await;
     assert_ne!(code, 0, "the denied tunnel must fail: {out}");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while origin.without_data.load(Ordering::SeqCst) == 0 && tokio::time::Instant::now() < deadline
-    {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let closed_without_data = eventually(
+        Duration::from_secs(5),
+        || async { origin.without_data.load(Ordering::SeqCst) },
+        |n| *n > 0,
+    )
+    .await;
     assert_eq!(
-        origin.without_data.load(Ordering::SeqCst),
-        1,
+        closed_without_data, 1,
         "the upstream was dialled and closed"
     );
     assert_eq!(

@@ -11,6 +11,7 @@ use support::harness::{self, metric, Client, Origin};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use waypost::body;
+use waypost_testsupport::eventually;
 
 /// A raw origin: accepts, reads the request head, then runs `then` on the socket.
 async fn raw_origin<F, Fut>(then: F) -> SocketAddr
@@ -233,13 +234,24 @@ async fn client_connections_beyond_the_limit_get_503() {
     let proxy = harness::start_proxy(|c| c.max_client_connections = 2).await;
     let _a = TcpStream::connect(proxy.addrs[0]).await.unwrap();
     let _b = TcpStream::connect(proxy.addrs[0]).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // both taken by the proxy (read in-process: a request of our own would be a third client)
+    eventually(
+        Duration::from_secs(5),
+        || async { harness::registry_metrics(&proxy) },
+        |m| metric(m, "waypost_client_connections_active") == 2.0,
+    )
+    .await;
     let reply = harness::raw(proxy.addrs[0], b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await;
     assert!(reply.starts_with("HTTP/1.1 503"), "{reply}");
     assert!(reply.contains("too-many-connections"), "{reply}");
     drop((_a, _b));
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let (status, _, _) = harness::get(proxy.addrs[0], "/healthz").await;
+    // once the proxy has seen both close, their slots are free again
+    let status = eventually(
+        Duration::from_secs(5),
+        || async { harness::get(proxy.addrs[0], "/healthz").await.0 },
+        |status| *status != 503,
+    )
+    .await;
     assert_eq!(status, 200);
 }
 
@@ -272,7 +284,6 @@ async fn abandon_after_headers(proxy: SocketAddr, url: &str) {
     let mut b = [0u8; 64];
     let _ = s.read(&mut b).await.unwrap();
     drop(s);
-    tokio::time::sleep(Duration::from_millis(300)).await;
 }
 
 #[tokio::test]
@@ -309,11 +320,14 @@ async fn unread_response_bodies_are_drained_up_to_the_limit_to_save_the_connecti
     .await;
     let proxy = harness::start_proxy(|_| {}).await;
     abandon_after_headers(proxy.addrs[0], &origin.url("/")).await;
-    let m = harness::metrics(proxy.addrs[0]).await;
-    assert!(
-        metric(&m, "waypost_pool_drained_bytes_total{upstream=\"direct\"}") > 0.0,
-        "{m}"
-    );
+    // the drain is counted when it has read the body to its end, just before the connection
+    // goes back to the pool
+    eventually(
+        Duration::from_secs(5),
+        || harness::metrics(proxy.addrs[0]),
+        |m| metric(m, "waypost_pool_drained_bytes_total{upstream=\"direct\"}") > 0.0,
+    )
+    .await;
     assert_eq!(harness::get(proxy.addrs[0], &origin.url("/")).await.0, 200);
     assert_eq!(
         origin.connections.load(Ordering::SeqCst),
@@ -324,6 +338,12 @@ async fn unread_response_bodies_are_drained_up_to_the_limit_to_save_the_connecti
     let strict = harness::start_proxy(|c| c.limits.max_response_drain_size = 10).await;
     let before = origin.connections.load(Ordering::SeqCst);
     abandon_after_headers(strict.addrs[0], &origin.url("/")).await;
+    eventually(
+        Duration::from_secs(5),
+        || harness::metrics(strict.addrs[0]),
+        |m| metric(m, "waypost_pool_closed_total{upstream=\"direct\"}") >= 1.0,
+    )
+    .await;
     assert_eq!(harness::get(strict.addrs[0], &origin.url("/")).await.0, 200);
     assert_eq!(
         origin.connections.load(Ordering::SeqCst),

@@ -9,23 +9,8 @@ use std::time::Duration;
 
 use base64::Engine;
 use support::peers::{free_port, Origin, Squid, PASSWORD, USER};
-
-fn curl(proxy_port: u16, url: &str) -> String {
-    let out = Command::new("curl")
-        .args([
-            "-sS",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "-x",
-            &format!("http://127.0.0.1:{proxy_port}"),
-            url,
-        ])
-        .output()
-        .expect("curl runs");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use waypost_testsupport::curl::status_via;
+use waypost_testsupport::eventually_blocking;
 
 fn run_waypost(squid_port: u16, password_file: &std::path::Path) -> (std::process::Child, u16) {
     let port = free_port();
@@ -48,12 +33,11 @@ fn run_waypost(squid_port: u16, password_file: &std::path::Path) -> (std::proces
         .stderr(Stdio::piped())
         .spawn()
         .expect("waypost starts");
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let _listening = eventually_blocking(
+        Duration::from_secs(10),
+        || std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string()),
+        |connected| connected.is_ok(),
+    );
     (child, port)
 }
 
@@ -97,7 +81,13 @@ fn trace_logs_of_basic_and_ntlm_handshakes_hold_no_password_hash_or_basic_token(
         let squid = Squid::start(mode);
         for (file, expect) in [(&good, "200"), (&bad, "407")] {
             let (child, port) = run_waypost(squid.port, file);
-            assert_eq!(curl(port, &url), expect, "{mode} with {}", file.display());
+            let proxy = format!("http://127.0.0.1:{port}");
+            assert_eq!(
+                status_via(&proxy, &url),
+                expect,
+                "{mode} with {}",
+                file.display()
+            );
             logs.push_str(&stop(child));
         }
     }

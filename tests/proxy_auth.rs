@@ -3,11 +3,10 @@
 
 mod support;
 
-use std::process::Command;
-
 use support::harness::{self, metric, Client, Origin};
 use support::peers::{Squid, PASSWORD, USER};
 use waypost::config::raw::RawConfig;
+use waypost_testsupport::curl::Curl;
 
 fn with_credentials(c: &mut RawConfig, squid_port: u16) {
     // `localhost` is a plain host name: the default (medium) autologon policy allows it
@@ -15,23 +14,6 @@ fn with_credentials(c: &mut RawConfig, squid_port: u16) {
     c.route.bypass_loopback = false;
     c.auth.user = Some(USER.to_string());
     c.auth.password = Some(waypost_auth::credentials::SecretString::new(PASSWORD));
-}
-
-fn curl(proxy: std::net::SocketAddr, url: &str) -> String {
-    let out = Command::new("curl")
-        .args([
-            "-sS",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "-x",
-            &format!("http://{proxy}"),
-            url,
-        ])
-        .output()
-        .expect("curl runs");
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -44,9 +26,10 @@ async fn ntlm_authenticates_once_and_reuses_the_connection_for_later_requests() 
     let proxy = harness::start_proxy(|c| with_credentials(c, port)).await;
     let addr = proxy.addrs[0];
     let url = origin.url("/ntlm");
-    let code = tokio::task::spawn_blocking(move || curl(addr, &url))
-        .await
-        .unwrap();
+    let code = Curl::new()
+        .proxy(&format!("http://{addr}"))
+        .status_async(&url)
+        .await;
     assert_eq!(code, "200");
     let mut client = Client::connect(addr).await;
     for _ in 0..9 {

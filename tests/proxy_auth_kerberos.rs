@@ -8,6 +8,7 @@ mod support;
 
 use support::harness::{self, metric, Origin};
 use support::peers::{Kdc, Squid, PASSWORD, USER};
+use waypost_testsupport::curl::Curl;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kerberos_sso_from_a_kinit_ticket_and_ntlm_fallback_when_the_proxy_is_an_ip() {
@@ -84,24 +85,7 @@ async fn kerberos_sso_from_a_kinit_ticket_and_ntlm_fallback_when_the_proxy_is_an
         .await;
         let proxy_url = format!("http://{}", proxy.addrs[0]);
         let url = origin.url(&format!("/curl-{mode}"));
-        let code = tokio::task::spawn_blocking(move || {
-            let out = std::process::Command::new("curl")
-                .args([
-                    "-sS",
-                    "-o",
-                    "/dev/null",
-                    "-w",
-                    "%{http_code}",
-                    "-x",
-                    &proxy_url,
-                    &url,
-                ])
-                .output()
-                .expect("curl runs");
-            String::from_utf8_lossy(&out.stdout).into_owned()
-        })
-        .await
-        .unwrap();
+        let code = Curl::new().proxy(&proxy_url).status_async(&url).await;
         assert_eq!(code, "200", "curl through waypost to squid {mode}");
     }
 }

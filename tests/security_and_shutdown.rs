@@ -2,6 +2,7 @@
 
 mod support;
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use base64::Engine;
@@ -12,6 +13,7 @@ use support::harness::{self, Client, Origin};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use waypost::body;
+use waypost_testsupport::eventually;
 
 #[tokio::test]
 async fn clients_outside_the_allow_list_get_403() {
@@ -109,13 +111,21 @@ async fn shutdown_lets_in_flight_requests_and_tunnels_finish_and_refuses_new_con
     // a slow request in flight
     let url = origin.url("/slow");
     let inflight = tokio::spawn(async move { harness::get(addr, &url).await });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // in flight = the proxy has dialled the origin, which now takes 500 ms to answer
+    eventually(
+        Duration::from_secs(5),
+        || async { origin.connections.load(Ordering::SeqCst) },
+        |n| *n == 1,
+    )
+    .await;
     proxy.shutdown();
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    assert!(
-        TcpStream::connect(addr).await.is_err(),
-        "no new connections after shutdown began"
-    );
+    // no new connections after shutdown began (once the accept loops have seen it)
+    let _refused = eventually(
+        Duration::from_secs(5),
+        || TcpStream::connect(addr),
+        |connected| connected.is_err(),
+    )
+    .await;
     // the tunnel still works during the grace period, then the client closes it
     tunnel.write_all(b"still-open").await.unwrap();
     let mut b = [0u8; 10];

@@ -6,6 +6,7 @@ mod support;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateRevocationListParams, CrlDistributionPoint,
@@ -16,6 +17,7 @@ use support::harness::{self, Origin};
 use support::peers::Squid;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
+use waypost_testsupport::eventually;
 
 /// A TLS origin on 127.0.0.1 with a self-signed certificate for `localhost`, answering 200.
 async fn self_signed_origin() -> SocketAddr {
@@ -237,11 +239,13 @@ async fn https_urls_through_an_http_proxy_are_tunnelled_with_waypost_s_own_tls_u
     .await;
     let (status, _, body) = harness::get(lenient.addrs[0], &url).await;
     assert_eq!((status, body.as_str()), (200, "secure"));
-    assert!(
-        squid.access_log().contains("CONNECT"),
-        "{}",
-        squid.access_log()
-    );
+    // a tunnel is logged when it closes
+    eventually(
+        Duration::from_secs(10),
+        || async { squid.access_log() },
+        |log| log.contains("CONNECT"),
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -4,7 +4,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::harness;
+use support::harness::{self, metric};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -62,7 +62,7 @@ async fn connect_tunnels_relay_bytes_both_ways() {
     assert!(got.iter().all(|b| *b == 7));
     let w = writer.await.unwrap();
     let m = harness::metrics(proxy.addrs[0]).await;
-    assert!(m.contains("waypost_tunnels_active 1"), "{m}");
+    assert_eq!(metric(&m, "waypost_tunnels_active"), 1.0, "{m}");
     drop((r, w));
 }
 

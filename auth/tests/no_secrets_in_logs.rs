@@ -13,6 +13,7 @@ use http::{Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use waypost_auth::client::empty;
 use waypost_auth::{authenticate_request, AuthContext, AuthResult, Credentials, ProxyTarget};
+use waypost_testsupport::metrics::{self, metric};
 
 /// NT hash (MD4 of UTF-16LE) of the test password, computed with pyspnego.
 const NT_HASH: &str = "1125073ee22b680cc3b5ff0ae16ef454";
@@ -145,20 +146,18 @@ async fn n_requests_on_an_authenticated_connection_need_one_handshake() {
             auth.connection_reused();
         }
     }
-    let text = {
-        use prometheus::Encoder;
-        let mut buf = Vec::new();
-        prometheus::TextEncoder::new()
-            .encode(&registry.gather(), &mut buf)
-            .unwrap();
-        String::from_utf8(buf).unwrap()
-    };
-    assert!(
-        text.contains("waypost_auth_handshakes_total{outcome=\"authenticated\",scheme=\"ntlm\"} 1"),
+    let text = metrics::text(&registry);
+    assert_eq!(
+        metric(
+            &text,
+            "waypost_auth_handshakes_total{outcome=\"authenticated\",scheme=\"ntlm\"}"
+        ),
+        1.0,
         "{text}"
     );
-    assert!(
-        text.contains("waypost_auth_connections_reused_total 9"),
+    assert_eq!(
+        metric(&text, "waypost_auth_connections_reused_total"),
+        9.0,
         "{text}"
     );
 }

@@ -258,6 +258,16 @@ mod tests {
         let rx = NetworkWatcher::spawn_with_poll(Duration::from_millis(20));
         assert_eq!(*rx.borrow(), 0);
         drop(rx);
-        tokio::time::sleep(Duration::from_millis(60)).await; // the task notices and returns
+        // the task notices and returns: nothing is left running on this runtime
+        waypost_testsupport::eventually(
+            Duration::from_secs(5),
+            || async {
+                tokio::runtime::Handle::current()
+                    .metrics()
+                    .num_alive_tasks()
+            },
+            |alive| *alive == 0,
+        )
+        .await;
     }
 }

@@ -20,6 +20,8 @@ use waypost::body::{self, Body};
 use waypost::config::{self, raw::RawConfig};
 use waypost::server::Running;
 
+pub use waypost_testsupport::metrics::metric;
+
 /// A validated config listening on 127.0.0.1:0, after `tweak`.
 pub fn config(tweak: impl FnOnce(&mut RawConfig)) -> config::Config {
     let mut raw = RawConfig::default();
@@ -169,10 +171,8 @@ pub async fn metrics(proxy: SocketAddr) -> String {
     body
 }
 
-/// The value of the series `name{labels}` exactly as printed (labels in Prometheus order), or 0.
-pub fn metric(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series).and_then(|r| r.strip_prefix(' ')))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0.0)
+/// The proxy's metrics read from its registry in-process, without a request: for conditions
+/// that a request of its own would change (the connection cap, the active connections).
+pub fn registry_metrics(proxy: &Running) -> String {
+    waypost_testsupport::metrics::text(&proxy.app.metrics.registry)
 }

@@ -98,18 +98,22 @@ async fn a_minted_leaf_verifies_against_the_ca_for_its_host_and_is_cached() {
     assert_eq!(err.kind, waypost_tls::TlsErrorKind::NameMismatch);
     assert_eq!(err.subject.as_deref(), Some("CN=origin.test"));
 
-    let text = prometheus::TextEncoder::new()
-        .encode_to_string(&reg.gather())
-        .unwrap();
-    assert!(
-        text.contains("waypost_tls_intercept_certs_minted_total 1"),
+    let text = metrics::text(&reg);
+    assert_eq!(
+        metric(&text, "waypost_tls_intercept_certs_minted_total"),
+        1.0,
         "{text}"
     );
-    assert!(
-        text.contains("waypost_tls_intercept_cert_cache_hits_total 1"),
+    assert_eq!(
+        metric(&text, "waypost_tls_intercept_cert_cache_hits_total"),
+        1.0,
         "{text}"
     );
-    assert!(text.contains("waypost_tls_ca_expiry_days 36"), "{text}");
+    // `ca init` makes a CA valid for ten years (3650 days)
+    assert!(
+        (3600.0..3700.0).contains(&metric(&text, "waypost_tls_ca_expiry_days")),
+        "{text}"
+    );
 }
 
 #[tokio::test]

@@ -210,15 +210,21 @@ async fn accepted_exceptions_are_counted_by_flag() {
     let reg = prometheus::Registry::new();
     let p = TlsPolicy::new(&cfg, Some(&reg)).unwrap();
     assert!(exchange(&p, addr).await.is_ok());
-    let text = prometheus::TextEncoder::new()
-        .encode_to_string(&reg.gather())
-        .unwrap();
-    assert!(
-        text.contains("waypost_tls_exceptions_used_total{flag=\"cert-date-invalid\"} 1"),
+    let text = metrics::text(&reg);
+    assert_eq!(
+        metric(
+            &text,
+            "waypost_tls_exceptions_used_total{flag=\"cert-date-invalid\"}"
+        ),
+        1.0,
         "{text}"
     );
-    assert!(
-        text.contains("waypost_tls_handshakes_total{outcome=\"ok\",version=\"1.3\"} 1"),
+    assert_eq!(
+        metric(
+            &text,
+            "waypost_tls_handshakes_total{outcome=\"ok\",version=\"1.3\"}"
+        ),
+        1.0,
         "{text}"
     );
 }
@@ -286,11 +292,9 @@ async fn the_configured_client_certificate_is_presented_to_its_host() {
         exchange(&p, addr).await,
         Ok("client=CN=waypost client\n".into())
     );
-    let text = prometheus::TextEncoder::new()
-        .encode_to_string(&reg.gather())
-        .unwrap();
+    let text = metrics::text(&reg);
     assert!(
-        text.contains("waypost_tls_client_cert_expiry_days{entry=\"0\"}"),
+        find(&text, "waypost_tls_client_cert_expiry_days{entry=\"0\"}").is_some(),
         "{text}"
     );
 }

@@ -4,8 +4,7 @@
 
 #![allow(dead_code)]
 
-#[path = "../../../tests/support/peers.rs"]
-pub mod peers;
+pub use waypost_testsupport::peers;
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
