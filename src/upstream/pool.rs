@@ -275,9 +275,9 @@ impl<C: PoolConn> Pool<C> {
             }
             !list.is_empty()
         });
-        // servers whose every permit is free again need no entry
-        let max = self.max_per_server;
-        lock(&self.servers).retain(|_, s| s.available_permits() < max);
+        // a server's semaphore goes when nobody holds a permit or is waiting for one (every
+        // permit and every acquirer holds a clone of the Arc), so the limit is never split
+        lock(&self.servers).retain(|_, s| Arc::strong_count(s) > 1);
     }
 
     /// Idle connections in all (tests and the status page).
