@@ -94,15 +94,15 @@ async fn send(
         Outgoing::Stream(b) if authenticates => {
             auth::send_streaming(up, plan, conn, replay, b).await
         }
-        Outgoing::Held(bytes, _budget) => {
-            replay.body = bytes;
-            up.send(plan, conn, replay.build()).await
+        Outgoing::Held(bytes, _) => {
+            let body = if bytes.is_empty() {
+                body::empty()
+            } else {
+                body::full(bytes)
+            };
+            up.send(plan, conn, replay.into_request(body)).await
         }
-        Outgoing::Stream(b) => {
-            let mut req = replay.build();
-            *req.body_mut() = b;
-            up.send(plan, conn, req).await
-        }
+        Outgoing::Stream(b) => up.send(plan, conn, replay.into_request(b)).await,
     }
 }
 

@@ -51,6 +51,16 @@ impl Replay {
         self.with_body(body::full(self.body.clone()))
     }
 
+    /// The request with `body`, the head moved (a request sent once, no replay).
+    pub fn into_request(self, body: Body) -> Request<Body> {
+        let mut req = Request::new(body);
+        *req.method_mut() = self.method;
+        *req.uri_mut() = self.uri;
+        *req.version_mut() = Version::HTTP_11;
+        *req.headers_mut() = self.headers;
+        req
+    }
+
     fn with_body(&self, body: Body) -> Request<Body> {
         let mut req = Request::new(body);
         *req.method_mut() = self.method.clone();

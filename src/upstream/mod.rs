@@ -72,16 +72,18 @@ impl Upstream {
 
     /// A raw stream to the plan's target (a CONNECT tunnel), holding a server slot.
     pub async fn tunnel(&self, plan: &ConnectPlan) -> Result<Tunnel, ProxyError> {
-        let permit = self
-            .pool
-            .server_permit(
-                &plan.key.server(),
-                plan.key.label(),
-                self.dialer.timeouts.connect,
-            )
-            .await?;
+        let permit = self.server_permit(plan).await?;
         let (io, _) = self.dialer.open(plan).await?;
         Ok(Tunnel { io, permit })
+    }
+
+    /// A slot of `max_conns_per_server` for a connection that is not pooled (waits up to the
+    /// connect timeout).
+    async fn server_permit(&self, plan: &ConnectPlan) -> Result<ServerPermit, ProxyError> {
+        let wait = self.dialer.timeouts.connect;
+        self.pool
+            .server_permit(&plan.key.server(), plan.key.label(), wait)
+            .await
     }
 
     /// A pooled connection for the plan: an idle one, or a new one. Connect-phase errors only.
@@ -108,14 +110,7 @@ impl Upstream {
 
     /// A connection of its own for an upgrade request, holding a server slot.
     pub async fn upgrade_connection(&self, plan: &ConnectPlan) -> Result<UpgradeConn, ProxyError> {
-        let permit = self
-            .pool
-            .server_permit(
-                &plan.key.server(),
-                plan.key.label(),
-                self.dialer.timeouts.connect,
-            )
-            .await?;
+        let permit = self.server_permit(plan).await?;
         let (sender, tls_cert) = self.dial_sender(plan, true).await?;
         Ok(UpgradeConn {
             sender,
