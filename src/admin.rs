@@ -1,46 +1,62 @@
 //! The admin surface: origin-form requests to the proxy port (`/metrics`, `/healthz`).
 //!
-//! Anything else gets a short 400 saying that this is a proxy and how to use it.
+//! Anything else gets a short 400 (through [`crate::error::rescue`]) saying that this is a proxy
+//! and how to use it.
 
-use http::{header, HeaderValue, Request, Response, StatusCode};
+use http::{header, HeaderValue, Request, Response};
 
 use crate::app::App;
 use crate::body::{self, Body};
+use crate::error::{rescue, ProxyError};
 
 pub async fn serve<B>(app: &App, req: &Request<B>) -> Response<Body> {
-    let (status, ctype, text) = match req.uri().path() {
+    match answer(app, req).await {
+        Ok((ctype, text)) => {
+            let mut resp = Response::new(body::full(text));
+            resp.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
+            resp
+        }
+        // refusals go through the one rescue, like every other
+        Err(e) => rescue(&e),
+    }
+}
+
+async fn answer<B>(app: &App, req: &Request<B>) -> Result<(&'static str, String), ProxyError> {
+    const TEXT: &str = "text/plain; charset=utf-8";
+    match req.uri().path() {
         "/explain" => {
-            let url = req.uri().query().unwrap_or("").split('&').find_map(|kv| kv.strip_prefix("url=")).map(percent_decode);
-            match url {
-                None => (StatusCode::BAD_REQUEST, "text/plain; charset=utf-8", "usage: /explain?url=http://host/path\n".to_string()),
-                Some(url) => match crate::explain::report(app, &url).await {
-                    Ok(v) => (StatusCode::OK, "application/json", format!("{v}\n")),
-                    Err(e) => (StatusCode::BAD_REQUEST, "text/plain; charset=utf-8", format!("{e}\n")),
-                },
-            }
+            let query = req.uri().query().unwrap_or("");
+            let url = query
+                .split('&')
+                .find_map(|kv| kv.strip_prefix("url="))
+                .map(percent_decode)
+                .ok_or_else(|| ProxyError::bad_request("usage: /explain?url=http://host/path"))?;
+            let v = crate::explain::report(app, &url)
+                .await
+                .map_err(ProxyError::bad_request)?;
+            Ok(("application/json", format!("{v}\n")))
         }
         "/metrics" => {
             // expired bad-proxy marks leave the gauge now, not when someone asks /explain
             let _ = app.router.bad.snapshot();
-            if app.metrics.pac_loaded_timestamp.get() > 0.0 {
-                app.metrics.pac_script_age_seconds.set(crate::autoproxy::unix_now() - app.metrics.pac_loaded_timestamp.get());
+            let loaded = app.metrics.pac_loaded_timestamp.get();
+            if loaded > 0.0 {
+                let age = crate::autoproxy::unix_now() - loaded;
+                app.metrics.pac_script_age_seconds.set(age);
             }
-            (StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", app.metrics.render())
+            Ok((
+                "text/plain; version=0.0.4; charset=utf-8",
+                app.metrics.render(),
+            ))
         }
-        "/healthz" => (StatusCode::OK, "text/plain; charset=utf-8", "ok\n".to_string()),
-        _ => (
-            StatusCode::BAD_REQUEST,
-            "text/plain; charset=utf-8",
-            "waypost is a forward proxy: send absolute-form requests (GET http://host/path) or CONNECT \
-             host:port, e.g. curl -x http://127.0.0.1:3128 http://example.com/. Admin paths: /metrics, /healthz, /explain?url=URL.\n"
-                .to_string(),
-        ),
-    };
-    let mut resp = Response::new(body::full(text));
-    *resp.status_mut() = status;
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
-    resp
+        "/healthz" => Ok((TEXT, "ok\n".to_string())),
+        _ => Err(ProxyError::bad_request(
+            "waypost is a forward proxy: send absolute-form requests (GET http://host/path) or \
+             CONNECT host:port, e.g. curl -x http://127.0.0.1:3128 http://example.com/. \
+             Admin paths: /metrics, /healthz, /explain?url=URL.",
+        )),
+    }
 }
 
 /// Decodes `%XX` and `+` in a query value.
