@@ -27,7 +27,9 @@ cd "$ROOT"
 
 # waypost reads WAYPOST_* variables as configuration: keep ours out of its environment
 WAYPOST_BIN_PATH="${WAYPOST_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/waypost}"
-unset WAYPOST_BIN
+# target `baseline`: another waypost build (e.g. main before a change) measured in the same run
+BASELINE_BIN_PATH="${WAYPOST_BASELINE_BIN:-}"
+unset WAYPOST_BIN WAYPOST_BASELINE_BIN
 : "${BENCH_TARGETS:=direct waypost squid tinyproxy}"
 : "${BENCH_ROUNDS:=3}" "${BENCH_SECONDS:=10}" "${BENCH_CONNS:=50}" "${BENCH_CONNS_1M:=16}"
 : "${BENCH_THREADS:=2}" "${BENCH_TLS_SECONDS:=5}" "${BENCH_NGINX_WORKERS:=1}"
@@ -39,6 +41,9 @@ for p in nginx tinyproxy wrk curl python3 openssl "$WP_SQUID"; do
 done
 case " $BENCH_TARGETS " in *" waypost "*)
     [ -x "$WAYPOST_BIN_PATH" ] || wp_die "no waypost binary at $WAYPOST_BIN_PATH: cargo build --release (or set WAYPOST_BIN, or leave waypost out of BENCH_TARGETS)" ;;
+esac
+case " $BENCH_TARGETS " in *" baseline "*)
+    [ -x "$BASELINE_BIN_PATH" ] || wp_die "target baseline needs WAYPOST_BASELINE_BIN (another waypost binary)" ;;
 esac
 
 BENCH_DIR="$(mktemp -d /tmp/waypost-bench.XXXXXX)"
@@ -61,7 +66,7 @@ import socket, sys
 socks = [socket.socket() for _ in range(int(sys.argv[1]))]
 for s in socks: s.bind(("127.0.0.1", 0))
 print(" ".join(str(s.getsockname()[1]) for s in socks))' "$1"; }
-read -r P_HTTP P_HTTPS P_WAYPOST P_SQUID P_TINY <<<"$(free_ports 5)"
+read -r P_HTTP P_HTTPS P_WAYPOST P_SQUID P_TINY P_BASELINE <<<"$(free_ports 6)"
 
 # ---- origin: nginx ---------------------------------------------------------------
 head -c 1024 /dev/urandom >"$BENCH_DIR/www/1k"
@@ -103,7 +108,7 @@ wp_wait_tcp nginx "$P_HTTP" 20 && wp_wait_tcp nginx "$P_HTTPS" 20 ||
     wp_fail nginx "nginx did not start" "$BENCH_DIR/nginx/error.log"
 
 # ---- proxies ---------------------------------------------------------------------
-declare -A PORT_OF=([direct]="$P_HTTP" [waypost]="$P_WAYPOST" [squid]="$P_SQUID" [tinyproxy]="$P_TINY")
+declare -A PORT_OF=([direct]="$P_HTTP" [waypost]="$P_WAYPOST" [squid]="$P_SQUID" [tinyproxy]="$P_TINY" [baseline]="$P_BASELINE")
 declare -A PID_OF=()   # target -> pid, for RSS
 for t in $BENCH_TARGETS; do
     case "$t" in
@@ -112,6 +117,10 @@ for t in $BENCH_TARGETS; do
             wp_daemon waypost "$WAYPOST_BIN_PATH" run --listen "127.0.0.1:$P_WAYPOST"
             wp_wait_tcp waypost "$P_WAYPOST" 20 || wp_fail waypost "waypost did not start"
             PID_OF[waypost]="$(head -n1 "$(wp_pidfile waypost)")" ;;
+        baseline)
+            wp_daemon baseline "$BASELINE_BIN_PATH" run --listen "127.0.0.1:$P_BASELINE"
+            wp_wait_tcp baseline "$P_BASELINE" 20 || wp_fail baseline "the baseline waypost did not start"
+            PID_OF[baseline]="$(head -n1 "$(wp_pidfile baseline)")" ;;
         squid)
             "$ROOT/tests/peers/start-squid.sh" --state "$BENCH_DIR/squid" --port "$P_SQUID" --mode open --owner-pid $$ >/dev/null
             PID_OF[squid]="$(head -n1 "$BENCH_DIR/squid/pids/squid.pid")" ;;
@@ -125,7 +134,7 @@ for t in $BENCH_TARGETS; do
             wp_daemon tinyproxy "$(command -v tinyproxy)" -d -c "$BENCH_DIR/tinyproxy/tinyproxy.conf"
             wp_wait_tcp tinyproxy "$P_TINY" 20 || wp_fail tinyproxy "tinyproxy did not start" "$BENCH_DIR/tinyproxy/tinyproxy.log"
             PID_OF[tinyproxy]="$(head -n1 "$(wp_pidfile tinyproxy)")" ;;
-        *) wp_die "unknown target $t (direct waypost squid tinyproxy)" ;;
+        *) wp_die "unknown target $t (direct waypost baseline squid tinyproxy)" ;;
     esac
 done
 sleep 1
@@ -220,6 +229,8 @@ head = ["metric"] + targets
 show_ratios = "waypost" in targets
 if show_ratios:
     head += ["waypost / direct", "waypost / squid"]
+if "baseline" in targets:
+    head += ["waypost / baseline"]
 print("| " + " | ".join(head) + " |")
 print("|" + "---|" * len(head))
 for key, label, fmt, _ in metrics:
@@ -229,6 +240,8 @@ for key, label, fmt, _ in metrics:
     cells = [label] + [fmt.format(vals[t]) if vals[t] is not None else "-" for t in targets]
     if show_ratios:
         cells += [ratio(vals.get("waypost"), vals.get("direct")), ratio(vals.get("waypost"), vals.get("squid"))]
+    if "baseline" in targets:
+        cells += [ratio(vals.get("waypost"), vals.get("baseline"))]
     print("| " + " | ".join(cells) + " |")
 errs = {t: sum(v for (tt, m), vs in rows.items() if tt == t and m.endswith("_errors") for v in vs) for t in targets}
 print()
