@@ -66,8 +66,9 @@ pub enum Checkout<C = SendRequest<Body>> {
     Dial(DialPermit),
 }
 
-/// A slot of `max_conns_per_server`, held for the life of one connection.
-pub struct ServerPermit(#[allow(dead_code)] OwnedSemaphorePermit);
+/// A slot of `max_conns_per_server`, held for the life of one connection (nothing to hold when
+/// the limit is unlimited, WinHTTP's default).
+pub struct ServerPermit(#[allow(dead_code)] Option<OwnedSemaphorePermit>);
 
 pub struct DialPermit {
     key: PoolKey,
@@ -134,9 +135,12 @@ impl<C: PoolConn> Pool<C> {
         label: &str,
         wait: Duration,
     ) -> Result<ServerPermit, ProxyError> {
+        if self.max_per_server == Semaphore::MAX_PERMITS {
+            return Ok(ServerPermit(None));
+        }
         let permits = self.semaphore(server);
         if let Ok(p) = permits.clone().try_acquire_owned() {
-            return Ok(ServerPermit(p));
+            return Ok(ServerPermit(Some(p)));
         }
         self.metrics
             .pool_slot_waits
@@ -155,7 +159,7 @@ impl<C: PoolConn> Pool<C> {
                 )
             })?
             .map_err(|_| ProxyError::new(ErrorKind::Internal, "connection pool closed"))?;
-        Ok(ServerPermit(permit))
+        Ok(ServerPermit(Some(permit)))
     }
 
     /// A reusable idle connection, or a permit to dial; waits (bounded) for a free slot.
