@@ -107,31 +107,32 @@ async fn send(
 }
 
 /// Holds the body when a hop may need to resend it for authentication (small, known size,
-/// within the replay budget), reading it before any connection is taken; else streams it.
-/// A client that pauses its body longer than `timeouts.receive` is cut.
+/// within the replay budget), reading it before any connection is taken (a client pausing it
+/// longer than `timeouts.receive` is cut); else streams it (pauses up to `relay_read`).
 async fn outgoing(
     x: &Exchange,
     decision: &Decision,
     body: Incoming,
 ) -> Result<Outgoing, ProxyError> {
-    let idle = x.app.cfg.timeouts.receive;
+    let t = &x.app.cfg.timeouts;
     let size = http_body::Body::size_hint(&body);
-    let counted = Counted::new(body, x.access.clone(), true).boxed();
-    let body: Body = IdleTimeout::new(counted, idle).boxed();
     if size.exact() == Some(0) {
         return Ok(Outgoing::Held(Bytes::new(), None));
     }
+    let counted = Counted::new(body, x.access.clone(), true).boxed();
     let may_authenticate = decision.hops.iter().any(|hop| {
         let p = x.app.plan(hop, &x.target, Purpose::Request);
         p.absolute_form && p.identity.is_some()
     });
     if !may_authenticate || !replayable(&size) {
-        return Ok(Outgoing::Stream(body));
+        return Ok(stream(counted, t.relay_read));
     }
     let Some(budget) = x.app.upstream.replay_budget(size.upper().unwrap_or(0)) else {
-        return Ok(Outgoing::Stream(body));
+        return Ok(stream(counted, t.relay_read));
     };
-    match body.collect().await {
+    // a held body is read before any connection is taken; a client pausing it is cut
+    let held: Body = IdleTimeout::new(counted, t.receive).boxed();
+    match held.collect().await {
         Ok(b) => Ok(Outgoing::Held(b.to_bytes(), Some(budget))),
         Err(e) => Err(ProxyError::new(
             ErrorKind::BadRequest,
@@ -139,6 +140,11 @@ async fn outgoing(
         )
         .with_source(BoxedError(e))),
     }
+}
+
+/// A body sent once, cut when the client pauses it longer than `idle`.
+fn stream(body: Body, idle: std::time::Duration) -> Outgoing {
+    Outgoing::Stream(IdleTimeout::new(body, idle).boxed())
 }
 
 /// A boxed error as a concrete error type (for [`ProxyError::with_source`]).
