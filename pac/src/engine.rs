@@ -45,6 +45,8 @@ struct Inner {
     cache: ResultCache,
     metrics: Metrics,
     generation: AtomicU64,
+    /// The current script never reads `url`: the cache is keyed by host ([`crate::analysis`]).
+    per_host: std::sync::atomic::AtomicBool,
     reload: tokio::sync::Mutex<()>,
 }
 
@@ -115,6 +117,7 @@ impl PacEngine {
                 options,
                 metrics,
                 generation: AtomicU64::new(0),
+                per_host: std::sync::atomic::AtomicBool::new(!crate::analysis::reads_url(script)),
                 reload: tokio::sync::Mutex::new(()),
             }),
         })
@@ -132,19 +135,30 @@ impl PacEngine {
             generation,
         });
         inner.backend.replace(candidate).await?;
+        inner
+            .per_host
+            .store(!crate::analysis::reads_url(script), Ordering::SeqCst);
         inner.generation.store(generation, Ordering::SeqCst);
         inner.cache.clear();
         Ok(())
     }
 
-    /// Sanitises `url` (spec §5), answers from the cache when possible, else evaluates.
+    /// Sanitises `url` (spec §5), answers from the cache when possible, else evaluates. The
+    /// cache key is the sanitised URL, or only the host when the script provably never reads
+    /// `url`.
     pub async fn find_proxy(&self, url: &str) -> Result<PacAnswer, PacError> {
         let start = Instant::now();
         let input = sanitize(url)?;
         let inner = &self.inner;
         let generation = inner.generation.load(Ordering::SeqCst);
+        // a script that never reads `url` answers alike for every URL of a host
+        let key = if inner.per_host.load(Ordering::SeqCst) {
+            format!("host {}", input.host)
+        } else {
+            input.url.clone()
+        };
         if inner.cache.enabled() {
-            if let Some(hit) = inner.cache.get(&input.url, generation) {
+            if let Some(hit) = inner.cache.get(&key, generation) {
                 inner.metrics.cache_hit.inc();
                 return Ok(PacAnswer {
                     raw: hit.raw,
@@ -161,7 +175,7 @@ impl PacEngine {
                 raw: answer.raw.clone(),
                 entries: answer.entries.clone(),
             };
-            inner.cache.insert(input.url, generation, cached);
+            inner.cache.insert(key, generation, cached);
         }
         Ok(PacAnswer {
             duration: start.elapsed(),

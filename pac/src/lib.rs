@@ -14,6 +14,7 @@
 //!
 //! Behaviour follows `shared/PAC-SPEC.md`; deviations are listed in `pac/README.md`.
 
+mod analysis;
 mod backend;
 mod bindings;
 mod cache;
