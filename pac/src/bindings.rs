@@ -438,3 +438,39 @@ fn join(ips: &[IpAddr]) -> String {
         .collect::<Vec<_>>()
         .join(";")
 }
+
+#[cfg(test)]
+mod alert_tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    #[test]
+    fn alert_lines_are_cut_and_capped_per_evaluation() {
+        let options = crate::PacOptions {
+            no_dns: true,
+            alert_max_bytes: 10,
+            alert_max_per_call: 3,
+            ..crate::PacOptions::default()
+        };
+        let dns = Arc::new(DnsService::new(&options, crate::metrics::Metrics::new(None)));
+        let lines = Arc::new(Mutex::new(Vec::<String>::new()));
+        let sink = lines.clone();
+        let env = ScriptEnv::new(
+            dns,
+            &options,
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(move |l: &str| sink.lock().unwrap().push(l.to_string())),
+        );
+        let big = "é".repeat(1_000_000);
+        for _ in 0..10 {
+            env.alert(&big);
+        }
+        let got = lines.lock().unwrap().clone();
+        assert_eq!(got.len(), 3, "{got:?}");
+        assert!(got[0].starts_with("ééééé...") && got[0].len() < 64, "{}", got[0]);
+        assert!(got[2].contains("dropped"));
+        env.start_call(&options);
+        env.alert("short");
+        assert_eq!(lines.lock().unwrap().last().unwrap(), "short");
+    }
+}

@@ -25,7 +25,8 @@ pub struct PacOptions {
     /// Per-frame loop iteration budget (boa's own; counts one frame's loops only).
     pub loop_iteration_limit: u64,
     /// Instruction budget of one load or call, in boa cost units ("cycles", ~1-3 per simple
-    /// opcode) summed over every frame, so `for(;;) f();` is stopped too.
+    /// opcode) summed over every frame, so `for(;;) f();` is stopped too. Default 250M: about
+    /// 2 s of a release build's CPU (a corporate script's call takes ~50k).
     pub instruction_budget: u64,
     /// `alert()` lines longer than this (bytes) are cut.
     pub alert_max_bytes: usize,
@@ -75,7 +76,7 @@ impl Default for PacOptions {
             max_script_bytes: 1024 * 1024,
             max_result_bytes: 4096,
             loop_iteration_limit: 50_000_000,
-            instruction_budget: 1_000_000_000,
+            instruction_budget: 250_000_000,
             alert_max_bytes: 1024,
             alert_max_per_call: 32,
             alert_max_per_second: 64,

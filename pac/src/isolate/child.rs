@@ -1,8 +1,13 @@
 //! The worker process (`waypost pac-worker`): reads frames on stdin, runs [`crate::interp`],
 //! writes frames on stdout. It lives under limits set on itself before any script runs: an
 //! address-space limit (RLIMIT_AS: an allocation past it aborts this process, never the proxy),
-//! no core dumps, death with its parent, and — after the first load — no new file descriptors
-//! (RLIMIT_NOFILE = 3: no file or socket can be opened). DNS questions go to the proxy.
+//! no core dumps, and — after the first load — no new file descriptors (RLIMIT_NOFILE = 3: no
+//! file or socket can be opened). DNS questions go to the proxy.
+//!
+//! It ends when the proxy closes its stdin (also when the proxy dies: the pipe closes). A call
+//! that is running then stops at its own deadline (the interpreter's budget), its answer cannot
+//! be written, and the process exits. (PR_SET_PDEATHSIG is not used: it follows the *thread*
+//! that spawned the child, and tokio may retire that thread while the proxy lives on.)
 //!
 //! It logs nothing itself: `alert()` lines travel to the proxy as frames; stderr carries only
 //! the runtime's own last words (an allocation failure or a panic), which the proxy reads to
@@ -43,8 +48,6 @@ impl Pipe {
 /// Entry point of `waypost pac-worker` (and `waypost-pac pac-worker`). Returns the exit status.
 /// Not meant to be run by hand: it expects the proxy's frames on stdin.
 pub fn worker_main() -> i32 {
-    #[cfg(target_os = "linux")]
-    let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
     let _ = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_CORE, 0, 0);
     let pipe = Arc::new(Pipe {
         input: std::io::stdin(),

@@ -10,7 +10,7 @@
 //! A new script moves every Idle worker to Loading (`Load` frame) -> Idle. After a failed
 //! start the slot waits [`RETRY`] before trying again and answers calls with the error.
 //! When the engine is dropped the job queue closes, supervisors end and their children are
-//! killed (`kill_on_drop`; the children also die with the proxy through PDEATHSIG).
+//! killed (`kill_on_drop`); if the proxy itself dies, their stdin closes and they exit.
 
 pub(crate) mod child;
 pub(crate) mod wire;
@@ -143,6 +143,8 @@ async fn supervise(state: Arc<State>, mut ready: Option<oneshot::Sender<Result<(
     let mut script_rx = state.script.subscribe();
     let mut worker: Option<Worker> = None;
     let mut failed: Option<(Instant, PacError)> = None;
+    // whether this slot is counted in `state.live`
+    let mut counted = false;
     loop {
         let script = script_rx.borrow_and_update().clone();
         let stale = worker.as_ref().map(|w| w.generation) != Some(script.generation);
@@ -158,6 +160,10 @@ async fn supervise(state: Arc<State>, mut ready: Option<oneshot::Sender<Result<(
                         tracing::info!("PAC worker process (re)started");
                     }
                     worker = Some(w);
+                    if !counted {
+                        counted = true;
+                        state.live.fetch_add(1, Ordering::Relaxed);
+                    }
                     if let Some(r) = ready.take() {
                         let _ = r.send(Ok(()));
                     }
@@ -172,9 +178,14 @@ async fn supervise(state: Arc<State>, mut ready: Option<oneshot::Sender<Result<(
                 }
             }
         }
-        state
-            .live
-            .store(count_live(&state, worker.is_some()), Ordering::Relaxed);
+        if worker.is_some() != counted {
+            counted = worker.is_some();
+            if counted {
+                state.live.fetch_add(1, Ordering::Relaxed);
+            } else {
+                state.live.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
         let retry_at = failed.as_ref().map(|(at, _)| *at + RETRY);
         let job = tokio::select! {
             job = async { state.jobs.lock().await.recv().await } => match job {
@@ -221,16 +232,6 @@ async fn supervise(state: Arc<State>, mut ready: Option<oneshot::Sender<Result<(
             worker = None;
         }
         let _ = job.reply.send(answer);
-    }
-}
-
-fn count_live(state: &State, mine: bool) -> usize {
-    // each slot reports itself; an approximation good enough for `workers()`
-    let workers = state.shared.options.workers.max(1);
-    if mine {
-        workers
-    } else {
-        workers.saturating_sub(1)
     }
 }
 
