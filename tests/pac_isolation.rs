@@ -63,7 +63,11 @@ async fn open_tunnel(proxy: SocketAddr, to: SocketAddr) -> TcpStream {
         assert!(n > 0, "closed: {:?}", String::from_utf8_lossy(&head));
         head.push(byte[0]);
     }
-    assert!(head.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&head));
+    assert!(
+        head.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
     s
 }
 
@@ -142,11 +146,26 @@ async fn hostile_scripts_cost_one_worker_process_and_never_the_proxy() {
 
     let mut round = 0;
     for (host, counted) in [
-        ("bomb.test", "waypost_pac_worker_kills_total{reason=\"memory\"}"),
-        ("spin.test", "waypost_pac_evaluations_total{outcome=\"timeout\"}"),
-        ("calls.test", "waypost_pac_evaluations_total{outcome=\"timeout\"}"),
-        ("deep.test", "waypost_pac_evaluations_total{outcome=\"call\"}"),
-        ("alerts.test", "waypost_pac_evaluations_total{outcome=\"ok\"}"),
+        (
+            "bomb.test",
+            "waypost_pac_worker_kills_total{reason=\"memory\"}",
+        ),
+        (
+            "spin.test",
+            "waypost_pac_evaluations_total{outcome=\"timeout\"}",
+        ),
+        (
+            "calls.test",
+            "waypost_pac_evaluations_total{outcome=\"timeout\"}",
+        ),
+        (
+            "deep.test",
+            "waypost_pac_evaluations_total{outcome=\"call\"}",
+        ),
+        (
+            "alerts.test",
+            "waypost_pac_evaluations_total{outcome=\"ok\"}",
+        ),
     ] {
         let before = metric(&harness::metrics(addr).await, counted);
         let url = format!("http://{host}/x");
@@ -162,7 +181,10 @@ async fn hostile_scripts_cost_one_worker_process_and_never_the_proxy() {
         let (status, _, _) = hostile.await.unwrap();
         assert!(status == 502 || status == 200, "{host}: {status}");
         let m = harness::metrics(addr).await;
-        assert!(metric(&m, counted) > before, "{host}: {counted} did not move\n{m}");
+        assert!(
+            metric(&m, counted) > before,
+            "{host}: {counted} did not move\n{m}"
+        );
         assert!(
             rss() < rss_before + (64 << 20),
             "{host}: the proxy grew from {rss_before} to {} bytes",
@@ -181,14 +203,20 @@ async fn hostile_scripts_cost_one_worker_process_and_never_the_proxy() {
     // explain names the kill as the reason the request went DIRECT
     let (status, _, body) = harness::get(
         addr,
-        &format!("/explain?url={}", waypost::admin::percent_encode("http://bomb.test/y")),
+        &format!(
+            "/explain?url={}",
+            waypost::admin::percent_encode("http://bomb.test/y")
+        ),
     )
     .await;
     assert_eq!(status, 200, "{body}");
     let report: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(report["reason"], "pac-worker-killed-direct", "{report}");
     assert!(
-        report["pac_error"].as_str().unwrap_or("").contains("memory limit"),
+        report["pac_error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("memory limit"),
         "{report}"
     );
 

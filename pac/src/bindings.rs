@@ -452,7 +452,10 @@ mod alert_tests {
             alert_max_per_call: 3,
             ..crate::PacOptions::default()
         };
-        let dns = Arc::new(DnsService::new(&options, crate::metrics::Metrics::new(None)));
+        let dns = Arc::new(DnsService::new(
+            &options,
+            crate::metrics::Metrics::new(None),
+        ));
         let lines = Arc::new(Mutex::new(Vec::<String>::new()));
         let sink = lines.clone();
         let env = ScriptEnv::new(
@@ -467,7 +470,11 @@ mod alert_tests {
         }
         let got = lines.lock().unwrap().clone();
         assert_eq!(got.len(), 3, "{got:?}");
-        assert!(got[0].starts_with("ééééé...") && got[0].len() < 64, "{}", got[0]);
+        assert!(
+            got[0].starts_with("ééééé...") && got[0].len() < 64,
+            "{}",
+            got[0]
+        );
         assert!(got[2].contains("dropped"));
         env.start_call(&options);
         env.alert("short");

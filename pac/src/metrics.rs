@@ -3,9 +3,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use prometheus::{
-    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-};
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
 /// Handles to every metric the engine updates.
 #[derive(Clone)]

@@ -100,7 +100,9 @@ async fn answers(name: &str, text: &str, options: PacOptions) -> Vec<Result<Stri
                 out.push(Ok(answer.raw));
             }
             // Scripts from other suites that throw or return non-strings on purpose.
-            Err(e @ (PacError::Call { .. } | PacError::NotAString { .. })) => out.push(Err(e.kind())),
+            Err(e @ (PacError::Call { .. } | PacError::NotAString { .. })) => {
+                out.push(Err(e.kind()))
+            }
             Err(other) => panic!("{name} on {url}: unexpected {other:?}"),
         }
     }

@@ -300,7 +300,9 @@ async fn a_script_that_never_reads_the_url_is_cached_per_host_for_every_path() {
     let other_host = e.find_proxy("http://g.example/a").await.unwrap();
     assert!(!other_host.cached);
 
-    let reads = engine("function FindProxyForURL(url, host) { return 'PROXY ' + url.length + ':1'; }").await;
+    let reads =
+        engine("function FindProxyForURL(url, host) { return 'PROXY ' + url.length + ':1'; }")
+            .await;
     let a = reads.find_proxy("http://h.example/a").await.unwrap();
     let b = reads.find_proxy("http://h.example/bb").await.unwrap();
     assert!(!b.cached);

@@ -56,7 +56,9 @@ async fn still_answers(e: &PacEngine) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_worker_process_answers_as_the_threads_do_with_dns_from_the_parent() {
     let threads = PacEngine::new(HOSTILE, options(), None).await.unwrap();
-    let process = PacEngine::new(HOSTILE, process_options(), None).await.unwrap();
+    let process = PacEngine::new(HOSTILE, process_options(), None)
+        .await
+        .unwrap();
     for host in ["dns", "a"] {
         let a = threads.eval_raw("http://x/", host).await.unwrap();
         let b = process.eval_raw("http://x/", host).await.unwrap();
@@ -160,13 +162,18 @@ async fn a_worker_program_that_is_not_waypost_is_a_load_error_naming_it() {
     }
     let started = Instant::now();
     let err = PacEngine::new(HOSTILE, o, None).await.err().unwrap();
-    assert!(err.to_string().contains("/bin/cat") || matches!(err, PacError::WorkerKilled(_)), "{err}");
+    assert!(
+        err.to_string().contains("/bin/cat") || matches!(err, PacError::WorkerKilled(_)),
+        "{err}"
+    );
     assert!(started.elapsed() < Duration::from_secs(8));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_script_that_explodes_at_load_is_refused_and_the_old_one_stays() {
-    let e = PacEngine::new(HOSTILE, process_options(), None).await.unwrap();
+    let e = PacEngine::new(HOSTILE, process_options(), None)
+        .await
+        .unwrap();
     let bomb = "var s = 'x'; var k = []; for (;;) { s = s + s; k.push(s); } function FindProxyForURL() { return 'DIRECT'; }";
     let err = e.replace_script(bomb).await.unwrap_err();
     assert!(matches!(err, PacError::WorkerKilled(_)), "{err:?}");

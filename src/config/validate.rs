@@ -488,6 +488,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn pac_evaluation_runs_in_worker_processes_unless_threads_are_asked_for() {
+        let mut raw = RawConfig::default();
+        raw.pac.source = "auto".into();
+        let cfg = validate(&raw, &HashMap::new()).unwrap();
+        assert!(matches!(
+            cfg.pac.unwrap().isolation,
+            PacIsolation::Process { exe: None, memory_limit } if memory_limit == 512 << 20
+        ));
+        raw.pac.isolation = "sandbox".into();
+        raw.pac.worker_memory_limit = 1000;
+        let problems = validate(&raw, &HashMap::new()).unwrap_err();
+        let keys: Vec<_> = problems.iter().map(|p| p.key.as_str()).collect();
+        assert!(keys.contains(&"pac.isolation"), "{keys:?}");
+        raw.pac.isolation = "process".into();
+        let problems = validate(&raw, &HashMap::new()).unwrap_err();
+        assert_eq!(problems[0].key, "pac.worker_memory_limit");
+        raw.pac.isolation = "threads".into();
+        let cfg = validate(&raw, &HashMap::new()).unwrap();
+        assert_eq!(cfg.pac.unwrap().isolation, PacIsolation::Threads);
+    }
+
+    #[test]
     fn every_bad_value_is_reported_at_once() {
         let mut raw = RawConfig::default();
         raw.timeouts.connect = "soon".into();

@@ -101,11 +101,10 @@ fn serve(pipe: Arc<Pipe>) -> i32 {
                 FromWorker::Answer(call(&shared, &cancel, &mut interp, &url, &host))
             }
             ToWorker::Load { script, generation } => {
-                *shared.script.write().unwrap_or_else(|p| p.into_inner()) =
-                    Arc::new(ScriptText {
-                        text: script.into(),
-                        generation,
-                    });
+                *shared.script.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(ScriptText {
+                    text: script.into(),
+                    generation,
+                });
                 FromWorker::Loaded(load(&shared, &cancel, &mut interp))
             }
             ToWorker::Dns(_) => continue,

@@ -123,8 +123,11 @@ impl Backend for ProcessPool {
                 deadline: Instant::now() + call_timeout,
                 reply,
             };
-            self.jobs.send(job).map_err(|_| PacError::Shutdown)?;
             self.state.metrics.queue_depth.inc();
+            if self.jobs.send(job).is_err() {
+                self.state.metrics.queue_depth.dec();
+                return Err(PacError::Shutdown);
+            }
             match tokio::time::timeout(call_timeout + VERDICT_GRACE, rx).await {
                 Ok(Ok(result)) => result,
                 Ok(Err(_)) => Err(PacError::Shutdown),
@@ -213,10 +216,15 @@ async fn supervise(state: Arc<State>, mut ready: Option<oneshot::Sender<Result<(
             continue;
         };
         let answer = match w
-            .exchange(&state, ToWorker::Eval {
-                url: job.url,
-                host: job.host,
-            }, job.deadline, state.shared.options.call_timeout)
+            .exchange(
+                &state,
+                ToWorker::Eval {
+                    url: job.url,
+                    host: job.host,
+                },
+                job.deadline,
+                state.shared.options.call_timeout,
+            )
             .await
         {
             Ok(FromWorker::Answer(answer)) => answer,
@@ -400,7 +408,10 @@ impl Worker {
             .with_label_values(&[reason.label()])
             .inc();
         state.metrics.worker_restarts.inc();
-        tracing::warn!(reason = reason.label(), "PAC worker process {reason}; starting a replacement");
+        tracing::warn!(
+            reason = reason.label(),
+            "PAC worker process {reason}; starting a replacement"
+        );
         reason
     }
 }
