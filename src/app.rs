@@ -67,6 +67,7 @@ impl App {
         if let Some(ap) = &autoproxy {
             ap.spawn_refresh(
                 HttpClient::new(dialer.clone()),
+                Arc::new(dialer.resolver.clone()),
                 metrics.clone(),
                 shutdown.clone(),
             );

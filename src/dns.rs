@@ -127,3 +127,15 @@ impl Resolver {
         }
     }
 }
+
+/// PAC scripts resolve with the proxy's resolver (static hosts, then hickory or getaddrinfo):
+/// `dnsResolve()` answers what a connection to that name would use.
+impl waypost_pac::DnsLookup for Resolver {
+    fn lookup<'a>(&'a self, name: &'a str) -> waypost_pac::LookupFuture<'a> {
+        Box::pin(async move {
+            let host = Host::Name(name.to_string());
+            let addrs = self.resolve(&host, 0).await.map_err(|e| e.detail)?;
+            Ok(addrs.into_iter().map(|a| a.ip()).collect())
+        })
+    }
+}

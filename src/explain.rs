@@ -45,7 +45,7 @@ pub async fn report(app: &App, url: &str) -> Result<Value, String> {
                         .collect::<Vec<_>>());
                     cached = json!(answer.cached);
                 }
-                Err(e) => pac_error = json!(e),
+                Err(e) => pac_error = json!(e.message),
             },
         }
     }

@@ -7,6 +7,14 @@ use waypost::cli::{Cli, Command, ConfigCommand, RunArgs};
 use waypost::config;
 
 fn main() -> ExitCode {
+    // `waypost pac-worker`: a PAC evaluation process started by the proxy itself (no runtime,
+    // no config, no logging: it speaks frames on stdin/stdout; see waypost_pac::isolate)
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == "pac-worker")
+    {
+        return ExitCode::from(waypost_pac::worker_main().clamp(0, 255) as u8);
+    }
     // Usage errors exit 1 (as `waypost pac` documents); 2 stays "invalid config / script error".
     let cli = match Cli::try_parse() {
         Ok(c) => c,

@@ -71,7 +71,11 @@ impl Router {
                 tracing::warn!(error = %why, "no PAC answer; going DIRECT (set pac.mandatory to refuse instead)");
                 Ok(Decision {
                     hops: vec![Hop::Direct],
-                    reason: "pac-failed-direct",
+                    reason: if why.worker_killed.is_some() {
+                        "pac-worker-killed-direct"
+                    } else {
+                        "pac-failed-direct"
+                    },
                 })
             }
         }

@@ -19,6 +19,14 @@ use boa_engine::{
 use crate::dns::{DnsService, Resolved};
 use crate::helpers;
 
+/// Where `alert()` lines go: the log in-process; a frame to the parent in a worker process.
+pub(crate) type AlertSink = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// The default sink: the log, target `waypost_pac::alert`.
+pub(crate) fn log_alerts() -> AlertSink {
+    Arc::new(|line: &str| tracing::info!(target: "waypost_pac::alert", "{line}"))
+}
+
 /// The per-worker state natives reach through `Context::get_data`.
 pub(crate) struct ScriptEnv {
     pub dns: Arc<DnsService>,
@@ -27,6 +35,83 @@ pub(crate) struct ScriptEnv {
     /// Set by the engine when this worker is abandoned: natives then abort the script with an
     /// uncatchable engine error.
     pub cancel: Arc<AtomicBool>,
+    alerts: AlertSink,
+    /// Alert lines left in the current evaluation.
+    alerts_left: Cell<u32>,
+    /// Longest alert line (bytes); longer ones are cut.
+    alert_max_bytes: usize,
+    /// Per-second rate cap: (start of the current second, lines logged in it).
+    alert_window: Cell<(std::time::Instant, u32)>,
+    alert_per_second: u32,
+}
+
+impl ScriptEnv {
+    pub fn new(
+        dns: Arc<DnsService>,
+        options: &crate::PacOptions,
+        cancel: Arc<AtomicBool>,
+        alerts: AlertSink,
+    ) -> ScriptEnv {
+        ScriptEnv {
+            dns,
+            budget: Cell::new(options.dns_budget),
+            cancel,
+            alerts,
+            alerts_left: Cell::new(options.alert_max_per_call),
+            alert_max_bytes: options.alert_max_bytes,
+            alert_window: Cell::new((std::time::Instant::now(), 0)),
+            alert_per_second: options.alert_max_per_second,
+        }
+    }
+
+    /// Resets the per-evaluation budgets.
+    pub fn start_call(&self, options: &crate::PacOptions) {
+        self.budget.set(options.dns_budget);
+        self.alerts_left.set(options.alert_max_per_call);
+    }
+
+    /// Logs one alert line within the caps: a line is cut at `alert_max_bytes`; past
+    /// `alert_max_per_call` lines in one evaluation or `alert_max_per_second` lines in a
+    /// second, lines are dropped (one notice says so).
+    fn alert(&self, text: &str) {
+        let left = self.alerts_left.get();
+        if left == 0 {
+            return;
+        }
+        let now = std::time::Instant::now();
+        let (since, count) = self.alert_window.get();
+        let (since, count) = if now.duration_since(since) >= std::time::Duration::from_secs(1) {
+            (now, 0)
+        } else {
+            (since, count)
+        };
+        if count >= self.alert_per_second {
+            return;
+        }
+        self.alert_window.set((since, count + 1));
+        self.alerts_left.set(left - 1);
+        if left == 1 || count + 1 == self.alert_per_second {
+            (self.alerts)("(further alert() lines are dropped: over the cap)");
+            return;
+        }
+        (self.alerts)(&cut(text, self.alert_max_bytes));
+    }
+}
+
+/// `text` cut to at most `max` bytes (on a character boundary), saying how much was cut.
+fn cut(text: &str, max: usize) -> Cow<'_, str> {
+    if text.len() <= max {
+        return Cow::Borrowed(text);
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    Cow::Owned(format!(
+        "{}... ({} more bytes)",
+        &text[..end],
+        text.len() - end
+    ))
 }
 
 /// Every function a PAC script may call, for `pac check` reports.
@@ -336,12 +421,14 @@ fn get_client_version(_: &JsValue, _: &[JsValue], _: &mut Context) -> JsResult<J
     Ok(JsValue::from(js_string!("1.0")))
 }
 
-/// `alert`: logs its argument (ToString; `undefined` when missing); returns `undefined`.
+/// `alert`: logs its argument (ToString; `undefined` when missing), within the caps of
+/// [`ScriptEnv::alert`]; returns `undefined`.
 fn alert(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsValue> {
     check_cancel(ctx)?;
     let message = to_str(args, 0, ctx)?;
-    let message = text_of(&message);
-    tracing::info!(target: "waypost_pac::alert", "{message}");
+    if let Some(env) = ctx.get_data::<ScriptEnv>() {
+        env.alert(&text_of(&message));
+    }
     Ok(JsValue::undefined())
 }
 
@@ -350,4 +437,47 @@ fn join(ips: &[IpAddr]) -> String {
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join(";")
+}
+
+#[cfg(test)]
+mod alert_tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    #[test]
+    fn alert_lines_are_cut_and_capped_per_evaluation() {
+        let options = crate::PacOptions {
+            no_dns: true,
+            alert_max_bytes: 10,
+            alert_max_per_call: 3,
+            ..crate::PacOptions::default()
+        };
+        let dns = Arc::new(DnsService::new(
+            &options,
+            crate::metrics::Metrics::new(None),
+        ));
+        let lines = Arc::new(Mutex::new(Vec::<String>::new()));
+        let sink = lines.clone();
+        let env = ScriptEnv::new(
+            dns,
+            &options,
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(move |l: &str| sink.lock().unwrap().push(l.to_string())),
+        );
+        let big = "é".repeat(1_000_000);
+        for _ in 0..10 {
+            env.alert(&big);
+        }
+        let got = lines.lock().unwrap().clone();
+        assert_eq!(got.len(), 3, "{got:?}");
+        assert!(
+            got[0].starts_with("ééééé...") && got[0].len() < 64,
+            "{}",
+            got[0]
+        );
+        assert!(got[2].contains("dropped"));
+        env.start_call(&options);
+        env.alert("short");
+        assert_eq!(lines.lock().unwrap().last().unwrap(), "short");
+    }
 }

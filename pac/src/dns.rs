@@ -59,6 +59,10 @@ pub(crate) enum Resolved {
 
 type CacheEntry = (Instant, Option<Vec<IpAddr>>);
 
+/// A blocking lookup answered by someone else: in a worker process, the proxy (which resolves
+/// with its own resolver and deadline). `None` = not resolvable.
+pub(crate) type RemoteLookup = Box<dyn Fn(&str) -> Option<Vec<IpAddr>> + Send + Sync>;
+
 /// Shared by all workers of one engine.
 pub(crate) struct DnsService {
     fixed: HashMap<String, Vec<IpAddr>>,
@@ -71,6 +75,7 @@ pub(crate) struct DnsService {
     cache_size: usize,
     my_ips: Vec<IpAddr>,
     metrics: Metrics,
+    remote: Option<RemoteLookup>,
 }
 
 impl DnsService {
@@ -112,7 +117,41 @@ impl DnsService {
             cache_size: options.dns_cache_size,
             my_ips,
             metrics,
+            remote: None,
         }
+    }
+
+    /// A service whose lookups are answered by `remote` (fixed answers, literals, the cache
+    /// and the budget still apply here).
+    pub fn with_remote(mut self, remote: RemoteLookup) -> DnsService {
+        self.remote = Some(remote);
+        self
+    }
+
+    /// One lookup for a worker process: fixed answers, the cache, then the backend within
+    /// the DNS deadline. `None` = not resolvable.
+    pub async fn lookup_for_worker(&self, name: &str) -> Option<Vec<IpAddr>> {
+        if let Some(ip) = literal(name) {
+            return Some(vec![ip]);
+        }
+        let name = idna_name(name)?;
+        if let Some(ips) = self.fixed.get(&name) {
+            return Some(ips.clone());
+        }
+        let backend = self.backend.as_ref()?;
+        if let Some(hit) = self.cached(&name) {
+            self.metrics.dns.with_label_values(&["cached"]).inc();
+            return hit;
+        }
+        let answer = tokio::time::timeout(self.timeout, backend.lookup(&name)).await;
+        let (outcome, ips) = match answer {
+            Ok(Ok(ips)) if !ips.is_empty() => ("ok", Some(ips)),
+            Ok(_) => ("nxdomain", None),
+            Err(_) => ("timeout", None),
+        };
+        self.metrics.dns.with_label_values(&[outcome]).inc();
+        self.store(name, ips.clone());
+        ips
     }
 
     /// Resolves `name`. `budget` counts lookups that go to the backend in this evaluation.
@@ -127,9 +166,9 @@ impl DnsService {
         if let Some(ips) = self.fixed.get(&name) {
             return found_or_not(Some(ips.clone()));
         }
-        let (Some(backend), Some(runtime)) = (&self.backend, &self.runtime) else {
+        if self.remote.is_none() && (self.backend.is_none() || self.runtime.is_none()) {
             return Resolved::NotFound;
-        };
+        }
         if let Some(hit) = self.cached(&name) {
             self.metrics.dns.with_label_values(&["cached"]).inc();
             return found_or_not(hit);
@@ -139,6 +178,14 @@ impl DnsService {
             return Resolved::OverBudget;
         }
         budget.set(budget.get() - 1);
+        if let Some(remote) = &self.remote {
+            let ips = remote(&name);
+            self.store(name, ips.clone());
+            return found_or_not(ips);
+        }
+        let (Some(backend), Some(runtime)) = (&self.backend, &self.runtime) else {
+            return Resolved::NotFound;
+        };
         let timeout = self.timeout;
         let answer =
             runtime.block_on(async { tokio::time::timeout(timeout, backend.lookup(&name)).await });

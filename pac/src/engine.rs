@@ -1,20 +1,23 @@
-//! `PacEngine`: the public face. It owns the worker pool (a shared job queue; each worker has
-//! its own context), enforces deadlines by abandoning and replacing wedged workers, sanitises
-//! URLs, consults the result cache and records metrics. Cheap to clone; `Send + Sync`.
+//! `PacEngine`: the public face. It sanitises URLs, consults the result cache, hands uncached
+//! calls to its backend (worker threads in this process, or supervised worker processes — see
+//! [`crate::options::Isolation`]), parses verdicts and records metrics. Cheap to clone;
+//! `Send + Sync`. A cached answer never reaches the backend.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::oneshot;
 use tokio::time::Instant;
 
+use crate::backend::Backend;
+use crate::bindings::log_alerts;
 use crate::cache::{CachedAnswer, ResultCache};
 use crate::dns::DnsService;
+use crate::interp::{ScriptText, Shared};
 use crate::metrics::Metrics;
+use crate::options::Isolation;
 use crate::sanitize::sanitize;
 use crate::verdict::{parse_result, ProxyEntry};
-use crate::worker::{self, Job, ScriptText, Shared, Ticket, WorkerControl};
 use crate::{PacError, PacOptions};
 
 /// The answer to one `find_proxy` / `eval_raw` call.
@@ -30,34 +33,21 @@ pub struct PacAnswer {
     pub duration: Duration,
 }
 
-/// A loaded PAC script, served by a pool of worker threads.
+/// A loaded PAC script, served by a pool of workers (threads or processes).
 #[derive(Clone)]
 pub struct PacEngine {
     inner: Arc<Inner>,
 }
 
 struct Inner {
-    shared: Arc<Shared>,
-    queue_tx: crossbeam_channel::Sender<Job>,
-    queue_rx: crossbeam_channel::Receiver<Job>,
+    backend: Box<dyn Backend>,
+    options: PacOptions,
     cache: ResultCache,
     metrics: Metrics,
     generation: AtomicU64,
+    /// The current script never reads `url`: the cache is keyed by host ([`crate::analysis`]).
+    per_host: std::sync::atomic::AtomicBool,
     reload: tokio::sync::Mutex<()>,
-    workers: Mutex<Vec<Arc<WorkerControl>>>,
-}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        for w in self
-            .workers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-        {
-            w.cancel.store(true, Ordering::Relaxed);
-        }
-    }
 }
 
 fn check_text(text: &str, options: &PacOptions) -> Result<(), PacError> {
@@ -74,8 +64,9 @@ fn check_text(text: &str, options: &PacOptions) -> Result<(), PacError> {
 }
 
 impl PacEngine {
-    /// Loads `script` into `options.workers` workers. Must run inside a tokio runtime (DNS
-    /// lookups made by scripts run on it). Metrics go into `registry` when given.
+    /// Loads `script` into `options.workers` workers (threads or processes, per
+    /// `options.isolation`). Must run inside a tokio runtime (DNS lookups made by scripts run
+    /// on it). Metrics go into `registry` when given.
     pub async fn new(
         script: &str,
         options: PacOptions,
@@ -90,110 +81,84 @@ impl PacEngine {
         }
         let metrics = Metrics::new(registry);
         let dns = Arc::new(DnsService::new(&options, metrics.clone()));
-        let load_timeout = options.load_timeout;
-        let workers = options.workers.max(1);
         let shared = Arc::new(Shared {
-            options,
+            options: options.clone(),
             dns,
             script: std::sync::RwLock::new(Arc::new(ScriptText {
                 text: script.into(),
                 generation: 0,
             })),
+            alerts: log_alerts(),
         });
-        let (queue_tx, queue_rx) = crossbeam_channel::unbounded();
-        let inner = Arc::new(Inner {
-            cache: ResultCache::new(shared.options.cache_ttl, shared.options.cache_size),
-            shared,
-            queue_tx,
-            queue_rx,
-            metrics,
-            generation: AtomicU64::new(0),
-            reload: tokio::sync::Mutex::new(()),
-            workers: Mutex::new(Vec::new()),
-        });
-        let mut ready = Vec::new();
-        for _ in 0..workers {
-            let (tx, rx) = oneshot::channel();
-            let control = worker::spawn(inner.shared.clone(), inner.queue_rx.clone(), Some(tx));
-            inner.lock_workers().push(control);
-            ready.push(rx);
-        }
-        let all = async {
-            for rx in ready {
-                rx.await.map_err(|_| PacError::Shutdown)??;
+        let started = match &options.isolation {
+            Isolation::Threads => crate::pool::ThreadPool::start(shared, metrics.clone())
+                .await
+                .map(|p| Box::new(p) as Box<dyn Backend>),
+            Isolation::Process(process) => {
+                crate::isolate::ProcessPool::start(shared, process.clone(), metrics.clone())
+                    .await
+                    .map(|p| Box::new(p) as Box<dyn Backend>)
             }
-            Ok::<(), PacError>(())
         };
-        let outcome = match tokio::time::timeout(load_timeout, all).await {
-            Ok(result) => result,
-            Err(_) => Err(PacError::Timeout(load_timeout)),
+        let backend = match started {
+            Ok(backend) => backend,
+            Err(err) => {
+                metrics
+                    .evaluations
+                    .with_label_values(&[err.kind().as_str()])
+                    .inc();
+                return Err(err);
+            }
         };
-        if let Err(err) = outcome {
-            inner
-                .metrics
-                .evaluations
-                .with_label_values(&[err.kind().as_str()])
-                .inc();
-            return Err(err);
-        }
-        Ok(PacEngine { inner })
+        Ok(PacEngine {
+            inner: Arc::new(Inner {
+                backend,
+                cache: ResultCache::new(options.cache_ttl, options.cache_size),
+                options,
+                metrics,
+                generation: AtomicU64::new(0),
+                per_host: std::sync::atomic::AtomicBool::new(!crate::analysis::reads_url(script)),
+                reload: tokio::sync::Mutex::new(()),
+            }),
+        })
     }
 
     /// Loads a new script (validated first, within the load deadline), resets every worker's
     /// globals and flushes the result cache. On error the old script stays in service.
     pub async fn replace_script(&self, script: &str) -> Result<(), PacError> {
         let inner = &self.inner;
-        check_text(script, &inner.shared.options)?;
+        check_text(script, &inner.options)?;
         let _guard = inner.reload.lock().await;
         let generation = inner.generation.load(Ordering::SeqCst) + 1;
         let candidate = Arc::new(ScriptText {
             text: script.into(),
             generation,
         });
-        let shared = inner.shared.clone();
-        let control = Arc::new(WorkerControl {
-            cancel: Arc::new(std::sync::atomic::AtomicBool::new(false)),
-        });
-        let probe_control = control.clone();
-        let probe_script = candidate.clone();
-        let (tx, rx) = oneshot::channel();
-        let spawned = std::thread::Builder::new()
-            .name("waypost-pac-check".into())
-            .stack_size(32 * 1024 * 1024)
-            .spawn(move || {
-                let _ = tx.send(worker::load(&shared, &probe_control, &probe_script).map(drop));
-            });
-        if spawned.is_err() {
-            return Err(PacError::Shutdown);
-        }
-        let timeout = inner.shared.options.load_timeout;
-        match tokio::time::timeout(timeout, rx).await {
-            Ok(Ok(Ok(()))) => {}
-            Ok(Ok(Err(err))) => return Err(err),
-            Ok(Err(_)) => return Err(PacError::Shutdown),
-            Err(_) => {
-                control.cancel.store(true, Ordering::Relaxed);
-                return Err(PacError::Timeout(timeout));
-            }
-        }
-        *inner
-            .shared
-            .script
-            .write()
-            .unwrap_or_else(|p| p.into_inner()) = candidate;
+        inner.backend.replace(candidate).await?;
+        inner
+            .per_host
+            .store(!crate::analysis::reads_url(script), Ordering::SeqCst);
         inner.generation.store(generation, Ordering::SeqCst);
         inner.cache.clear();
         Ok(())
     }
 
-    /// Sanitises `url` (spec §5), answers from the cache when possible, else evaluates.
+    /// Sanitises `url` (spec §5), answers from the cache when possible, else evaluates. The
+    /// cache key is the sanitised URL, or only the host when the script provably never reads
+    /// `url`.
     pub async fn find_proxy(&self, url: &str) -> Result<PacAnswer, PacError> {
         let start = Instant::now();
         let input = sanitize(url)?;
         let inner = &self.inner;
         let generation = inner.generation.load(Ordering::SeqCst);
+        // a script that never reads `url` answers alike for every URL of a host
+        let key = if inner.per_host.load(Ordering::SeqCst) {
+            format!("host {}", input.host)
+        } else {
+            input.url.clone()
+        };
         if inner.cache.enabled() {
-            if let Some(hit) = inner.cache.get(&input.url, generation) {
+            if let Some(hit) = inner.cache.get(&key, generation) {
                 inner.metrics.cache_hit.inc();
                 return Ok(PacAnswer {
                     raw: hit.raw,
@@ -210,7 +175,7 @@ impl PacEngine {
                 raw: answer.raw.clone(),
                 entries: answer.entries.clone(),
             };
-            inner.cache.insert(input.url, generation, cached);
+            inner.cache.insert(key, generation, cached);
         }
         Ok(PacAnswer {
             duration: start.elapsed(),
@@ -222,24 +187,7 @@ impl PacEngine {
     pub async fn eval_raw(&self, url: &str, host: &str) -> Result<PacAnswer, PacError> {
         let start = Instant::now();
         let inner = &self.inner;
-        let ticket = Arc::new(Ticket::default());
-        let (reply, rx) = oneshot::channel();
-        let job = Job {
-            url: url.to_string(),
-            host: host.to_string(),
-            ticket: ticket.clone(),
-            reply,
-        };
-        inner.queue_tx.send(job).map_err(|_| PacError::Shutdown)?;
-        let deadline = inner.shared.options.call_timeout;
-        let result = match tokio::time::timeout(deadline, rx).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err(PacError::Shutdown),
-            Err(_) => {
-                inner.abandon(&ticket);
-                Err(PacError::Timeout(deadline))
-            }
-        };
+        let result = inner.backend.eval(url, host).await;
         let duration = start.elapsed();
         match &result {
             Ok(_) => inner.metrics.evaluations_ok.inc(),
@@ -259,34 +207,8 @@ impl PacEngine {
         })
     }
 
-    /// Number of live workers (abandoned ones excluded).
+    /// Number of live workers (threads or processes; abandoned ones excluded).
     pub fn workers(&self) -> usize {
-        self.inner.lock_workers().len()
-    }
-}
-
-impl Inner {
-    fn lock_workers(&self) -> std::sync::MutexGuard<'_, Vec<Arc<WorkerControl>>> {
-        self.workers.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Gives up on a job: if a worker holds it, that worker is cancelled and replaced.
-    fn abandon(&self, ticket: &Ticket) {
-        ticket.abandoned.store(true, Ordering::Relaxed);
-        let holder = ticket
-            .worker
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
-        let Some(wedged) = holder else { return };
-        if wedged.cancel.swap(true, Ordering::Relaxed) {
-            return;
-        }
-        tracing::warn!("PAC evaluation ran past its deadline; replacing the worker");
-        self.metrics.worker_restarts.inc();
-        let replacement = worker::spawn(self.shared.clone(), self.queue_rx.clone(), None);
-        let mut workers = self.lock_workers();
-        workers.retain(|w| !Arc::ptr_eq(w, &wedged));
-        workers.push(replacement);
+        self.inner.backend.workers()
     }
 }

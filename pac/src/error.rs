@@ -2,7 +2,7 @@
 //! the CLI prints and the proxy uses to pick its fallback; messages never repeat their source.
 
 /// Where in the script an error happened (1-based).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Position {
     /// Line number, 1-based.
     pub line: u32,
@@ -16,8 +16,8 @@ impl std::fmt::Display for Position {
     }
 }
 
-/// Why a load or an evaluation failed.
-#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+/// Why a load or an evaluation failed. (Serialisable: a worker process sends it to the proxy.)
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum PacError {
     /// The script is empty.
     #[error("the PAC script is empty")]
@@ -49,12 +49,57 @@ pub enum PacError {
     /// The load or the call ran past its deadline.
     #[error("the PAC script ran past its deadline of {0:?}")]
     Timeout(std::time::Duration),
+    /// The interpreter's instruction budget for one load or call is spent.
+    #[error("the PAC script ran over its instruction budget ({cycles} cycles)")]
+    Budget { cycles: u64 },
+    /// The worker process evaluating the script was killed (or died) during the load or call;
+    /// it has been replaced.
+    #[error("the PAC worker process {0}; it was replaced")]
+    WorkerKilled(KillReason),
     /// The URL could not be parsed.
     #[error("invalid URL {url:?}: {reason}")]
     BadUrl { url: String, reason: String },
     /// The engine has shut down (its workers are gone).
     #[error("the PAC engine is shut down")]
     Shutdown,
+}
+
+/// Why a worker process was killed or died.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum KillReason {
+    /// It went over its memory limit (bytes).
+    Memory { limit: u64 },
+    /// It ran past the deadline, and the proxy killed it.
+    Deadline(std::time::Duration),
+    /// It exited or was killed by a signal for another reason.
+    Crash { status: String },
+}
+
+impl KillReason {
+    /// The metric label: `memory`, `deadline` or `crash`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            KillReason::Memory { .. } => "memory",
+            KillReason::Deadline(_) => "deadline",
+            KillReason::Crash { .. } => "crash",
+        }
+    }
+}
+
+impl std::fmt::Display for KillReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KillReason::Memory { limit } => write!(
+                f,
+                "died: the script went over its memory limit of {} MiB",
+                limit >> 20
+            ),
+            KillReason::Deadline(d) => {
+                write!(f, "was killed: the script ran past its deadline of {d:?}")
+            }
+            KillReason::Crash { status } => write!(f, "died ({status})"),
+        }
+    }
 }
 
 fn at(position: &Option<Position>) -> String {
@@ -91,7 +136,10 @@ impl PacError {
             | PacError::ScriptTooLarge { .. }
             | PacError::Load { .. }
             | PacError::NoEntryPoint => ErrorKind::Load,
-            PacError::Timeout(_) => ErrorKind::Timeout,
+            PacError::Timeout(_)
+            | PacError::Budget { .. }
+            | PacError::WorkerKilled(KillReason::Deadline(_)) => ErrorKind::Timeout,
+            PacError::WorkerKilled(_) => ErrorKind::Call,
             PacError::Call { .. }
             | PacError::NotAString { .. }
             | PacError::ResultTooLong { .. }

@@ -2,8 +2,10 @@
 //!
 //! Module map, in the order a request flows through them:
 //! - [`engine`]: `PacEngine` — sanitise the URL ([`sanitize`]), consult the result cache
-//!   (`cache`), queue the job to a worker, enforce the deadline, parse the verdict.
-//! - `worker`: threads that each own a boa `Context` with the script loaded.
+//!   (`cache`), hand the call to a backend (`backend`), parse the verdict.
+//! - `pool` + `worker`: the in-process backend, threads that each own a boa `Context`;
+//!   [`isolate`]: the process backend, supervised `pac-worker` child processes.
+//! - `interp`: one loaded script in one context, under budgets — what both backends run.
 //! - `bindings`: the PAC functions as native JS functions (+ `prelude.js` for the date
 //!   predicates), backed by the pure logic in [`helpers`] and DNS in [`dns`].
 //! - [`verdict`]: the return-string grammar -> `Vec<ProxyEntry>`.
@@ -12,6 +14,8 @@
 //!
 //! Behaviour follows `shared/PAC-SPEC.md`; deviations are listed in `pac/README.md`.
 
+mod analysis;
+mod backend;
 mod bindings;
 mod cache;
 pub mod cli;
@@ -20,8 +24,11 @@ pub mod dns;
 pub mod engine;
 pub mod error;
 pub mod helpers;
+mod interp;
+pub mod isolate;
 mod metrics;
 pub mod options;
+mod pool;
 pub mod sanitize;
 pub mod verdict;
 mod worker;
@@ -29,7 +36,8 @@ mod worker;
 pub use bindings::PAC_FUNCTIONS;
 pub use dns::{DnsLookup, HickoryLookup, LookupFuture};
 pub use engine::{PacAnswer, PacEngine};
-pub use error::{ErrorKind, PacError, Position};
-pub use options::PacOptions;
+pub use error::{ErrorKind, KillReason, PacError, Position};
+pub use isolate::worker_main;
+pub use options::{Isolation, PacOptions, WorkerProcess};
 pub use sanitize::{sanitize, ScriptInput};
 pub use verdict::{format_result, parse_result, EntryError, ProxyEntry, ProxyKind};

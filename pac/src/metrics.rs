@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry};
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
 /// Handles to every metric the engine updates.
 #[derive(Clone)]
@@ -18,6 +18,10 @@ pub(crate) struct Metrics {
     pub dns: IntCounterVec,
     /// Workers replaced after a deadline expired or a worker died.
     pub worker_restarts: IntCounter,
+    /// Worker processes killed (or dead) by reason: `memory`, `deadline`, `crash`.
+    pub worker_kills: IntCounterVec,
+    /// Calls waiting for a worker process.
+    pub queue_depth: IntGauge,
     /// `cache{result="hit"}`, resolved once (a label lookup per answer costs a good part of a
     /// cached answer).
     pub cache_hit: Labelled,
@@ -97,9 +101,21 @@ impl Metrics {
                 "PAC workers replaced after a deadline or a crash",
             )
             .unwrap_or_else(|_| unreachable_metric("restarts")),
+            worker_kills: counter_vec(
+                "waypost_pac_worker_kills_total",
+                "PAC worker processes killed or dead, by reason (memory, deadline, crash)",
+                "reason",
+            ),
+            queue_depth: IntGauge::new(
+                "waypost_pac_queue_depth",
+                "PAC calls waiting for a worker process",
+            )
+            .unwrap_or_else(|_| unreachable_metric("queue")),
         };
         if let Some(registry) = registry {
-            let all: [Box<dyn prometheus::core::Collector>; 5] = [
+            let all: [Box<dyn prometheus::core::Collector>; 7] = [
+                Box::new(metrics.worker_kills.clone()),
+                Box::new(metrics.queue_depth.clone()),
                 Box::new(metrics.evaluations.clone()),
                 Box::new(metrics.duration.clone()),
                 Box::new(metrics.cache.clone()),
@@ -136,12 +152,14 @@ mod tests {
         m.dns.with_label_values(&["ok"]).inc();
         m.worker_restarts.inc();
         m.duration.observe(0.001);
+        m.worker_kills.with_label_values(&["memory"]).inc();
+        m.queue_depth.set(1);
         let names: Vec<String> = registry
             .gather()
             .iter()
             .map(|f| f.name().to_string())
             .collect();
-        assert_eq!(names.len(), 5);
+        assert_eq!(names.len(), 7);
         assert!(
             names.iter().all(|n| n.starts_with("waypost_pac_")),
             "{names:?}"

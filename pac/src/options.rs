@@ -22,8 +22,21 @@ pub struct PacOptions {
     pub max_script_bytes: usize,
     /// Results longer than this (in bytes) are a call error.
     pub max_result_bytes: usize,
-    /// Per-frame loop iteration budget: the backstop that ends an abandoned runaway worker.
+    /// Per-frame loop iteration budget (boa's own; counts one frame's loops only).
     pub loop_iteration_limit: u64,
+    /// Instruction budget of one load or call, in boa cost units ("cycles", ~1-3 per simple
+    /// opcode) summed over every frame, so `for(;;) f();` is stopped too. Default 250M: about
+    /// 2 s of a release build's CPU (a corporate script's call takes ~50k).
+    pub instruction_budget: u64,
+    /// `alert()` lines longer than this (bytes) are cut.
+    pub alert_max_bytes: usize,
+    /// `alert()` lines kept per evaluation; more are dropped.
+    pub alert_max_per_call: u32,
+    /// `alert()` lines kept per second per worker; more are dropped.
+    pub alert_max_per_second: u32,
+    /// Where scripts run: worker threads in this process (default), or supervised child
+    /// processes (what the proxy uses: a hostile script cannot hurt the process).
+    pub isolation: Isolation,
     /// Maximum JS call depth.
     pub recursion_limit: usize,
     /// DNS lookups allowed in one evaluation; further lookups answer "not resolvable".
@@ -63,6 +76,11 @@ impl Default for PacOptions {
             max_script_bytes: 1024 * 1024,
             max_result_bytes: 4096,
             loop_iteration_limit: 50_000_000,
+            instruction_budget: 250_000_000,
+            alert_max_bytes: 1024,
+            alert_max_per_call: 32,
+            alert_max_per_second: 64,
+            isolation: Isolation::Threads,
             recursion_limit: 400,
             dns_budget: 16,
             dns_timeout: Duration::from_secs(2),
@@ -90,7 +108,45 @@ impl std::fmt::Debug for PacOptions {
             .field("max_script_bytes", &self.max_script_bytes)
             .field("dns_budget", &self.dns_budget)
             .field("no_dns", &self.no_dns)
+            .field("isolation", &self.isolation)
+            .field("instruction_budget", &self.instruction_budget)
             .field("cache_ttl", &self.cache_ttl)
             .finish_non_exhaustive()
+    }
+}
+
+/// Where evaluation runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Isolation {
+    /// Worker threads inside this process (`options.workers` of them).
+    Threads,
+    /// `options.workers` child processes, each running `program args...` (a binary that
+    /// serves [`crate::isolate::worker_main`]), supervised by the engine.
+    Process(WorkerProcess),
+}
+
+/// How to start a worker process, and its limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerProcess {
+    /// The executable: the proxy's own binary (`waypost`), or `waypost-pac`.
+    pub program: std::path::PathBuf,
+    /// Arguments that select the worker mode (`["pac-worker"]`).
+    pub args: Vec<String>,
+    /// Address-space limit of the process (RLIMIT_AS), in bytes.
+    pub memory_limit: u64,
+}
+
+impl WorkerProcess {
+    /// Default memory limit: 512 MiB of address space (a loaded 363 KB script with its boa
+    /// heap uses ~60 MB; thread stacks and allocator arenas reserve more address space).
+    pub const DEFAULT_MEMORY_LIMIT: u64 = 512 << 20;
+
+    /// This process's own executable with `pac-worker`.
+    pub fn current_exe() -> std::io::Result<WorkerProcess> {
+        Ok(WorkerProcess {
+            program: std::env::current_exe()?,
+            args: vec!["pac-worker".into()],
+            memory_limit: Self::DEFAULT_MEMORY_LIMIT,
+        })
     }
 }

@@ -53,3 +53,15 @@ pub async fn js(expr: &str) -> String {
         .await
         .unwrap_or_else(|e| format!("error:{e}"))
 }
+
+/// `options()` with evaluation in worker processes of the crate's own binary.
+pub fn process_options() -> PacOptions {
+    PacOptions {
+        isolation: waypost_pac::Isolation::Process(waypost_pac::WorkerProcess {
+            program: env!("CARGO_BIN_EXE_waypost-pac").into(),
+            args: vec!["pac-worker".into()],
+            memory_limit: waypost_pac::WorkerProcess::DEFAULT_MEMORY_LIMIT,
+        }),
+        ..options()
+    }
+}

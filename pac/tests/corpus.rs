@@ -77,33 +77,55 @@ fn corpus_options() -> PacOptions {
     }
 }
 
+/// Every script's answers (or error kinds) for three URLs, through one engine setup.
+async fn answers(name: &str, text: &str, options: PacOptions) -> Vec<Result<String, ErrorKind>> {
+    let loaded = PacEngine::new(text, options, None).await;
+    if MUST_NOT_LOAD.contains(&name) {
+        let err = loaded
+            .err()
+            .unwrap_or_else(|| panic!("{name} should not load"));
+        assert_eq!(err.kind(), ErrorKind::Load, "{name}: {err}");
+        return vec![Err(ErrorKind::Load)];
+    }
+    let engine = loaded.unwrap_or_else(|e| panic!("{name} failed to load: {e}"));
+    let mut out = Vec::new();
+    for url in [
+        "http://www.example.com/path?q=1",
+        "https://intranet/",
+        "http://10.1.2.3/",
+    ] {
+        match engine.find_proxy(url).await {
+            Ok(answer) => {
+                assert!(!answer.entries.is_empty());
+                out.push(Ok(answer.raw));
+            }
+            // Scripts from other suites that throw or return non-strings on purpose.
+            Err(e @ (PacError::Call { .. } | PacError::NotAString { .. })) => {
+                out.push(Err(e.kind()))
+            }
+            Err(other) => panic!("{name} on {url}: unexpected {other:?}"),
+        }
+    }
+    out
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_well_formed_corpus_script_loads_and_answers() {
+async fn every_well_formed_corpus_script_loads_and_answers_alike_in_threads_and_processes() {
     let Some(root) = corpus() else { return };
     let all = scripts(&root);
     assert!(all.len() > 50, "found only {} scripts", all.len());
     for (name, text) in &all {
-        let loaded = PacEngine::new(text, corpus_options(), None).await;
-        if MUST_NOT_LOAD.contains(&name.as_str()) {
-            let err = loaded
-                .err()
-                .unwrap_or_else(|| panic!("{name} should not load"));
-            assert_eq!(err.kind(), ErrorKind::Load, "{name}: {err}");
-            continue;
-        }
-        let engine = loaded.unwrap_or_else(|e| panic!("{name} failed to load: {e}"));
-        for url in [
-            "http://www.example.com/path?q=1",
-            "https://intranet/",
-            "http://10.1.2.3/",
-        ] {
-            match engine.find_proxy(url).await {
-                Ok(answer) => assert!(!answer.entries.is_empty()),
-                // Scripts from other suites that throw or return non-strings on purpose.
-                Err(PacError::Call { .. } | PacError::NotAString { .. }) => {}
-                Err(other) => panic!("{name} on {url}: unexpected {other:?}"),
-            }
-        }
+        let in_threads = answers(name, text, corpus_options()).await;
+        let in_processes = answers(
+            name,
+            text,
+            PacOptions {
+                workers: 1,
+                ..common::process_options()
+            },
+        )
+        .await;
+        assert_eq!(in_threads, in_processes, "{name}");
     }
 }
 

@@ -285,3 +285,26 @@ async fn futures_join(engines: Vec<PacEngine>) -> Vec<String> {
     }
     out
 }
+
+#[tokio::test]
+async fn a_script_that_never_reads_the_url_is_cached_per_host_for_every_path() {
+    let e = engine(
+        "var n = 0; function FindProxyForURL(url, host) { n++; return 'PROXY p' + n + ':1'; }",
+    )
+    .await;
+    let first = e.find_proxy("http://h.example/a").await.unwrap();
+    let other_path = e.find_proxy("http://h.example/b?q=1").await.unwrap();
+    let other_scheme = e.find_proxy("https://h.example/").await.unwrap();
+    assert!(!first.cached && other_path.cached && other_scheme.cached);
+    assert_eq!(first.raw, other_path.raw);
+    let other_host = e.find_proxy("http://g.example/a").await.unwrap();
+    assert!(!other_host.cached);
+
+    let reads =
+        engine("function FindProxyForURL(url, host) { return 'PROXY ' + url.length + ':1'; }")
+            .await;
+    let a = reads.find_proxy("http://h.example/a").await.unwrap();
+    let b = reads.find_proxy("http://h.example/bb").await.unwrap();
+    assert!(!b.cached);
+    assert_ne!(a.raw, b.raw);
+}

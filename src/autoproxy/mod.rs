@@ -16,9 +16,9 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use tokio::sync::watch;
-use waypost_pac::{PacAnswer, PacEngine, PacOptions};
+use waypost_pac::{DnsLookup, PacAnswer, PacEngine, PacError, PacOptions};
 
-pub use crate::config::PacSettings;
+pub use crate::config::{PacIsolation, PacSettings};
 use crate::metrics::Metrics;
 use crate::upstream::client::HttpClient;
 
@@ -71,13 +71,24 @@ impl AutoProxy {
     }
 
     /// Evaluates the script for `url`. Err = no script, or the script failed.
-    pub async fn find(&self, url: &str) -> Result<(Arc<Loaded>, PacAnswer), String> {
+    pub async fn find(&self, url: &str) -> Result<(Arc<Loaded>, PacAnswer), FindError> {
         let loaded = self.loaded().await.ok_or_else(|| {
-            self.last_error()
-                .unwrap_or_else(|| "no PAC script loaded yet".into())
+            FindError::plain(
+                self.last_error()
+                    .unwrap_or_else(|| "no PAC script loaded yet".into()),
+            )
         })?;
-        let engine = self.engine.get().ok_or("no PAC engine")?;
-        let answer = engine.find_proxy(url).await.map_err(|e| e.to_string())?;
+        let engine = self
+            .engine
+            .get()
+            .ok_or_else(|| FindError::plain("no PAC engine".into()))?;
+        let answer = engine.find_proxy(url).await.map_err(|e| FindError {
+            message: e.to_string(),
+            worker_killed: match &e {
+                PacError::WorkerKilled(reason) => Some(reason.label()),
+                _ => None,
+            },
+        })?;
         Ok((loaded, answer))
     }
 
@@ -86,11 +97,16 @@ impl AutoProxy {
     pub fn spawn_refresh(
         self: &Arc<Self>,
         client: HttpClient,
+        dns: Arc<dyn DnsLookup>,
         metrics: Arc<Metrics>,
         stop: tokio_util::sync::CancellationToken,
     ) {
         let me = self.clone();
-        let parts = Parts { client, metrics };
+        let parts = Parts {
+            client,
+            metrics,
+            dns,
+        };
         tokio::spawn(async move {
             tokio::select! {
                 _ = me.refresh_loop(&parts) => {}
@@ -202,7 +218,8 @@ impl AutoProxy {
                 tracing::info!(source = %source, method, "new PAC script installed; result cache flushed");
             }
         } else {
-            let engine = PacEngine::new(text, self.options(), Some(&app.metrics.registry))
+            let options = self.options(app).map_err(|e| e.to_string())?;
+            let engine = PacEngine::new(text, options, Some(&app.metrics.registry))
                 .await
                 .map_err(|e| e.to_string())?;
             let _ = self.engine.set(engine);
@@ -226,7 +243,7 @@ impl AutoProxy {
         Ok(())
     }
 
-    fn options(&self) -> PacOptions {
+    fn options(&self, app: &Parts) -> Result<PacOptions, String> {
         let s = &self.settings;
         let mut o = PacOptions::default();
         if s.workers > 0 {
@@ -236,7 +253,24 @@ impl AutoProxy {
         o.max_script_bytes = s.max_script_size;
         o.cache_ttl = s.result_cache_ttl;
         o.my_ip = s.my_ip.clone();
-        o
+        o.dns_backend = Some(app.dns.clone());
+        o.isolation = match &s.isolation {
+            PacIsolation::Threads => waypost_pac::Isolation::Threads,
+            PacIsolation::Process { exe, memory_limit } => {
+                let program = match exe {
+                    Some(path) => path.clone(),
+                    None => std::env::current_exe().map_err(|e| {
+                        format!("pac.worker_exe: cannot find this executable ({e}); set it")
+                    })?,
+                };
+                waypost_pac::Isolation::Process(waypost_pac::WorkerProcess {
+                    program,
+                    args: vec!["pac-worker".into()],
+                    memory_limit: *memory_limit,
+                })
+            }
+        };
+        Ok(o)
     }
 
     fn save_last_good(&self, text: &str) {
@@ -287,10 +321,35 @@ impl AutoProxy {
     }
 }
 
+/// Why there is no PAC answer for a request.
+#[derive(Debug, Clone)]
+pub struct FindError {
+    pub message: String,
+    /// Set when the worker process evaluating it was killed (`memory`, `deadline`, `crash`).
+    pub worker_killed: Option<&'static str>,
+}
+
+impl FindError {
+    fn plain(message: String) -> FindError {
+        FindError {
+            message,
+            worker_killed: None,
+        }
+    }
+}
+
+impl std::fmt::Display for FindError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
 /// What the refresh task needs of the proxy.
 struct Parts {
     client: HttpClient,
     metrics: Arc<Metrics>,
+    /// The proxy's resolver, for the script's DNS functions (PAC DNS = proxy DNS).
+    dns: Arc<dyn DnsLookup>,
 }
 
 /// `<cache file>.source`: the `pac` setting the kept script was fetched for.

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
-pub use pac::{PacSettings, WpadOptions};
+pub use pac::{PacIsolation, PacSettings, WpadOptions};
 pub use routes::{BypassRule, StaticRoutes};
 pub use validate::validate;
 

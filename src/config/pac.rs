@@ -19,11 +19,27 @@ pub struct PacSettings {
     pub cache_file: Option<PathBuf>,
     pub bad_proxy_retry: Duration,
     pub workers: usize,
+    /// Where scripts run.
+    pub isolation: PacIsolation,
     pub call_timeout: Duration,
     pub result_cache_ttl: Duration,
     pub my_ip: Vec<std::net::IpAddr>,
     /// WPAD discovery settings for `source = "auto"`.
     pub wpad: WpadOptions,
+}
+
+/// `pac.isolation` (+ `pac.worker_exe`, `pac.worker_memory_limit`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PacIsolation {
+    /// Worker threads inside the proxy (`"threads"`).
+    Threads,
+    /// Supervised `pac-worker` child processes (`"process"`, the default).
+    Process {
+        /// The binary to run with `pac-worker`; `None` = the proxy's own executable.
+        exe: Option<PathBuf>,
+        /// Address-space limit of each worker, in bytes.
+        memory_limit: u64,
+    },
 }
 
 /// Discovery settings. Build with [`WpadOptions::default`] and override fields.

@@ -7,7 +7,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 
 use super::raw::RawConfig;
-use super::{BypassRule, PacSettings, StaticRoutes, WpadOptions};
+use super::{BypassRule, PacIsolation, PacSettings, StaticRoutes, WpadOptions};
 use super::{
     ClientAuth, Config, DnsConfig, Limits, LogConfig, LogFormat, Problem, ResolverKind, Timeouts,
 };
@@ -242,6 +242,30 @@ pub fn validate(raw: &RawConfig, env: &HashMap<String, String>) -> Result<Config
             );
         }
     }
+    let isolation = match pc.isolation.as_str() {
+        "threads" => PacIsolation::Threads,
+        "process" => PacIsolation::Process {
+            exe: (!pc.worker_exe.trim().is_empty())
+                .then(|| std::path::PathBuf::from(pc.worker_exe.trim())),
+            memory_limit: pc.worker_memory_limit,
+        },
+        other => {
+            p.add(
+                "pac.isolation",
+                format!("{other:?} is neither \"process\" (worker processes) nor \"threads\""),
+            );
+            PacIsolation::Threads
+        }
+    };
+    if pc.isolation == "process" && pc.worker_memory_limit < 64 << 20 {
+        p.add(
+            "pac.worker_memory_limit",
+            format!(
+                "{} bytes is too small for a JS engine (write at least 67108864 = 64 MiB)",
+                pc.worker_memory_limit
+            ),
+        );
+    }
     if pc.max_script_size == 0 {
         p.add("pac.max_script_size", "must be at least 1 byte");
     }
@@ -333,6 +357,7 @@ pub fn validate(raw: &RawConfig, env: &HashMap<String, String>) -> Result<Config
             cache_file,
             bad_proxy_retry: bad_retry.expect(missing),
             workers: pc.workers,
+            isolation,
             call_timeout: pac_call.expect(missing),
             result_cache_ttl: pac_cache.expect(missing),
             my_ip,
@@ -461,6 +486,28 @@ fn validate_client_auth(raw: &RawConfig, p: &mut Problems) -> Option<ClientAuth>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pac_evaluation_runs_in_worker_processes_unless_threads_are_asked_for() {
+        let mut raw = RawConfig::default();
+        raw.pac.source = "auto".into();
+        let cfg = validate(&raw, &HashMap::new()).unwrap();
+        assert!(matches!(
+            cfg.pac.unwrap().isolation,
+            PacIsolation::Process { exe: None, memory_limit } if memory_limit == 512 << 20
+        ));
+        raw.pac.isolation = "sandbox".into();
+        raw.pac.worker_memory_limit = 1000;
+        let problems = validate(&raw, &HashMap::new()).unwrap_err();
+        let keys: Vec<_> = problems.iter().map(|p| p.key.as_str()).collect();
+        assert!(keys.contains(&"pac.isolation"), "{keys:?}");
+        raw.pac.isolation = "process".into();
+        let problems = validate(&raw, &HashMap::new()).unwrap_err();
+        assert_eq!(problems[0].key, "pac.worker_memory_limit");
+        raw.pac.isolation = "threads".into();
+        let cfg = validate(&raw, &HashMap::new()).unwrap();
+        assert_eq!(cfg.pac.unwrap().isolation, PacIsolation::Threads);
+    }
 
     #[test]
     fn every_bad_value_is_reported_at_once() {

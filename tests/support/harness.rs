@@ -22,10 +22,12 @@ use waypost::server::Running;
 
 pub use waypost_testsupport::metrics::metric;
 
-/// A validated config listening on 127.0.0.1:0, after `tweak`.
+/// A validated config listening on 127.0.0.1:0, after `tweak`. PAC scripts run in worker
+/// processes of the built `waypost` binary (the test binary cannot serve `pac-worker`).
 pub fn config(tweak: impl FnOnce(&mut RawConfig)) -> config::Config {
     let mut raw = RawConfig::default();
     raw.listen = vec!["127.0.0.1:0".into()];
+    raw.pac.worker_exe = env!("CARGO_BIN_EXE_waypost").into();
     tweak(&mut raw);
     config::validate(&raw, &HashMap::new()).unwrap_or_else(|p| panic!("test config invalid: {p:?}"))
 }

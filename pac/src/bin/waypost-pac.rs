@@ -14,6 +14,13 @@ struct Cli {
 }
 
 fn main() {
+    // a PAC worker process started by an engine with process isolation
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == "pac-worker")
+    {
+        std::process::exit(waypost_pac::worker_main());
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) => {

@@ -27,6 +27,12 @@ pub(crate) async fn bench(args: BenchArgs) -> i32 {
     if let Err(e) = args.env.apply(&mut options) {
         return usage(e);
     }
+    if args.process {
+        match crate::WorkerProcess::current_exe() {
+            Ok(p) => options.isolation = crate::Isolation::Process(p),
+            Err(e) => return usage(format!("cannot find this executable: {e}")),
+        }
+    }
     let text = match read_script(&args.file, options.max_script_bytes).await {
         Ok(t) => t,
         Err(e) => return usage(e),
@@ -46,9 +52,14 @@ pub(crate) async fn bench(args: BenchArgs) -> i32 {
         }
     };
     println!(
-        "script {} ({} bytes): load {:.1} ms",
+        "script {} ({} bytes, {}): load {:.1} ms",
         args.file,
         text.len(),
+        if args.process {
+            "worker process"
+        } else {
+            "in-process threads"
+        },
         started.elapsed().as_secs_f64() * 1e3
     );
     let cached_engine = match PacEngine::new(

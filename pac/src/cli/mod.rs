@@ -98,6 +98,10 @@ pub struct BenchArgs {
     /// Worker threads (default: number of cores).
     #[arg(long)]
     pub workers: Option<usize>,
+    /// Evaluate in `pac-worker` processes of this binary, as the running proxy does (measures
+    /// the process boundary), instead of worker threads.
+    #[arg(long)]
+    pub process: bool,
     #[command(flatten)]
     pub env: ScriptEnvArgs,
 }

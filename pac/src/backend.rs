@@ -1,0 +1,24 @@
+//! The seam between [`crate::PacEngine`] (URL sanitising, result cache, verdict parsing,
+//! metrics) and where scripts run: worker threads in this process ([`crate::pool`]) or
+//! supervised worker processes ([`crate::isolate`]). Both run [`crate::interp`], so they answer
+//! alike; a backend only moves jobs and enforces deadlines.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use crate::interp::ScriptText;
+use crate::PacError;
+
+pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Where a loaded script is evaluated.
+pub(crate) trait Backend: Send + Sync {
+    /// Validates `script` (loads it once, within the load deadline) and puts it in service;
+    /// on error the old script stays.
+    fn replace(&self, script: Arc<ScriptText>) -> BoxFuture<'_, Result<(), PacError>>;
+    /// Runs the entry point with `url` and `host` as given, within the call deadline.
+    fn eval<'a>(&'a self, url: &'a str, host: &'a str) -> BoxFuture<'a, Result<String, PacError>>;
+    /// Live workers (threads or processes).
+    fn workers(&self) -> usize;
+}

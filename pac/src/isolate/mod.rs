@@ -1,0 +1,460 @@
+//! Evaluation isolated from the proxy: `options.workers` child processes of the proxy's own
+//! binary (`waypost pac-worker`, see [`child`]), each supervised by one task here. A script
+//! that exhausts memory, spins or crashes the interpreter takes down only its worker; the
+//! supervisor names the reason (memory, deadline, crash), counts it, answers the call with
+//! [`PacError::WorkerKilled`] and starts a replacement.
+//!
+//! Supervisor lifecycle (one per worker slot):
+//! Starting (spawn + `Init`, within the load deadline) -> Idle -> Busy (one call; DNS and
+//! alerts relayed) -> Idle | Dead (killed at the call deadline, or died) -> Starting.
+//! A new script moves every Idle worker to Loading (`Load` frame) -> Idle. After a failed
+//! start the slot waits [`RETRY`] before trying again and answers calls with the error.
+//! When the engine is dropped the job queue closes, supervisors end and their children are
+//! killed (`kill_on_drop`); if the proxy itself dies, their stdin closes and they exit.
+
+pub(crate) mod child;
+pub(crate) mod wire;
+
+use std::process::Stdio;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdin, ChildStdout};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::backend::{Backend, BoxFuture};
+use crate::error::KillReason;
+use crate::interp::{ScriptText, Shared};
+use crate::metrics::Metrics;
+use crate::options::WorkerProcess;
+use crate::PacError;
+use wire::{FromWorker, ToWorker, WorkerOptions};
+
+pub use child::worker_main;
+
+/// Pause before a slot tries again after its worker failed to start.
+const RETRY: Duration = Duration::from_secs(1);
+/// How long the caller waits past the call deadline for the supervisor's verdict (which names
+/// a kill), before answering a plain timeout itself.
+const VERDICT_GRACE: Duration = Duration::from_millis(500);
+
+struct Job {
+    url: String,
+    host: String,
+    deadline: Instant,
+    reply: oneshot::Sender<Result<String, PacError>>,
+}
+
+struct State {
+    shared: Arc<Shared>,
+    process: WorkerProcess,
+    metrics: Metrics,
+    script: watch::Sender<Arc<ScriptText>>,
+    jobs: tokio::sync::Mutex<mpsc::UnboundedReceiver<Job>>,
+    live: AtomicUsize,
+}
+
+/// The process backend.
+pub(crate) struct ProcessPool {
+    jobs: mpsc::UnboundedSender<Job>,
+    state: Arc<State>,
+}
+
+impl ProcessPool {
+    /// Starts `workers` supervised processes and waits until each has loaded the script.
+    pub async fn start(
+        shared: Arc<Shared>,
+        process: WorkerProcess,
+        metrics: Metrics,
+    ) -> Result<ProcessPool, PacError> {
+        let (jobs, rx) = mpsc::unbounded_channel();
+        let script = shared.current_script();
+        let workers = shared.options.workers.max(1);
+        let state = Arc::new(State {
+            shared,
+            process,
+            metrics,
+            script: watch::channel(script).0,
+            jobs: tokio::sync::Mutex::new(rx),
+            live: AtomicUsize::new(0),
+        });
+        let mut ready = Vec::new();
+        for _ in 0..workers {
+            let (tx, rx) = oneshot::channel();
+            tokio::spawn(supervise(state.clone(), Some(tx)));
+            ready.push(rx);
+        }
+        let pool = ProcessPool { jobs, state };
+        for rx in ready {
+            rx.await.map_err(|_| PacError::Shutdown)??;
+        }
+        Ok(pool)
+    }
+}
+
+impl Backend for ProcessPool {
+    fn replace(&self, candidate: Arc<ScriptText>) -> BoxFuture<'_, Result<(), PacError>> {
+        Box::pin(async move {
+            // a probe process loads it first: a hostile new script costs only the probe
+            let probe = Worker::start(&self.state, &candidate).await?;
+            drop(probe);
+            *self
+                .state
+                .shared
+                .script
+                .write()
+                .unwrap_or_else(|p| p.into_inner()) = candidate.clone();
+            self.state.script.send_replace(candidate);
+            Ok(())
+        })
+    }
+
+    fn eval<'a>(&'a self, url: &'a str, host: &'a str) -> BoxFuture<'a, Result<String, PacError>> {
+        Box::pin(async move {
+            let call_timeout = self.state.shared.options.call_timeout;
+            let (reply, rx) = oneshot::channel();
+            let job = Job {
+                url: url.to_string(),
+                host: host.to_string(),
+                deadline: Instant::now() + call_timeout,
+                reply,
+            };
+            self.state.metrics.queue_depth.inc();
+            if self.jobs.send(job).is_err() {
+                self.state.metrics.queue_depth.dec();
+                return Err(PacError::Shutdown);
+            }
+            match tokio::time::timeout(call_timeout + VERDICT_GRACE, rx).await {
+                Ok(Ok(result)) => result,
+                Ok(Err(_)) => Err(PacError::Shutdown),
+                Err(_) => Err(PacError::Timeout(call_timeout)),
+            }
+        })
+    }
+
+    fn workers(&self) -> usize {
+        self.state.live.load(Ordering::Relaxed)
+    }
+}
+
+/// One worker slot: keeps a process up to date with the script and runs jobs on it.
+async fn supervise(state: Arc<State>, mut ready: Option<oneshot::Sender<Result<(), PacError>>>) {
+    let mut script_rx = state.script.subscribe();
+    let mut worker: Option<Worker> = None;
+    let mut failed: Option<(Instant, PacError)> = None;
+    // whether this slot is counted in `state.live`
+    let mut counted = false;
+    loop {
+        let script = script_rx.borrow_and_update().clone();
+        let stale = worker.as_ref().map(|w| w.generation) != Some(script.generation);
+        let may_try = failed.as_ref().is_none_or(|(at, _)| at.elapsed() >= RETRY);
+        if stale && may_try {
+            let outcome = match worker.take() {
+                Some(w) => w.reload(&state, &script).await,
+                None => Worker::start(&state, &script).await,
+            };
+            match outcome {
+                Ok(w) => {
+                    if failed.take().is_some() || ready.is_none() {
+                        tracing::info!("PAC worker process (re)started");
+                    }
+                    worker = Some(w);
+                    if !counted {
+                        counted = true;
+                        state.live.fetch_add(1, Ordering::Relaxed);
+                    }
+                    if let Some(r) = ready.take() {
+                        let _ = r.send(Ok(()));
+                    }
+                }
+                Err(err) => {
+                    if let Some(r) = ready.take() {
+                        let _ = r.send(Err(err));
+                        return;
+                    }
+                    tracing::warn!(error = %err, "cannot start a PAC worker process; retrying");
+                    failed = Some((Instant::now(), err));
+                }
+            }
+        }
+        if worker.is_some() != counted {
+            counted = worker.is_some();
+            if counted {
+                state.live.fetch_add(1, Ordering::Relaxed);
+            } else {
+                state.live.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        let retry_at = failed.as_ref().map(|(at, _)| *at + RETRY);
+        let job = tokio::select! {
+            job = async { state.jobs.lock().await.recv().await } => match job {
+                Some(job) => job,
+                None => return,
+            },
+            _ = script_rx.changed() => continue,
+            _ = sleep_until(retry_at) => continue,
+        };
+        state.metrics.queue_depth.dec();
+        if job.reply.is_closed() {
+            continue;
+        }
+        if Instant::now() >= job.deadline {
+            let _ = job
+                .reply
+                .send(Err(PacError::Timeout(state.shared.options.call_timeout)));
+            continue;
+        }
+        let Some(w) = worker.as_mut() else {
+            let err = failed
+                .as_ref()
+                .map_or(PacError::Shutdown, |(_, e)| e.clone());
+            let _ = job.reply.send(Err(err));
+            continue;
+        };
+        let answer = match w
+            .exchange(
+                &state,
+                ToWorker::Eval {
+                    url: job.url,
+                    host: job.host,
+                },
+                job.deadline,
+                state.shared.options.call_timeout,
+            )
+            .await
+        {
+            Ok(FromWorker::Answer(answer)) => answer,
+            Ok(_) => {
+                let reason = KillReason::Crash {
+                    status: "it broke the worker protocol".into(),
+                };
+                Err(PacError::WorkerKilled(w.bury(&state, reason).await))
+            }
+            Err(reason) => Err(PacError::WorkerKilled(reason)),
+        };
+        if matches!(answer, Err(PacError::WorkerKilled(_))) {
+            worker = None;
+        }
+        let _ = job.reply.send(answer);
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// A running worker process.
+struct Worker {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: ChildStdout,
+    /// Ends with the process's stderr; true when it reported a failed allocation.
+    stderr: Option<JoinHandle<bool>>,
+    generation: u64,
+}
+
+impl Worker {
+    /// Spawns a process and loads `script` into it (within the load deadline).
+    async fn start(state: &State, script: &ScriptText) -> Result<Worker, PacError> {
+        let process = &state.process;
+        let mut command = tokio::process::Command::new(&process.program);
+        command
+            .args(&process.args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .env_clear()
+            .current_dir("/")
+            .kill_on_drop(true);
+        if let Some(tz) = std::env::var_os("TZ") {
+            command.env("TZ", tz);
+        }
+        let mut child = command.spawn().map_err(|e| PacError::Load {
+            message: format!(
+                "cannot start the PAC worker process {}: {e}",
+                process.program.display()
+            ),
+            position: None,
+        })?;
+        let (Some(stdin), Some(stdout), Some(stderr)) =
+            (child.stdin.take(), child.stdout.take(), child.stderr.take())
+        else {
+            return Err(PacError::Shutdown);
+        };
+        let mut worker = Worker {
+            child,
+            stdin,
+            stdout,
+            stderr: Some(tokio::spawn(watch_stderr(stderr))),
+            generation: script.generation,
+        };
+        let init = ToWorker::Init {
+            options: Box::new(worker_options(state)),
+            script: script.text.to_string(),
+            generation: script.generation,
+        };
+        worker.load(state, init).await?;
+        Ok(worker)
+    }
+
+    /// Loads a new script into this process.
+    async fn reload(mut self, state: &State, script: &ScriptText) -> Result<Worker, PacError> {
+        let load = ToWorker::Load {
+            script: script.text.to_string(),
+            generation: script.generation,
+        };
+        self.load(state, load).await?;
+        self.generation = script.generation;
+        Ok(self)
+    }
+
+    async fn load(&mut self, state: &State, message: ToWorker) -> Result<(), PacError> {
+        let timeout = state.shared.options.load_timeout;
+        match self
+            .exchange(state, message, Instant::now() + timeout, timeout)
+            .await
+        {
+            Ok(FromWorker::Loaded(result)) => result,
+            Ok(_) => Err(PacError::Load {
+                message: format!(
+                    "the PAC worker process {} does not speak the worker protocol (is it waypost?)",
+                    state.process.program.display()
+                ),
+                position: None,
+            }),
+            Err(reason) => Err(PacError::WorkerKilled(reason)),
+        }
+    }
+
+    /// Sends `message` and relays DNS and alerts until the worker's reply, within `deadline`.
+    /// `Err`: the worker is dead (killed at the deadline, or died) and counted.
+    async fn exchange(
+        &mut self,
+        state: &State,
+        message: ToWorker,
+        deadline: Instant,
+        limit: Duration,
+    ) -> Result<FromWorker, KillReason> {
+        let talk = async {
+            self.stdin.write_all(&wire::encode(&message)).await?;
+            self.stdin.flush().await?;
+            let mut alerts = 0u32;
+            loop {
+                let body = wire::read_async(&mut self.stdout, wire::MAX_FROM_WORKER).await?;
+                match wire::decode::<FromWorker>(&body).map_err(std::io::Error::other)? {
+                    FromWorker::Resolve(name) => {
+                        let ips = state.shared.dns.lookup_for_worker(&name).await;
+                        self.stdin
+                            .write_all(&wire::encode(&ToWorker::Dns(ips)))
+                            .await?;
+                        self.stdin.flush().await?;
+                    }
+                    FromWorker::Alert(line) => {
+                        alerts += 1;
+                        if alerts <= state.shared.options.alert_max_per_call {
+                            (state.shared.alerts)(&line);
+                        }
+                    }
+                    reply => return Ok::<_, std::io::Error>(reply),
+                }
+            }
+        };
+        let outcome = tokio::time::timeout_at(deadline, talk).await;
+        let reason = match outcome {
+            Ok(Ok(reply)) => return Ok(reply),
+            Ok(Err(_)) => self.death_reason(state).await,
+            Err(_) => KillReason::Deadline(limit),
+        };
+        Err(self.bury(state, reason).await)
+    }
+
+    /// Why the process ended (its pipe closed or broke).
+    async fn death_reason(&mut self, state: &State) -> KillReason {
+        let status = tokio::time::timeout(Duration::from_secs(1), self.child.wait()).await;
+        let out_of_memory = match self.stderr.take() {
+            Some(task) => tokio::time::timeout(Duration::from_millis(500), task)
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .unwrap_or(false),
+            None => false,
+        };
+        if out_of_memory {
+            return KillReason::Memory {
+                limit: state.process.memory_limit,
+            };
+        }
+        let status = match status {
+            Ok(Ok(status)) => status.to_string(),
+            _ => "it stopped answering".to_string(),
+        };
+        KillReason::Crash { status }
+    }
+
+    /// Kills the process (if still running), counts the reason and returns it.
+    async fn bury(&mut self, state: &State, reason: KillReason) -> KillReason {
+        let _ = self.child.start_kill();
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.child.wait()).await;
+        state
+            .metrics
+            .worker_kills
+            .with_label_values(&[reason.label()])
+            .inc();
+        state.metrics.worker_restarts.inc();
+        tracing::warn!(
+            reason = reason.label(),
+            "PAC worker process {reason}; starting a replacement"
+        );
+        reason
+    }
+}
+
+/// Reads the worker's stderr to its end, logging each line (cut); true when a line says an
+/// allocation failed (the process hit its memory limit).
+async fn watch_stderr(stderr: tokio::process::ChildStderr) -> bool {
+    let mut lines = BufReader::new(stderr).lines();
+    let mut out_of_memory = false;
+    let mut logged = 0;
+    while let Ok(Some(line)) = lines.next_line().await {
+        if line.contains("memory allocation of") || line.contains("out of memory") {
+            out_of_memory = true;
+        }
+        if logged < 16 {
+            logged += 1;
+            let end = line.char_indices().nth(300).map_or(line.len(), |(i, _)| i);
+            tracing::warn!(target: "waypost_pac::worker", "{}", &line[..end]);
+        }
+    }
+    out_of_memory
+}
+
+fn worker_options(state: &State) -> WorkerOptions {
+    let o = &state.shared.options;
+    WorkerOptions {
+        memory_limit: state.process.memory_limit,
+        load_timeout: o.load_timeout,
+        call_timeout: o.call_timeout,
+        max_result_bytes: o.max_result_bytes,
+        loop_iteration_limit: o.loop_iteration_limit,
+        instruction_budget: o.instruction_budget,
+        recursion_limit: o.recursion_limit,
+        dns_budget: o.dns_budget,
+        dns_cache_ttl: o.dns_cache_ttl,
+        dns_negative_ttl: o.dns_negative_ttl,
+        dns_cache_size: o.dns_cache_size,
+        my_ip: state.shared.dns.my_ips().to_vec(),
+        dns_fixed: o.dns_fixed.clone(),
+        fixed_now_ms: o.fixed_now_ms,
+        time_zone: o.time_zone.clone(),
+        alert_max_bytes: o.alert_max_bytes,
+        alert_max_per_call: o.alert_max_per_call,
+        alert_max_per_second: o.alert_max_per_second,
+    }
+}
