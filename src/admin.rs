@@ -1,6 +1,9 @@
-//! The admin surface: origin-form requests to the proxy port (`/metrics`, `/healthz`).
+//! The admin surface: origin-form requests to the proxy port and the admin listeners —
+//! `/metrics`, `/healthz` (liveness), `/readyz` (readiness, with reasons: [`crate::ready`]),
+//! `/status` and `/status.json` ([`crate::status`]), `/explain`.
 //!
-//! Anything else gets a short 400 saying that this is a proxy and how to use it.
+//! Anything else gets a short 400 saying that this is a proxy and how to use it. Like the rest
+//! of the proxy port it serves only clients the listener admits (loopback, or the `allow` list).
 
 use http::{header, HeaderValue, Request, Response, StatusCode};
 
@@ -28,18 +31,42 @@ pub async fn serve<B>(app: &App, req: &Request<B>) -> Response<Body> {
             (StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", app.metrics.render())
         }
         "/healthz" => (StatusCode::OK, "text/plain; charset=utf-8", "ok\n".to_string()),
+        "/readyz" => {
+            let r = crate::ready::check(app);
+            let status = if r.ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+            (status, "text/plain; charset=utf-8", r.render())
+        }
+        "/status.json" => {
+            let _ = app.router.bad.snapshot();
+            (StatusCode::OK, "application/json", format!("{:#}\n", crate::status::data(app)))
+        }
+        "/status" | "/status/" => (
+            StatusCode::OK,
+            "text/html; charset=utf-8",
+            crate::status::html(&crate::status::data(app)),
+        ),
         _ => (
             StatusCode::BAD_REQUEST,
             "text/plain; charset=utf-8",
             "waypost is a forward proxy: send absolute-form requests (GET http://host/path) or CONNECT \
-             host:port, e.g. curl -x http://127.0.0.1:3128 http://example.com/. Admin paths: /metrics, /healthz, /explain?url=URL.\n"
+             host:port, e.g. curl -x http://127.0.0.1:3128 http://example.com/. Admin paths: /status, /status.json, /metrics, /healthz, /readyz, /explain?url=URL.\n"
                 .to_string(),
         ),
     };
     let mut resp = Response::new(body::full(text));
     *resp.status_mut() = status;
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if ctype.starts_with("text/html") {
+        // the page loads nothing and runs nothing: say so, so a browser enforces it
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(
+                "default-src 'none'; style-src 'unsafe-inline'; img-src data:",
+            ),
+        );
+    }
     resp
 }
 

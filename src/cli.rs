@@ -44,6 +44,22 @@ pub enum Command {
     /// WPAD: find the network's PAC URL by DHCP (option 252) and DNS, and say how.
     #[command(subcommand)]
     Wpad(WpadCommand),
+    /// Exit 0 when the running waypost is ready (listening, PAC loaded, credentials usable);
+    /// for container health checks and start-up ordering (no curl needed).
+    Ready(ReadyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReadyArgs {
+    /// The running waypost's admin address (its proxy port, or an admin_listen address).
+    #[arg(long, default_value = "http://127.0.0.1:3128", value_name = "URL")]
+    pub admin: String,
+    /// Keep asking until ready or this long has passed (e.g. 30s); without it, ask once.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub wait: Option<std::time::Duration>,
+    /// Print nothing; only the exit code tells (0 ready, 1 not ready or not reachable).
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -18,6 +18,7 @@
 //!   [`app`]: composes the parts.
 
 pub mod access;
+pub mod activity;
 pub mod admin;
 pub mod app;
 pub mod autoproxy;
@@ -32,10 +33,13 @@ pub mod intercept;
 pub mod logging;
 pub mod metrics;
 pub mod proxy;
+pub mod ready;
 pub mod relay;
+pub mod reload;
 pub mod route;
 pub mod router;
 pub mod server;
+pub mod status;
 pub mod target;
 pub mod upstream;
 pub mod wpad;

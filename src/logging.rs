@@ -18,7 +18,9 @@ pub fn init(cfg: &LogConfig, verbosity: i8) {
     let filter = EnvFilter::try_from_env("WAYPOST_LOG").unwrap_or_else(|_| EnvFilter::new(level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // colours only for a person at a terminal: files and collectors get plain text
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let _ = match cfg.format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder.try_init(),
