@@ -246,6 +246,13 @@ fn chart(
             esc(name)
         ));
     }
+    if samples.len() < 2 {
+        svg.push_str(&format!(
+            "<text x=\"8\" y=\"{:.0}\" class=\"note\">collecting: a point every {}s</text>",
+            h / 2.0,
+            activity::SAMPLE_EVERY.as_secs()
+        ));
+    }
     svg.push_str("</svg><div class=\"legend\">");
     for (name, color, _) in lines {
         svg.push_str(&format!(
@@ -479,7 +486,7 @@ th,td{text-align:left;padding:2px 8px;border-bottom:1px solid #eee;font-variant-
 li.ok::marker{content:'✓ ';color:#059669}li.bad::marker{content:'✗ ';color:#dc2626}.bad{color:#dc2626}\
 td.ok{color:#059669}.charts{display:flex;gap:1em;flex-wrap:wrap}.chart{margin:0}.chart rect.bg{fill:#f8fafc;stroke:#e5e7eb}\
 .legend span{margin-right:1em}.legend i{display:inline-block;width:10px;height:3px;margin-right:4px;vertical-align:middle}\
-.max{color:#666;font-size:.85em}footer{margin-top:2em;color:#666}pre{white-space:pre-wrap}";
+.max{color:#666;font-size:.85em}.note{fill:#888;font-size:12px}footer{margin-top:2em;color:#666}pre{white-space:pre-wrap}";
 
 #[cfg(test)]
 mod tests {
