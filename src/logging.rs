@@ -1,6 +1,14 @@
 //! Tracing setup: text or JSON, level from config, adjusted by `-v`/`-q`.
 //!
 //! Nothing on the request path logs header values, so credentials cannot reach a log line.
+//!
+//! JSON lines (`log.format = "json"`) have stable field names, one object per line:
+//! `timestamp` (RFC 3339), `level`, `target` (`waypost::access` for access lines), `fields`
+//! (`message` and the event's own fields: access lines carry `request_id`, `client`,
+//! `method`, `target`, `route`, `status`, `outcome`, `bytes_in`, `bytes_out`, `duration_ms`;
+//! failure lines `request_id`, `route`, `code`, `error`), and `span` / `spans` (the
+//! connection's `client`, the request's `method`, `uri` and `request_id`), so every line logged
+//! while serving a request can be found by the id the client got in `X-Request-Id`.
 
 use tracing_subscriber::EnvFilter;
 

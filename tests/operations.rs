@@ -366,8 +366,12 @@ async fn the_status_page_never_shows_a_password() {
     assert!(page.contains("alice"), "the identity is shown");
 }
 
-/// `waypost run` as a separate process; returns it and its proxy address (read from its log).
-async fn spawn_binary(config: &Path) -> (tokio::process::Child, SocketAddr) {
+/// Lines a child process wrote to stderr, collected as they come.
+type Lines = Arc<std::sync::Mutex<Vec<String>>>;
+
+/// `waypost run` as a separate process; returns it, its proxy address (read from its log) and
+/// its log lines.
+async fn spawn_binary(config: &Path) -> (tokio::process::Child, SocketAddr, Lines) {
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_waypost"))
         .args(["run", "--config"])
         .arg(config)
@@ -376,24 +380,93 @@ async fn spawn_binary(config: &Path) -> (tokio::process::Child, SocketAddr) {
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut reader = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let lines: Lines = Arc::default();
     let addr = tokio::time::timeout(WAIT, async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(rest) = line.split("listen=[").nth(1) {
-                return rest
-                    .split([']', ','])
-                    .next()
-                    .unwrap()
-                    .parse::<SocketAddr>()
-                    .unwrap();
+        while let Some(line) = reader.next_line().await.unwrap() {
+            lines.lock().unwrap().push(line.clone());
+            if line.contains("waypost is listening") {
+                let at = line.find("127.0.0.1:").expect("a loopback listen address");
+                let end = line[at..]
+                    .find(|c: char| c != '.' && c != ':' && !c.is_ascii_digit())
+                    .map_or(line.len(), |e| at + e);
+                return line[at..end].parse::<SocketAddr>().unwrap();
             }
         }
-        panic!("waypost exited before listening");
+        panic!(
+            "waypost exited before listening: {:?}",
+            lines.lock().unwrap()
+        );
     })
     .await
     .expect("waypost starts listening");
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, addr)
+    let collected = lines.clone();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = reader.next_line().await {
+            collected.lock().unwrap().push(line);
+        }
+    });
+    (child, addr, lines)
+}
+
+#[tokio::test]
+async fn json_logs_carry_the_request_id_the_client_was_given() {
+    let a = named_upstream("a").await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("waypost.toml");
+    let text = format!(
+        "{}[log]\nformat = \"json\"\naccess_log = true\n",
+        config_text(&a)
+    );
+    std::fs::write(&path, text).unwrap();
+    let (_child, addr, lines) = spawn_binary(&path).await;
+    let (status, headers, _) = harness::get(addr, "http://service.example.test/").await;
+    assert_eq!(status, 200);
+    let id = headers["x-request-id"].to_str().unwrap().to_string();
+    let access = eventually(
+        WAIT,
+        || async { lines.lock().unwrap().clone() },
+        |ls: &Vec<String>| ls.iter().any(|l| l.contains(&id)),
+    )
+    .await;
+    for l in &access {
+        let v: serde_json::Value =
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}"));
+        assert!(v["timestamp"].is_string() && v["level"].is_string(), "{l}");
+    }
+    let line: serde_json::Value = access
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["target"] == "waypost::access")
+        .expect("an access line");
+    assert_eq!(line["fields"]["request_id"], id.as_str());
+    assert_eq!(line["fields"]["status"], 200);
+
+    // a line logged while serving the request (a failure) has the id in its span too
+    let (status, headers, _) = harness::get(addr, "http://127.0.0.1:1/").await;
+    assert_eq!(status, 502);
+    let failed = headers["x-request-id"].to_str().unwrap().to_string();
+    let logged = eventually(
+        WAIT,
+        || async { lines.lock().unwrap().clone() },
+        |ls: &Vec<String>| {
+            ls.iter()
+                .any(|l| l.contains("request failed") && l.contains(&failed))
+        },
+    )
+    .await;
+    let line: serde_json::Value = logged
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["fields"]["message"] == "request failed")
+        .expect("a failure line");
+    assert_eq!(line["fields"]["request_id"], failed.as_str());
+    assert_eq!(line["fields"]["code"], "connect-refused");
+    assert_eq!(
+        line["span"]["request_id"],
+        failed.as_str(),
+        "the request span has the id"
+    );
 }
 
 #[tokio::test]
@@ -408,7 +481,7 @@ async fn sighup_reloads_even_a_change_the_file_watch_cannot_see() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("waypost.toml");
     std::fs::write(&path, &ta).unwrap();
-    let (child, addr) = spawn_binary(&path).await;
+    let (child, addr, _) = spawn_binary(&path).await;
     assert_eq!(via(addr).await, "via a\n");
 
     // same size, same inode, same modification time: only a SIGHUP can tell
