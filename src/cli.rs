@@ -47,6 +47,9 @@ pub enum Command {
     /// Exit 0 when the running waypost is ready (listening, PAC loaded, credentials usable);
     /// for container health checks and start-up ordering (no curl needed).
     Ready(ReadyArgs),
+    /// Run the checks a support engineer would, against the running waypost or standalone,
+    /// and print a verdict per line with the fix (exit 1 when something must be fixed).
+    Doctor(DoctorArgs),
 }
 
 #[derive(Debug, Args)]
@@ -127,4 +130,23 @@ impl RunArgs {
     pub fn verbosity(&self) -> i8 {
         self.verbose.min(3) as i8 - self.quiet.min(3) as i8
     }
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// The configuration to check (as `waypost run` would load it: file, environment, flags).
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// The running waypost's admin address; without it, the first listen address is asked.
+    #[arg(long, value_name = "URL")]
+    pub admin: Option<String>,
+    /// Do not ask a running instance: check the configuration standalone.
+    #[arg(long)]
+    pub standalone: bool,
+    /// The URL the PAC is evaluated for and fetched through the chain.
+    #[arg(long, default_value = "https://example.com/", value_name = "URL")]
+    pub url: String,
+    /// Print the verdicts as JSON.
+    #[arg(long)]
+    pub json: bool,
 }

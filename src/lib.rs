@@ -26,6 +26,7 @@ pub mod body;
 pub mod cli;
 pub mod config;
 pub mod dns;
+pub mod doctor;
 pub mod error;
 pub mod explain;
 pub mod headers;

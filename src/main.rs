@@ -43,6 +43,7 @@ fn main() -> ExitCode {
         ),
         Some(Command::Ca(cmd)) => ExitCode::from(waypost_tls::cli::run(cmd).clamp(0, 255) as u8),
         Some(Command::Ready(args)) => runtime.block_on(ready(args)),
+        Some(Command::Doctor(args)) => runtime.block_on(doctor(args)),
     }
 }
 
@@ -142,6 +143,41 @@ async fn ready(args: waypost::cli::ReadyArgs) -> ExitCode {
             };
         }
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+}
+
+/// `waypost doctor`: every check, one verdict per line (or JSON); exit 1 when one failed.
+async fn doctor(args: waypost::cli::DoctorArgs) -> ExitCode {
+    use waypost::doctor::{self, Options, Status};
+    waypost::logging::init(
+        &config::LogConfig {
+            level: "error".into(),
+            format: config::LogFormat::Text,
+            access_log: false,
+        },
+        args.run.verbosity(),
+    );
+    let opts = Options {
+        admin: args.admin.clone(),
+        standalone: args.standalone,
+        url: args.url.clone(),
+        config_name: args
+            .run
+            .config
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "the built-in defaults".into()),
+    };
+    let verdicts = doctor::run(load_config(&args.run), &opts).await;
+    if args.json {
+        println!("{}", serde_json::json!({ "checks": verdicts }));
+    } else {
+        print!("{}", doctor::render_text(&verdicts));
+    }
+    if verdicts.iter().any(|v| v.status == Status::Fail) {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
     }
 }
 
