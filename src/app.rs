@@ -92,6 +92,7 @@ struct Carried {
     ops: Arc<Ops>,
     pool: Option<Arc<Pool>>,
     autoproxy: Option<Arc<AutoProxy>>,
+    auth_metrics: Option<waypost_auth::metrics::AuthMetrics>,
     generation: u64,
 }
 
@@ -108,6 +109,7 @@ impl App {
                 ops: Arc::new(Ops::new()),
                 pool: None,
                 autoproxy: None,
+                auth_metrics: None,
                 generation: 1,
             },
         )?;
@@ -116,8 +118,9 @@ impl App {
     }
 
     /// The next generation from `cfg`: new router, dialer, authenticator and TLS policy; the
-    /// pool (its limits are restart-only), metrics and shutdown machinery carried over, and the
-    /// autoproxy too when the `[pac]` settings did not change (it is asked to reload its script).
+    /// pool (its limits are restart-only), metrics (the authenticator's too; the TLS policy's
+    /// start again from zero) and shutdown machinery carried over, and the autoproxy too when
+    /// the `[pac]` settings did not change (it is asked to reload its script).
     pub fn next(&self, cfg: Config) -> Result<Arc<App>, String> {
         let autoproxy = self
             .router
@@ -138,6 +141,7 @@ impl App {
                 ops: self.ops.clone(),
                 pool: Some(self.upstream.pool.clone()),
                 autoproxy,
+                auth_metrics: self.upstream.dialer.auth.metrics().cloned(),
                 generation: self.generation + 1,
             },
         )
@@ -175,9 +179,17 @@ impl App {
         tls.metrics()
             .register_into(&registry)
             .map_err(|e| format!("cannot register the TLS metrics: {e}"))?;
-        let auth = waypost_auth::Authenticator::from_config(&cfg.auth, Some(&registry))
-            .map(Arc::new)
-            .map_err(|e| e.to_string())?;
+        // a reloaded authenticator counts on in the previous one's metrics
+        let auth = match c.auth_metrics {
+            Some(m) => {
+                m.register_into(&registry)
+                    .map_err(|e| format!("cannot register the auth metrics: {e}"))?;
+                waypost_auth::Authenticator::from_config(&cfg.auth, None).map(|a| a.with_metrics(m))
+            }
+            None => waypost_auth::Authenticator::from_config(&cfg.auth, Some(&registry)),
+        }
+        .map(Arc::new)
+        .map_err(|e| e.to_string())?;
         let via_token = c.via_token;
         let dialer = Arc::new(Dialer::new(&cfg, auth, metrics.clone(), via_token.clone()));
         dialer.set_own_addrs(lock(&c.ops.listening).clone());
