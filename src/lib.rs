@@ -14,8 +14,12 @@
 //!   the small HTTP client for waypost's own requests.
 //! - [`intercept`]: opt-in TLS interception; [`relay`]: byte relays; [`access`]: the access log.
 //! - [`config`]: raw -> validated typed configuration (it imports no runtime module);
-//!   [`metrics`]: every metric in one registry; [`admin`]: `/metrics`, `/healthz`, `/explain`;
-//!   [`app`]: composes the parts.
+//!   [`metrics`]: every metric in one registry; [`app`]: composes the parts into one
+//!   configuration generation; [`reload`]: the generation in use and hot reload (SIGHUP, file
+//!   changes).
+//! - Operating it: [`admin`]: `/metrics`, `/healthz`, `/readyz`, `/status`, `/status.json`,
+//!   `/explain`; [`ready`]: readiness checks; [`status`]: the status page; [`activity`]: the
+//!   in-process rings of recent requests and chart samples; [`doctor`]: `waypost doctor`.
 
 pub mod access;
 pub mod activity;
