@@ -521,3 +521,48 @@ async fn version_prints_the_crate_version() {
         format!("waypost {}", env!("CARGO_PKG_VERSION"))
     );
 }
+
+#[tokio::test]
+async fn a_changed_pac_file_is_reloaded_and_a_broken_one_keeps_the_last_good_script() {
+    let (a, b) = (named_upstream("a").await, named_upstream("b").await);
+    let dir = tempfile::tempdir().unwrap();
+    let pac = dir.path().join("corp.pac");
+    let script = |u: &Origin| {
+        format!(
+            "function FindProxyForURL(url, host) {{ return \"PROXY {}\"; }}\n",
+            u.addr
+        )
+    };
+    std::fs::write(&pac, script(&a)).unwrap();
+    let path = dir.path().join("waypost.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "listen = [\"127.0.0.1:0\"]\n[pac]\nsource = \"{}\"\n",
+            pac.display()
+        ),
+    )
+    .unwrap();
+    let proxy = start_from_file(&path).await;
+    let addr = proxy.addrs[0];
+    assert_eq!(via(addr).await, "via a\n");
+
+    replace(&pac, &script(&b));
+    eventually(WAIT, || via(addr), |body| body == "via b\n").await;
+
+    replace(&pac, "function FindProxyForURL(url, host) {\n");
+    let status: serde_json::Value = eventually(
+        WAIT,
+        || async {
+            serde_json::from_str::<serde_json::Value>(&harness::get(addr, "/status.json").await.2)
+                .unwrap()
+        },
+        |s| s["pac"]["last_error"].is_string(),
+    )
+    .await;
+    assert!(
+        status["pac"]["last_error"].as_str().unwrap().contains("does not load"),
+        "{status}"
+    );
+    assert_eq!(via(addr).await, "via b\n", "the last good script keeps serving");
+}
