@@ -276,3 +276,67 @@ async fn doctor_shows_the_kerberos_ticket_and_spn_and_names_kinit_when_the_ticke
         d.text
     );
 }
+
+/// A TLS origin on 127.0.0.1 for `localhost`, signed by `ca`, that completes handshakes.
+async fn tls_origin(ca: &waypost_testsupport::ca::TestCa) -> std::net::SocketAddr {
+    use waypost_testsupport::ca::Leaf;
+    let minted = Leaf::server(&["localhost"]).signed_by(ca);
+    let acceptor = tokio_rustls::TlsAcceptor::from(minted.server_config());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let _ = acceptor.accept(tcp).await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_checks_tls_to_the_origin_through_the_proxy_and_names_an_untrusted_ca() {
+    let squid = tokio::task::spawn_blocking(|| Squid::start("basic"))
+        .await
+        .unwrap();
+    let ca = waypost_testsupport::ca::TestCa::new("Doctor Test CA");
+    let origin = tls_origin(&ca).await;
+    let url = format!("https://localhost:{}/", origin.port());
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, &ca.pem).unwrap();
+
+    let trusted = format!(
+        "{}[tls]\nca_files = [\"{}\"]\n",
+        basic_config(squid.port, PASSWORD),
+        ca_file.display()
+    );
+    let cfg = write_config(dir.path(), &trusted);
+    let d = doctor(&cfg, &["--standalone", "--url", &url], &[]).await;
+    assert_eq!(d.code, 0, "{}", d.text);
+    let tls = d.check("tls localhost");
+    assert_eq!(tls["status"], "ok", "{}", d.text);
+    assert!(
+        tls["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("through http://localhost:{}", squid.port)),
+        "{}",
+        d.text
+    );
+
+    let cfg = write_config(dir.path(), &basic_config(squid.port, PASSWORD));
+    let d = doctor(&cfg, &["--standalone", "--url", &url], &[]).await;
+    assert_eq!(d.code, 1, "{}", d.text);
+    let tls = d.check("tls localhost");
+    assert_eq!(tls["status"], "fail", "{}", d.text);
+    assert!(
+        tls["fix"]
+            .as_str()
+            .unwrap()
+            .contains("CA this machine does not trust"),
+        "{}",
+        d.text
+    );
+}

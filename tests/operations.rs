@@ -561,8 +561,15 @@ async fn a_changed_pac_file_is_reloaded_and_a_broken_one_keeps_the_last_good_scr
     )
     .await;
     assert!(
-        status["pac"]["last_error"].as_str().unwrap().contains("does not load"),
+        status["pac"]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("does not load"),
         "{status}"
     );
-    assert_eq!(via(addr).await, "via b\n", "the last good script keeps serving");
+    assert_eq!(
+        via(addr).await,
+        "via b\n",
+        "the last good script keeps serving"
+    );
 }
