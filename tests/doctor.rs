@@ -264,6 +264,20 @@ async fn doctor_shows_the_kerberos_ticket_and_spn_and_names_kinit_when_the_ticke
         d.text
     );
     assert_eq!(d.check("credentials")["status"], "ok", "{}", d.text);
+    let clock = d.check("clock kdc EXAMPLE.TEST");
+    assert_eq!(
+        clock["status"], "ok",
+        "the KDC's clock is measured: {}",
+        d.text
+    );
+    assert!(
+        clock["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("127.0.0.1:{}", kdc.port)),
+        "{}",
+        d.text
+    );
 
     let cfg = write_config(dir.path(), &config(&dir.path().join("no-such-ccache")));
     let d = doctor(&cfg, &["--standalone", "--url", &url], &env).await;

@@ -3,13 +3,16 @@
 //! In order: the configuration is valid; the running instance answers and is ready (skipped
 //! with `--standalone`); the PAC script is found (by which method) and evaluates for a sample
 //! URL; the route for that URL; per proxy on it: reachable, authentication works (scheme,
-//! identity, SPN, ticket expiry), and the clock agrees with the proxy's `Date`; and TLS to the
+//! identity, SPN, ticket expiry), and the clock agrees with the proxy's `Date` (and with the
+//! KDC's, when Kerberos is used: [`kdc`]); and TLS to the
 //! sample origin through the chain (for an https sample URL). Later checks that depend on an
 //! earlier failure say so instead of piling up errors.
 //!
 //! It builds the parts with the same code the proxy uses ([`App`]) and runs them in-process,
 //! so what it reports is what requests would meet; it never binds a listener, never uses the
 //! PAC copy kept on disk (that would hide a broken script), and prints no secret.
+
+mod kdc;
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -193,6 +196,9 @@ async fn checks(app: &App, opts: &Options, out: &mut Vec<Verdict>) {
         fix: (!cred.ok).then(|| cred_fix(&cred.detail)),
         detail: cred.detail.clone(),
     });
+    if let Some(v) = kdc_clock(app).await {
+        out.push(v);
+    }
     let (v, pac_hops) = pac(app, &opts.url).await;
     let failed = v.status == Status::Fail;
     out.push(v);
@@ -456,24 +462,73 @@ async fn authenticate(
     (v, date)
 }
 
-/// Clock skew against a proxy's `Date` header (Kerberos refuses more than 5 minutes).
-fn clock(name: &str, date: &str) -> Option<Verdict> {
-    let theirs = httpdate_parse(date)?;
-    let now = SystemTime::now();
-    let (skew, ahead) = match theirs.duration_since(now) {
+/// Clock skew against the KDC, when Kerberos credentials name a realm whose KDC is configured.
+async fn kdc_clock(app: &App) -> Option<Verdict> {
+    use waypost_auth::ccache::{self, TicketState};
+    use waypost_auth::credentials::KerberosSource;
+    let who = match app.upstream.dialer.auth.credentials().kerberos_source()? {
+        KerberosSource::Keytab { user, realm, .. }
+        | KerberosSource::Password { user, realm, .. } => Some((user, realm)),
+        KerberosSource::TicketCache(name) => {
+            match ccache::inspect(name.as_deref(), SystemTime::now()) {
+                TicketState::Valid { principal, .. } | TicketState::Expired { principal, .. } => {
+                    principal
+                        .rsplit_once('@')
+                        .map(|(u, r)| (u.to_string(), r.to_string()))
+                }
+                _ => None,
+            }
+        }
+    };
+    let (user, realm) = who?;
+    let check = format!("clock kdc {realm}");
+    let Some(server) = kdc::kdc_for(&realm) else {
+        return Some(verdict(
+            check,
+            Status::Skip,
+            format!(
+                "no kdc for {realm} in the Kerberos configuration (found by DNS): not measured"
+            ),
+        ));
+    };
+    let asked = {
+        let server = server.clone();
+        tokio::task::spawn_blocking(move || kdc::kdc_time(&server, &user, &realm)).await
+    };
+    let theirs = match asked {
+        Ok(Ok(t)) => t,
+        Ok(Err(why)) => return Some(verdict(check, Status::Skip, format!("not measured: {why}"))),
+        Err(e) => return Some(verdict(check, Status::Skip, format!("not measured: {e}"))),
+    };
+    Some(skew(check, &format!("the KDC {server}"), theirs))
+}
+
+/// A skew verdict: ok under a minute, a warning under 5, a failure beyond (Kerberos refuses).
+fn skew(check: String, whose: &str, theirs: SystemTime) -> Verdict {
+    let (skew, ahead) = match theirs.duration_since(SystemTime::now()) {
         Ok(d) => (d, "ahead of"),
         Err(e) => (e.duration(), "behind"),
     };
     let s = skew.as_secs();
-    let detail = format!("{name}'s clock is {s}s {ahead} this machine's (its Date header)");
-    Some(match s {
-        0..=59 => verdict(format!("clock {name}"), Status::Ok, detail),
-        60..=299 => verdict(format!("clock {name}"), Status::Warn, detail)
+    let detail = format!("{whose}'s clock is {s}s {ahead} this machine's");
+    match s {
+        0..=59 => verdict(check, Status::Ok, detail),
+        60..=299 => verdict(check, Status::Warn, detail)
             .fix("synchronise the clock (timedatectl set-ntp true)"),
-        _ => verdict(format!("clock {name}"), Status::Fail, detail).fix(
+        _ => verdict(check, Status::Fail, detail).fix(
             "synchronise the clock (timedatectl set-ntp true): Kerberos refuses more than 5 minutes of skew",
         ),
-    })
+    }
+}
+
+/// Clock skew against a proxy's `Date` header (Kerberos refuses more than 5 minutes).
+fn clock(name: &str, date: &str) -> Option<Verdict> {
+    let theirs = httpdate_parse(date)?;
+    Some(skew(
+        format!("clock {name}"),
+        &format!("{name} (its Date header)"),
+        theirs,
+    ))
 }
 
 fn httpdate_parse(s: &str) -> Option<SystemTime> {
