@@ -103,7 +103,7 @@ fn pac(app: &App) -> Check {
 }
 
 /// Whether authentication is configured: credentials or a scheme chosen, a ticket cache named.
-fn auth_configured(cfg: &waypost_auth::AuthConfig) -> bool {
+pub fn auth_configured(cfg: &waypost_auth::AuthConfig) -> bool {
     cfg.scheme != SchemeChoice::Auto
         || cfg.user.is_some()
         || cfg.keytab.is_some()

@@ -96,10 +96,12 @@ pub fn data(app: &App) -> Value {
     }
     let auth = &app.upstream.dialer.auth;
     let cred = crate::ready::credentials(app, now);
+    let configured = crate::ready::auth_configured(&app.cfg.auth);
     for r in rows.values_mut().filter(|r| r.upstream != "direct") {
         let host = r.upstream.rsplit_once(':').map(|(h, _)| h).unwrap_or("");
         let allowed = auth.allows(host.trim_start_matches('[').trim_end_matches(']'));
         r.auth = Some(json!({
+            "configured": configured,
             "credentials_sent": allowed,
             "scheme": auth.memory().get(&r.upstream).map(|p| p.to_string()),
             "identity": allowed.then(|| auth.identity()),
@@ -366,19 +368,23 @@ pub fn html(d: &Value) -> String {
             _ => "no".into(),
         };
         let a = &u["auth"];
-        let auth = match a.is_object() {
-            false => "—".to_string(),
-            true if a["credentials_sent"] == json!(true) => format!(
-                "{} as {}{}",
-                esc(a["scheme"].as_str().unwrap_or("not yet negotiated")),
-                esc(&text(&a["identity"])),
-                if a["locked_out"] == json!(true) {
-                    " <span class=\"bad\">(locked out)</span>"
-                } else {
-                    ""
-                }
+        let locked = if a["locked_out"] == json!(true) {
+            " <span class=\"bad\">(locked out)</span>"
+        } else {
+            ""
+        };
+        let sent = a["credentials_sent"] == json!(true);
+        let auth = match (a.is_object(), a["scheme"].as_str()) {
+            (false, _) => "—".to_string(),
+            (true, Some(scheme)) if sent => {
+                format!("{} as {}{locked}", esc(scheme), esc(&text(&a["identity"])))
+            }
+            _ if a["configured"] != json!(true) => "none configured".into(),
+            _ if sent => format!(
+                "not negotiated yet; {} will be used{locked}",
+                esc(&text(&a["identity"]))
             ),
-            true => "no credentials sent (autologon policy)".into(),
+            _ => "not sent to this proxy (autologon policy: [auth] policy, allow_proxies)".into(),
         };
         b.push_str(&format!(
             "<tr data-upstream=\"{0}\"><td>{0}</td><td class=\"pool-idle\">{1}</td><td class=\"pool-active\">{2}</td>\
