@@ -499,6 +499,39 @@ mod tests {
     use super::*;
 
     #[test]
+    fn charts_draw_one_point_per_sample_scaled_to_the_largest() {
+        let samples: Vec<Sample> = [4u64, 0, 8]
+            .iter()
+            .map(|&requests| Sample {
+                requests,
+                ..Sample::default()
+            })
+            .collect();
+        let svg = chart(
+            "r",
+            "c",
+            &samples,
+            &[("requests", "#000", |s| s.requests as f64)],
+        );
+        let points = svg
+            .split("points=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
+        assert_eq!(points, "0.0,40.0 180.0,78.0 360.0,2.0");
+        assert!(svg.contains("max 8") && !svg.contains("collecting"));
+        assert!(chart(
+            "r",
+            "c",
+            &samples[..1],
+            &[("requests", "#000", |s| s.requests as f64)]
+        )
+        .contains("collecting"));
+    }
+
+    #[test]
     fn text_from_the_network_is_escaped_in_the_page() {
         let d = json!({
             "version": "0.1.0", "uptime_seconds": 3, "generation": 1,
