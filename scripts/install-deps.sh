@@ -22,6 +22,8 @@ PACKAGES=(
     dnsmasq-base busybox iproute2 bind9-dnsutils
     # PAC reference implementation for comparison tests
     python3-pacparser
+    # the status page's browser test (tests/status_page.rs drives headless chromium)
+    chromium fonts-dejavu-core
     # benchmark (bench/run.sh)
     nginx tinyproxy wrk
     # building: GSSAPI bindings (bindgen) and the usual toolchain pieces

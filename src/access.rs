@@ -4,6 +4,9 @@
 //! last holder drops it, one `waypost::access` line is emitted with client, method, target
 //! (`host:port` only, never the path's query or any credentials), route, status, bytes and
 //! duration, and the request metrics are updated.
+//!
+//! Each record has a request id (see [`RequestId`]): sent to the client as `X-Request-Id`, in
+//! the access line and the failure line, and on the status page, so a user can quote it.
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -19,6 +22,7 @@ use crate::body::BoxError;
 use crate::metrics::Metrics;
 
 pub struct Access {
+    pub id: RequestId,
     pub client: SocketAddr,
     pub method: String,
     pub target: String,
@@ -33,6 +37,7 @@ pub struct Access {
 
 impl Access {
     pub fn new(
+        id: RequestId,
         client: SocketAddr,
         method: &str,
         target: String,
@@ -41,6 +46,7 @@ impl Access {
         enabled: bool,
     ) -> Arc<Access> {
         Arc::new(Access {
+            id,
             client,
             method: method.to_string(),
             target,
@@ -83,9 +89,26 @@ impl Drop for Access {
                 .with_label_values(&[self.kind])
                 .observe(self.started.elapsed().as_secs_f64());
         }
+        if let Some(upstream) = upstream_label(&route) {
+            let ok = if outcome == "ok" { "ok" } else { "error" };
+            m.upstream_requests.with_label_values(&[upstream, ok]).inc();
+        }
+        let duration_ms = self.started.elapsed().as_millis() as u64;
+        m.activity.record(crate::activity::RecentRequest {
+            id: self.id.to_string(),
+            at: crate::activity::unix(std::time::SystemTime::now()),
+            kind: self.kind,
+            method: self.method.clone(),
+            target: self.target.clone(),
+            route: route.clone(),
+            status,
+            outcome,
+            duration_ms,
+        });
         if self.enabled {
             tracing::info!(
                 target: "waypost::access",
+                request_id = %self.id,
                 client = %self.client,
                 method = %self.method,
                 target = %self.target,
@@ -94,10 +117,62 @@ impl Drop for Access {
                 outcome,
                 bytes_in,
                 bytes_out,
-                duration_ms = self.started.elapsed().as_millis() as u64,
+                duration_ms,
                 "access"
             );
         }
+    }
+}
+
+/// The `upstream` label of a route as the access record has it (`DIRECT`, a proxy URL, or `-`
+/// when no hop was reached): the pool's label, `direct` or the proxy's `host:port`.
+fn upstream_label(route: &str) -> Option<&str> {
+    match route {
+        "-" | "" => None,
+        "DIRECT" => Some("direct"),
+        r => Some(r.split_once("://").map(|(_, a)| a).unwrap_or(r)),
+    }
+}
+
+/// A request's id: the client's own `X-Request-Id` when it sent a sane one (so ids can be
+/// followed across tools), else a new one unique in this process (16 hex digits: a random
+/// per-process prefix and a counter).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestId(Arc<str>);
+
+impl RequestId {
+    pub fn new(from_client: Option<&http::HeaderValue>) -> RequestId {
+        use std::sync::OnceLock;
+        static PREFIX: OnceLock<u32> = OnceLock::new();
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        if let Some(v) = from_client.and_then(|v| v.to_str().ok()) {
+            let v = v.trim();
+            let sane = !v.is_empty()
+                && v.len() <= 64
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
+            if sane {
+                return RequestId(Arc::from(v));
+            }
+        }
+        let prefix = *PREFIX.get_or_init(|| {
+            use std::hash::{BuildHasher, Hasher};
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u32(std::process::id());
+            h.finish() as u32
+        });
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        RequestId(Arc::from(format!("{prefix:08x}{:08x}", n as u32)))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
     }
 }
 
@@ -172,5 +247,29 @@ pub fn redacted_uri(uri: &http::Uri) -> String {
     match uri.scheme_str() {
         Some(s) => format!("{s}://{host_port}"),
         None => host_port,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_unique_and_a_sane_client_id_is_kept() {
+        let a = RequestId::new(None);
+        let b = RequestId::new(None);
+        assert_ne!(a, b);
+        assert_eq!(a.as_str().len(), 16);
+        let theirs = http::HeaderValue::from_static("trace-42.a_b");
+        assert_eq!(RequestId::new(Some(&theirs)).as_str(), "trace-42.a_b");
+        let odd = http::HeaderValue::from_static("a b<script>");
+        assert_ne!(RequestId::new(Some(&odd)).as_str(), "a b<script>");
+    }
+
+    #[test]
+    fn upstream_labels_match_the_pool_labels() {
+        assert_eq!(upstream_label("DIRECT"), Some("direct"));
+        assert_eq!(upstream_label("http://proxy:3128"), Some("proxy:3128"));
+        assert_eq!(upstream_label("-"), None);
     }
 }

@@ -1,62 +1,73 @@
-//! The admin surface: origin-form requests to the proxy port (`/metrics`, `/healthz`).
+//! The admin surface: origin-form requests to the proxy port and the admin listeners —
+//! `/metrics`, `/healthz` (liveness), `/readyz` (readiness, with reasons: [`crate::ready`]),
+//! `/status` and `/status.json` ([`crate::status`]), `/explain`.
 //!
-//! Anything else gets a short 400 (through [`crate::error::rescue`]) saying that this is a proxy
-//! and how to use it.
+//! Anything else gets a short 400 saying that this is a proxy and how to use it. Like the rest
+//! of the proxy port it serves only clients the listener admits (loopback, or the `allow` list).
 
-use http::{header, HeaderValue, Request, Response};
+use http::{header, HeaderValue, Request, Response, StatusCode};
 
 use crate::app::App;
 use crate::body::{self, Body};
-use crate::error::{rescue, ProxyError};
 
 pub async fn serve<B>(app: &App, req: &Request<B>) -> Response<Body> {
-    match answer(app, req).await {
-        Ok((ctype, text)) => {
-            let mut resp = Response::new(body::full(text));
-            resp.headers_mut()
-                .insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
-            resp
-        }
-        // refusals go through the one rescue, like every other
-        Err(e) => rescue(&e),
-    }
-}
-
-async fn answer<B>(app: &App, req: &Request<B>) -> Result<(&'static str, String), ProxyError> {
-    const TEXT: &str = "text/plain; charset=utf-8";
-    match req.uri().path() {
+    let (status, ctype, text) = match req.uri().path() {
         "/explain" => {
-            let query = req.uri().query().unwrap_or("");
-            let url = query
-                .split('&')
-                .find_map(|kv| kv.strip_prefix("url="))
-                .map(percent_decode)
-                .ok_or_else(|| ProxyError::bad_request("usage: /explain?url=http://host/path"))?;
-            let v = crate::explain::report(app, &url)
-                .await
-                .map_err(ProxyError::bad_request)?;
-            Ok(("application/json", format!("{v}\n")))
+            let url = req.uri().query().unwrap_or("").split('&').find_map(|kv| kv.strip_prefix("url=")).map(percent_decode);
+            match url {
+                None => (StatusCode::BAD_REQUEST, "text/plain; charset=utf-8", "usage: /explain?url=http://host/path\n".to_string()),
+                Some(url) => match crate::explain::report(app, &url).await {
+                    Ok(v) => (StatusCode::OK, "application/json", format!("{v}\n")),
+                    Err(e) => (StatusCode::BAD_REQUEST, "text/plain; charset=utf-8", format!("{e}\n")),
+                },
+            }
         }
         "/metrics" => {
             // expired bad-proxy marks leave the gauge now, not when someone asks /explain
             let _ = app.router.bad.snapshot();
-            let loaded = app.metrics.pac_loaded_timestamp.get();
-            if loaded > 0.0 {
-                let age = crate::autoproxy::unix_now() - loaded;
-                app.metrics.pac_script_age_seconds.set(age);
+            if app.metrics.pac_loaded_timestamp.get() > 0.0 {
+                app.metrics.pac_script_age_seconds.set(crate::autoproxy::unix_now() - app.metrics.pac_loaded_timestamp.get());
             }
-            Ok((
-                "text/plain; version=0.0.4; charset=utf-8",
-                app.metrics.render(),
-            ))
+            (StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", app.metrics.render())
         }
-        "/healthz" => Ok((TEXT, "ok\n".to_string())),
-        _ => Err(ProxyError::bad_request(
-            "waypost is a forward proxy: send absolute-form requests (GET http://host/path) or \
-             CONNECT host:port, e.g. curl -x http://127.0.0.1:3128 http://example.com/. \
-             Admin paths: /metrics, /healthz, /explain?url=URL.",
-        )),
+        "/healthz" => (StatusCode::OK, "text/plain; charset=utf-8", "ok\n".to_string()),
+        "/readyz" => {
+            let r = crate::ready::check(app);
+            let status = if r.ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+            (status, "text/plain; charset=utf-8", r.render())
+        }
+        "/status.json" => {
+            let _ = app.router.bad.snapshot();
+            (StatusCode::OK, "application/json", format!("{:#}\n", crate::status::data(app)))
+        }
+        "/status" | "/status/" => (
+            StatusCode::OK,
+            "text/html; charset=utf-8",
+            crate::status::html(&crate::status::data(app)),
+        ),
+        _ => (
+            StatusCode::BAD_REQUEST,
+            "text/plain; charset=utf-8",
+            "waypost is a forward proxy: send absolute-form requests (GET http://host/path) or CONNECT \
+             host:port, e.g. curl -x http://127.0.0.1:3128 http://example.com/. Admin paths: /status, /status.json, /metrics, /healthz, /readyz, /explain?url=URL.\n"
+                .to_string(),
+        ),
+    };
+    let mut resp = Response::new(body::full(text));
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if ctype.starts_with("text/html") {
+        // the page loads nothing and runs nothing: say so, so a browser enforces it
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(
+                "default-src 'none'; style-src 'unsafe-inline'; img-src data:",
+            ),
+        );
     }
+    resp
 }
 
 /// Decodes `%XX` and `+` in a query value.

@@ -8,8 +8,16 @@
 //!   (a cancellation token and a tracker of connection and tunnel tasks).
 //!
 //! Each piece of mutable state inside has one owner.
+//!
+//! An `App` is one *generation* of the configuration: a reload ([`crate::reload`]) builds the
+//! next one with [`App::next`] from a new config, sharing what outlives a config (metrics, the
+//! `Via` token, the shutdown machinery, the pool, the operational state in [`Ops`]), and the
+//! server hands it to new requests; requests and tunnels already running keep the `Arc<App>`
+//! they started with.
 
-use std::sync::Arc;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -38,33 +46,168 @@ pub struct App {
     pub via_token: Arc<str>,
     pub shutdown: CancellationToken,
     pub tracker: TaskTracker,
+    /// What outlives a configuration: start time, listeners, reload history.
+    pub ops: Arc<Ops>,
+    /// 1 for the configuration waypost started with, one more per applied reload.
+    pub generation: u64,
+    /// This generation's TLS and auth metrics (exposed while it is the current one).
+    pub registry: prometheus::Registry,
+}
+
+/// Operational state shared by every generation (each field behind its own short lock).
+pub struct Ops {
+    pub started: SystemTime,
+    /// The bound proxy and admin addresses (empty until every listener is bound).
+    pub listening: Mutex<Vec<SocketAddr>>,
+    pub admin_listening: Mutex<Vec<SocketAddr>>,
+    /// The configuration file, when there is one (for the status page and reloads).
+    pub config_file: Mutex<Option<std::path::PathBuf>>,
+    /// The last reload attempt: (unix time, trigger, Ok(generation) or Err(problems)).
+    pub last_reload: Mutex<Option<(SystemTime, &'static str, Result<u64, String>)>>,
+}
+
+impl Ops {
+    fn new() -> Ops {
+        Ops {
+            started: SystemTime::now(),
+            listening: Mutex::new(Vec::new()),
+            admin_listening: Mutex::new(Vec::new()),
+            config_file: Mutex::new(None),
+            last_reload: Mutex::new(None),
+        }
+    }
+}
+
+/// Locks a mutex of plain data (a poisoned lock only means another thread panicked mid-update).
+pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// What a new generation takes over from the one before.
+struct Carried {
+    metrics: Arc<Metrics>,
+    via_token: Arc<str>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+    ops: Arc<Ops>,
+    pool: Option<Arc<Pool>>,
+    autoproxy: Option<Arc<AutoProxy>>,
+    auth_metrics: Option<waypost_auth::metrics::AuthMetrics>,
+    generation: u64,
 }
 
 impl App {
-    /// Builds the state; must run inside a tokio runtime (the pool spawns its reaper).
+    /// Builds the first generation; must run inside a tokio runtime (the pool spawns its reaper).
     pub fn new(cfg: Config) -> Result<Arc<App>, String> {
-        let metrics = Arc::new(Metrics::new());
+        let app = App::build(
+            cfg,
+            Carried {
+                metrics: Arc::new(Metrics::new()),
+                via_token: Arc::from(instance_token()),
+                shutdown: CancellationToken::new(),
+                tracker: TaskTracker::new(),
+                ops: Arc::new(Ops::new()),
+                pool: None,
+                autoproxy: None,
+                auth_metrics: None,
+                generation: 1,
+            },
+        )?;
+        app.expose_metrics();
+        Ok(app)
+    }
+
+    /// The next generation from `cfg`: new router, dialer, authenticator and TLS policy; the
+    /// pool (its limits are restart-only), metrics (the authenticator's too; the TLS policy's
+    /// start again from zero) and shutdown machinery carried over, and the autoproxy too when
+    /// the `[pac]` settings did not change (it is asked to reload its script).
+    pub fn next(&self, cfg: Config) -> Result<Arc<App>, String> {
+        let autoproxy = self
+            .router
+            .autoproxy
+            .as_ref()
+            .filter(|ap| Some(&ap.settings) == cfg.pac.as_ref())
+            .cloned();
+        if let Some(ap) = &autoproxy {
+            ap.reload();
+        }
+        App::build(
+            cfg,
+            Carried {
+                metrics: self.metrics.clone(),
+                via_token: self.via_token.clone(),
+                shutdown: self.shutdown.clone(),
+                tracker: self.tracker.clone(),
+                ops: self.ops.clone(),
+                pool: Some(self.upstream.pool.clone()),
+                autoproxy,
+                auth_metrics: self.upstream.dialer.auth.metrics().cloned(),
+                generation: self.generation + 1,
+            },
+        )
+    }
+
+    /// Makes this generation's metrics (TLS, auth, PAC engine) the exposed ones.
+    pub fn expose_metrics(&self) {
+        let mut regs = vec![self.registry.clone()];
+        if let Some(ap) = &self.router.autoproxy {
+            regs.push(ap.registry.clone());
+        }
+        self.metrics.set_generation(regs);
+        self.metrics.config_generation.set(self.generation as i64);
+    }
+
+    /// Stops what belongs to this generation alone once a newer one is in use (its PAC refresh
+    /// task, unless the newer one carried the autoproxy over).
+    pub fn retire(&self, successor: &App) {
+        if let Some(ap) = &self.router.autoproxy {
+            let carried = successor
+                .router
+                .autoproxy
+                .as_ref()
+                .is_some_and(|n| Arc::ptr_eq(n, ap));
+            if !carried {
+                ap.retire();
+            }
+        }
+    }
+
+    fn build(cfg: Config, c: Carried) -> Result<Arc<App>, String> {
+        let registry = prometheus::Registry::new();
+        let metrics = c.metrics;
         let tls = cfg.tls_policy.0.clone();
         tls.metrics()
-            .register_into(&metrics.registry)
+            .register_into(&registry)
             .map_err(|e| format!("cannot register the TLS metrics: {e}"))?;
-        let auth = waypost_auth::Authenticator::from_config(&cfg.auth, Some(&metrics.registry))
-            .map(Arc::new)
-            .map_err(|e| e.to_string())?;
-        let via_token: Arc<str> = Arc::from(instance_token());
+        // a reloaded authenticator counts on in the previous one's metrics
+        let auth = match c.auth_metrics {
+            Some(m) => {
+                m.register_into(&registry)
+                    .map_err(|e| format!("cannot register the auth metrics: {e}"))?;
+                waypost_auth::Authenticator::from_config(&cfg.auth, None).map(|a| a.with_metrics(m))
+            }
+            None => waypost_auth::Authenticator::from_config(&cfg.auth, Some(&registry)),
+        }
+        .map(Arc::new)
+        .map_err(|e| e.to_string())?;
+        let via_token = c.via_token;
         let dialer = Arc::new(Dialer::new(&cfg, auth, metrics.clone(), via_token.clone()));
+        dialer.set_own_addrs(lock(&c.ops.listening).clone());
         CrlDownloader::install(&dialer);
-        let pool = Pool::new(
-            metrics.clone(),
-            cfg.limits.max_conns_per_server,
-            cfg.limits.max_idle_per_server,
-            cfg.timeouts.pool_idle,
-        );
-        let autoproxy = cfg.pac.clone().map(AutoProxy::new);
+        let pool = c.pool.unwrap_or_else(|| {
+            Pool::new(
+                metrics.clone(),
+                cfg.limits.max_conns_per_server,
+                cfg.limits.max_idle_per_server,
+                cfg.timeouts.pool_idle,
+            )
+        });
+        let carried = c.autoproxy.is_some();
+        let autoproxy = c.autoproxy.or_else(|| cfg.pac.clone().map(AutoProxy::new));
         let bad = BadProxies::new(cfg.bad_proxy_retry, metrics.proxies_bad.clone());
         let router = Router::new(cfg.routes.clone(), autoproxy.clone(), bad, metrics.clone());
-        let shutdown = CancellationToken::new();
-        if let Some(ap) = &autoproxy {
+        let shutdown = c.shutdown;
+        if let (Some(ap), false) = (&autoproxy, carried) {
             ap.spawn_refresh(
                 HttpClient::new(dialer.clone()),
                 Arc::new(dialer.resolver.clone()),
@@ -80,7 +223,10 @@ impl App {
             cfg,
             metrics,
             shutdown,
-            tracker: TaskTracker::new(),
+            tracker: c.tracker,
+            ops: c.ops,
+            generation: c.generation,
+            registry,
         }))
     }
 

@@ -44,6 +44,25 @@ pub enum Command {
     /// WPAD: find the network's PAC URL by DHCP (option 252) and DNS, and say how.
     #[command(subcommand)]
     Wpad(WpadCommand),
+    /// Exit 0 when the running waypost is ready (listening, PAC loaded, credentials usable);
+    /// for container health checks and start-up ordering (no curl needed).
+    Ready(ReadyArgs),
+    /// Run the checks a support engineer would, against the running waypost or standalone,
+    /// and print a verdict per line with the fix (exit 1 when something must be fixed).
+    Doctor(DoctorArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReadyArgs {
+    /// The running waypost's admin address (its proxy port, or an admin_listen address).
+    #[arg(long, default_value = "http://127.0.0.1:3128", value_name = "URL")]
+    pub admin: String,
+    /// Keep asking until ready or this long has passed (e.g. 30s); without it, ask once.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub wait: Option<std::time::Duration>,
+    /// Print nothing; only the exit code tells (0 ready, 1 not ready or not reachable).
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -111,4 +130,23 @@ impl RunArgs {
     pub fn verbosity(&self) -> i8 {
         self.verbose.min(3) as i8 - self.quiet.min(3) as i8
     }
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// The configuration to check (as `waypost run` would load it: file, environment, flags).
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// The running waypost's admin address; without it, the first listen address is asked.
+    #[arg(long, value_name = "URL")]
+    pub admin: Option<String>,
+    /// Do not ask a running instance: check the configuration standalone.
+    #[arg(long)]
+    pub standalone: bool,
+    /// The URL the PAC is evaluated for and fetched through the chain.
+    #[arg(long, default_value = "https://example.com/", value_name = "URL")]
+    pub url: String,
+    /// Print the verdicts as JSON.
+    #[arg(long)]
+    pub json: bool,
 }

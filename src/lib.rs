@@ -14,10 +14,15 @@
 //!   the small HTTP client for waypost's own requests.
 //! - [`intercept`]: opt-in TLS interception; [`relay`]: byte relays; [`access`]: the access log.
 //! - [`config`]: raw -> validated typed configuration (it imports no runtime module);
-//!   [`metrics`]: every metric in one registry; [`admin`]: `/metrics`, `/healthz`, `/explain`;
-//!   [`app`]: composes the parts.
+//!   [`metrics`]: every metric in one registry; [`app`]: composes the parts into one
+//!   configuration generation; [`reload`]: the generation in use and hot reload (SIGHUP, file
+//!   changes).
+//! - Operating it: [`admin`]: `/metrics`, `/healthz`, `/readyz`, `/status`, `/status.json`,
+//!   `/explain`; [`ready`]: readiness checks; [`status`]: the status page; [`activity`]: the
+//!   in-process rings of recent requests and chart samples; [`doctor`]: `waypost doctor`.
 
 pub mod access;
+pub mod activity;
 pub mod admin;
 pub mod app;
 pub mod autoproxy;
@@ -25,6 +30,7 @@ pub mod body;
 pub mod cli;
 pub mod config;
 pub mod dns;
+pub mod doctor;
 pub mod error;
 pub mod explain;
 pub mod headers;
@@ -32,10 +38,13 @@ pub mod intercept;
 pub mod logging;
 pub mod metrics;
 pub mod proxy;
+pub mod ready;
 pub mod relay;
+pub mod reload;
 pub mod route;
 pub mod router;
 pub mod server;
+pub mod status;
 pub mod target;
 pub mod upstream;
 pub mod wpad;

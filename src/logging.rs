@@ -1,6 +1,14 @@
 //! Tracing setup: text or JSON, level from config, adjusted by `-v`/`-q`.
 //!
 //! Nothing on the request path logs header values, so credentials cannot reach a log line.
+//!
+//! JSON lines (`log.format = "json"`) have stable field names, one object per line:
+//! `timestamp` (RFC 3339), `level`, `target` (`waypost::access` for access lines), `fields`
+//! (`message` and the event's own fields: access lines carry `request_id`, `client`,
+//! `method`, `target`, `route`, `status`, `outcome`, `bytes_in`, `bytes_out`, `duration_ms`;
+//! failure lines `request_id`, `route`, `code`, `error`), and `span` / `spans` (the
+//! connection's `client`, the request's `method`, `uri` and `request_id`), so every line logged
+//! while serving a request can be found by the id the client got in `X-Request-Id`.
 
 use tracing_subscriber::EnvFilter;
 
@@ -18,7 +26,9 @@ pub fn init(cfg: &LogConfig, verbosity: i8) {
     let filter = EnvFilter::try_from_env("WAYPOST_LOG").unwrap_or_else(|_| EnvFilter::new(level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // colours only for a person at a terminal: files and collectors get plain text
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let _ = match cfg.format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder.try_init(),

@@ -50,6 +50,8 @@ fn main() -> ExitCode {
                 .clamp(0, 255) as u8,
         ),
         Some(Command::Ca(cmd)) => ExitCode::from(waypost_tls::cli::run(cmd).clamp(0, 255) as u8),
+        Some(Command::Ready(args)) => runtime.block_on(ready(args)),
+        Some(Command::Doctor(args)) => runtime.block_on(doctor(args)),
     }
 }
 
@@ -105,21 +107,112 @@ async fn explain(args: waypost::cli::ExplainArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// `waypost ready`: asks `/readyz` (again every 250 ms until `--wait` has passed).
+async fn ready(args: waypost::cli::ReadyArgs) -> ExitCode {
+    let base = args.admin.trim_end_matches('/');
+    let base = if base.contains("://") {
+        base.to_string()
+    } else {
+        format!("http://{base}")
+    };
+    let url = format!("{base}/readyz");
+    let client = match waypost::upstream::client::HttpClient::standalone() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("waypost: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let deadline = args.wait.map(|w| tokio::time::Instant::now() + w);
+    loop {
+        let (ready, text) = match client.get(&url, "text/plain", 1 << 20).await {
+            Ok(g) => (
+                g.status == http::StatusCode::OK,
+                String::from_utf8_lossy(&g.body).into_owned(),
+            ),
+            Err(e) => (
+                false,
+                format!("cannot reach waypost at {base}: {e} (is it running? pass --admin)\n"),
+            ),
+        };
+        let again = deadline.is_some_and(|d| tokio::time::Instant::now() < d);
+        if ready || !again {
+            if !args.quiet {
+                if ready {
+                    print!("{text}");
+                } else {
+                    eprint!("{text}");
+                }
+            }
+            return if ready {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            };
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+}
+
+/// `waypost doctor`: every check, one verdict per line (or JSON); exit 1 when one failed.
+async fn doctor(args: waypost::cli::DoctorArgs) -> ExitCode {
+    use waypost::doctor::{self, Options, Status};
+    waypost::logging::init(
+        &config::LogConfig {
+            level: "error".into(),
+            format: config::LogFormat::Text,
+            access_log: false,
+        },
+        args.run.verbosity(),
+    );
+    let opts = Options {
+        admin: args.admin.clone(),
+        standalone: args.standalone,
+        url: args.url.clone(),
+        config_name: args
+            .run
+            .config
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "the built-in defaults".into()),
+    };
+    let verdicts = doctor::run(load_config(&args.run), &opts).await;
+    if args.json {
+        println!("{}", serde_json::json!({ "checks": verdicts }));
+    } else {
+        print!("{}", doctor::render_text(&verdicts));
+    }
+    if verdicts.iter().any(|v| v.status == Status::Fail) {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// Loads the configuration as `run` does: file, environment, flags (credentials included).
+fn load_config(args: &RunArgs) -> Result<config::Config, String> {
+    let mut cfg =
+        config::load(args.config.as_deref(), &args.overrides()).map_err(|e| e.to_string())?;
+    args.auth.apply(&mut cfg.auth);
+    cfg.auth
+        .validate()
+        .map_err(|e| format!("invalid command line: {e}\n"))?;
+    Ok(cfg)
+}
+
 async fn run(args: RunArgs) -> ExitCode {
-    let mut cfg = match config::load(args.config.as_deref(), &args.overrides()) {
+    let cfg = match load_config(&args) {
         Ok(c) => c,
         Err(e) => {
             eprint!("waypost: {e}");
             return ExitCode::from(2);
         }
     };
-    args.auth.apply(&mut cfg.auth);
-    if let Err(e) = cfg.auth.validate() {
-        eprintln!("waypost: invalid command line: {e}");
-        return ExitCode::from(2);
-    }
     waypost::logging::init(&cfg.log, args.verbosity());
-    let running = match waypost::server::start(cfg).await {
+    let config_file = args.config.clone();
+    let loader_args = args.clone();
+    let loader: waypost::reload::Loader = Box::new(move || load_config(&loader_args));
+    let running = match waypost::server::start_reloadable(cfg, Some(loader), config_file).await {
         Ok(r) => r,
         Err(e) => {
             tracing::error!(error = %e, "cannot start");
@@ -127,6 +220,9 @@ async fn run(args: RunArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    if let Err(e) = running.live.spawn_sighup() {
+        tracing::warn!(error = %e, "cannot listen for SIGHUP; reloads happen only on file changes");
+    }
     wait_for_signal().await;
     tracing::info!("shutting down: no new connections; draining requests and tunnels");
     running.shutdown();

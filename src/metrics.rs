@@ -5,15 +5,45 @@
 //! destination host never becomes a label. The registry is created once and passed down through
 //! the shared application state (no global statics).
 
+use std::sync::{Arc, RwLock};
+
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::MetricFamily;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
+use crate::activity::Activity;
+
+/// The metrics of the parts rebuilt on every reload (TLS policy, authenticator, PAC engine) live
+/// in a registry of their own per configuration generation; this collector, registered once in
+/// the main registry, exposes the current one.
+#[derive(Clone, Default)]
+struct Generation(Arc<RwLock<Vec<Registry>>>);
+
+impl Collector for Generation {
+    fn desc(&self) -> Vec<&Desc> {
+        Vec::new()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let regs = self.0.read().unwrap_or_else(|p| p.into_inner()).clone();
+        regs.iter().flat_map(Registry::gather).collect()
+    }
+}
+
 /// The proxy's metrics, registered into [`Metrics::registry`].
 #[derive(Clone)]
 pub struct Metrics {
     pub registry: Registry,
+    generation: Generation,
+    /// The recent requests and the chart samples of the status page (not metrics: in-process).
+    pub activity: Arc<Activity>,
+    // operations
+    pub reloads: IntCounterVec,
+    pub config_generation: IntGauge,
+    pub upstream_requests: IntCounterVec,
     // pool
     pub pool_connections: IntGaugeVec,
     pub pool_opened: IntCounterVec,
@@ -73,7 +103,31 @@ fn histogram_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> Histo
 impl Metrics {
     pub fn new() -> Metrics {
         let r = Registry::new();
+        let generation = Generation::default();
+        reg(&r, generation.clone());
         Metrics {
+            generation,
+            activity: Arc::new(Activity::default()),
+            reloads: counter_vec(
+                &r,
+                "waypost_config_reloads_total",
+                "Configuration reloads by trigger (sighup, file) and outcome (ok, invalid, unchanged).",
+                &["trigger", "outcome"],
+            ),
+            config_generation: reg(
+                &r,
+                IntGauge::new(
+                    "waypost_config_generation",
+                    "The configuration in use: 1 at start, one more per applied reload.",
+                )
+                .expect("valid metric"),
+            ),
+            upstream_requests: counter_vec(
+                &r,
+                "waypost_upstream_requests_total",
+                "Finished requests and tunnels by the hop that carried them (direct or a proxy) and outcome (ok, error).",
+                &["upstream", "outcome"],
+            ),
             pool_connections: reg(
                 &r,
                 IntGaugeVec::new(
@@ -253,6 +307,11 @@ impl Metrics {
             ),
             registry: r,
         }
+    }
+
+    /// Makes `r` the registries of the current configuration generation's parts.
+    pub fn set_generation(&self, r: Vec<Registry>) {
+        *self.generation.0.write().unwrap_or_else(|p| p.into_inner()) = r;
     }
 
     /// The Prometheus text exposition of every registered metric.

@@ -22,13 +22,18 @@ use crate::app::App;
 use crate::config::Config;
 use crate::error::{rescue_raw, ErrorKind, ProxyError};
 use crate::proxy::{Client, ClientSlot};
+use crate::reload::{Live, Loader};
 
 /// A started proxy: its bound addresses and the handle to stop it.
 pub struct Running {
     pub addrs: Vec<SocketAddr>,
     /// Admin-only listeners (`admin_listen`): /metrics, /healthz, /explain; never proxying.
     pub admin_addrs: Vec<SocketAddr>,
+    /// The generation it started with (metrics, shutdown and operational state are shared by
+    /// every generation; for the one in use now, ask `live`).
     pub app: Arc<App>,
+    /// The configuration generation new requests get, and reloads.
+    pub live: Arc<Live>,
     accept_tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -46,15 +51,29 @@ impl Running {
             let _ = t.await;
         }
         self.app.tracker.close();
-        tokio::time::timeout(self.app.cfg.shutdown_grace, self.app.tracker.wait())
-            .await
-            .is_ok()
+        tokio::time::timeout(
+            self.live.current().cfg.shutdown_grace,
+            self.app.tracker.wait(),
+        )
+        .await
+        .is_ok()
     }
 }
 
-/// Binds every listen address and starts accepting.
+/// Binds every listen address and starts accepting (no reloads: see [`start_reloadable`]).
 pub async fn start(cfg: Config) -> io::Result<Running> {
+    start_reloadable(cfg, None, None).await
+}
+
+/// As [`start`], with `loader` for reloads (on SIGHUP, installed by the caller with
+/// [`Live::spawn_sighup`]) and `config_file` watched for changes, as is a file PAC.
+pub async fn start_reloadable(
+    cfg: Config,
+    loader: Option<Loader>,
+    config_file: Option<std::path::PathBuf>,
+) -> io::Result<Running> {
     let app = App::new(cfg).map_err(io::Error::other)?;
+    *crate::app::lock(&app.ops.config_file) = config_file.clone();
     let mut listeners = Vec::new();
     for addr in &app.cfg.listen {
         let l = TcpListener::bind(addr)
@@ -82,15 +101,20 @@ pub async fn start(cfg: Config) -> io::Result<Running> {
         .collect::<io::Result<Vec<_>>>()?;
     // a hop to one of these addresses is a loop, refused before dialling
     app.upstream.dialer.set_own_addrs(addrs.clone());
+    *crate::app::lock(&app.ops.listening) = addrs.clone();
+    *crate::app::lock(&app.ops.admin_listening) = admin_addrs.clone();
+    let live = Arc::new(Live::new(app.clone(), loader));
+    live.spawn_watch(config_file);
+    crate::status::spawn_sampler(&app);
     let slots = Arc::new(Semaphore::new(app.cfg.max_client_connections));
     let admin_slots = Arc::new(Semaphore::new(app.cfg.admin_max_connections));
     let accept_tasks = listeners
         .into_iter()
-        .map(|l| tokio::spawn(accept_loop(app.clone(), l, slots.clone(), false)))
+        .map(|l| tokio::spawn(accept_loop(live.clone(), l, slots.clone(), false)))
         .chain(
             admin_listeners
                 .into_iter()
-                .map(|l| tokio::spawn(accept_loop(app.clone(), l, admin_slots.clone(), true))),
+                .map(|l| tokio::spawn(accept_loop(live.clone(), l, admin_slots.clone(), true))),
         )
         .collect();
     tracing::info!(listen = ?addrs, "waypost is listening");
@@ -98,19 +122,21 @@ pub async fn start(cfg: Config) -> io::Result<Running> {
         addrs,
         admin_addrs,
         app,
+        live,
         accept_tasks,
     })
 }
 
 async fn accept_loop(
-    app: Arc<App>,
+    live: Arc<Live>,
     listener: TcpListener,
     slots: Arc<Semaphore>,
     admin_only: bool,
 ) {
+    let shutdown = live.current().shutdown.clone();
     loop {
         let (stream, peer) = tokio::select! {
-            _ = app.shutdown.cancelled() => return,
+            _ = shutdown.cancelled() => return,
             r = listener.accept() => match r {
                 Ok(x) => x,
                 Err(e) => {
@@ -121,6 +147,7 @@ async fn accept_loop(
                 }
             },
         };
+        let app = live.current();
         if !admin_only && !client_allowed(&app, peer) {
             app.metrics
                 .client_connections_rejected
@@ -159,7 +186,7 @@ async fn accept_loop(
         };
         let span = tracing::info_span!("conn", client = %peer);
         app.tracker
-            .spawn(serve(app.clone(), stream, client, admin_only).instrument(span));
+            .spawn(serve(live.clone(), app.clone(), stream, client, admin_only).instrument(span));
     }
 }
 
@@ -186,15 +213,22 @@ async fn refuse(mut stream: TcpStream, err: ProxyError) {
     let _ = stream.shutdown().await;
 }
 
-/// Serves one client connection. Its slot (and the active-connections gauge) is released when
-/// the last holder lets go: this function, or a tunnel or upgrade started on the connection.
-async fn serve(app: Arc<App>, stream: TcpStream, client: Client, admin_only: bool) {
-    let svc_app = app.clone();
+/// Serves one client connection (`app`: the generation current when it was accepted, for the
+/// connection's own settings; each request gets the generation current when it arrives). Its
+/// slot (and the active-connections gauge) is released when the last holder lets go: this
+/// function, or a tunnel or upgrade started on the connection.
+async fn serve(
+    live: Arc<Live>,
+    app: Arc<App>,
+    stream: TcpStream,
+    client: Client,
+    admin_only: bool,
+) {
     let svc_client = client.clone();
     let svc = service_fn(move |req: http::Request<hyper::body::Incoming>| {
-        let app = svc_app.clone();
+        let app = live.current();
         let client = svc_client.clone();
-        let span = tracing::info_span!("req", method = %req.method(), uri = %crate::access::redacted_uri(req.uri()));
+        let span = tracing::info_span!("req", method = %req.method(), uri = %crate::access::redacted_uri(req.uri()), request_id = tracing::field::Empty);
         async move {
             if admin_only {
                 Ok(crate::proxy::admin_only(&app, req).await)

@@ -128,6 +128,12 @@ impl Authenticator {
         })
     }
 
+    /// Counts into `metrics` (those of the authenticator this one replaces on a reload).
+    pub fn with_metrics(mut self, metrics: AuthMetrics) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
     /// Replaces the mechanisms (tests, other backends).
     pub fn with_factory(mut self, factory: Arc<dyn MechanismFactory>) -> Self {
         self.factory = factory;

@@ -18,6 +18,7 @@
 //! [`Authenticator::identity`] when the outcome allows it.
 
 pub mod cbt;
+pub mod ccache;
 pub mod challenge;
 pub mod cli;
 pub mod client;

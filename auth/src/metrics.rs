@@ -60,4 +60,14 @@ impl AuthMetrics {
     pub fn duration_for(&self, scheme: &str) -> Histogram {
         self.duration.with_label_values(&[scheme])
     }
+
+    /// Also exposes these same metrics (shared values) through `registry`: a reloaded
+    /// authenticator keeps counting where the previous one stopped.
+    pub fn register_into(&self, registry: &Registry) -> Result<(), prometheus::Error> {
+        registry.register(Box::new(self.handshakes.clone()))?;
+        registry.register(Box::new(self.duration.clone()))?;
+        registry.register(Box::new(self.reused.clone()))?;
+        registry.register(Box::new(self.locked_out.clone()))?;
+        Ok(())
+    }
 }

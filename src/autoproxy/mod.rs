@@ -41,6 +41,12 @@ pub struct AutoProxy {
     last_error: std::sync::Mutex<Option<String>>,
     /// The text of the installed script (to skip reinstalling an unchanged one).
     installed_text: std::sync::Mutex<String>,
+    /// The PAC engine's metrics (exposed while this autoproxy is the one in use).
+    pub registry: prometheus::Registry,
+    /// Wakes the refresh task for a reload now (the PAC file changed, SIGHUP).
+    reload_now: tokio::sync::Notify,
+    /// Ends the refresh task when a reload replaces this autoproxy.
+    retired: tokio_util::sync::CancellationToken,
 }
 
 impl AutoProxy {
@@ -52,7 +58,38 @@ impl AutoProxy {
             attempted: watch::channel(false).0,
             last_error: std::sync::Mutex::new(None),
             installed_text: std::sync::Mutex::new(String::new()),
+            registry: prometheus::Registry::new(),
+            reload_now: tokio::sync::Notify::new(),
+            retired: tokio_util::sync::CancellationToken::new(),
         })
+    }
+
+    /// Whether a first load attempt has finished (success or not).
+    pub fn attempted(&self) -> bool {
+        *self.attempted.borrow()
+    }
+
+    /// The script in use now, without waiting.
+    pub fn current(&self) -> Option<Arc<Loaded>> {
+        self.state.borrow().clone()
+    }
+
+    /// Asks the refresh task to load the script again now (a changed PAC file, SIGHUP).
+    pub fn reload(&self) {
+        self.reload_now.notify_one();
+    }
+
+    /// Stops the refresh task: a reload replaced this autoproxy (requests still holding it
+    /// keep evaluating its script).
+    pub fn retire(&self) {
+        self.retired.cancel();
+    }
+
+    /// Waits (bounded by `pac.first_load_wait`) for the first load attempt to finish.
+    pub async fn first_attempt(&self) {
+        let mut rx = self.attempted.subscribe();
+        let _ =
+            tokio::time::timeout(self.settings.first_load_wait, rx.wait_for(|done| *done)).await;
     }
 
     /// The script in use, after waiting (bounded) for the first load.
@@ -111,6 +148,7 @@ impl AutoProxy {
             tokio::select! {
                 _ = me.refresh_loop(&parts) => {}
                 _ = stop.cancelled() => {}
+                _ = me.retired.cancelled() => {}
             }
         });
     }
@@ -124,6 +162,9 @@ impl AutoProxy {
             self.attempted.send_replace(true);
             tokio::select! {
                 _ = tokio::time::sleep(self.settings.refresh) => {}
+                _ = self.reload_now.notified() => {
+                    tracing::info!("reloading the PAC script");
+                }
                 r = network.changed() => {
                     if r.is_err() {
                         tokio::time::sleep(self.settings.refresh).await;
@@ -219,7 +260,8 @@ impl AutoProxy {
             }
         } else {
             let options = self.options(app).map_err(|e| e.to_string())?;
-            let engine = PacEngine::new(text, options, Some(&app.metrics.registry))
+            // the autoproxy's own registry: a reload's new autoproxy registers afresh
+            let engine = PacEngine::new(text, options, Some(&self.registry))
                 .await
                 .map_err(|e| e.to_string())?;
             let _ = self.engine.set(engine);

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 /// Validated `[pac]` settings.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PacSettings {
     /// A path, `file://` or `http(s)://` URL, or `auto` (WPAD).
     pub source: String,

@@ -37,7 +37,14 @@ pub async fn forward(app: Arc<App>, client: Client, req: Request<Incoming>) -> R
     if headers::is_upgrade(req.headers()) {
         return super::upgrade::upgrade(app, client, target, req).await;
     }
-    let x = Exchange::new(app, client, req.method().as_str(), target, "http");
+    let x = Exchange::new(
+        app,
+        client,
+        req.method().as_str(),
+        target,
+        "http",
+        req.headers(),
+    );
     if let Err(e) = x.check_loop(req.headers()) {
         return x.fail("-", e);
     }

@@ -10,7 +10,7 @@ use http_body_util::BodyExt;
 use tracing::Instrument;
 
 use super::Client;
-use crate::access::{Access, Counted};
+use crate::access::{Access, Counted, RequestId};
 use crate::app::App;
 use crate::body::Body;
 use crate::error::{self, rescue, ErrorKind, ProxyError};
@@ -18,6 +18,9 @@ use crate::headers;
 use crate::route::{ConnectPlan, Decision, Purpose};
 use crate::target::Target;
 use crate::upstream::auth::Replay;
+
+/// The response header carrying the request id (also accepted from the client).
+pub const REQUEST_ID: &str = "x-request-id";
 
 /// One request (or tunnel) on its way through the stages.
 pub struct Exchange {
@@ -28,14 +31,20 @@ pub struct Exchange {
 }
 
 impl Exchange {
+    /// `headers`: the request's, for a client-given `X-Request-Id`. The id is recorded in the
+    /// request's span, so every line logged for it carries it.
     pub fn new(
         app: Arc<App>,
         client: Client,
         method: &str,
         target: Target,
         kind: &'static str,
+        headers: &HeaderMap,
     ) -> Exchange {
+        let id = RequestId::new(headers.get(REQUEST_ID));
+        tracing::Span::current().record("request_id", id.as_str());
         let access = Access::new(
+            id,
             client.addr,
             method,
             target.to_string(),
@@ -115,12 +124,17 @@ impl Exchange {
 
     /// The one place a failed exchange is logged (once), recorded and answered.
     pub fn fail(&self, route: &str, err: ProxyError) -> Response<Body> {
-        let resp = rescue(&err);
+        let mut resp = rescue(&err);
+        self.tag(resp.headers_mut());
+        let id = self.access.id.as_str();
+        let code = err.kind.code();
         match err.kind.blame() {
             error::Blame::Client => {
-                tracing::info!(route, error = %error::chain(&err), "request refused")
+                tracing::info!(request_id = id, route, code, error = %error::chain(&err), "request refused")
             }
-            _ => tracing::warn!(route, error = %error::chain(&err), "request failed"),
+            _ => {
+                tracing::warn!(request_id = id, route, code, error = %error::chain(&err), "request failed")
+            }
         }
         self.access
             .finish(resp.status().as_u16(), route.to_string(), err.kind.code());
@@ -136,12 +150,21 @@ impl Exchange {
         if self.app.cfg.via {
             headers::add_via(&mut parts.headers, parts.version, &self.app.via_token);
         }
+        self.tag(&mut parts.headers);
         self.access
             .finish(parts.status.as_u16(), plan.hop.to_string(), "ok");
         Response::from_parts(
             parts,
             Counted::new(body, self.access.clone(), false).boxed(),
         )
+    }
+
+    /// Puts the request id on a response to the client (`X-Request-Id`), replacing one an
+    /// upstream may have sent, so the id the user quotes is the one in waypost's logs.
+    pub fn tag(&self, headers: &mut HeaderMap) {
+        if let Ok(v) = HeaderValue::from_str(self.access.id.as_str()) {
+            headers.insert(REQUEST_ID, v);
+        }
     }
 
     /// Keeps `what` (a tunnel or an upgraded connection) running in the tracked background with

@@ -29,7 +29,7 @@ pub async fn tunnel(app: Arc<App>, client: Client, req: Request<Incoming>) -> Re
         Ok(t) => t,
         Err(e) => return rescue(&e),
     };
-    let x = Exchange::new(app, client, "CONNECT", target, "connect");
+    let x = Exchange::new(app, client, "CONNECT", target, "connect", req.headers());
     if let Err(e) = admit(&x, req.headers()) {
         return x.fail("-", e);
     }
@@ -65,6 +65,7 @@ pub async fn tunnel(app: Arc<App>, client: Client, req: Request<Incoming>) -> Re
     });
     let mut resp = Response::new(body::empty());
     *resp.status_mut() = StatusCode::OK;
+    x.tag(resp.headers_mut());
     resp
 }
 

@@ -29,7 +29,14 @@ pub async fn upgrade(
     target: Target,
     mut req: Request<Incoming>,
 ) -> Response<Body> {
-    let x = Exchange::new(app, client, req.method().as_str(), target, "upgrade");
+    let x = Exchange::new(
+        app,
+        client,
+        req.method().as_str(),
+        target,
+        "upgrade",
+        req.headers(),
+    );
     if let Err(e) = x.check_loop(req.headers()) {
         return x.fail("-", e);
     }
