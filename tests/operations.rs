@@ -81,12 +81,23 @@ fn config_text(upstream: &Origin) -> String {
     )
 }
 
+/// Loads the file as `waypost run` would, with PAC workers run by the waypost binary (a test
+/// binary is not one).
+fn load(path: &Path) -> Result<config::Config, config::ConfigError> {
+    let mut env: std::collections::HashMap<String, String> = std::env::vars().collect();
+    env.insert(
+        "WAYPOST_PAC__WORKER_EXE".into(),
+        env!("CARGO_BIN_EXE_waypost").into(),
+    );
+    config::load_with_env(Some(path), &Overrides::default(), env)
+}
+
 fn loader(path: PathBuf) -> waypost::reload::Loader {
-    Box::new(move || config::load(Some(&path), &Overrides::default()).map_err(|e| e.to_string()))
+    Box::new(move || load(&path).map_err(|e| e.to_string()))
 }
 
 async fn start_from_file(path: &Path) -> Running {
-    let cfg = config::load(Some(path), &Overrides::default()).expect("valid config");
+    let cfg = load(path).expect("valid config");
     waypost::server::start_reloadable(cfg, Some(loader(path.to_path_buf())), Some(path.into()))
         .await
         .expect("proxy starts")
