@@ -32,21 +32,6 @@ async fn named_upstream(name: &'static str) -> Origin {
     .await
 }
 
-/// A TCP server that echoes what it reads (a tunnel's target).
-async fn echo_server() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = l.accept().await {
-            tokio::spawn(async move {
-                let (mut r, mut w) = s.split();
-                let _ = tokio::io::copy(&mut r, &mut w).await;
-            });
-        }
-    });
-    addr
-}
-
 /// Opens a CONNECT tunnel through `proxy` to `target`; returns the stream after the 200.
 async fn open_tunnel(proxy: SocketAddr, target: SocketAddr) -> TcpStream {
     let mut s = TcpStream::connect(proxy).await.unwrap();
@@ -118,7 +103,7 @@ async fn via(proxy: SocketAddr) -> String {
 async fn a_changed_config_file_sends_the_next_request_to_the_new_upstream_and_open_tunnels_stay_up()
 {
     let (a, b) = (named_upstream("a").await, named_upstream("b").await);
-    let echo = echo_server().await;
+    let echo = harness::echo_server().await;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("waypost.toml");
     std::fs::write(&path, config_text(&a)).unwrap();

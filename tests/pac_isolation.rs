@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use support::harness::{self, metric, Origin};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use waypost_testsupport::eventually;
 
 const HOSTILE: &str = r#"
@@ -33,20 +33,6 @@ function FindProxyForURL(url, host) {
     return 'DIRECT';
 }
 "#;
-
-async fn echo_server() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let (mut r, mut w) = s.split();
-                let _ = tokio::io::copy(&mut r, &mut w).await;
-            });
-        }
-    });
-    addr
-}
 
 async fn open_tunnel(proxy: SocketAddr, to: SocketAddr) -> TcpStream {
     let mut s = TcpStream::connect(proxy).await.unwrap();
@@ -128,7 +114,7 @@ async fn hostile_scripts_cost_one_worker_process_and_never_the_proxy() {
     let pac = dir.path().join("hostile.pac");
     std::fs::write(&pac, HOSTILE).unwrap();
     let origin = Origin::echo().await;
-    let echo = echo_server().await;
+    let echo = harness::echo_server().await;
     let proxy = harness::start_proxy(|c| {
         c.pac.source = pac.display().to_string();
         c.pac.cache_file = "none".into();

@@ -15,6 +15,7 @@ mod support;
 
 use std::net::SocketAddr;
 use std::time::Duration;
+use waypost_testsupport::eventually;
 
 use bytes::Bytes;
 use http::{Method, Request};
@@ -23,7 +24,7 @@ use support::harness::{self, metric, Client};
 use support::peers::{free_port, Origin, Squid, PASSWORD, REALM, USER};
 use support::wire;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use waypost::config::raw::RawConfig;
 use waypost::server::Running;
 
@@ -221,17 +222,11 @@ async fn a_small_get_authenticates_to_ntlm_negotiate_and_basic_squids_with_the_c
             harness::get(proxy.addrs[0], &format!("{}/small", origin.url())).await;
         assert_eq!(status, 200, "{scheme}: {}", brief(&body));
         let squid = &squid;
-        wire::eventually(
+        // squid logs the request as the configured user
+        eventually(
             Duration::from_secs(10),
-            &format!("{scheme}: squid logs the request as the configured user"),
-            || async move {
-                let log = squid.access_log();
-                if log.contains("/small 200") && log.contains(&format!("user={USER}")) {
-                    Ok(())
-                } else {
-                    Err(log)
-                }
-            },
+            || async move { squid.access_log() },
+            |log| log.contains("/small 200") && log.contains(&format!("user={USER}")),
         )
         .await;
     }
@@ -260,17 +255,11 @@ async fn websockets_and_5_mib_posts_work_direct_and_through_an_open_squid() {
         }
     }
     let squid = &squid;
-    wire::eventually(
+    // both POSTs went through squid
+    eventually(
         Duration::from_secs(10),
-        "both POSTs went through squid",
-        || async move {
-            let log = squid.access_log();
-            if log.matches("POST ").count() == 2 {
-                Ok(())
-            } else {
-                Err(log)
-            }
-        },
+        || async move { squid.access_log() },
+        |log| log.matches("POST ").count() == 2,
     )
     .await;
 }
@@ -471,21 +460,6 @@ async fn a_squid_that_cannot_reach_the_connect_target_is_answered_with_its_own_5
 
 // ---- the client connection cap and the admin port ------------------------------------------
 
-/// A TCP echo server on loopback.
-async fn echo_server() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = l.accept().await {
-            tokio::spawn(async move {
-                let (mut r, mut w) = s.split();
-                let _ = tokio::io::copy(&mut r, &mut w).await;
-            });
-        }
-    });
-    addr
-}
-
 /// `waypost_client_connections_active` read from the admin port.
 async fn active_client_connections(admin: SocketAddr) -> Result<f64, String> {
     let (status, _, body) = harness::get(admin, "/metrics").await;
@@ -498,7 +472,7 @@ async fn active_client_connections(admin: SocketAddr) -> Result<f64, String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_tunnels_beyond_max_client_connections_get_503_and_the_active_gauge_returns_to_0() {
     const N: usize = 4;
-    let echo = echo_server().await;
+    let echo = harness::echo_server().await;
     let proxy = harness::start_proxy(|c| {
         c.max_client_connections = N;
         c.admin_listen = vec!["127.0.0.1:0".into()];
@@ -542,19 +516,12 @@ async fn connect_tunnels_beyond_max_client_connections_get_503_and_the_active_ga
     );
     drop(conns);
     let admin = proxy.admin_addrs[0];
-    wire::eventually(
+    // waypost_client_connections_active returns to 0 after every tunnel closed (the admin
+    // port's own connection must not count)
+    let _ = eventually(
         Duration::from_secs(5),
-        "waypost_client_connections_active returns to 0 after every tunnel closed",
-        || async {
-            let active = active_client_connections(admin).await?;
-            if active == 0.0 {
-                Ok(())
-            } else {
-                Err(format!(
-                    "{active} active (the admin port's own connection must not count)"
-                ))
-            }
-        },
+        || active_client_connections(admin),
+        |active| matches!(active, Ok(a) if *a == 0.0),
     )
     .await;
 }
@@ -573,17 +540,11 @@ async fn the_admin_port_answers_healthz_while_the_proxy_port_is_saturated() {
     }
     // saturated: one more client on the proxy port is refused
     let p = proxy.addrs[0];
-    wire::eventually(
+    // the proxy port refuses a client beyond max_client_connections
+    eventually(
         Duration::from_secs(5),
-        "the proxy port refuses a client beyond max_client_connections",
-        || async move {
-            let reply = harness::raw(p, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await;
-            if reply.starts_with("HTTP/1.1 503") {
-                Ok(())
-            } else {
-                Err(reply)
-            }
-        },
+        || harness::raw(p, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"),
+        |reply| reply.starts_with("HTTP/1.1 503"),
     )
     .await;
     let reply = harness::raw(

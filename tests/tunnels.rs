@@ -8,21 +8,6 @@ use support::harness::{self, metric};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-/// A TCP echo server on loopback.
-async fn echo_server() -> std::net::SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = l.accept().await {
-            tokio::spawn(async move {
-                let (mut r, mut w) = s.split();
-                let _ = tokio::io::copy(&mut r, &mut w).await;
-            });
-        }
-    });
-    addr
-}
-
 async fn read_head(s: &mut TcpStream) -> String {
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
@@ -43,7 +28,7 @@ async fn read_head(s: &mut TcpStream) -> String {
 
 #[tokio::test]
 async fn connect_tunnels_relay_bytes_both_ways() {
-    let echo = echo_server().await;
+    let echo = harness::echo_server().await;
     let proxy = harness::start_proxy(|_| {}).await;
     let mut s = TcpStream::connect(proxy.addrs[0]).await.unwrap();
     s.write_all(format!("CONNECT {echo} HTTP/1.1\r\nHost: {echo}\r\n\r\n").as_bytes())
@@ -86,7 +71,7 @@ async fn connect_to_a_closed_port_gives_502_before_any_200() {
 
 #[tokio::test]
 async fn idle_tunnels_are_closed_after_the_tunnel_idle_timeout() {
-    let echo = echo_server().await;
+    let echo = harness::echo_server().await;
     let proxy = harness::start_proxy(|c| c.timeouts.tunnel_idle = "1s".into()).await;
     let mut s = TcpStream::connect(proxy.addrs[0]).await.unwrap();
     s.write_all(format!("CONNECT {echo} HTTP/1.1\r\nHost: {echo}\r\n\r\n").as_bytes())

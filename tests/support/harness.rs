@@ -22,6 +22,21 @@ use waypost::server::Running;
 
 pub use waypost_testsupport::metrics::metric;
 
+/// A TCP server on loopback that echoes what it reads (a tunnel's target).
+pub async fn echo_server() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let (mut r, mut w) = s.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            });
+        }
+    });
+    addr
+}
+
 /// A validated config listening on 127.0.0.1:0, after `tweak`. PAC scripts run in worker
 /// processes of the built `waypost` binary (the test binary cannot serve `pac-worker`).
 pub fn config(tweak: impl FnOnce(&mut RawConfig)) -> config::Config {

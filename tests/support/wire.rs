@@ -205,22 +205,3 @@ pub async fn send(proxy: SocketAddr, req: Request<TestBody>) -> hyper::Result<Re
     });
     sender.send_request(req).await
 }
-
-/// Polls `check` every 50 ms until it returns `Ok`, or panics after `within` with the last
-/// `Err` it returned. For conditions that become true eventually (gauges, logs).
-pub async fn eventually<T, F, Fut>(within: Duration, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, String>>,
-{
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        match check().await {
-            Ok(v) => return v,
-            Err(last) if tokio::time::Instant::now() >= deadline => {
-                panic!("{what}: still not true after {within:?}; last seen: {last}")
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-        }
-    }
-}
