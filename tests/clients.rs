@@ -20,7 +20,7 @@ use std::time::Duration;
 use support::harness;
 use support::peers::{free_port, require_program, Origin, Squid};
 use waypost::server::Running;
-use waypost_testsupport::{eventually_blocking, metrics::metric};
+use waypost_testsupport::{eventually, eventually_blocking, metrics::metric};
 
 const USER: &str = "EXAMPLE\\user";
 const PASSWORD: &str = "Secret-Pass-1";
@@ -70,14 +70,25 @@ impl Chain {
         format!("http://{}", self.proxy.addrs[0])
     }
 
-    /// Squid logged `needle` (a unique path) as a request of the NTLM user.
-    fn assert_squid_authenticated(&self, needle: &str) {
-        let log = self.squid.access_log();
-        let line = log
-            .lines()
-            .find(|l| l.contains(needle) && !l.contains(" 407 "))
-            .unwrap_or_else(|| panic!("squid did not relay {needle}:\n{log}"));
-        assert!(line.contains("user=user"), "not authenticated as user: {line}");
+    /// Squid logged `needle` (a unique path) as a request of the NTLM user. Squid writes the
+    /// line when the transaction ends, which may be just after the client has its answer.
+    async fn assert_squid_authenticated(&self, needle: &str) {
+        let relayed = |log: &str| {
+            log.lines()
+                .find(|l| l.contains(needle) && !l.contains(" 407 "))
+                .map(str::to_string)
+        };
+        let log = eventually(
+            Duration::from_secs(10),
+            || async { self.squid.access_log() },
+            |log| relayed(log).is_some(),
+        )
+        .await;
+        let line = relayed(&log).unwrap();
+        assert!(
+            line.contains("user=user"),
+            "not authenticated as user: {line}"
+        );
     }
 
     async fn metrics(&self) -> String {
@@ -167,7 +178,11 @@ fn repos(origin_port: u16) -> (tempfile::TempDir, Files) {
         .arg(format!("ws://127.0.0.1:{origin_port}/ws"))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     (dir, files)
 }
 
@@ -175,16 +190,17 @@ fn repos(origin_port: u16) -> (tempfile::TempDir, Files) {
 async fn curl_fetches_http_and_https_through_a_pac_chosen_ntlm_squid_after_failover() {
     require_program("curl");
     let chain = Chain::start().await;
-    let (origin, tls_origin) = tokio::task::spawn_blocking(|| (Origin::start(), Origin::start_tls()))
-        .await
-        .unwrap();
+    let (origin, tls_origin) =
+        tokio::task::spawn_blocking(|| (Origin::start(), Origin::start_tls()))
+            .await
+            .unwrap();
 
     let mut cmd = Command::new("curl");
     cmd.args(["-sS", "--max-time", "20", "-x", &chain.url()])
         .arg(format!("{}/curl-http", origin.url()));
     let body = stdout(&run(cmd).await);
     assert!(body.contains("/curl-http"), "{body}");
-    chain.assert_squid_authenticated("/curl-http");
+    chain.assert_squid_authenticated("/curl-http").await;
     // a second client connection: waypost sends it on the pooled, authenticated connection
     let mut cmd = Command::new("curl");
     cmd.args(["-sS", "--max-time", "20", "-x", &chain.url()])
@@ -197,17 +213,25 @@ async fn curl_fetches_http_and_https_through_a_pac_chosen_ntlm_squid_after_failo
         .arg(format!("{}/curl-https", tls_origin.url()));
     let body = stdout(&run(cmd).await);
     assert!(body.contains("/curl-https"), "{body}");
-    chain.assert_squid_authenticated(&format!("CONNECT localhost:{}", tls_origin.port));
+    chain
+        .assert_squid_authenticated(&format!("CONNECT localhost:{}", tls_origin.port))
+        .await;
 
     let m = chain.metrics().await;
     // the dead first proxy failed once, was marked bad, and is tried last since
     assert_eq!(
-        metric(&m, "waypost_route_failovers_total{reason=\"connect-refused\"}"),
+        metric(
+            &m,
+            "waypost_route_failovers_total{reason=\"connect-refused\"}"
+        ),
         1.0,
         "{m}"
     );
     assert_eq!(metric(&m, "waypost_proxies_marked_bad"), 1.0, "{m}");
-    assert!(metric(&m, "waypost_auth_connections_reused_total") >= 1.0, "{m}");
+    assert!(
+        metric(&m, "waypost_auth_connections_reused_total") >= 1.0,
+        "{m}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -217,19 +241,29 @@ async fn pip_installs_a_wheel_from_a_local_index_through_the_chain() {
     let (_dir, files) = repos(1);
     let target = tempfile::tempdir().unwrap();
     let mut cmd = Command::new("python3");
-    cmd.args(["-m", "pip", "install", "--no-cache-dir", "--disable-pip-version-check"])
-        .args(["--no-deps", "--target"])
-        .arg(target.path())
-        .args(["--index-url", &format!("{}/simple/", files.url())])
-        .args(["--trusted-host", "127.0.0.1", "--proxy", &chain.url()])
-        .arg("waypost-probe")
-        .env("PIP_CONFIG_FILE", "/dev/null");
+    cmd.args([
+        "-m",
+        "pip",
+        "install",
+        "--no-cache-dir",
+        "--disable-pip-version-check",
+    ])
+    .args(["--no-deps", "--target"])
+    .arg(target.path())
+    .args(["--index-url", &format!("{}/simple/", files.url())])
+    .args(["--trusted-host", "127.0.0.1", "--proxy", &chain.url()])
+    .arg("waypost-probe")
+    .env("PIP_CONFIG_FILE", "/dev/null");
     run(cmd).await;
     let installed =
         std::fs::read_to_string(target.path().join("waypost_probe/__init__.py")).unwrap();
     assert!(installed.contains("installed through waypost"));
-    chain.assert_squid_authenticated("/simple/waypost-probe/");
-    chain.assert_squid_authenticated("/files/waypost_probe-1.0-py3-none-any.whl");
+    chain
+        .assert_squid_authenticated("/simple/waypost-probe/")
+        .await;
+    chain
+        .assert_squid_authenticated("/files/waypost_probe-1.0-py3-none-any.whl")
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -246,7 +280,11 @@ async fn git_clones_over_http_through_the_chain() {
             .args(args)
             .output()
             .unwrap();
-        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     };
     std::fs::write(work.path().join("README"), "cloned through waypost\n").unwrap();
     git(work.path(), &["init", "-q", "-b", "main"]);
@@ -270,7 +308,9 @@ async fn git_clones_over_http_through_the_chain() {
     run(cmd).await;
     let text = std::fs::read_to_string(dest.path().join("clone/README")).unwrap();
     assert_eq!(text, "cloned through waypost\n");
-    chain.assert_squid_authenticated("/repo.git/info/refs");
+    chain
+        .assert_squid_authenticated("/repo.git/info/refs")
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -280,22 +320,28 @@ async fn npm_installs_a_package_from_a_local_registry_through_the_chain() {
     let (_dir, files) = repos(1);
     let prefix = tempfile::tempdir().unwrap();
     let mut cmd = Command::new("npm");
-    cmd.args(["install", "--no-audit", "--no-fund", "--no-package-lock", "--prefix"])
-        .arg(prefix.path())
-        .args(["--cache"])
-        .arg(prefix.path().join(".npm-cache"))
-        .args(["--registry", &format!("{}/npm/", files.url())])
-        .args(["--proxy", &chain.url(), "--https-proxy", &chain.url()])
-        .arg("waypost-probe")
-        .env("npm_config_userconfig", "/dev/null")
-        .env("npm_config_update_notifier", "false");
+    cmd.args([
+        "install",
+        "--no-audit",
+        "--no-fund",
+        "--no-package-lock",
+        "--prefix",
+    ])
+    .arg(prefix.path())
+    .args(["--cache"])
+    .arg(prefix.path().join(".npm-cache"))
+    .args(["--registry", &format!("{}/npm/", files.url())])
+    .args(["--proxy", &chain.url(), "--https-proxy", &chain.url()])
+    .arg("waypost-probe")
+    .env("npm_config_userconfig", "/dev/null")
+    .env("npm_config_update_notifier", "false");
     run(cmd).await;
-    let installed = std::fs::read_to_string(
-        prefix.path().join("node_modules/waypost-probe/index.js"),
-    )
-    .unwrap();
+    let installed =
+        std::fs::read_to_string(prefix.path().join("node_modules/waypost-probe/index.js")).unwrap();
     assert!(installed.contains("installed through waypost"));
-    chain.assert_squid_authenticated("/npm/waypost-probe-1.0.0.tgz");
+    chain
+        .assert_squid_authenticated("/npm/waypost-probe-1.0.0.tgz")
+        .await;
 }
 
 fn chromium() -> Option<PathBuf> {
@@ -340,7 +386,7 @@ async fn chromium_with_proxy_server_loads_a_page_and_a_websocket_through_the_cha
     let page = format!("{}/chromium-page", origin.url());
     let dom = stdout(&run(chromium_dump(&chain.url(), &page, profile.path())).await);
     assert!(dom.contains("/chromium-page"), "{dom}");
-    chain.assert_squid_authenticated("/chromium-page");
+    chain.assert_squid_authenticated("/chromium-page").await;
 
     // ws:// from a page script: Chromium tunnels it through the proxy with CONNECT
     let ws_page = format!("{}/ws.html", files.url());
@@ -350,5 +396,7 @@ async fn chromium_with_proxy_server_loads_a_page_and_a_websocket_through_the_cha
         "{dom}\nsquid:\n{}",
         chain.squid.access_log()
     );
-    chain.assert_squid_authenticated(&format!("CONNECT 127.0.0.1:{}", origin.port));
+    chain
+        .assert_squid_authenticated(&format!("CONNECT 127.0.0.1:{}", origin.port))
+        .await;
 }

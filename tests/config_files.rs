@@ -98,7 +98,8 @@ fn config_check_prints_every_problem_of_the_file() {
         .env_remove("WAYPOST_CONFIG")
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{text}");
     for key in ["route.upstrem", "timeouts.connect", "tls.min_versoin"] {
         assert!(text.contains(key), "{key} missing in:\n{text}");

@@ -106,7 +106,10 @@ fn every_tls_key_is_documented() {
         "auth.spn_override",
         "dns.hosts",
     ] {
-        assert!(defaults.contains(k), "{k} not found in default.toml: {defaults:?}");
+        assert!(
+            defaults.contains(k),
+            "{k} not found in default.toml: {defaults:?}"
+        );
     }
 }
 

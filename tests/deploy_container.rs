@@ -79,7 +79,10 @@ fn the_dockerfile_paths_agree_with_the_repository() {
     let all = dockerfile();
     let first_from = all.iter().position(|(k, _)| k == "FROM").unwrap();
     let last_from = all.iter().rposition(|(k, _)| k == "FROM").unwrap();
-    assert!(last_from > first_from, "multi-stage: a build and a runtime stage");
+    assert!(
+        last_from > first_from,
+        "multi-stage: a build and a runtime stage"
+    );
     let build = &all[first_from..last_from];
     let stage = runtime_stage(&all);
 
@@ -102,14 +105,28 @@ fn the_dockerfile_paths_agree_with_the_repository() {
     );
     // the build context filter keeps what the build needs
     let ignore = std::fs::read_to_string(root().join("deploy/Dockerfile.dockerignore")).unwrap();
-    for needed in ["src", "Cargo.toml", "Cargo.lock", "pac", "tls", "auth", "testsupport"] {
+    for needed in [
+        "src",
+        "Cargo.toml",
+        "Cargo.lock",
+        "pac",
+        "tls",
+        "auth",
+        "testsupport",
+    ] {
         assert!(root().join(needed).exists(), "{needed}");
-        assert!(!ignore.lines().any(|l| l.trim() == needed), "{needed} is ignored");
+        assert!(
+            !ignore.lines().any(|l| l.trim() == needed),
+            "{needed} is ignored"
+        );
     }
 
     // runtime stage: non-root, entrypoint and health check are the copied binary
     let user = stage.iter().find(|(k, _)| k == "USER").expect("USER");
-    assert!(!user.1.starts_with('0') && !user.1.starts_with("root"), "{user:?}");
+    assert!(
+        !user.1.starts_with('0') && !user.1.starts_with("root"),
+        "{user:?}"
+    );
     let entry = json_words(&stage.iter().find(|(k, _)| k == "ENTRYPOINT").unwrap().1);
     assert_eq!(entry, [dest.clone()]);
     let health = &stage.iter().find(|(k, _)| k == "HEALTHCHECK").unwrap().1;
@@ -184,7 +201,9 @@ impl Drop for Cleanup {
         if let Some(id) = &self.container {
             let _ = Command::new("podman").args(["rm", "-f", id]).output();
         }
-        let _ = Command::new("podman").args(["rmi", "-f", &self.image]).output();
+        let _ = Command::new("podman")
+            .args(["rmi", "-f", &self.image])
+            .output();
     }
 }
 
@@ -231,7 +250,8 @@ fn a_scratch_image_of_the_local_build_runs_serves_and_passes_its_healthcheck() {
     std::fs::copy(&bin, &target).unwrap();
     let libs = ldd(&bin);
     assert!(
-        libs.iter().any(|l| l.to_string_lossy().contains("libgssapi_krb5")),
+        libs.iter()
+            .any(|l| l.to_string_lossy().contains("libgssapi_krb5")),
         "the default build links the system GSSAPI: {libs:?}"
     );
     for lib in &libs {
@@ -240,7 +260,11 @@ fn a_scratch_image_of_the_local_build_runs_serves_and_passes_its_healthcheck() {
     // what debian-slim + ca-certificates + useradd give the published image
     copy_into(&rootfs, Path::new("/etc/ssl/certs/ca-certificates.crt"));
     let etc = rootfs.join("etc");
-    std::fs::write(etc.join("passwd"), "root:x:0:0::/root:/sbin/nologin\nwaypost:x:10001:10001::/var/lib/waypost:/sbin/nologin\n").unwrap();
+    std::fs::write(
+        etc.join("passwd"),
+        "root:x:0:0::/root:/sbin/nologin\nwaypost:x:10001:10001::/var/lib/waypost:/sbin/nologin\n",
+    )
+    .unwrap();
     std::fs::write(etc.join("group"), "root:x:0:\nwaypost:x:10001:\n").unwrap();
     std::fs::write(etc.join("hosts"), "127.0.0.1 localhost\n").unwrap();
     std::fs::write(etc.join("resolv.conf"), "nameserver 127.0.0.1\n").unwrap();
@@ -332,7 +356,12 @@ fn a_scratch_image_of_the_local_build_runs_serves_and_passes_its_healthcheck() {
         .collect();
     let healthy = eventually_blocking(
         Duration::from_secs(30),
-        || in_image(&check).output().map(|o| o.status.success()).unwrap_or(false),
+        || {
+            in_image(&check)
+                .output()
+                .map(|o| o.status.success())
+                .unwrap_or(false)
+        },
         |ok| *ok,
     );
     assert!(healthy);
@@ -358,5 +387,8 @@ fn the_dockerfile_parser_joins_continuations_and_skips_comments() {
     let keys: Vec<_> = all.iter().map(|(k, _)| k.as_str()).collect();
     assert_eq!(keys, ["FROM", "RUN", "FROM", "CMD"]);
     assert_eq!(all[1].1, "x  && y");
-    assert_eq!(runtime_stage(&all), [("CMD".to_string(), "[\"run\"]".to_string())]);
+    assert_eq!(
+        runtime_stage(&all),
+        [("CMD".to_string(), "[\"run\"]".to_string())]
+    );
 }

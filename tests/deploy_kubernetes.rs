@@ -117,7 +117,10 @@ fn waypost_container(workload: &Value) -> (&Value, bool) {
             return (c, init);
         }
     }
-    panic!("no container named waypost in {}", workload["metadata"]["name"]);
+    panic!(
+        "no container named waypost in {}",
+        workload["metadata"]["name"]
+    );
 }
 
 fn container_port(container: &Value, port: &Value) -> u16 {
@@ -180,8 +183,7 @@ fn load_mounted_config(docs: &[Value], workload: &Value) -> (Config, String, tem
                 let p = dir.join(&f);
                 std::fs::write(&p, "placeholder\n").unwrap();
                 use std::os::unix::fs::PermissionsExt;
-                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode as u32))
-                    .unwrap();
+                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode as u32)).unwrap();
             }
         } else {
             assert!(vol.get("emptyDir").is_some(), "volume {vol}");
@@ -193,7 +195,13 @@ fn load_mounted_config(docs: &[Value], workload: &Value) -> (Config, String, tem
         .unwrap_or_else(|e| panic!("{config_path} is not on a mounted volume: {e}"));
     let mut text = original.clone();
     for m in &mounts {
-        text = text.replace(&format!("\"{m}/"), &format!("\"{}/", tmp.path().join(m.trim_start_matches('/')).display()));
+        text = text.replace(
+            &format!("\"{m}/"),
+            &format!(
+                "\"{}/",
+                tmp.path().join(m.trim_start_matches('/')).display()
+            ),
+        );
     }
     std::fs::write(&local, &text).unwrap();
     let cfg = config::load_with_env(Some(&local), &Overrides::default(), HashMap::new())
@@ -257,7 +265,12 @@ fn env_of(container: &Value) -> HashMap<String, String> {
         .as_array()
         .unwrap()
         .iter()
-        .filter_map(|e| Some((e["name"].as_str()?.to_string(), e["value"].as_str()?.to_string())))
+        .filter_map(|e| {
+            Some((
+                e["name"].as_str()?.to_string(),
+                e["value"].as_str()?.to_string(),
+            ))
+        })
         .collect()
 }
 
@@ -271,7 +284,10 @@ fn assert_proxy_env(env: &HashMap<String, String>, proxy: &str) {
         for needed in [".svc", ".cluster.local", "localhost", "127.0.0.1"] {
             assert!(parts.contains(&needed), "{name} lacks {needed}: {v}");
         }
-        let cidrs = parts.iter().filter(|p| p.parse::<ipnet::IpNet>().is_ok()).count();
+        let cidrs = parts
+            .iter()
+            .filter(|p| p.parse::<ipnet::IpNet>().is_ok())
+            .count();
         assert!(cidrs >= 2, "{name} needs the service and pod CIDRs: {v}");
     }
 }
@@ -305,10 +321,18 @@ fn every_manifest_passes_strict_schema_validation() {
         .args(&files)
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     eprintln!("{text}");
-    assert!(out.status.success(), "kubernetes-validate --strict:\n{text}");
-    assert_eq!(text.matches(" passed for resource ").count(), 2 + 5 + 1 + 1, "{text}");
+    assert!(
+        out.status.success(),
+        "kubernetes-validate --strict:\n{text}"
+    );
+    assert_eq!(
+        text.matches(" passed for resource ").count(),
+        2 + 5 + 1 + 1,
+        "{text}"
+    );
 }
 
 #[test]
@@ -336,14 +360,21 @@ fn the_sidecar_starts_before_the_app_and_probes_what_its_config_serves() {
     assert!(init, "a native sidecar is an init container");
     assert_eq!(c["restartPolicy"], "Always");
     let cfg = check_workload_against_config(&docs, deployment);
-    assert!(cfg.listen.iter().all(|a| a.ip().is_loopback()), "{:?}", cfg.listen);
+    assert!(
+        cfg.listen.iter().all(|a| a.ip().is_loopback()),
+        "{:?}",
+        cfg.listen
+    );
     let app = deployment["spec"]["template"]["spec"]["containers"]
         .as_array()
         .unwrap()
         .iter()
         .find(|c| c["name"] == "app")
         .unwrap();
-    assert_proxy_env(&env_of(app), &format!("http://127.0.0.1:{}", cfg.listen[0].port()));
+    assert_proxy_env(
+        &env_of(app),
+        &format!("http://127.0.0.1:{}", cfg.listen[0].port()),
+    );
 }
 
 #[test]
@@ -351,8 +382,14 @@ fn the_node_local_proxy_serves_only_its_node_and_labelled_pods() {
     let docs = render("node-local");
     let ds = find(&docs, "DaemonSet")[0];
     let cfg = check_workload_against_config(&docs, ds);
-    assert!(!cfg.allow.is_empty(), "a pod-network listener needs an allow list");
-    assert!(cfg.client_auth.is_some(), "clients authenticate (client_auth)");
+    assert!(
+        !cfg.allow.is_empty(),
+        "a pod-network listener needs an allow list"
+    );
+    assert!(
+        cfg.client_auth.is_some(),
+        "clients authenticate (client_auth)"
+    );
     let (c, _) = waypost_container(ds);
     let pod_labels = &ds["spec"]["template"]["metadata"]["labels"];
 
@@ -367,7 +404,10 @@ fn the_node_local_proxy_serves_only_its_node_and_labelled_pods() {
     assert_eq!(container_port(c, &proxy["targetPort"]), proxy_port);
 
     let np = find(&docs, "NetworkPolicy")[0];
-    for (k, v) in np["spec"]["podSelector"]["matchLabels"].as_object().unwrap() {
+    for (k, v) in np["spec"]["podSelector"]["matchLabels"]
+        .as_object()
+        .unwrap()
+    {
         assert_eq!(&pod_labels[k], v, "NetworkPolicy podSelector {k}");
     }
     let rules = np["spec"]["ingress"].as_array().unwrap();
@@ -382,7 +422,10 @@ fn the_node_local_proxy_serves_only_its_node_and_labelled_pods() {
     let app = &load(&[k8s().join("node-local/app-example.yaml")])[0];
     let app_pod = &app["spec"]["template"];
     for (k, v) in client_labels {
-        assert_eq!(&app_pod["metadata"]["labels"][k], v, "the example app carries {k}");
+        assert_eq!(
+            &app_pod["metadata"]["labels"][k], v,
+            "the example app carries {k}"
+        );
     }
     let svc_host = format!(
         "{}.{}.svc.cluster.local:{}",
@@ -399,7 +442,10 @@ fn the_node_local_proxy_serves_only_its_node_and_labelled_pods() {
     let sm = &load(&[k8s().join("node-local/servicemonitor.yaml")])[0];
     assert_eq!(sm["kind"], "ServiceMonitor");
     for (k, v) in sm["spec"]["selector"]["matchLabels"].as_object().unwrap() {
-        assert_eq!(&svc["metadata"]["labels"][k], v, "ServiceMonitor selects the Service");
+        assert_eq!(
+            &svc["metadata"]["labels"][k], v,
+            "ServiceMonitor selects the Service"
+        );
     }
     let admin = svc_ports
         .iter()
@@ -414,7 +460,11 @@ fn configs_in_the_overlays_and_base_are_valid_waypost_configs_on_their_own() {
     // (paths may not exist here, so only key problems are failures).
     for dir in ["base", "sidecar", "node-local"] {
         let path = k8s().join(dir).join("waypost.toml");
-        if let Err(e) = config::load_with_env(Some(Path::new(&path)), &Overrides::default(), HashMap::new()) {
+        if let Err(e) = config::load_with_env(
+            Some(Path::new(&path)),
+            &Overrides::default(),
+            HashMap::new(),
+        ) {
             let bad: Vec<_> = e
                 .problems
                 .iter()

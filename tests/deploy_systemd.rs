@@ -53,7 +53,8 @@ fn verify(dir: &Path, names: &[&str], user: bool) -> (bool, String) {
         cmd.arg(dir.join(name));
     }
     let out = cmd.env("SYSTEMD_LOG_COLOR", "0").output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     (out.status.success(), text)
 }
 
@@ -71,7 +72,10 @@ fn the_system_service_and_its_sockets_verify_without_warnings() {
     require_analyze!();
     let dir = staged(&units_dir(), &SYSTEM);
     let (ok, text) = verify(dir.path(), &SYSTEM, false);
-    assert!(ok && text.trim().is_empty(), "systemd-analyze verify:\n{text}");
+    assert!(
+        ok && text.trim().is_empty(),
+        "systemd-analyze verify:\n{text}"
+    );
 }
 
 #[test]
@@ -79,7 +83,10 @@ fn the_user_service_and_its_socket_verify_without_warnings() {
     require_analyze!();
     let dir = staged(&units_dir().join("user"), &USER);
     let (ok, text) = verify(dir.path(), &USER, true);
-    assert!(ok && text.trim().is_empty(), "systemd-analyze verify --user:\n{text}");
+    assert!(
+        ok && text.trim().is_empty(),
+        "systemd-analyze verify --user:\n{text}"
+    );
 }
 
 #[test]
@@ -128,7 +135,8 @@ fn the_system_service_is_hardened_and_notifies_readiness() {
     let u = directives(&units_dir().join("user/waypost.service"));
     assert!(has(&u, "Type", "notify"));
     assert!(
-        !u.iter().any(|(k, _)| k == "PrivateTmp" || k == "DynamicUser"),
+        !u.iter()
+            .any(|(k, _)| k == "PrivateTmp" || k == "DynamicUser"),
         "the user unit must see the user's ticket cache in /tmp"
     );
 }
