@@ -128,7 +128,7 @@ fn the_dockerfile_paths_agree_with_the_repository() {
         "{user:?}"
     );
     let entry = json_words(&stage.iter().find(|(k, _)| k == "ENTRYPOINT").unwrap().1);
-    assert_eq!(entry, [dest.clone()]);
+    assert_eq!(entry, std::slice::from_ref(&dest));
     let health = &stage.iter().find(|(k, _)| k == "HEALTHCHECK").unwrap().1;
     let cmd = health.split_once("CMD ").expect("HEALTHCHECK ... CMD").1;
     let words = json_words(cmd);
