@@ -192,7 +192,15 @@ impl App {
         .map_err(|e| e.to_string())?;
         let via_token = c.via_token;
         let dialer = Arc::new(Dialer::new(&cfg, auth, metrics.clone(), via_token.clone()));
-        dialer.set_own_addrs(lock(&c.ops.listening).clone());
+        // the first generation is built before binding: the server sets them once bound
+        let own: Vec<SocketAddr> = lock(&c.ops.listening)
+            .iter()
+            .chain(lock(&c.ops.admin_listening).iter())
+            .copied()
+            .collect();
+        if !own.is_empty() {
+            dialer.set_own_addrs(own);
+        }
         CrlDownloader::install(&dialer);
         let pool = c.pool.unwrap_or_else(|| {
             Pool::new(

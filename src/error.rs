@@ -39,6 +39,17 @@ pub enum ErrorKind {
     ClientAuthRequired,
     /// The CONNECT port or target is not permitted.
     TargetNotAllowed,
+    /// An admin path asked with a Host that is not `localhost` or an IP literal (DNS
+    /// rebinding), or from outside `admin_allow`.
+    AdminRefused,
+    /// An admin path needs the `client_auth` credentials (401 with `WWW-Authenticate`).
+    AdminAuthRequired,
+    /// The client's request head is larger than `limits.max_request_header_size`.
+    RequestHeadersTooLarge,
+    /// The request uses a transfer coding other than `chunked` (e.g. `gzip, chunked`).
+    UnsupportedTransferCoding,
+    /// The upstream side framed its response ambiguously (`Content-Length` with chunked).
+    BadUpstreamFraming,
     /// Name resolution failed (no such host).
     Dns,
     /// Name resolution took longer than the resolve timeout.
@@ -84,6 +95,11 @@ impl ErrorKind {
             ErrorKind::Forbidden => "client-not-allowed",
             ErrorKind::ClientAuthRequired => "client-auth-required",
             ErrorKind::TargetNotAllowed => "target-not-allowed",
+            ErrorKind::AdminRefused => "admin-refused",
+            ErrorKind::AdminAuthRequired => "admin-auth-required",
+            ErrorKind::RequestHeadersTooLarge => "request-headers-too-large",
+            ErrorKind::UnsupportedTransferCoding => "unsupported-transfer-coding",
+            ErrorKind::BadUpstreamFraming => "bad-upstream-framing",
             ErrorKind::Dns => "dns",
             ErrorKind::DnsTimeout => "dns-timeout",
             ErrorKind::ConnectRefused => "connect-refused",
@@ -110,7 +126,11 @@ impl ErrorKind {
             | ErrorKind::UserPwdInUrl
             | ErrorKind::Forbidden
             | ErrorKind::ClientAuthRequired
-            | ErrorKind::TargetNotAllowed => Blame::Client,
+            | ErrorKind::TargetNotAllowed
+            | ErrorKind::AdminRefused
+            | ErrorKind::AdminAuthRequired
+            | ErrorKind::RequestHeadersTooLarge
+            | ErrorKind::UnsupportedTransferCoding => Blame::Client,
             ErrorKind::Internal | ErrorKind::Loop | ErrorKind::TooManyConnections => {
                 Blame::Internal
             }
@@ -135,7 +155,12 @@ impl ErrorKind {
     pub fn status(&self) -> StatusCode {
         match self {
             ErrorKind::BadRequest | ErrorKind::UserPwdInUrl => StatusCode::BAD_REQUEST,
-            ErrorKind::Forbidden | ErrorKind::TargetNotAllowed => StatusCode::FORBIDDEN,
+            ErrorKind::Forbidden | ErrorKind::TargetNotAllowed | ErrorKind::AdminRefused => {
+                StatusCode::FORBIDDEN
+            }
+            ErrorKind::AdminAuthRequired => StatusCode::UNAUTHORIZED,
+            ErrorKind::RequestHeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            ErrorKind::UnsupportedTransferCoding => StatusCode::NOT_IMPLEMENTED,
             ErrorKind::ClientAuthRequired | ErrorKind::AuthRejected => {
                 StatusCode::PROXY_AUTHENTICATION_REQUIRED
             }
@@ -265,6 +290,12 @@ pub fn rescue(err: &ProxyError) -> Response<Body> {
         headers.insert(
             header::PROXY_AUTHENTICATE,
             HeaderValue::from_static("Basic realm=\"waypost\""),
+        );
+    }
+    if err.kind == ErrorKind::AdminAuthRequired {
+        headers.insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"waypost admin\""),
         );
     }
     let keep = err.kind.blame() == Blame::Client

@@ -114,13 +114,16 @@ pub async fn admin_only(app: &App, req: Request<Incoming>) -> Response<Body> {
 
 /// Sidecar mode: the client must present the configured Basic credentials (constant-time check).
 fn client_authorized(app: &App, headers: &http::HeaderMap) -> bool {
-    let Some(auth) = &app.cfg.client_auth else {
-        return true;
-    };
-    let Some(value) = headers
-        .get(header::PROXY_AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    else {
+    match &app.cfg.client_auth {
+        None => true,
+        Some(auth) => basic_matches(auth, headers.get(header::PROXY_AUTHORIZATION)),
+    }
+}
+
+/// Whether `value` (an `Authorization` or `Proxy-Authorization` header) carries exactly the
+/// `client_auth` credentials as Basic (constant-time comparison).
+pub fn basic_matches(auth: &crate::config::ClientAuth, value: Option<&http::HeaderValue>) -> bool {
+    let Some(value) = value.and_then(|v| v.to_str().ok()) else {
         return false;
     };
     let Some((scheme, b64)) = value.trim().split_once(' ') else {

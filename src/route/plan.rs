@@ -54,6 +54,14 @@ pub struct ConnectPlan {
 }
 
 impl ConnectPlan {
+    /// The plan for a client on another machine: a direct connection may not reach this
+    /// machine or link-local addresses ([`crate::destination`]), and is pooled apart from
+    /// unrestricted ones.
+    pub fn restricted(mut self) -> Self {
+        self.key.restricted = true;
+        self
+    }
+
     /// The proxy on the path, if any.
     pub fn proxy(&self) -> Option<&ProxyAddr> {
         match &self.path {
@@ -132,6 +140,8 @@ pub struct PoolKey {
     pub tls: bool,
     /// The authenticated identity on this connection (None = unauthenticated).
     pub identity: Option<String>,
+    /// Opened for a client on another machine, under the destination checks for those.
+    pub restricted: bool,
     label: Arc<str>,
 }
 
@@ -144,6 +154,7 @@ impl PoolKey {
             port,
             tls,
             identity,
+            restricted: false,
             label,
         }
     }

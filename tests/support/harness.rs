@@ -43,6 +43,8 @@ pub fn config(tweak: impl FnOnce(&mut RawConfig)) -> config::Config {
     let mut raw = RawConfig::default();
     raw.listen = vec!["127.0.0.1:0".into()];
     raw.pac.worker_exe = env!("CARGO_BIN_EXE_waypost").into();
+    // test origins listen on ephemeral ports: any CONNECT port (tests of the default reset it)
+    raw.tls.connect_ports = vec![];
     tweak(&mut raw);
     config::validate(&raw, &HashMap::new()).unwrap_or_else(|p| panic!("test config invalid: {p:?}"))
 }
