@@ -238,11 +238,23 @@ impl App {
         }))
     }
 
-    /// The connect plan for one hop: the autologon policy decides the identity.
+    /// The connect plan for one hop: the autologon policy decides whether credentials (HTTP
+    /// proxy authentication, SOCKS5 username/password) may go to the hop's proxy; with a PAC
+    /// script discovered through WPAD, under the stricter rule for discovered scripts.
     pub fn plan(&self, hop: &Hop, target: &Target, purpose: Purpose) -> ConnectPlan {
         let auth = &self.upstream.dialer.auth;
+        let discovered = self
+            .router
+            .autoproxy
+            .as_ref()
+            .is_some_and(|ap| ap.discovers());
         route::plan(hop, target, purpose, |proxy| {
-            auth.allows(&proxy.to_string()).then(|| auth.identity())
+            let host = proxy.to_string();
+            let allowed = match discovered {
+                true => auth.allows_discovered(&host),
+                false => auth.allows(&host),
+            };
+            allowed.then(|| auth.identity())
         })
     }
 }

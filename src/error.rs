@@ -74,6 +74,9 @@ pub enum ErrorKind {
     ProxyConnect(u16),
     /// The upstream proxy rejected our credentials (its 407 is relayed as 407).
     AuthRejected,
+    /// Credentials were not sent to the upstream proxy, for the reason named by the code
+    /// (`auth-basic-cleartext-refused`, `auth-policy-refused`); its 407 is relayed.
+    AuthNotSent(&'static str),
     /// TLS to the upstream failed; the string is the kind (`tls-unknown-ca`, ...).
     Tls(&'static str),
     /// No PAC script could be obtained and `pac_mandatory` is set.
@@ -112,6 +115,7 @@ impl ErrorKind {
             ErrorKind::UpstreamClosed => "upstream-closed",
             ErrorKind::ProxyConnect(_) => "proxy-connect-refused",
             ErrorKind::AuthRejected => "auth-rejected",
+            ErrorKind::AuthNotSent(code) => code,
             ErrorKind::Tls(kind) => kind,
             ErrorKind::PacUnavailable => "pac-unavailable",
             ErrorKind::Loop => "loop",
@@ -161,7 +165,7 @@ impl ErrorKind {
             ErrorKind::AdminAuthRequired => StatusCode::UNAUTHORIZED,
             ErrorKind::RequestHeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ErrorKind::UnsupportedTransferCoding => StatusCode::NOT_IMPLEMENTED,
-            ErrorKind::ClientAuthRequired | ErrorKind::AuthRejected => {
+            ErrorKind::ClientAuthRequired | ErrorKind::AuthRejected | ErrorKind::AuthNotSent(_) => {
                 StatusCode::PROXY_AUTHENTICATION_REQUIRED
             }
             ErrorKind::ConnectTimeout

@@ -74,6 +74,16 @@ impl AutoProxy {
         self.state.borrow().clone()
     }
 
+    /// Whether the script in use was (or will be) discovered through WPAD rather than named by
+    /// the user: such a script may not widen who gets credentials ([`crate::app::App::plan`]).
+    /// A last good copy kept on disk counts as discovered when the source is `auto`.
+    pub fn discovers(&self) -> bool {
+        self.settings.source == "auto"
+            || self
+                .current()
+                .is_some_and(|l| matches!(l.method, "dhcp" | "dns"))
+    }
+
     /// Asks the refresh task to load the script again now (a changed PAC file, SIGHUP).
     pub fn reload(&self) {
         self.reload_now.notify_one();

@@ -47,7 +47,7 @@ pub struct ConnectPlan {
     /// Requests are sent in absolute form (to a proxy) rather than origin form.
     pub absolute_form: bool,
     /// The identity waypost may authenticate as to the proxy on this path (None: send no
-    /// credentials).
+    /// credentials; for a SOCKS5 proxy, Some means the `[socks]` password may be sent).
     pub identity: Option<String>,
     /// What makes connections carrying this plan interchangeable.
     pub key: PoolKey,
@@ -106,9 +106,10 @@ pub fn plan(
             true,
         ),
     };
+    // SOCKS5 username/password too: only to a proxy the policy allows
     let identity = match &path {
-        Path::Connect(p) | Path::Forward(p) => identity_for(&p.host),
-        Path::Direct | Path::Socks(_) => None,
+        Path::Connect(p) | Path::Forward(p) | Path::Socks(p) => identity_for(&p.host),
+        Path::Direct => None,
     };
     let key = PoolKey::new(hop.clone(), host, port, tls, identity.clone());
     ConnectPlan {

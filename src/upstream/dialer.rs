@@ -145,7 +145,8 @@ impl Dialer {
                 self.finish(host, tcp, plan.tls).await
             }
             Path::Socks(p) => {
-                let tcp = super::socks::connect(self, p, host, port).await?;
+                let tcp =
+                    super::socks::connect(self, p, host, port, plan.identity.is_some()).await?;
                 self.finish(host, tcp, plan.tls).await
             }
             Path::Connect(p) => {
