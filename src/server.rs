@@ -255,7 +255,9 @@ async fn serve(
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(app.cfg.timeouts.client_header)
-        .max_buf_size(app.cfg.limits.max_request_header_size)
+        // the exact limit is proxy::head's (431 with a reason); hyper's buffer only needs to
+        // hold a head of that size, and refuses (also 431) what is far beyond it
+        .max_buf_size(app.cfg.limits.max_request_header_size + 16 * 1024)
         .keep_alive(true);
     let conn = builder
         .serve_connection(TokioIo::new(stream), svc)

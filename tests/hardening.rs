@@ -242,3 +242,78 @@ async fn clients_on_other_machines_cannot_reach_local_or_link_local_services() {
     let local = SocketAddr::from(([127, 0, 0, 1], proxy.addrs[0].port()));
     assert_eq!(harness::get(local, &origin.url("/")).await.0, 200);
 }
+
+/// A raw request head of exactly `size` bytes for `url` (padded with one `X-Pad` header).
+fn head_of_size(url: &str, size: usize) -> String {
+    let start = format!("GET {url} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Pad: ");
+    let pad = size - start.len() - 4;
+    format!("{start}{}\r\n\r\n", "a".repeat(pad))
+}
+
+#[tokio::test]
+async fn the_request_head_limit_holds_to_the_byte() {
+    let origin = Origin::echo().await;
+    let proxy = harness::start_proxy(|_| {}).await;
+    let url = origin.url("/");
+    let at_limit = harness::raw(proxy.addrs[0], head_of_size(&url, 65536).as_bytes()).await;
+    assert!(
+        at_limit.starts_with("HTTP/1.1 200"),
+        "{}",
+        &at_limit[..80.min(at_limit.len())]
+    );
+    for size in [65537, 70_000, 100_000] {
+        let reply = harness::raw(proxy.addrs[0], head_of_size(&url, size).as_bytes()).await;
+        assert!(reply.starts_with("HTTP/1.1 431"), "{size}: {reply}");
+    }
+    assert_eq!(
+        origin.connections.load(std::sync::atomic::Ordering::SeqCst),
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_request_with_a_transfer_coding_other_than_chunked_gets_501() {
+    let origin = Origin::echo().await;
+    let proxy = harness::start_proxy(|_| {}).await;
+    let req = format!(
+        "POST {} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\nConnection: close\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+        origin.url("/")
+    );
+    let reply = harness::raw(proxy.addrs[0], req.as_bytes()).await;
+    assert!(reply.starts_with("HTTP/1.1 501"), "{reply}");
+    assert!(reply.contains("unsupported-transfer-coding"), "{reply}");
+    assert_eq!(
+        origin.connections.load(std::sync::atomic::Ordering::SeqCst),
+        0
+    );
+}
+
+#[tokio::test]
+async fn an_upstream_answer_with_both_content_length_and_chunked_is_refused_not_truncated() {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let _ = s
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
+                    .await;
+            });
+        }
+    });
+    let proxy = harness::start_proxy(|_| {}).await;
+    let reply = ask(
+        proxy.addrs[0],
+        &format!("GET http://{addr}/ HTTP/1.1\r\nHost: {addr}"),
+    )
+    .await;
+    assert!(reply.starts_with("HTTP/1.1 502"), "{reply}");
+    assert!(
+        reply.contains("x-waypost-error: bad-upstream-framing"),
+        "{reply}"
+    );
+    assert!(!reply.contains("hel"), "{reply}");
+}

@@ -9,6 +9,7 @@
 //! [`crate::error::rescue`], logged once where it is handled.
 
 mod forward;
+pub mod head;
 mod pipeline;
 mod tunnel;
 mod upgrade;
@@ -75,6 +76,9 @@ pub async fn handle(
     client: Client,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
+    if let Err(e) = head::check(&req, app.cfg.limits.max_request_header_size) {
+        return Ok(rescue(&e));
+    }
     let is_connect = req.method() == Method::CONNECT;
     if !is_connect && req.uri().scheme().is_none() {
         if req.uri().authority().is_some() {
@@ -100,6 +104,9 @@ pub async fn handle(
 
 /// The admin-only port: the admin surface, and a refusal for anything that would be proxied.
 pub async fn admin_only(app: &App, req: Request<Incoming>) -> Response<Body> {
+    if let Err(e) = head::check(&req, app.cfg.limits.max_request_header_size) {
+        return rescue(&e);
+    }
     if req.method() != Method::CONNECT
         && req.uri().scheme().is_none()
         && req.uri().authority().is_none()

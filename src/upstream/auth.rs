@@ -204,7 +204,7 @@ pub async fn send_replay(
                 if !outcome.is_success() {
                     return Err(refusal(rejected(&what, &outcome), resp).await);
                 }
-                return Ok(up.relay(resp, Some(conn)));
+                return up.relay(resp, Some(conn));
             }
         }
     }
@@ -251,7 +251,7 @@ pub async fn send_streaming(
     if !outcome.is_success() {
         return Err(refusal(rejected(&what, &outcome), resp).await);
     }
-    Ok(up.relay(resp, Some(conn)))
+    up.relay(resp, Some(conn))
 }
 
 /// Authenticates a new connection with the probe (a refusal is an error carrying the
