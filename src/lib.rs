@@ -21,7 +21,8 @@
 //!   changes).
 //! - Operating it: [`admin`]: `/metrics`, `/healthz`, `/readyz`, `/status`, `/status.json`,
 //!   `/explain`; [`ready`]: readiness checks; [`status`]: the status page; [`activity`]: the
-//!   in-process rings of recent requests and chart samples; [`doctor`]: `waypost doctor`.
+//!   in-process rings of recent requests and chart samples; [`doctor`]: `waypost doctor`;
+//!   [`redact`]: URLs as they may be shown (no userinfo, no query).
 
 pub mod access;
 pub mod activity;
@@ -42,6 +43,7 @@ pub mod logging;
 pub mod metrics;
 pub mod proxy;
 pub mod ready;
+pub mod redact;
 pub mod relay;
 pub mod reload;
 pub mod route;

@@ -107,6 +107,7 @@ async fn the_socks_password_goes_only_to_socks_proxies_the_autologon_policy_allo
         let pac = pac.clone();
         harness::start_proxy(move |c| {
             c.pac.source = pac;
+            c.pac.cache_file = "none".into();
             c.socks.username = "sockuser".into();
             c.socks.password = "sockpass".into();
             c.auth.allow_proxies = allow;
@@ -145,7 +146,7 @@ async fn a_wpad_script_cannot_make_a_plain_host_name_get_credentials() {
             c.pac.source = source.into();
             c.pac.wpad_dhcp_timeout = "10ms".into();
             c.pac.wpad_dns_timeout = "10ms".into();
-            c.pac.cache_file = String::new();
+            c.pac.cache_file = "none".into();
             c.auth.user = Some("EXAMPLE\\alice".into());
             c.auth.password = Some(waypost_auth::credentials::SecretString::new("pw"));
         });

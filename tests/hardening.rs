@@ -317,3 +317,85 @@ async fn an_upstream_answer_with_both_content_length_and_chunked_is_refused_not_
     );
     assert!(!reply.contains("hel"), "{reply}");
 }
+
+#[tokio::test]
+async fn a_pac_url_token_never_shows_and_the_kept_script_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let pac = Origin::start(|_req| async {
+        http::Response::new(waypost::body::full(
+            "function FindProxyForURL(u, h) { return \"DIRECT\"; }",
+        ))
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("last-good.pac");
+    let source = format!("http://{}/proxy.pac?token=SECRET-TOKEN-42", pac.addr);
+    let (src, cache_file) = (source.clone(), cache.display().to_string());
+    let proxy = harness::start_proxy(move |c| {
+        c.pac.source = src;
+        c.pac.cache_file = cache_file;
+    })
+    .await;
+    let addr = proxy.addrs[0];
+    let explain = waypost_testsupport::eventually(
+        std::time::Duration::from_secs(10),
+        || async move {
+            ask(
+                addr,
+                "GET /explain?url=http%3A%2F%2Fexample.test%2F HTTP/1.1\r\nHost: 127.0.0.1",
+            )
+            .await
+        },
+        |r| r.contains("\"method\""),
+    )
+    .await;
+    let status = ask(addr, "GET /status.json HTTP/1.1\r\nHost: 127.0.0.1").await;
+    for shown in [&explain, &status] {
+        assert!(!shown.contains("SECRET-TOKEN-42"), "{shown}");
+        assert!(shown.contains("proxy.pac?***"), "{shown}");
+    }
+    let mark = std::fs::read_to_string(dir.path().join("last-good.pac.source")).unwrap();
+    assert!(!mark.contains("SECRET-TOKEN-42"), "{mark}");
+    for f in ["last-good.pac", "last-good.pac.source"] {
+        let mode = std::fs::metadata(dir.path().join(f))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{f}");
+    }
+    let check = std::process::Command::new(env!("CARGO_BIN_EXE_waypost"))
+        .args(["config", "check"])
+        .env("WAYPOST_PAC__SOURCE", &source)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&check.stdout);
+    assert!(check.status.success(), "{out}");
+    assert!(
+        out.contains("proxy.pac?***") && !out.contains("SECRET-TOKEN-42"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_client_auth_password_file_readable_by_others_refuses_to_start() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("client.pw");
+    std::fs::write(&file, "pw\n").unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut raw = waypost::config::raw::RawConfig::default();
+    raw.client_auth.username = "app".into();
+    raw.client_auth.password_file = file.display().to_string();
+    let problems = waypost::config::validate(&raw, &Default::default()).unwrap_err();
+    let p = problems
+        .iter()
+        .find(|p| p.key == "client_auth.password_file")
+        .expect("a problem");
+    assert!(
+        p.message.contains("chmod 600") && p.message.contains("client.pw"),
+        "{}",
+        p.message
+    );
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert!(waypost::config::validate(&raw, &Default::default()).is_ok());
+}

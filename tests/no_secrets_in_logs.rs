@@ -34,7 +34,7 @@ fn run_waypost(
         .arg("-vv")
         .env("WAYPOST_LOG", "trace")
         .env("WAYPOST_ROUTE__BYPASS_LOOPBACK", "false")
-        .env("WAYPOST_AUTH__SCHEME", scheme)
+        .args(["--auth-scheme", scheme])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
