@@ -160,7 +160,12 @@ impl Client {
     }
 }
 
+/// The `Host` for `url`: its authority, or none for an origin-form path (an admin request,
+/// whose query may hold a URL of its own).
 pub fn host_of(url: &str) -> String {
+    if url.starts_with('/') {
+        return String::new();
+    }
     url.split("://")
         .nth(1)
         .unwrap_or(url)
