@@ -15,12 +15,15 @@ use tokio::net::{TcpListener, TcpStream};
 use waypost::route::{Hop, ProxyAddr, Purpose};
 use waypost::target::Target;
 
+/// What one SOCKS session showed: the methods offered, and `user:password` if sent.
+type Session = (Vec<u8>, Option<String>);
+
 /// A SOCKS5 server (RFC 1928/1929) that records the methods offered and any username and
 /// password, accepts either way, and answers the tunnelled request with a fixed HTTP reply.
 struct FakeSocks {
     port: u16,
     /// (methods offered, username:password if sent), one per connection.
-    seen: Arc<Mutex<Vec<(Vec<u8>, Option<String>)>>>,
+    seen: Arc<Mutex<Vec<Session>>>,
 }
 
 impl FakeSocks {
@@ -43,7 +46,7 @@ impl FakeSocks {
     }
 }
 
-async fn socks_session(mut s: TcpStream) -> std::io::Result<(Vec<u8>, Option<String>)> {
+async fn socks_session(mut s: TcpStream) -> std::io::Result<Session> {
     let mut head = [0u8; 2];
     s.read_exact(&mut head).await?;
     let mut methods = vec![0u8; head[1] as usize];

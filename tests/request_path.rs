@@ -64,7 +64,7 @@ fn upstream_with_credentials(c: &mut RawConfig, squid: &Squid, scheme: Scheme) {
     c.route.upstream = format!("http://localhost:{}", squid.port);
     c.route.bypass_loopback = false;
     c.auth.password = Some(waypost_auth::credentials::SecretString::new(PASSWORD));
-    if scheme == Scheme::Basic {
+    if matches!(scheme, Scheme::Basic) {
         // Basic to a plain-HTTP proxy is an explicit choice (auth.scheme = "auto" refuses it)
         c.auth.scheme = waypost_auth::SchemeChoice::Basic;
     }
