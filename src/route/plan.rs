@@ -106,10 +106,11 @@ pub fn plan(
             true,
         ),
     };
-    // SOCKS5 username/password too: only to a proxy the policy allows
+    // the SOCKS5 username/password too: only to a proxy the policy allows (SOCKS4 has none)
     let identity = match &path {
-        Path::Connect(p) | Path::Forward(p) | Path::Socks(p) => identity_for(&p.host),
-        Path::Direct => None,
+        Path::Connect(p) | Path::Forward(p) => identity_for(&p.host),
+        Path::Socks(p) if p.kind == ProxyKind::Socks5 => identity_for(&p.host),
+        Path::Direct | Path::Socks(_) => None,
     };
     let key = PoolKey::new(hop.clone(), host, port, tls, identity.clone());
     ConnectPlan {
