@@ -7,6 +7,7 @@
 //! and, when it comes from the file, the file and line.
 
 mod collect;
+mod exposure;
 mod pac;
 pub mod raw;
 pub mod routes;
@@ -31,6 +32,8 @@ pub struct Config {
     /// Listeners that serve only /metrics, /healthz and /explain (never proxy).
     pub admin_listen: Vec<SocketAddr>,
     pub allow: Vec<IpNet>,
+    /// Clients the admin listeners serve (empty: the same as `allow`).
+    pub admin_allow: Vec<IpNet>,
     /// Client connections and tunnels alive at once; each tunnel or upgrade holds its slot.
     pub max_client_connections: usize,
     /// Connections at once on the admin listeners (their own limit: /healthz answers when
