@@ -29,6 +29,9 @@ pub struct Config {
     pub listen: Vec<SocketAddr>,
     /// Listeners that serve only /metrics, /healthz and /explain (never proxy).
     pub admin_listen: Vec<SocketAddr>,
+    /// SOCKS5 listeners for clients that cannot use an HTTP proxy (empty = none): routed like
+    /// CONNECT, same `allow` list, `client_auth` and connection cap.
+    pub socks_listen: Vec<SocketAddr>,
     pub allow: Vec<IpNet>,
     /// Client connections and tunnels alive at once; each tunnel or upgrade holds its slot.
     pub max_client_connections: usize,

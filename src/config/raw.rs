@@ -14,6 +14,7 @@ use serde::Deserialize;
 pub struct RawConfig {
     pub listen: Vec<String>,
     pub admin_listen: Vec<String>,
+    pub socks_listen: Vec<String>,
     pub allow: Vec<String>,
     pub max_client_connections: usize,
     pub admin_max_connections: usize,
@@ -37,6 +38,7 @@ impl Default for RawConfig {
         RawConfig {
             listen: vec!["127.0.0.1:3128".into()],
             admin_listen: vec![],
+            socks_listen: vec![],
             allow: vec![],
             max_client_connections: 1024,
             admin_max_connections: 16,

@@ -74,6 +74,16 @@ pub fn validate(raw: &RawConfig, env: &HashMap<String, String>) -> Result<Config
             ),
         }
     }
+    let mut socks_listen = Vec::new();
+    for (i, l) in raw.socks_listen.iter().enumerate() {
+        match l.parse::<SocketAddr>() {
+            Ok(a) => socks_listen.push(a),
+            Err(_) => p.add(
+                format!("socks_listen[{i}]"),
+                format!("invalid address {l:?} (write e.g. \"127.0.0.1:1080\")"),
+            ),
+        }
+    }
     let mut allow = Vec::new();
     for (i, a) in raw.allow.iter().enumerate() {
         match a
@@ -87,7 +97,12 @@ pub fn validate(raw: &RawConfig, env: &HashMap<String, String>) -> Result<Config
             ),
         }
     }
-    if listen.iter().any(|a| !a.ip().is_loopback()) && allow.is_empty() {
+    if listen
+        .iter()
+        .chain(&socks_listen)
+        .any(|a| !a.ip().is_loopback())
+        && allow.is_empty()
+    {
         p.add(
             "allow",
             "listening beyond loopback needs an allow list of client networks (e.g. allow = [\"10.0.0.0/8\"]); \
@@ -307,6 +322,7 @@ pub fn validate(raw: &RawConfig, env: &HashMap<String, String>) -> Result<Config
     Ok(Config {
         listen,
         admin_listen,
+        socks_listen,
         allow,
         max_client_connections: raw.max_client_connections,
         admin_max_connections: raw.admin_max_connections,

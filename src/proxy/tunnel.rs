@@ -70,7 +70,7 @@ pub async fn tunnel(app: Arc<App>, client: Client, req: Request<Incoming>) -> Re
 }
 
 /// The CONNECT port must be allowed, and the request must not be coming back to us.
-fn admit(x: &Exchange, headers: &http::HeaderMap) -> Result<(), ProxyError> {
+pub(super) fn admit(x: &Exchange, headers: &http::HeaderMap) -> Result<(), ProxyError> {
     if !x.app.tls.port_allowed(x.target.port) {
         return Err(ProxyError::new(
             ErrorKind::TargetNotAllowed,
@@ -84,12 +84,14 @@ fn admit(x: &Exchange, headers: &http::HeaderMap) -> Result<(), ProxyError> {
 }
 
 /// Relays a tunnel not intercepted: its ClientHello's SNI may be checked, never decrypted.
-async fn relay_tunnel(
+pub(super) async fn relay_tunnel<C>(
     app: &App,
     access: &crate::access::Access,
-    client: TokioIo<hyper::upgrade::Upgraded>,
+    client: C,
     tunnel: Tunnel,
-) {
+) where
+    C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
     let client_io = match crate::intercept::sni_gate(app, client).await {
         Ok(c) => c,
         Err(why) => {
