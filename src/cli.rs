@@ -58,8 +58,13 @@ pub enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff): waypost man > waypost.1.
-    Man,
+    /// Print the man page (roff): waypost man > waypost.1; with --dir, write one page per
+    /// subcommand too (waypost.1, waypost-run.1, ...).
+    Man {
+        /// Write the pages into this directory instead of printing the main one.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Args)]

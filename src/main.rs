@@ -69,9 +69,13 @@ fn main() -> ExitCode {
             clap_complete::generate(shell, &mut cmd, "waypost", &mut std::io::stdout());
             ExitCode::SUCCESS
         }
-        Some(Command::Man) => {
+        Some(Command::Man { dir }) => {
             let cmd = <Cli as clap::CommandFactory>::command();
-            match clap_mangen::Man::new(cmd).render(&mut std::io::stdout()) {
+            let written = match &dir {
+                Some(dir) => clap_mangen::generate_to(cmd, dir),
+                None => clap_mangen::Man::new(cmd).render(&mut std::io::stdout()),
+            };
+            match written {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("waypost: cannot write the man page: {e}");

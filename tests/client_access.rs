@@ -340,3 +340,82 @@ async fn bash_evaluating_waypost_env_sends_curl_through_waypost() {
         "the answer came through waypost: {text}"
     );
 }
+
+/// Runs the waypost binary; returns (success, stdout).
+async fn waypost(args: &[&str]) -> (bool, String) {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_waypost"))
+        .args(args)
+        .output()
+        .await
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn completions_for_every_shell_and_the_man_page_name_the_subcommands() {
+    for shell in ["bash", "zsh", "fish", "powershell", "elvish"] {
+        let (ok, text) = waypost(&["completions", shell]).await;
+        assert!(ok, "{shell}: {text}");
+        for sub in ["doctor", "explain", "completions", "env"] {
+            assert!(
+                text.contains(sub),
+                "{shell} completion lacks {sub}:\n{text}"
+            );
+        }
+    }
+    let (ok, man) = waypost(&["man"]).await;
+    assert!(ok, "{man}");
+    assert!(
+        man.starts_with(".ie") || man.contains(".TH waypost"),
+        "not roff:\n{man}"
+    );
+    for sub in [
+        "waypost\\-run",
+        "waypost\\-doctor",
+        "waypost\\-env",
+        "waypost\\-man",
+    ] {
+        assert!(man.contains(sub), "the man page lacks {sub}:\n{man}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, _) = waypost(&["man", "--dir", &dir.path().display().to_string()]).await;
+    assert!(ok);
+    for page in [
+        "waypost.1",
+        "waypost-run.1",
+        "waypost-env.1",
+        "waypost-pac-eval.1",
+    ] {
+        assert!(dir.path().join(page).exists(), "man --dir wrote no {page}");
+    }
+    if std::process::Command::new("man")
+        .arg("--version")
+        .output()
+        .is_ok()
+    {
+        // man renders it
+        let page = dir.path().join("waypost.1");
+        let out = std::process::Command::new("man")
+            .arg("-l")
+            .arg(&page)
+            .env("MANWIDTH", "100")
+            .output()
+            .unwrap();
+        // grotty's overstrike bold (`S\x08S`) dropped
+        let mut text = String::new();
+        for c in String::from_utf8_lossy(&out.stdout).chars() {
+            if c == '\u{8}' {
+                text.pop();
+            } else {
+                text.push(c);
+            }
+        }
+        assert!(
+            out.status.success() && text.contains("SUBCOMMANDS"),
+            "{text}"
+        );
+    }
+}

@@ -1,7 +1,7 @@
 //! The last stage for a SOCKS5 client: after the SOCKS handshake ([`crate::socks`]), the
-//! client's CONNECT goes through the same stages as an HTTP CONNECT — admit (CONNECT ports,
-//! loops), decide (bypass, PAC), connect with failover and upstream authentication — and the
-//! tunnel is relayed the same way. Only the answers differ: SOCKS reply codes instead of
+//! client's CONNECT goes through the same stages as an HTTP CONNECT — decide (bypass, PAC),
+//! connect with failover and upstream authentication (a hop back to waypost is refused as a
+//! loop by the dialer) — and the tunnel is relayed the same way (SNI rules included). Only the answers differ: SOCKS reply codes instead of
 //! status lines ([`reply_for`]).
 
 use std::sync::Arc;
@@ -41,9 +41,8 @@ pub async fn serve(app: Arc<App>, client: Client, mut stream: TcpStream) {
         port: request.port,
     };
     let x = Exchange::new(app, client, "CONNECT", target, "socks", &HeaderMap::new());
-    if let Err(e) = super::tunnel::admit(&x, &HeaderMap::new()) {
-        return fail(&x, &mut stream, "-", e).await;
-    }
+    // `tls.connect_ports` is not applied: it keeps HTTP CONNECT to TLS ports, while a SOCKS
+    // listener exists for any TCP (port 80 included); `allow` and `client_auth` guard it.
     let decision = match x.decide(|| pac_url(&x.target)).await {
         Ok(d) => d,
         Err(e) => return fail(&x, &mut stream, "-", e).await,

@@ -70,7 +70,7 @@ pub async fn tunnel(app: Arc<App>, client: Client, req: Request<Incoming>) -> Re
 }
 
 /// The CONNECT port must be allowed, and the request must not be coming back to us.
-pub(super) fn admit(x: &Exchange, headers: &http::HeaderMap) -> Result<(), ProxyError> {
+fn admit(x: &Exchange, headers: &http::HeaderMap) -> Result<(), ProxyError> {
     if !x.app.tls.port_allowed(x.target.port) {
         return Err(ProxyError::new(
             ErrorKind::TargetNotAllowed,
