@@ -1,7 +1,8 @@
 //! systemd socket activation without a running systemd: `systemd-socket-activate` (Debian's
 //! `systemd` package) binds the sockets and starts the waypost binary with them, as a
 //! `waypost.socket` unit would; waypost must serve on them, binding none of its configured
-//! addresses, and tell the service manager it is ready (`NOTIFY_SOCKET`, `READY=1`).
+//! addresses, tell the sockets apart by name (`proxy`, `admin`, `socks`) and tell the service
+//! manager it is ready (`NOTIFY_SOCKET`, `READY=1`).
 
 mod support;
 
@@ -51,9 +52,11 @@ async fn a_socket_handed_over_by_systemd_socket_activate_serves_proxied_requests
         .unwrap();
     let port = free_port();
     let admin_port = free_port();
+    let socks_port = free_port();
     let child = std::process::Command::new("systemd-socket-activate")
         .args(["-l", &format!("127.0.0.1:{port}"), "--fdname=proxy"])
         .args(["-l", &format!("127.0.0.1:{admin_port}"), "--fdname=admin"])
+        .args(["-l", &format!("127.0.0.1:{socks_port}"), "--fdname=socks"])
         .arg(format!("--setenv=NOTIFY_SOCKET={}", notify_path.display()))
         .arg(env!("CARGO_BIN_EXE_waypost"))
         .args(["run", "--config"])
@@ -102,5 +105,12 @@ async fn a_socket_handed_over_by_systemd_socket_activate_serves_proxied_requests
         .status_async(&origin.url("/not-here"))
         .await;
     assert_eq!(proxied, "403", "the admin socket must not proxy");
+    // the socket named `socks` speaks SOCKS5 (no socks_listen is configured at all)
+    let socks = Curl::new()
+        .args(["--socks5-hostname", &format!("127.0.0.1:{socks_port}")])
+        .arg(&origin.url("/over-socks"))
+        .run_async()
+        .await;
+    assert!(socks.stdout.contains("GET /over-socks"), "{}", socks.text());
     drop((held, held_admin));
 }
