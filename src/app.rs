@@ -195,7 +195,13 @@ impl App {
         .map_err(|e| e.to_string())?;
         let via_token = c.via_token;
         let dialer = Arc::new(Dialer::new(&cfg, auth, metrics.clone(), via_token.clone()));
-        dialer.set_own_addrs(lock(&c.ops.listening).clone());
+        // (the first generation is built before binding: the server sets them once bound; the
+        // dialer keeps the first value it is given, so an empty list must not be that value)
+        let mut own = lock(&c.ops.listening).clone();
+        own.extend(lock(&c.ops.socks_listening).iter());
+        if !own.is_empty() {
+            dialer.set_own_addrs(own);
+        }
         CrlDownloader::install(&dialer);
         let pool = c.pool.unwrap_or_else(|| {
             Pool::new(

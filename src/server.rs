@@ -102,14 +102,15 @@ pub async fn start_with(
         .iter()
         .map(|l| l.local_addr())
         .collect::<io::Result<Vec<_>>>()?;
-    // a hop to one of these addresses is a loop, refused before dialling
-    app.upstream.dialer.set_own_addrs(addrs.clone());
-    *crate::app::lock(&app.ops.listening) = addrs.clone();
-    *crate::app::lock(&app.ops.admin_listening) = admin_addrs.clone();
     let socks_addrs = socks_listeners
         .iter()
         .map(|l| l.local_addr())
         .collect::<io::Result<Vec<_>>>()?;
+    // a hop to one of these addresses is a loop, refused before dialling
+    let own = addrs.iter().chain(&socks_addrs).copied().collect();
+    app.upstream.dialer.set_own_addrs(own);
+    *crate::app::lock(&app.ops.listening) = addrs.clone();
+    *crate::app::lock(&app.ops.admin_listening) = admin_addrs.clone();
     *crate::app::lock(&app.ops.socks_listening) = socks_addrs.clone();
     let live = Arc::new(Live::new(app.clone(), loader));
     live.spawn_watch(config_file);

@@ -419,3 +419,20 @@ async fn completions_for_every_shell_and_the_man_page_name_the_subcommands() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socks_connect_to_waypost_itself_is_refused_as_a_loop() {
+    let proxy = harness::start_proxy(|raw| raw.socks_listen = vec!["127.0.0.1:0".into()]).await;
+    let socks = proxy.socks_addrs[0];
+    let out = curl(&["--socks5", &socks.to_string(), &format!("http://{socks}/")]).await;
+    assert!(!out.success(), "{}", out.text());
+    let m = harness::metrics(proxy.addrs[0]).await;
+    assert_eq!(
+        metric(
+            &m,
+            "waypost_requests_total{kind=\"socks\",outcome=\"loop\"}"
+        ),
+        1.0,
+        "{m}"
+    );
+}
