@@ -195,10 +195,13 @@ impl App {
         .map_err(|e| e.to_string())?;
         let via_token = c.via_token;
         let dialer = Arc::new(Dialer::new(&cfg, auth, metrics.clone(), via_token.clone()));
-        // (the first generation is built before binding: the server sets them once bound; the
-        // dialer keeps the first value it is given, so an empty list must not be that value)
-        let mut own = lock(&c.ops.listening).clone();
-        own.extend(lock(&c.ops.socks_listening).iter());
+        // the first generation is built before binding: the server sets them once bound
+        let own: Vec<SocketAddr> = lock(&c.ops.listening)
+            .iter()
+            .chain(lock(&c.ops.admin_listening).iter())
+            .chain(lock(&c.ops.socks_listening).iter())
+            .copied()
+            .collect();
         if !own.is_empty() {
             dialer.set_own_addrs(own);
         }
@@ -239,11 +242,23 @@ impl App {
         }))
     }
 
-    /// The connect plan for one hop: the autologon policy decides the identity.
+    /// The connect plan for one hop: the autologon policy decides whether credentials (HTTP
+    /// proxy authentication, SOCKS5 username/password) may go to the hop's proxy; with a PAC
+    /// script discovered through WPAD, under the stricter rule for discovered scripts.
     pub fn plan(&self, hop: &Hop, target: &Target, purpose: Purpose) -> ConnectPlan {
         let auth = &self.upstream.dialer.auth;
+        let discovered = self
+            .router
+            .autoproxy
+            .as_ref()
+            .is_some_and(|ap| ap.discovers());
         route::plan(hop, target, purpose, |proxy| {
-            auth.allows(&proxy.to_string()).then(|| auth.identity())
+            let host = proxy.to_string();
+            let allowed = match discovered {
+                true => auth.allows_discovered(&host),
+                false => auth.allows(&host),
+            };
+            allowed.then(|| auth.identity())
         })
     }
 }
