@@ -25,6 +25,9 @@ PACKAGES=(
     python3-pacparser
     # the status page's browser test (tests/status_page.rs drives headless chromium)
     chromium fonts-dejavu-core
+    # socket activation without a running systemd (tests/socket_activation.rs:
+    # systemd-socket-activate); man renders `waypost man` (tests/client_access.rs)
+    systemd man-db
     # benchmark (bench/run.sh)
     nginx tinyproxy wrk
     # building: GSSAPI bindings (bindgen) and the usual toolchain pieces

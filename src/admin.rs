@@ -1,6 +1,7 @@
 //! The admin surface: origin-form requests to the proxy port and the admin listeners —
 //! `/metrics`, `/healthz` (liveness), `/readyz` (readiness, with reasons: [`crate::ready`]),
-//! `/status` and `/status.json` ([`crate::status`]), `/explain`.
+//! `/status` and `/status.json` ([`crate::status`]), `/explain`, `/proxy.pac` and `/wpad.dat`
+//! (a PAC pointing clients at this waypost: [`crate::clientpac`]).
 //!
 //! Anything else gets a short 400 saying that this is a proxy and how to use it. Like the rest
 //! of the proxy port it serves only clients the listener admits (loopback, or the `allow` list;
@@ -117,6 +118,11 @@ pub async fn serve<B>(app: &App, req: &Request<B>) -> Response<Body> {
             (StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", app.metrics.render())
         }
         "/healthz" => (StatusCode::OK, "text/plain; charset=utf-8", "ok\n".to_string()),
+        "/proxy.pac" | "/wpad.dat" => (
+            StatusCode::OK,
+            crate::clientpac::CONTENT_TYPE,
+            crate::clientpac::for_request(app, req),
+        ),
         "/readyz" => {
             let r = crate::ready::check(app);
             let status = if r.ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
@@ -140,7 +146,7 @@ pub async fn serve<B>(app: &App, req: &Request<B>) -> Response<Body> {
             StatusCode::BAD_REQUEST,
             "text/plain; charset=utf-8",
             "waypost is a forward proxy: send absolute-form requests (GET http://host/path) or CONNECT \
-             host:port, e.g. curl -x http://127.0.0.1:3128 http://example.com/. Admin paths: /status, /status.json, /metrics, /healthz, /readyz, /explain?url=URL.\n"
+             host:port, e.g. curl -x http://127.0.0.1:3128 http://example.com/. Admin paths: /status, /status.json, /metrics, /healthz, /readyz, /explain?url=URL, /proxy.pac.\n"
                 .to_string(),
         ),
     };

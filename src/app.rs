@@ -60,6 +60,8 @@ pub struct Ops {
     /// The bound proxy and admin addresses (empty until every listener is bound).
     pub listening: Mutex<Vec<SocketAddr>>,
     pub admin_listening: Mutex<Vec<SocketAddr>>,
+    /// The bound SOCKS5 listeners (`socks_listen`), for `/proxy.pac`.
+    pub socks_listening: Mutex<Vec<SocketAddr>>,
     /// The configuration file, when there is one (for the status page and reloads).
     pub config_file: Mutex<Option<std::path::PathBuf>>,
     /// The last reload attempt: (unix time, trigger, Ok(generation) or Err(problems)).
@@ -72,6 +74,7 @@ impl Ops {
             started: SystemTime::now(),
             listening: Mutex::new(Vec::new()),
             admin_listening: Mutex::new(Vec::new()),
+            socks_listening: Mutex::new(Vec::new()),
             config_file: Mutex::new(None),
             last_reload: Mutex::new(None),
         }
@@ -196,6 +199,7 @@ impl App {
         let own: Vec<SocketAddr> = lock(&c.ops.listening)
             .iter()
             .chain(lock(&c.ops.admin_listening).iter())
+            .chain(lock(&c.ops.socks_listening).iter())
             .copied()
             .collect();
         if !own.is_empty() {

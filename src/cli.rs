@@ -1,4 +1,4 @@
-//! Command-line interface: `waypost [run]`, `waypost config check`.
+//! Command-line interface: `waypost [run]`, `waypost config check`, and the other subcommands.
 //!
 //! Raw flags live here; they become [`crate::config::Overrides`] and win over the file and the
 //! environment.
@@ -50,6 +50,34 @@ pub enum Command {
     /// Run the checks a support engineer would, against the running waypost or standalone,
     /// and print a verdict per line with the fix (exit 1 when something must be fixed).
     Doctor(DoctorArgs),
+    /// Print the environment lines that point common tools at waypost (http_proxy and
+    /// friends, npm, pip, the JVM; git and Docker as comments): eval "$(waypost env)".
+    Env(EnvArgs),
+    /// Print a shell completion script (e.g. waypost completions bash > /etc/bash_completion.d/waypost).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff): waypost man > waypost.1; with --dir, write one page per
+    /// subcommand too (waypost.1, waypost-run.1, ...).
+    Man {
+        /// Write the pages into this directory instead of printing the main one.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct EnvArgs {
+    /// The shell whose syntax is printed.
+    #[arg(long, value_enum, default_value = "bash")]
+    pub shell: crate::clientenv::Shell,
+    /// Put the client_auth credentials into the proxy URLs (they are left out otherwise).
+    #[arg(long)]
+    pub with_credentials: bool,
+    /// The configuration the proxy runs with (file, environment, flags).
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 #[derive(Debug, Args)]

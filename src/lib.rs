@@ -2,7 +2,8 @@
 //!
 //! Module map, in the order a request meets them (each stage a module; arrows are imports,
 //! and there is no cycle among them: `tests/module_graph.rs` checks):
-//! - [`server`]: listeners, client ACL, connection caps (tunnels hold their slot), shutdown.
+//! - [`server`]: listeners (bound, or inherited by socket activation: [`systemd`]), client ACL,
+//!   connection caps (tunnels hold their slot), shutdown; SOCKS5 clients' handshake: [`socks`].
 //! - [`proxy`]: the pipeline — classify, parse the target, decide, plan, connect + authenticate
 //!   with one failover loop, then send-and-stream, reply-200-and-relay, or relay an upgrade;
 //!   every error goes through [`error::rescue`].
@@ -23,6 +24,8 @@
 //!   `/explain`; [`ready`]: readiness checks; [`status`]: the status page; [`activity`]: the
 //!   in-process rings of recent requests and chart samples; [`doctor`]: `waypost doctor`;
 //!   [`redact`]: URLs as they may be shown (no userinfo, no query).
+//! - Clients: [`clientpac`]: `/proxy.pac` for browsers; [`clientenv`]: `waypost env`; SOCKS5
+//!   clients: [`socks`]; socket activation and `sd_notify`: [`systemd`].
 
 pub mod access;
 pub mod activity;
@@ -31,6 +34,8 @@ pub mod app;
 pub mod autoproxy;
 pub mod body;
 pub mod cli;
+pub mod clientenv;
+pub mod clientpac;
 pub mod config;
 pub mod destination;
 pub mod dns;
@@ -49,7 +54,9 @@ pub mod reload;
 pub mod route;
 pub mod router;
 pub mod server;
+pub mod socks;
 pub mod status;
+pub mod systemd;
 pub mod target;
 pub mod upstream;
 pub mod wpad;

@@ -23,6 +23,17 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 1 } else { 0 });
         }
     };
+    // socket activation: the LISTEN_* variables are read (and removed) before any thread starts
+    let inherited = match &cli.command {
+        None | Some(Command::Run(_)) => match waypost::systemd::take_listen_fds() {
+            Ok(i) => i.unwrap_or_default(),
+            Err(e) => {
+                eprintln!("waypost: socket activation: {e}");
+                return ExitCode::from(1);
+            }
+        },
+        Some(_) => Default::default(),
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -34,8 +45,8 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        None => runtime.block_on(run(cli.run)),
-        Some(Command::Run(args)) => runtime.block_on(run(args)),
+        None => runtime.block_on(run(cli.run, inherited)),
+        Some(Command::Run(args)) => runtime.block_on(run(args, inherited)),
         Some(Command::Config(ConfigCommand::Check { file })) => check(file),
         Some(Command::Pac(cmd)) => {
             ExitCode::from(runtime.block_on(waypost_pac::cli::run(cmd)).clamp(0, 255) as u8)
@@ -52,6 +63,47 @@ fn main() -> ExitCode {
         Some(Command::Ca(cmd)) => ExitCode::from(waypost_tls::cli::run(cmd).clamp(0, 255) as u8),
         Some(Command::Ready(args)) => runtime.block_on(ready(args)),
         Some(Command::Doctor(args)) => runtime.block_on(doctor(args)),
+        Some(Command::Env(args)) => env(args),
+        Some(Command::Completions { shell }) => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "waypost", &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
+        Some(Command::Man { dir }) => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            let written = match &dir {
+                Some(dir) => clap_mangen::generate_to(cmd, dir),
+                None => clap_mangen::Man::new(cmd).render(&mut std::io::stdout()),
+            };
+            match written {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("waypost: cannot write the man page: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+    }
+}
+
+/// `waypost env`: the lines for the shell, from the configuration `run` would load.
+fn env(args: waypost::cli::EnvArgs) -> ExitCode {
+    use waypost::clientenv::{render, Settings};
+    match load_config(&args.run) {
+        Ok(cfg) => {
+            print!(
+                "{}",
+                render(
+                    &Settings::from_config(&cfg, args.with_credentials),
+                    args.shell
+                )
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprint!("waypost: {e}");
+            ExitCode::from(2)
+        }
     }
 }
 
@@ -204,7 +256,7 @@ fn load_config(args: &RunArgs) -> Result<config::Config, String> {
     Ok(cfg)
 }
 
-async fn run(args: RunArgs) -> ExitCode {
+async fn run(args: RunArgs, inherited: waypost::systemd::Inherited) -> ExitCode {
     let cfg = match load_config(&args) {
         Ok(c) => c,
         Err(e) => {
@@ -216,7 +268,9 @@ async fn run(args: RunArgs) -> ExitCode {
     let config_file = args.config.clone();
     let loader_args = args.clone();
     let loader: waypost::reload::Loader = Box::new(move || load_config(&loader_args));
-    let running = match waypost::server::start_reloadable(cfg, Some(loader), config_file).await {
+    let activated = !inherited.is_empty();
+    let running = match waypost::server::start_with(cfg, Some(loader), config_file, inherited).await
+    {
         Ok(r) => r,
         Err(e) => {
             tracing::error!(error = %e, "cannot start");
@@ -227,7 +281,12 @@ async fn run(args: RunArgs) -> ExitCode {
     if let Err(e) = running.live.spawn_sighup() {
         tracing::warn!(error = %e, "cannot listen for SIGHUP; reloads happen only on file changes");
     }
+    if activated {
+        tracing::info!("serving on sockets handed over by socket activation");
+    }
+    waypost::systemd::notify("READY=1");
     wait_for_signal().await;
+    waypost::systemd::notify("STOPPING=1");
     tracing::info!("shutting down: no new connections; draining requests and tunnels");
     running.shutdown();
     if running.wait().await {

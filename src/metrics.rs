@@ -232,7 +232,7 @@ impl Metrics {
             client_connections_rejected: counter_vec(
                 &r,
                 "waypost_client_connections_rejected_total",
-                "Client connections refused (not-allowed, limit).",
+                "Client connections refused (not-allowed, limit, auth: a SOCKS client's login).",
                 &["reason"],
             ),
             upstream_connect_attempts: counter_vec(

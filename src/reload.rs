@@ -202,6 +202,7 @@ fn keep_restart_only(old: &Config, mut new: Config) -> Config {
     restart_only!(
         "listen" => listen,
         "admin_listen" => admin_listen,
+        "socks_listen" => socks_listen,
         "max_client_connections" => max_client_connections,
         "admin_max_connections" => admin_max_connections,
         "log.level" => log.level,

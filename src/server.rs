@@ -23,12 +23,15 @@ use crate::config::Config;
 use crate::error::{rescue_raw, ErrorKind, ProxyError};
 use crate::proxy::{Client, ClientSlot};
 use crate::reload::{Live, Loader};
+use crate::systemd::Inherited;
 
 /// A started proxy: its bound addresses and the handle to stop it.
 pub struct Running {
     pub addrs: Vec<SocketAddr>,
     /// Admin-only listeners (`admin_listen`): /metrics, /healthz, /explain; never proxying.
     pub admin_addrs: Vec<SocketAddr>,
+    /// SOCKS5 listeners for clients (`socks_listen`).
+    pub socks_addrs: Vec<SocketAddr>,
     /// The generation it started with (metrics, shutdown and operational state are shared by
     /// every generation; for the one in use now, ask `live`).
     pub app: Arc<App>,
@@ -72,25 +75,25 @@ pub async fn start_reloadable(
     loader: Option<Loader>,
     config_file: Option<std::path::PathBuf>,
 ) -> io::Result<Running> {
+    start_with(cfg, loader, config_file, Inherited::default()).await
+}
+
+/// As [`start_reloadable`], serving on sockets handed over by socket activation
+/// ([`crate::systemd`]): a role (proxy, admin, socks) with inherited sockets binds none of its
+/// configured addresses.
+pub async fn start_with(
+    cfg: Config,
+    loader: Option<Loader>,
+    config_file: Option<std::path::PathBuf>,
+    inherited: Inherited,
+) -> io::Result<Running> {
     let app = App::new(cfg).map_err(io::Error::other)?;
     *crate::app::lock(&app.ops.config_file) = config_file.clone();
-    let mut listeners = Vec::new();
-    for addr in &app.cfg.listen {
-        let l = TcpListener::bind(addr)
-            .await
-            .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
-        listeners.push(l);
-    }
-    let mut admin_listeners = Vec::new();
-    for addr in &app.cfg.admin_listen {
-        let l = TcpListener::bind(addr).await.map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!("cannot listen on {addr} (admin_listen): {e}"),
-            )
-        })?;
-        admin_listeners.push(l);
-    }
+    let listeners = bind_all(&app.cfg.listen, inherited.proxy, "").await?;
+    let admin_listeners =
+        bind_all(&app.cfg.admin_listen, inherited.admin, " (admin_listen)").await?;
+    let socks_listeners =
+        bind_all(&app.cfg.socks_listen, inherited.socks, " (socks_listen)").await?;
     let addrs = listeners
         .iter()
         .map(|l| l.local_addr())
@@ -99,11 +102,21 @@ pub async fn start_reloadable(
         .iter()
         .map(|l| l.local_addr())
         .collect::<io::Result<Vec<_>>>()?;
+    let socks_addrs = socks_listeners
+        .iter()
+        .map(|l| l.local_addr())
+        .collect::<io::Result<Vec<_>>>()?;
     // a hop to one of these addresses is a loop (or the admin surface), refused before dialling
-    let own: Vec<SocketAddr> = addrs.iter().chain(&admin_addrs).copied().collect();
+    let own: Vec<SocketAddr> = addrs
+        .iter()
+        .chain(&admin_addrs)
+        .chain(&socks_addrs)
+        .copied()
+        .collect();
     app.upstream.dialer.set_own_addrs(own);
     *crate::app::lock(&app.ops.listening) = addrs.clone();
     *crate::app::lock(&app.ops.admin_listening) = admin_addrs.clone();
+    *crate::app::lock(&app.ops.socks_listening) = socks_addrs.clone();
     let live = Arc::new(Live::new(app.clone(), loader));
     live.spawn_watch(config_file);
     crate::status::spawn_sampler(&app);
@@ -111,29 +124,64 @@ pub async fn start_reloadable(
     let admin_slots = Arc::new(Semaphore::new(app.cfg.admin_max_connections));
     let accept_tasks = listeners
         .into_iter()
-        .map(|l| tokio::spawn(accept_loop(live.clone(), l, slots.clone(), false)))
+        .map(|l| tokio::spawn(accept_loop(live.clone(), l, slots.clone(), Kind::Proxy)))
+        .chain(admin_listeners.into_iter().map(|l| {
+            tokio::spawn(accept_loop(
+                live.clone(),
+                l,
+                admin_slots.clone(),
+                Kind::Admin,
+            ))
+        }))
         .chain(
-            admin_listeners
+            socks_listeners
                 .into_iter()
-                .map(|l| tokio::spawn(accept_loop(live.clone(), l, admin_slots.clone(), true))),
+                .map(|l| tokio::spawn(accept_loop(live.clone(), l, slots.clone(), Kind::Socks))),
         )
         .collect();
     tracing::info!(listen = ?addrs, "waypost is listening");
     Ok(Running {
         addrs,
         admin_addrs,
+        socks_addrs,
         app,
         live,
         accept_tasks,
     })
 }
 
-async fn accept_loop(
-    live: Arc<Live>,
-    listener: TcpListener,
-    slots: Arc<Semaphore>,
-    admin_only: bool,
-) {
+/// The inherited sockets of a role, or else its configured addresses, bound.
+async fn bind_all(
+    addrs: &[SocketAddr],
+    inherited: Vec<std::net::TcpListener>,
+    what: &str,
+) -> io::Result<Vec<TcpListener>> {
+    if !inherited.is_empty() {
+        return inherited.into_iter().map(TcpListener::from_std).collect();
+    }
+    let mut listeners = Vec::new();
+    for addr in addrs {
+        let l = TcpListener::bind(addr)
+            .await
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}{what}: {e}")))?;
+        listeners.push(l);
+    }
+    Ok(listeners)
+}
+
+/// What a listener serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// HTTP proxy (and the admin surface for origin-form requests).
+    Proxy,
+    /// The admin surface only (`admin_listen`).
+    Admin,
+    /// SOCKS5 clients (`socks_listen`): same allow list and connection cap as the proxy.
+    Socks,
+}
+
+async fn accept_loop(live: Arc<Live>, listener: TcpListener, slots: Arc<Semaphore>, kind: Kind) {
+    let admin_only = kind == Kind::Admin;
     let shutdown = live.current().shutdown.clone();
     loop {
         let (stream, peer) = tokio::select! {
@@ -165,7 +213,7 @@ async fn accept_loop(
                 ErrorKind::Forbidden,
                 format!("your address is not in waypost's {list} list"),
             );
-            app.tracker.spawn(refuse(stream, err));
+            app.tracker.spawn(refuse(stream, err, kind));
             continue;
         }
         let Ok(permit) = slots.clone().try_acquire_owned() else {
@@ -183,7 +231,7 @@ async fn accept_loop(
                 ErrorKind::TooManyConnections,
                 format!("{limit} reached (tunnels and upgrades hold their connection's slot)"),
             );
-            app.tracker.spawn(refuse(stream, err));
+            app.tracker.spawn(refuse(stream, err, kind));
             continue;
         };
         let _ = stream.set_nodelay(true);
@@ -192,6 +240,11 @@ async fn accept_loop(
             slot: ClientSlot::new(permit, app.metrics.clone(), !admin_only),
         };
         let span = tracing::info_span!("conn", client = %peer);
+        if kind == Kind::Socks {
+            let socks = crate::proxy::serve_socks(app.clone(), client, stream);
+            app.tracker.spawn(socks.instrument(span));
+            continue;
+        }
         app.tracker
             .spawn(serve(live.clone(), app.clone(), stream, client, admin_only).instrument(span));
     }
@@ -219,8 +272,14 @@ fn allowed(list: &[ipnet::IpNet], peer: SocketAddr) -> bool {
     }
 }
 
-/// Answers a connection refused before any request is read, with [`rescue_raw`]'s bytes.
-async fn refuse(mut stream: TcpStream, err: ProxyError) {
+/// Answers a connection refused before any request is read, with [`rescue_raw`]'s bytes (a
+/// SOCKS client: no acceptable method).
+async fn refuse(mut stream: TcpStream, err: ProxyError, kind: Kind) {
+    if kind == Kind::Socks {
+        let grace = std::time::Duration::from_secs(5);
+        let _ = tokio::time::timeout(grace, crate::socks::refuse_greeting(&mut stream)).await;
+        return;
+    }
     let resp = rescue_raw(&err);
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), stream.write_all(&resp)).await;
     let _ = stream.shutdown().await;
@@ -238,7 +297,11 @@ async fn serve(
     admin_only: bool,
 ) {
     let svc_client = client.clone();
-    let svc = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+    let local = stream.local_addr().ok();
+    let svc = service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
+        if let Some(l) = local {
+            req.extensions_mut().insert(crate::clientpac::Arrived(l));
+        }
         let app = live.current();
         let client = svc_client.clone();
         let span = tracing::info_span!("req", method = %req.method(), uri = %crate::access::redacted_uri(req.uri()), request_id = tracing::field::Empty);

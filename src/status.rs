@@ -136,6 +136,7 @@ pub fn data(app: &App) -> Value {
         "listeners": {
             "proxy": lock(&app.ops.listening).iter().map(|a| a.to_string()).collect::<Vec<_>>(),
             "admin": lock(&app.ops.admin_listening).iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+            "socks": lock(&app.ops.socks_listening).iter().map(|a| a.to_string()).collect::<Vec<_>>(),
         },
         "readiness": crate::ready::check(app),
         "pac": pac,
@@ -325,9 +326,10 @@ pub fn html(d: &Value) -> String {
             .unwrap_or_else(|| "none".into())
     };
     b.push_str(&format!(
-        "<code>{}</code> · admin: <code>{}</code> · client connections {} · tunnels {}</p></section>",
+        "<code>{}</code> · admin: <code>{}</code> · socks: <code>{}</code> · client connections {} · tunnels {}</p></section>",
         esc(&join(&d["listeners"]["proxy"])),
         esc(&join(&d["listeners"]["admin"])),
+        esc(&join(&d["listeners"]["socks"])),
         esc(&text(&d["client_connections_active"])),
         esc(&text(&d["tunnels_active"]))
     ));

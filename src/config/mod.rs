@@ -31,6 +31,9 @@ pub struct Config {
     pub listen: Vec<SocketAddr>,
     /// Listeners that serve only /metrics, /healthz and /explain (never proxy).
     pub admin_listen: Vec<SocketAddr>,
+    /// SOCKS5 listeners for clients that cannot use an HTTP proxy (empty = none): routed like
+    /// CONNECT, same `allow` list, `client_auth` and connection cap.
+    pub socks_listen: Vec<SocketAddr>,
     pub allow: Vec<IpNet>,
     /// Clients the admin listeners serve (empty: the same as `allow`).
     pub admin_allow: Vec<IpNet>,

@@ -14,6 +14,7 @@ use serde::Deserialize;
 pub struct RawConfig {
     pub listen: Vec<String>,
     pub admin_listen: Vec<String>,
+    pub socks_listen: Vec<String>,
     pub allow: Vec<String>,
     pub admin_allow: Vec<String>,
     pub max_client_connections: usize,
@@ -38,6 +39,7 @@ impl Default for RawConfig {
         RawConfig {
             listen: vec!["127.0.0.1:3128".into()],
             admin_listen: vec![],
+            socks_listen: vec![],
             allow: vec![],
             admin_allow: vec![],
             max_client_connections: 1024,

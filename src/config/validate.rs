@@ -74,10 +74,22 @@ pub fn validate(raw: &RawConfig, env: &HashMap<String, String>) -> Result<Config
             ),
         }
     }
+    let mut socks_listen = Vec::new();
+    for (i, l) in raw.socks_listen.iter().enumerate() {
+        match l.parse::<SocketAddr>() {
+            Ok(a) => socks_listen.push(a),
+            Err(_) => p.add(
+                format!("socks_listen[{i}]"),
+                format!("invalid address {l:?} (write e.g. \"127.0.0.1:1080\")"),
+            ),
+        }
+    }
     let allow = networks(&raw.allow, "allow", &mut p);
     let admin_allow = networks(&raw.admin_allow, "admin_allow", &mut p);
+    // SOCKS listeners proxy too: beyond loopback they need the allow list as well
+    let proxying: Vec<SocketAddr> = listen.iter().chain(&socks_listen).copied().collect();
     for (key, message) in
-        super::exposure::problems(raw, &listen, &allow, &admin_listen, &admin_allow)
+        super::exposure::problems(raw, &proxying, &allow, &admin_listen, &admin_allow)
     {
         p.add(key, message);
     }
@@ -294,6 +306,7 @@ pub fn validate(raw: &RawConfig, env: &HashMap<String, String>) -> Result<Config
     Ok(Config {
         listen,
         admin_listen,
+        socks_listen,
         allow,
         admin_allow,
         max_client_connections: raw.max_client_connections,

@@ -5,12 +5,14 @@
 //! decide (the [`crate::router::Router`]) -> plan each hop ([`crate::route::plan`]) -> connect +
 //! authenticate ([`crate::upstream`]) with one failover loop ([`pipeline::Exchange::connect`])
 //! -> the last stage, which is all that differs: [`forward`] sends and streams, [`tunnel`]
-//! answers 200 and relays, [`upgrade`] relays after a 101. Every error ends in
+//! answers 200 and relays, [`upgrade`] relays after a 101; a SOCKS5 client's CONNECT ([`socks`])
+//! takes the tunnel's path with SOCKS replies. Every error ends in
 //! [`crate::error::rescue`], logged once where it is handled.
 
 mod forward;
 pub mod head;
 mod pipeline;
+mod socks;
 mod tunnel;
 mod upgrade;
 
@@ -30,6 +32,7 @@ use crate::error::{rescue, ErrorKind, ProxyError};
 use crate::metrics::Metrics;
 
 pub use forward::forward;
+pub use socks::serve as serve_socks;
 
 /// A client connection's slot of `max_client_connections`, counted in the active-connections
 /// gauge while it lives. Tunnels and upgrades hold a clone, so the slot stays taken until the

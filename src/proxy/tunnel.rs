@@ -87,12 +87,14 @@ fn admit(x: &Exchange, headers: &http::HeaderMap) -> Result<(), ProxyError> {
 }
 
 /// Relays a tunnel not intercepted: its ClientHello's SNI may be checked, never decrypted.
-async fn relay_tunnel(
+pub(super) async fn relay_tunnel<C>(
     app: &App,
     access: &crate::access::Access,
-    client: TokioIo<hyper::upgrade::Upgraded>,
+    client: C,
     tunnel: Tunnel,
-) {
+) where
+    C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
     let client_io = match crate::intercept::sni_gate(app, client).await {
         Ok(c) => c,
         Err(why) => {

@@ -1,0 +1,147 @@
+//! The last stage for a SOCKS5 client: after the SOCKS handshake ([`crate::socks`]), the
+//! client's CONNECT goes through the same stages as an HTTP CONNECT — decide (bypass, PAC),
+//! connect with failover and upstream authentication (a hop back to waypost is refused as a
+//! loop by the dialer) — and the tunnel is relayed the same way (SNI rules included). Only the answers differ: SOCKS reply codes instead of
+//! status lines ([`reply_for`]).
+
+use std::sync::Arc;
+
+use http::HeaderMap;
+use tokio::net::TcpStream;
+
+use super::pipeline::Exchange;
+use super::Client;
+use crate::app::App;
+use crate::error::{ErrorKind, ProxyError};
+use crate::route::Purpose;
+use crate::socks::{self, Login, Reply, SocksError};
+use crate::target::{Scheme, Target};
+
+/// Serves one SOCKS5 client connection from greeting to the tunnel's end.
+pub async fn serve(app: Arc<App>, client: Client, mut stream: TcpStream) {
+    let login = app.cfg.client_auth.as_ref().map(|a| Login {
+        username: &a.username,
+        password: &a.password,
+    });
+    let within = app.cfg.timeouts.client_header;
+    let request = match tokio::time::timeout(within, socks::handshake(&mut stream, login)).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
+            handshake_failed(&app, &e);
+            return;
+        }
+        Err(_) => {
+            tracing::debug!("SOCKS client sent no complete request within timeouts.client_header");
+            return;
+        }
+    };
+    let target = Target {
+        scheme: Scheme::Https,
+        host: request.host,
+        port: request.port,
+    };
+    let x = Exchange::new(app, client, "CONNECT", target, "socks", &HeaderMap::new());
+    // `tls.connect_ports` is not applied: it keeps HTTP CONNECT to TLS ports, while a SOCKS
+    // listener exists for any TCP (port 80 included); `allow` and `client_auth` guard it.
+    let decision = match x.decide(|| pac_url(&x.target)).await {
+        Ok(d) => d,
+        Err(e) => return fail(&x, &mut stream, "-", e).await,
+    };
+    let up = &x.app.upstream;
+    let connected = x
+        .connect(&decision, Purpose::Tunnel, |plan| async move {
+            up.tunnel(&plan).await
+        })
+        .await;
+    let (tunnel, plan) = match connected {
+        Ok(c) => c,
+        Err((e, route)) => return fail(&x, &mut stream, &route, e).await,
+    };
+    if let Err(e) = socks::reply(&mut stream, Reply::Succeeded).await {
+        tracing::debug!(error = %e, "SOCKS client went away before the tunnel started");
+        x.access.finish(499, plan.hop.to_string(), "client-closed");
+        return;
+    }
+    x.access.finish(200, plan.hop.to_string(), "ok");
+    super::tunnel::relay_tunnel(&x.app, &x.access, stream, tunnel).await;
+}
+
+/// The URL a PAC script sees for a SOCKS CONNECT: the scheme is not known, so port 80 is
+/// `http://host/` and anything else `https://host[:port]/`.
+pub fn pac_url(target: &Target) -> String {
+    let host = target.host.to_authority_host();
+    match target.port {
+        80 => format!("http://{host}/"),
+        443 => format!("https://{host}/"),
+        p => format!("https://{host}:{p}/"),
+    }
+}
+
+/// The SOCKS reply code for a failure of the pipeline.
+pub fn reply_for(kind: &ErrorKind) -> Reply {
+    match kind {
+        ErrorKind::Forbidden
+        | ErrorKind::TargetNotAllowed
+        | ErrorKind::ClientAuthRequired
+        | ErrorKind::Loop
+        | ErrorKind::ProxyConnect(403) => Reply::NotAllowed,
+        ErrorKind::Dns | ErrorKind::DnsTimeout => Reply::HostUnreachable,
+        ErrorKind::ConnectRefused => Reply::ConnectionRefused,
+        ErrorKind::ConnectFailed => Reply::NetworkUnreachable,
+        ErrorKind::ConnectTimeout | ErrorKind::PoolTimeout => Reply::TtlExpired,
+        _ => Reply::GeneralFailure,
+    }
+}
+
+/// Logs and records the failure once (as for HTTP), then answers with its reply code.
+async fn fail(x: &Exchange, stream: &mut TcpStream, route: &str, err: ProxyError) {
+    let code = reply_for(&err.kind);
+    let _ = x.fail(route, err);
+    let _ = socks::reply(stream, code).await;
+}
+
+fn handshake_failed(app: &App, e: &SocksError) {
+    match e {
+        SocksError::BadCredentials | SocksError::NoAcceptableMethod(_) => {
+            app.metrics
+                .client_connections_rejected
+                .with_label_values(&["auth"])
+                .inc();
+            tracing::info!(error = %e, "SOCKS client refused");
+        }
+        SocksError::Io(_) => tracing::debug!(error = %e, "SOCKS client went away"),
+        _ => tracing::info!(error = %e, "SOCKS request refused"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::target::Host;
+
+    fn t(host: &str, port: u16) -> Target {
+        Target {
+            scheme: Scheme::Https,
+            host: Host::parse(host).unwrap(),
+            port,
+        }
+    }
+
+    #[test]
+    fn the_pac_sees_http_for_port_80_and_https_otherwise() {
+        assert_eq!(pac_url(&t("a.example", 80)), "http://a.example/");
+        assert_eq!(pac_url(&t("a.example", 443)), "https://a.example/");
+        assert_eq!(pac_url(&t("::1", 8443)), "https://[::1]:8443/");
+    }
+
+    #[test]
+    fn failures_map_to_socks_reply_codes() {
+        assert_eq!(
+            reply_for(&ErrorKind::ConnectRefused),
+            Reply::ConnectionRefused
+        );
+        assert_eq!(reply_for(&ErrorKind::Dns), Reply::HostUnreachable);
+        assert_eq!(reply_for(&ErrorKind::TargetNotAllowed), Reply::NotAllowed);
+        assert_eq!(reply_for(&ErrorKind::AuthRejected), Reply::GeneralFailure);
+    }
+}
