@@ -14,7 +14,9 @@
 //! one), and, when `client_auth` is configured, the request must carry those credentials as
 //! Basic in `Authorization` (or `Proxy-Authorization`). `/healthz` says only "ok" and needs no
 //! credentials; `/readyz` without them says only ready or not (liveness and readiness probes
-//! work without the password, the reasons need it).
+//! work without the password, the reasons need it). `/proxy.pac` and `/wpad.dat` are served
+//! under any `Host` and without credentials: browsers fetch a PAC under the name they were given
+//! and cannot answer a 401 for it, and it tells only what every client is told anyway.
 
 use http::{header, HeaderValue, Request, Response, StatusCode};
 
@@ -23,13 +25,20 @@ use crate::body::{self, Body};
 use crate::error::{rescue, ErrorKind, ProxyError};
 
 /// Paths answered without `client_auth` credentials (they reveal nothing).
-const OPEN_PATHS: &[&str] = &["/healthz", "/readyz"];
+const OPEN_PATHS: &[&str] = &["/healthz", "/readyz", "/proxy.pac", "/wpad.dat"];
+
+/// Paths answered whatever the `Host`: the client PAC is fetched by browsers and operating
+/// systems under the name they were configured with (`http://wpad.corp/wpad.dat`,
+/// `http://proxyhost:3128/proxy.pac`), and it tells a reader only what every client of this
+/// proxy is told anyway (this proxy's address and the bypass list).
+const ANY_HOST_PATHS: &[&str] = &["/proxy.pac", "/wpad.dat"];
 
 /// The admin surface's gate: the Host check, then `client_auth` (see the module comment).
 /// `Ok(true)`: authenticated (or no `client_auth` configured); `Ok(false)`: an open path asked
 /// without credentials.
 pub fn admit<B>(app: &App, req: &Request<B>) -> Result<bool, ProxyError> {
-    if !host_allowed(req.headers().get(header::HOST)) {
+    let any_host = ANY_HOST_PATHS.contains(&req.uri().path());
+    if !any_host && !host_allowed(req.headers().get(header::HOST)) {
         return Err(ProxyError::new(
             ErrorKind::AdminRefused,
             "waypost's admin paths answer only Host: localhost or an IP address (a web page \

@@ -102,6 +102,26 @@ async fn admin_paths_need_the_client_auth_credentials_when_configured() {
 }
 
 #[tokio::test]
+async fn the_client_pac_is_served_under_any_host_and_without_credentials_but_nothing_else_is() {
+    let proxy = harness::start_proxy(|c| {
+        c.client_auth.username = "app".into();
+        c.client_auth.password = "s3cret-pw".into();
+    })
+    .await;
+    let addr = proxy.addrs[0];
+    for path in ["/proxy.pac", "/wpad.dat"] {
+        let reply = ask(addr, &format!("GET {path} HTTP/1.1\r\nHost: wpad.corp.example")).await;
+        assert!(reply.starts_with("HTTP/1.1 200"), "{path}: {reply}");
+        assert!(reply.contains("FindProxyForURL"), "{reply}");
+        assert!(!reply.contains("s3cret-pw"), "{reply}");
+    }
+    let metrics = ask(addr, "GET /metrics HTTP/1.1\r\nHost: wpad.corp.example").await;
+    assert!(metrics.starts_with("HTTP/1.1 403"), "{metrics}");
+    let status = ask(addr, "GET /status.json HTTP/1.1\r\nHost: 127.0.0.1").await;
+    assert!(status.starts_with("HTTP/1.1 401"), "{status}");
+}
+
+#[tokio::test]
 async fn admin_listeners_serve_only_the_admin_allow_list() {
     let proxy = harness::start_proxy(|c| {
         c.admin_listen = vec!["127.0.0.1:0".into()];
