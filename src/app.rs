@@ -64,6 +64,8 @@ pub struct Ops {
     pub config_file: Mutex<Option<std::path::PathBuf>>,
     /// The last reload attempt: (unix time, trigger, Ok(generation) or Err(problems)).
     pub last_reload: Mutex<Option<(SystemTime, &'static str, Result<u64, String>)>>,
+    /// Which network this is, and its changes ([`crate::network`]; one observer per process).
+    pub network: tokio::sync::watch::Receiver<Arc<crate::network::NetworkId>>,
 }
 
 impl Ops {
@@ -74,6 +76,7 @@ impl Ops {
             admin_listening: Mutex::new(Vec::new()),
             config_file: Mutex::new(None),
             last_reload: Mutex::new(None),
+            network: crate::network::spawn(),
         }
     }
 }
@@ -211,11 +214,13 @@ impl App {
             ap.spawn_refresh(
                 HttpClient::new(dialer.clone()),
                 Arc::new(dialer.resolver.clone()),
+                c.ops.network.clone(),
                 metrics.clone(),
                 shutdown.clone(),
             );
         }
-        Ok(Arc::new(App {
+        let network = c.ops.network.clone();
+        let app = Arc::new(App {
             upstream: Upstream::new(dialer, pool),
             router,
             tls,
@@ -227,7 +232,9 @@ impl App {
             ops: c.ops,
             generation: c.generation,
             registry,
-        }))
+        });
+        crate::network::follow(Arc::downgrade(&app), network);
+        Ok(app)
     }
 
     /// The connect plan for one hop: the autologon policy decides the identity.

@@ -37,6 +37,14 @@ impl BadProxies {
         self.gauge.set(m.len() as i64);
     }
 
+    /// Forgets every mark (the network changed: a proxy unreachable from the last network
+    /// may be reachable from this one).
+    pub fn clear(&self) {
+        let mut m = self.lock();
+        m.clear();
+        self.gauge.set(0);
+    }
+
     /// The proxies still marked, with the time left until they are tried first again.
     pub fn snapshot(&self) -> Vec<(ProxyAddr, Duration)> {
         let now = Instant::now();

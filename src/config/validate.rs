@@ -228,20 +228,33 @@ pub fn validate(raw: &RawConfig, env: &HashMap<String, String>) -> Result<Config
             ),
         }
     }
-    let source = pc.source.trim().to_string();
-    if !source.is_empty()
-        && source != "auto"
-        && !source.starts_with("http://")
-        && !source.starts_with("https://")
-    {
-        let path = source.strip_prefix("file://").unwrap_or(&source);
-        if !std::path::Path::new(path).is_file() {
+    let sources = pc.source.entries();
+    let many = matches!(pc.source, super::raw::RawPacSource::List(_));
+    for (i, source) in sources.iter().enumerate() {
+        let key = if many {
+            format!("pac.source[{i}]")
+        } else {
+            "pac.source".to_string()
+        };
+        if source != "auto" && !source.starts_with("http://") && !source.starts_with("https://") {
+            let path = source.strip_prefix("file://").unwrap_or(source);
+            if !std::path::Path::new(path).is_file() {
+                p.add(
+                    key,
+                    format!(
+                        "{source:?} is neither \"auto\", an http(s):// URL, nor a readable file"
+                    ),
+                );
+            }
+        }
+        if sources[..i].contains(source) {
             p.add(
-                "pac.source",
-                format!("{source:?} is neither \"auto\", an http(s):// URL, nor a readable file"),
+                format!("pac.source[{i}]"),
+                format!("{source:?} is listed twice"),
             );
         }
     }
+    let source = sources.join(", ");
     let isolation = match pc.isolation.as_str() {
         "threads" => PacIsolation::Threads,
         "process" => PacIsolation::Process {
@@ -349,6 +362,7 @@ pub fn validate(raw: &RawConfig, env: &HashMap<String, String>) -> Result<Config
         tls_policy: super::BuiltTlsPolicy(tls_policy.expect(missing)),
         pac: (!source.is_empty()).then(|| PacSettings {
             source: source.clone(),
+            sources,
             mandatory: pc.mandatory,
             refresh: pac_refresh.expect(missing),
             first_load_wait: pac_wait.expect(missing),
