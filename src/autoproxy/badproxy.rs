@@ -72,3 +72,21 @@ impl BadProxies {
         bad
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clearing_forgets_every_mark_and_resets_the_gauge() {
+        let gauge = prometheus::IntGauge::new("marked", "test").unwrap();
+        let bad = BadProxies::new(Duration::from_secs(300), gauge.clone());
+        let p = ProxyAddr::parse("http://10.66.0.1:8080").unwrap();
+        bad.mark(&p);
+        assert!(bad.is_bad(&p));
+        assert_eq!(gauge.get(), 1);
+        bad.clear();
+        assert!(!bad.is_bad(&p));
+        assert_eq!(gauge.get(), 0);
+    }
+}

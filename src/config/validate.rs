@@ -524,6 +524,29 @@ mod tests {
     }
 
     #[test]
+    fn pac_source_may_be_a_list_tried_in_order_and_each_entry_is_checked() {
+        let mut raw = RawConfig::default();
+        raw.pac.source = super::super::raw::RawPacSource::List(vec![
+            "auto".into(),
+            "http://wpad.corp.example/proxy.pac".into(),
+        ]);
+        let pac = validate(&raw, &HashMap::new()).unwrap().pac.unwrap();
+        assert_eq!(pac.sources, ["auto", "http://wpad.corp.example/proxy.pac"]);
+        assert_eq!(pac.source, "auto, http://wpad.corp.example/proxy.pac");
+        raw.pac.source = super::super::raw::RawPacSource::List(vec![
+            "auto".into(),
+            "/no/such/file.pac".into(),
+            "auto".into(),
+        ]);
+        let keys: Vec<String> = validate(&raw, &HashMap::new())
+            .unwrap_err()
+            .into_iter()
+            .map(|p| p.key)
+            .collect();
+        assert_eq!(keys, ["pac.source[1]", "pac.source[2]"]);
+    }
+
+    #[test]
     fn every_bad_value_is_reported_at_once() {
         let mut raw = RawConfig::default();
         raw.timeouts.connect = "soon".into();
