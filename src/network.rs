@@ -15,7 +15,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 /// How often resolv.conf is compared with what was seen last.
-pub const RESOLV_POLL: Duration = Duration::from_millis(500);
+pub const RESOLV_POLL: Duration = Duration::from_millis(250);
 /// The resolver configuration file (inside `ip netns exec NAME`, /etc/netns/NAME/resolv.conf
 /// is mounted here).
 const RESOLV_CONF: &str = "/etc/resolv.conf";
@@ -121,7 +121,16 @@ async fn observe(tx: watch::Sender<Arc<NetworkId>>) {
                     links = crate::wpad::NetworkWatcher::spawn();
                 }
             }
-            _ = tick.tick() => {}
+            _ = tick.tick() => {
+                // only resolv.conf can change without a netlink event: read just that
+                let (servers, search) = parse_resolv_conf(
+                    &std::fs::read_to_string(RESOLV_CONF).unwrap_or_default(),
+                );
+                let last = tx.borrow();
+                if servers == last.dns_servers && search == last.search {
+                    continue;
+                }
+            }
         }
         let now = NetworkId::observe();
         if now != **tx.borrow() {

@@ -295,36 +295,47 @@ fn the_pac_route_follows_an_address_change_within_two_seconds_without_a_restart(
          }\n",
     )
     .unwrap();
-    // process isolation (the default): the parent must tell its workers the new address
-    let wp = Waypost::start(
-        &ns.name,
-        port(0),
-        &format!(
-            "[pac]\nsource = {:?}\ncache_file = \"none\"\n",
-            pac.display().to_string()
-        ),
+    let config = format!(
+        "[pac]\nsource = {:?}\ncache_file = \"none\"\n",
+        pac.display().to_string()
     );
-    let r = wp.explain_until(URL, Duration::from_secs(20), |r| {
-        r["raw"] == "PROXY office.invalid:3128"
-    });
-    assert_eq!(r["reason"], "pac", "{r}");
+    // process isolation (the default: the parent must tell its workers the new address) and
+    // worker threads
+    let both = [
+        Waypost::start(&ns.name, port(0), &config),
+        Waypost::start(
+            &ns.name,
+            port(1),
+            &format!("{config}isolation = \"threads\"\n"),
+        ),
+    ];
+    for wp in &both {
+        let r = wp.explain_until(URL, Duration::from_secs(20), |r| {
+            r["raw"] == "PROXY office.invalid:3128"
+        });
+        assert_eq!(r["reason"], "pac", "{r}");
+    }
 
     ns.move_to("10.77.2.2/24");
     let moved = Instant::now();
-    let r = wp.explain_until(URL, Duration::from_secs(2), |r| {
-        r["raw"] == "PROXY home.invalid:3128; DIRECT"
-    });
+    for wp in &both {
+        let r = wp.explain_until(URL, Duration::from_secs(2), |r| {
+            r["raw"] == "PROXY home.invalid:3128; DIRECT"
+        });
+        assert_eq!(r["decision"][0], "http://home.invalid:3128", "{r}");
+    }
     eprintln!(
         "route changed {:?} after the address change",
         moved.elapsed()
     );
-    assert_eq!(r["decision"][0], "http://home.invalid:3128", "{r}");
 
     ns.move_to("10.77.1.2/24");
-    wp.explain_until(URL, Duration::from_secs(2), |r| {
-        r["raw"] == "PROXY office.invalid:3128"
-    });
-    assert!(wp.metric("waypost_network_changes_total") >= 2.0);
+    for wp in &both {
+        wp.explain_until(URL, Duration::from_secs(2), |r| {
+            r["raw"] == "PROXY office.invalid:3128"
+        });
+        assert!(wp.metric("waypost_network_changes_total") >= 2.0);
+    }
 }
 
 /// dnsmasq answering `name` with `ip` on `listen`:53 inside `ns`.
