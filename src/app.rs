@@ -66,6 +66,8 @@ pub struct Ops {
     pub config_file: Mutex<Option<std::path::PathBuf>>,
     /// The last reload attempt: (unix time, trigger, Ok(generation) or Err(problems)).
     pub last_reload: Mutex<Option<(SystemTime, &'static str, Result<u64, String>)>>,
+    /// Which network this is, and its changes ([`crate::network`]; one observer per process).
+    pub network: tokio::sync::watch::Receiver<Arc<crate::network::NetworkId>>,
 }
 
 impl Ops {
@@ -77,6 +79,7 @@ impl Ops {
             socks_listening: Mutex::new(Vec::new()),
             config_file: Mutex::new(None),
             last_reload: Mutex::new(None),
+            network: crate::network::spawn(),
         }
     }
 }
@@ -223,11 +226,13 @@ impl App {
             ap.spawn_refresh(
                 HttpClient::new(dialer.clone()),
                 Arc::new(dialer.resolver.clone()),
+                c.ops.network.clone(),
                 metrics.clone(),
                 shutdown.clone(),
             );
         }
-        Ok(Arc::new(App {
+        let network = c.ops.network.clone();
+        let app = Arc::new(App {
             upstream: Upstream::new(dialer, pool),
             router,
             tls,
@@ -239,7 +244,9 @@ impl App {
             ops: c.ops,
             generation: c.generation,
             registry,
-        }))
+        });
+        crate::network::follow(Arc::downgrade(&app), network);
+        Ok(app)
     }
 
     /// The connect plan for one hop: the autologon policy decides whether credentials (HTTP

@@ -3,10 +3,13 @@
 //! Answers come from `[dns.hosts]` first, then the configured resolver, bounded by the resolve
 //! timeout. IP literals never reach a resolver. Errors are [`ProxyError`]s of kind `dns` or
 //! `dns-timeout`; the detail names the host, never anything else of the request.
+//!
+//! The resolver is rebuilt on a network change ([`Resolver::rebuild`]: resolv.conf read again,
+//! cached answers dropped); clones share it, so the PAC engine's lookups follow too.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use hickory_resolver::config::{NameServerConfig, ResolverConfig};
@@ -19,7 +22,10 @@ use crate::target::Host;
 
 #[derive(Clone)]
 pub struct Resolver {
-    hickory: Option<Arc<TokioResolver>>,
+    /// hickory (`resolver = "hickory"`), replaced on [`Resolver::rebuild`]; `None` =
+    /// getaddrinfo.
+    hickory: Arc<RwLock<Option<Arc<TokioResolver>>>>,
+    cfg: Arc<DnsConfig>,
     hosts: Arc<HashMap<String, Vec<IpAddr>>>,
     timeout: Option<Duration>,
 }
@@ -48,7 +54,23 @@ fn hickory(cfg: &DnsConfig) -> Result<TokioResolver, hickory_resolver::net::NetE
 
 impl Resolver {
     pub fn new(cfg: &DnsConfig, timeout: Option<Duration>) -> Resolver {
-        let hickory = match cfg.resolver {
+        Resolver {
+            hickory: Arc::new(RwLock::new(Self::build(cfg))),
+            cfg: Arc::new(cfg.clone()),
+            hosts: Arc::new(cfg.hosts.clone()),
+            timeout,
+        }
+    }
+
+    /// Builds the resolver again (every clone sees the new one): resolv.conf is read anew
+    /// and cached answers are gone. For a network change.
+    pub fn rebuild(&self) {
+        let fresh = Self::build(&self.cfg);
+        *self.hickory.write().unwrap_or_else(|p| p.into_inner()) = fresh;
+    }
+
+    fn build(cfg: &DnsConfig) -> Option<Arc<TokioResolver>> {
+        match cfg.resolver {
             ResolverKind::System => None,
             ResolverKind::Hickory => match hickory(cfg) {
                 Ok(r) => Some(Arc::new(r)),
@@ -57,11 +79,6 @@ impl Resolver {
                     None
                 }
             },
-        };
-        Resolver {
-            hickory,
-            hosts: Arc::new(cfg.hosts.clone()),
-            timeout,
         }
     }
 
@@ -104,7 +121,12 @@ impl Resolver {
                 SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), port),
             ]);
         }
-        match &self.hickory {
+        let hickory = self
+            .hickory
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        match hickory {
             Some(r) => {
                 let fqdn = if name.contains('.') {
                     format!("{name}.")

@@ -28,11 +28,19 @@ pub async fn report(app: &App, url: &str) -> Result<Value, String> {
     let mut proxies = Value::Null;
     let mut cached = Value::Null;
     let mut pac_error = Value::Null;
+    let mut pac_sources = Value::Null;
     if let Some(ap) = &app.router.autoproxy {
         if let Some(loaded) = ap.loaded().await {
             let age = loaded.loaded_at.elapsed().map(|d| d.as_secs()).unwrap_or(0);
-            pac = json!({"source": loaded.source, "method": loaded.method, "age_seconds": age});
+            pac = json!({"source": loaded.source, "method": loaded.method, "age_seconds": age,
+                         "entry": loaded.entry, "network": loaded.network});
         }
+        // each configured source in order: which one won, why the earlier ones did not
+        pac_sources = json!(ap
+            .attempts()
+            .into_iter()
+            .map(|a| json!({"source": a.entry, "outcome": a.outcome, "reason": a.reason}))
+            .collect::<Vec<_>>());
         match route::static_bypass(&target, app.router.routes()) {
             Some(_) => {}
             None => match ap.find(url).await {
@@ -66,6 +74,7 @@ pub async fn report(app: &App, url: &str) -> Result<Value, String> {
         "target": target.to_string(),
         "pac": pac,
         "pac_error": pac_error,
+        "pac_sources": pac_sources,
         "raw": raw,
         "proxies": proxies,
         "cached": cached,
@@ -97,6 +106,19 @@ pub fn render_text(v: &Value) -> String {
             p.get("age_seconds").and_then(Value::as_u64).unwrap_or(0)
         )),
         _ => out.push_str("pac:        none\n"),
+    }
+    for a in v["pac_sources"].as_array().into_iter().flatten() {
+        let reason = a["reason"].as_str().unwrap_or("");
+        out.push_str(&format!(
+            "source:     {} {}{}\n",
+            a["source"].as_str().unwrap_or("?"),
+            a["outcome"].as_str().unwrap_or("?"),
+            if reason.is_empty() {
+                String::new()
+            } else {
+                format!(" ({reason})")
+            }
+        ));
     }
     if !v["pac_error"].is_null() {
         out.push_str(&format!("pac error:  {}\n", s("pac_error")));

@@ -19,7 +19,7 @@
 //! - [`config`]: raw -> validated typed configuration (it imports no runtime module);
 //!   [`metrics`]: every metric in one registry; [`app`]: composes the parts into one
 //!   configuration generation; [`reload`]: the generation in use and hot reload (SIGHUP, file
-//!   changes).
+//!   changes); [`network`]: which network this is, and the change event its dependants follow.
 //! - Operating it: [`admin`]: `/metrics`, `/healthz`, `/readyz`, `/status`, `/status.json`,
 //!   `/explain`; [`ready`]: readiness checks; [`status`]: the status page; [`activity`]: the
 //!   in-process rings of recent requests and chart samples; [`doctor`]: `waypost doctor`;
@@ -46,6 +46,7 @@ pub mod headers;
 pub mod intercept;
 pub mod logging;
 pub mod metrics;
+pub mod network;
 pub mod proxy;
 pub mod ready;
 pub mod redact;

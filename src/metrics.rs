@@ -73,6 +73,8 @@ pub struct Metrics {
     pub pac_loaded_timestamp: prometheus::Gauge,
     pub pac_script_age_seconds: prometheus::Gauge,
     pub pac_fallbacks: IntCounterVec,
+    /// Network identity changes observed ([`crate::network`]).
+    pub network_changes: IntCounter,
 }
 
 fn reg<C: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: C) -> C {
@@ -302,8 +304,16 @@ impl Metrics {
             pac_fallbacks: counter_vec(
                 &r,
                 "waypost_pac_fallbacks_total",
-                "Requests routed without a PAC answer, by what happened (direct, refused).",
+                "Requests routed without a PAC answer, by what happened (upstream, direct, refused).",
                 &["action"],
+            ),
+            network_changes: reg(
+                &r,
+                IntCounter::new(
+                    "waypost_network_changes_total",
+                    "Changes of the network identity (addresses, default routes, resolv.conf) acted on.",
+                )
+                .expect("valid metric"),
             ),
             registry: r,
         }

@@ -41,8 +41,9 @@ impl Router {
 
     /// The routing decision for a request to `target` (`url` builds what a PAC script sees; it
     /// is called only when a PAC is asked): static bypass rules first, then the PAC answer (bad
-    /// proxies last), else the static upstream. Without a PAC answer: DIRECT, or an error when
-    /// `pac.mandatory`.
+    /// proxies last), else the static upstream. Without a PAC answer (no source gave a script,
+    /// or the script failed): the static upstream (`route.upstream`) when one is set, else an
+    /// error when `pac.mandatory`, else DIRECT.
     pub async fn decide(
         &self,
         target: &Target,
@@ -59,6 +60,14 @@ impl Router {
                 hops: route::hops_from_pac(&answer.entries, |p| self.bad.is_bad(p)),
                 reason: "pac",
             }),
+            Err(why) if route::decide(target, &self.routes).reason == "upstream" => {
+                self.pac_fallback("upstream");
+                tracing::info!(error = %why, "no PAC answer; using the static upstream (route.upstream)");
+                Ok(Decision {
+                    reason: "pac-unavailable-upstream",
+                    ..route::decide(target, &self.routes)
+                })
+            }
             Err(why) if ap.settings.mandatory => {
                 self.pac_fallback("refused");
                 Err(ProxyError::new(

@@ -19,7 +19,7 @@ fn pac_file(dir: &tempfile::TempDir, script: &str) -> String {
 }
 
 fn base(c: &mut waypost::config::raw::RawConfig, source: &str) {
-    c.pac.source = source.to_string();
+    c.pac.source = source.into();
     c.pac.cache_file = "none".into();
     c.route.bypass_loopback = false;
 }

@@ -25,7 +25,7 @@ use waypost::body::{self, Body};
 use waypost_testsupport::ca::{Files, Leaf, TestCa};
 
 fn base(c: &mut waypost::config::raw::RawConfig, source: &str) {
-    c.pac.source = source.to_string();
+    c.pac.source = source.into();
     c.pac.cache_file = "none".into();
     c.pac.first_load_wait = "3s".into();
     c.route.bypass_loopback = false;

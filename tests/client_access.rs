@@ -26,7 +26,7 @@ fn via_ntlm_squid(raw: &mut RawConfig, pac_dir: &Path, squid_port: u16) {
         ),
     )
     .unwrap();
-    raw.pac.source = pac.display().to_string();
+    raw.pac.source = pac.display().to_string().into();
     raw.auth.user = Some(USER.to_string());
     raw.auth.password = Some(waypost_auth::credentials::SecretString::new(PASSWORD));
 }

@@ -53,7 +53,7 @@ impl Chain {
         )
         .unwrap();
         let proxy = harness::start_proxy(|c| {
-            c.pac.source = script.display().to_string();
+            c.pac.source = script.display().to_string().into();
             c.route.bypass_loopback = false; // the targets are on loopback too
             c.auth.user = Some(USER.to_string());
             c.auth.password = Some(waypost_auth::credentials::SecretString::new(PASSWORD));

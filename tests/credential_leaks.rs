@@ -109,7 +109,7 @@ async fn the_socks_password_goes_only_to_socks_proxies_the_autologon_policy_allo
     let start = |allow: Vec<String>| {
         let pac = pac.clone();
         harness::start_proxy(move |c| {
-            c.pac.source = pac;
+            c.pac.source = pac.into();
             c.pac.cache_file = "none".into();
             c.socks.username = "sockuser".into();
             c.socks.password = "sockpass".into();

@@ -152,7 +152,7 @@ async fn every_metric_and_label_the_dashboard_queries_is_exported() {
     .unwrap();
     let pac_source = pac.display().to_string();
     let cfg = harness::config(|c| {
-        c.pac.source = pac_source.clone();
+        c.pac.source = pac_source.clone().into();
         c.route.bypass_loopback = false;
         // squid "basic" over plain HTTP: Basic must be chosen explicitly
         c.auth.scheme = waypost_auth::SchemeChoice::Basic;

@@ -352,7 +352,7 @@ async fn a_pac_url_token_never_shows_and_the_kept_script_is_private() {
     let source = format!("http://{}/proxy.pac?token=SECRET-TOKEN-42", pac.addr);
     let (src, cache_file) = (source.clone(), cache.display().to_string());
     let proxy = harness::start_proxy(move |c| {
-        c.pac.source = src;
+        c.pac.source = src.into();
         c.pac.cache_file = cache_file;
     })
     .await;

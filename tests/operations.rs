@@ -217,7 +217,7 @@ async fn readyz_is_false_with_the_reason_until_the_pac_loads_then_true() {
     let a = named_upstream("a").await;
     let (pac, gate) = gated_pac(a.addr).await;
     let proxy = harness::start_proxy(|raw| {
-        raw.pac.source = pac.url("/wpad.dat");
+        raw.pac.source = pac.url("/wpad.dat").into();
         raw.pac.first_load_wait = "100ms".into();
     })
     .await;
@@ -257,7 +257,7 @@ async fn waypost_ready_exits_1_until_ready_and_0_once_ready_within_the_wait() {
     let a = named_upstream("a").await;
     let (pac, gate) = gated_pac(a.addr).await;
     let proxy = harness::start_proxy(|raw| {
-        raw.pac.source = pac.url("/wpad.dat");
+        raw.pac.source = pac.url("/wpad.dat").into();
         raw.pac.first_load_wait = "100ms".into();
     })
     .await;

@@ -116,7 +116,7 @@ async fn hostile_scripts_cost_one_worker_process_and_never_the_proxy() {
     let origin = Origin::echo().await;
     let echo = harness::echo_server().await;
     let proxy = harness::start_proxy(|c| {
-        c.pac.source = pac.display().to_string();
+        c.pac.source = pac.display().to_string().into();
         c.pac.cache_file = "none".into();
         c.pac.workers = 2;
         c.pac.call_timeout = "2s".into();

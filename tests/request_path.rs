@@ -594,7 +594,7 @@ async fn a_pac_naming_waypost_itself_gets_508_loop_instead_of_a_connection_storm
             format!("function FindProxyForURL(url, host) {{ return 'PROXY 127.0.0.1:{port}'; }}"),
         )
         .unwrap();
-        c.pac.source = pac_path.display().to_string();
+        c.pac.source = pac_path.display().to_string().into();
         c.pac.cache_file = "none".into();
         // bounds the storm while loops go undetected; a detected loop never comes near it
         c.max_client_connections = 16;

@@ -94,7 +94,7 @@ async fn the_status_page_renders_in_a_browser_with_the_pac_source_and_pool_numbe
     )
     .unwrap();
     let pac_source = pac.display().to_string();
-    let proxy = harness::start_proxy(|raw| raw.pac.source = pac_source.clone()).await;
+    let proxy = harness::start_proxy(|raw| raw.pac.source = pac_source.clone().into()).await;
     let addr = proxy.addrs[0];
     for _ in 0..3 {
         let (status, _, body) = harness::get(addr, "http://intranet.example.test/").await;

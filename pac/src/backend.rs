@@ -21,4 +21,7 @@ pub(crate) trait Backend: Send + Sync {
     fn eval<'a>(&'a self, url: &'a str, host: &'a str) -> BoxFuture<'a, Result<String, PacError>>;
     /// Live workers (threads or processes).
     fn workers(&self) -> usize;
+    /// The local addresses changed (already set in the shared DNS service): workers that
+    /// keep their own copy must learn them before their next call.
+    fn network_changed(&self) {}
 }

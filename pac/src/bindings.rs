@@ -388,7 +388,7 @@ fn is_in_net_ex(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<Js
 
 fn my_ips(ctx: &Context) -> Vec<IpAddr> {
     ctx.get_data::<ScriptEnv>()
-        .map(|e| e.dns.my_ips().to_vec())
+        .map(|e| e.dns.my_ips())
         .unwrap_or_default()
 }
 

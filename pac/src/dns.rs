@@ -1,13 +1,14 @@
 //! DNS for scripts: fixed answers, a small positive/negative cache, and lookups through a
 //! pluggable async backend (hickory by default) run on the caller's tokio runtime with a
 //! deadline. Workers block only themselves while waiting, so a slow server never stalls other
-//! evaluations. Also finds the machine's own addresses for `myIpAddress()`.
+//! evaluations. Also finds the machine's own addresses for `myIpAddress()`, again after every
+//! network change ([`DnsService::network_changed`]: re-probed unless pinned, cache emptied).
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::metrics::Metrics;
@@ -73,7 +74,9 @@ pub(crate) struct DnsService {
     positive_ttl: Duration,
     negative_ttl: Duration,
     cache_size: usize,
-    my_ips: Vec<IpAddr>,
+    my_ips: RwLock<Vec<IpAddr>>,
+    /// `options.my_ip` was given: the addresses never change.
+    pinned: bool,
     metrics: Metrics,
     remote: Option<RemoteLookup>,
 }
@@ -115,7 +118,8 @@ impl DnsService {
             positive_ttl: options.dns_cache_ttl,
             negative_ttl: options.dns_negative_ttl,
             cache_size: options.dns_cache_size,
-            my_ips,
+            my_ips: RwLock::new(my_ips),
+            pinned: !options.my_ip.is_empty(),
             metrics,
             remote: None,
         }
@@ -227,8 +231,28 @@ impl DnsService {
     }
 
     /// The machine's addresses, best first (pinned or probed).
-    pub fn my_ips(&self) -> &[IpAddr] {
-        &self.my_ips
+    pub fn my_ips(&self) -> Vec<IpAddr> {
+        self.my_ips
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The network changed: local addresses are probed again (unless pinned) and cached
+    /// answers are forgotten. Returns the addresses now in force.
+    pub fn network_changed(&self) -> Vec<IpAddr> {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        if !self.pinned {
+            self.set_my_ips(probe_local_addresses());
+        }
+        self.my_ips()
+    }
+
+    /// Sets the local addresses (a worker process told by the proxy) and forgets cached
+    /// answers.
+    pub fn set_my_ips(&self, ips: Vec<IpAddr>) {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        *self.my_ips.write().unwrap_or_else(|p| p.into_inner()) = ips;
     }
 }
 
@@ -255,9 +279,48 @@ fn idna_name(name: &str) -> Option<String> {
 }
 
 /// Source addresses of UDP sockets "connected" to public resolvers (no packet is sent), so the
-/// answer is the address of the interface that routes to the internet; loopback only when
-/// nothing else exists.
+/// answer is the address of the interface that routes to the internet. Without a route there
+/// (an isolated network, a VPN that routes only its own subnets) the interfaces' own addresses,
+/// as Chromium does: loopback and link-local never; empty when nothing else exists.
 pub(crate) fn probe_local_addresses() -> Vec<IpAddr> {
+    let routed = routed_addresses();
+    if !routed.is_empty() {
+        return routed;
+    }
+    interface_addresses()
+}
+
+/// Non-loopback, non-link-local addresses of the interfaces that are up, IPv4 first.
+fn interface_addresses() -> Vec<IpAddr> {
+    let Ok(addrs) = nix::ifaddrs::getifaddrs() else {
+        return Vec::new();
+    };
+    let mut found: Vec<IpAddr> = Vec::new();
+    for a in addrs {
+        if !a.flags.contains(nix::net::if_::InterfaceFlags::IFF_UP) {
+            continue;
+        }
+        let Some(addr) = a.address else { continue };
+        let ip = if let Some(v4) = addr.as_sockaddr_in() {
+            IpAddr::V4(v4.ip())
+        } else if let Some(v6) = addr.as_sockaddr_in6() {
+            IpAddr::V6(v6.ip())
+        } else {
+            continue;
+        };
+        let link_local = match ip {
+            IpAddr::V4(v4) => v4.is_link_local(),
+            IpAddr::V6(v6) => (v6.segments()[0] & 0xffc0) == 0xfe80,
+        };
+        if !ip.is_loopback() && !ip.is_unspecified() && !link_local && !found.contains(&ip) {
+            found.push(ip);
+        }
+    }
+    found.sort_by_key(|ip| ip.is_ipv6());
+    found
+}
+
+fn routed_addresses() -> Vec<IpAddr> {
     let targets: [(SocketAddr, SocketAddr); 2] = [
         (
             SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),

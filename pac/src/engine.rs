@@ -41,6 +41,8 @@ pub struct PacEngine {
 
 struct Inner {
     backend: Box<dyn Backend>,
+    /// The DNS service shared with the workers (local addresses, DNS cache).
+    dns: Arc<DnsService>,
     options: PacOptions,
     cache: ResultCache,
     metrics: Metrics,
@@ -83,7 +85,7 @@ impl PacEngine {
         let dns = Arc::new(DnsService::new(&options, metrics.clone()));
         let shared = Arc::new(Shared {
             options: options.clone(),
-            dns,
+            dns: dns.clone(),
             script: std::sync::RwLock::new(Arc::new(ScriptText {
                 text: script.into(),
                 generation: 0,
@@ -113,6 +115,7 @@ impl PacEngine {
         Ok(PacEngine {
             inner: Arc::new(Inner {
                 backend,
+                dns,
                 cache: ResultCache::new(options.cache_ttl, options.cache_size),
                 options,
                 metrics,
@@ -205,6 +208,25 @@ impl PacEngine {
             cached: false,
             duration,
         })
+    }
+
+    /// The network changed: `myIpAddress()`/`myIpAddressEx()` are probed again (unless
+    /// pinned; worker processes are told before their next call), cached DNS answers are
+    /// forgotten and the result cache is flushed (answers may depend on the address).
+    /// Returns the local addresses now in force.
+    pub fn network_changed(&self) -> Vec<std::net::IpAddr> {
+        let inner = &self.inner;
+        let ips = inner.dns.network_changed();
+        inner.backend.network_changed();
+        // answers computed before this point must not be cached after it
+        inner.generation.fetch_add(1, Ordering::SeqCst);
+        inner.cache.clear();
+        ips
+    }
+
+    /// The local addresses scripts see now.
+    pub fn my_ips(&self) -> Vec<std::net::IpAddr> {
+        self.inner.dns.my_ips()
     }
 
     /// Number of live workers (threads or processes; abandoned ones excluded).

@@ -49,6 +49,10 @@ pub enum PacError {
     /// The load or the call ran past its deadline.
     #[error("the PAC script ran past its deadline of {0:?}")]
     Timeout(std::time::Duration),
+    /// A loop ran past the engine's per-loop iteration limit (boa's own budget, which can fire
+    /// before the deadline): the script ran too long, so it is a timeout, not a call error.
+    #[error("the PAC script ran too long: a loop went past {iterations} iterations")]
+    LoopLimit { iterations: u64 },
     /// The interpreter's instruction budget for one load or call is spent.
     #[error("the PAC script ran over its instruction budget ({cycles} cycles)")]
     Budget { cycles: u64 },
@@ -138,6 +142,7 @@ impl PacError {
             | PacError::NoEntryPoint => ErrorKind::Load,
             PacError::Timeout(_)
             | PacError::Budget { .. }
+            | PacError::LoopLimit { .. }
             | PacError::WorkerKilled(KillReason::Deadline(_)) => ErrorKind::Timeout,
             PacError::WorkerKilled(_) => ErrorKind::Call,
             PacError::Call { .. }

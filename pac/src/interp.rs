@@ -21,6 +21,7 @@ use std::sync::{Arc, RwLock};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
+use boa_engine::error::{EngineError, RuntimeLimitError};
 use boa_engine::property::PropertyDescriptor;
 use boa_engine::{js_string, Context, JsError, JsString, JsValue, Script, Source};
 
@@ -111,6 +112,9 @@ impl Interp {
             },
         };
         if let Err(Some(err)) = ran {
+            if let Some(over) = ran_too_long(&err, options) {
+                return Err(over);
+            }
             let (message, mut position) = describe(err, &mut context);
             if position.is_none() && message.contains("abrupt end") {
                 position = Some(end_of(&script.text));
@@ -166,7 +170,9 @@ impl Interp {
         let budget = Budget::new(options.call_timeout, options.instruction_budget, cancel);
         let value = match budget.run(self.caller.evaluate_async_with_budget(context, SLICE)) {
             Ok(Ok(value)) => value,
-            Ok(Err(err)) => return Err(call_error(err, context)),
+            Ok(Err(err)) => {
+                return Err(ran_too_long(&err, options).unwrap_or_else(|| call_error(err, context)))
+            }
             Err(over) => return Err(over),
         };
         let raw = match value.as_string() {
@@ -184,6 +190,19 @@ impl Interp {
             });
         }
         Ok(raw)
+    }
+}
+
+/// boa's loop-iteration limit stops a script that runs too long, often before the deadline
+/// does: that is a timeout of the script, not an error in it.
+fn ran_too_long(err: &JsError, options: &PacOptions) -> Option<PacError> {
+    match err.as_engine() {
+        Some(EngineError::RuntimeLimit(RuntimeLimitError::LoopIteration)) => {
+            Some(PacError::LoopLimit {
+                iterations: options.loop_iteration_limit,
+            })
+        }
+        _ => None,
     }
 }
 

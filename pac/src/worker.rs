@@ -144,7 +144,10 @@ fn serve(
         return Err(PacError::NoEntryPoint);
     };
     let result = interp.call(&shared.options, &control.cancel, url, host);
-    if matches!(result, Err(PacError::Timeout(_) | PacError::Budget { .. })) {
+    if matches!(
+        result,
+        Err(PacError::Timeout(_) | PacError::Budget { .. } | PacError::LoopLimit { .. })
+    ) {
         // the evaluation was dropped mid-flight: this context is spent
         *loaded = None;
     }

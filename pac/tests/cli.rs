@@ -249,3 +249,93 @@ fn bench_reports_cold_and_cached_rates() {
         "{out}"
     );
 }
+
+/// A script of the shared PAC corpus (read in place), or `None` (with a notice) without it.
+fn corpus_script(name: &str) -> Option<std::path::PathBuf> {
+    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/pac-corpus/upstream/chromium")
+        .join(name);
+    if path.is_file() {
+        Some(path)
+    } else {
+        eprintln!("{} not found; skipping", path.display());
+        None
+    }
+}
+
+#[test]
+fn chromiums_pac_library_unittest_with_its_mock_date_passes_every_test() {
+    let Some(path) = corpus_script("pac_library_unittest.js") else {
+        return;
+    };
+    let (code, out) = run(&[
+        "eval",
+        "--pac",
+        path.to_str().unwrap(),
+        "--url",
+        "http://example.com/",
+    ]);
+    assert_eq!((code, out.trim()), (0, "PROXY success:80"));
+}
+
+#[test]
+fn legacy_date_strings_parse_as_browsers_parse_them() {
+    let f = script(
+        "function FindProxyForURL(url, host) { return [\
+           new Date('Tue Mar 03 2009 GMT').toISOString(),\
+           new Date('Mar 03, 2009 03:34:01 GMT').toISOString(),\
+           new Date('2009-03-03T00:00:00Z').toISOString(),\
+           isNaN(new Date('not a date')),\
+           new Date(0) instanceof Date,\
+           typeof Date(),\
+         ].join(' '); }",
+    );
+    let (code, out) = run(&[
+        "eval",
+        "--pac",
+        f.path().to_str().unwrap(),
+        "--url",
+        "http://a/",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(
+        out.trim(),
+        "2009-03-03T00:00:00.000Z 2009-03-03T03:34:01.000Z 2009-03-03T00:00:00.000Z true true string"
+    );
+}
+
+#[test]
+fn chromiums_dns_fail_script_succeeds_in_an_empty_network_namespace() {
+    let Some(path) = corpus_script("dns_fail.js") else {
+        return;
+    };
+    if !nix_is_root() {
+        eprintln!("skipping: an empty network namespace (unshare -n) needs root");
+        return;
+    }
+    let out = Command::new("unshare")
+        .args(["-n", env!("CARGO_BIN_EXE_waypost-pac"), "eval", "--pac"])
+        .arg(&path)
+        .args(["--url", "http://example.com/"])
+        .output()
+        .expect("run unshare (util-linux)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        stdout.trim(),
+        "PROXY success:80",
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn nix_is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| {
+                l.strip_prefix("Uid:")
+                    .map(|v| v.split_whitespace().nth(1) == Some("0"))
+            })
+        })
+        .unwrap_or(false)
+}

@@ -298,3 +298,33 @@ async fn the_system_resolver_answers_localhost_from_loopback() {
         "PROXY 127.0.0.1:1"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_loop_stopped_by_the_iteration_limit_is_reported_as_a_timeout_not_a_script_error() {
+    let o = PacOptions {
+        call_timeout: Duration::from_secs(20),
+        load_timeout: Duration::from_secs(20),
+        loop_iteration_limit: 10_000,
+        ..options()
+    };
+    let e = PacEngine::new(LOOP_ON_DEMAND, o.clone(), None)
+        .await
+        .unwrap();
+    let err = e.eval_raw("http://loop/", "loop").await.unwrap_err();
+    assert!(matches!(err, PacError::LoopLimit { .. }), "{err:?}");
+    assert_eq!(err.kind().as_str(), "timeout");
+    assert_eq!(
+        e.eval_raw("http://h/", "h").await.unwrap().raw,
+        "PROXY ok.example:1",
+        "the engine keeps answering"
+    );
+    let err = PacEngine::new(
+        "for (var i = 0; ; i++) {} function FindProxyForURL(){ return 'DIRECT'; }",
+        o,
+        None,
+    )
+    .await
+    .err()
+    .unwrap();
+    assert_eq!(err.kind().as_str(), "timeout", "{err:?}");
+}

@@ -37,6 +37,14 @@ impl BadProxies {
         self.gauge.set(m.len() as i64);
     }
 
+    /// Forgets every mark (the network changed: a proxy unreachable from the last network
+    /// may be reachable from this one).
+    pub fn clear(&self) {
+        let mut m = self.lock();
+        m.clear();
+        self.gauge.set(0);
+    }
+
     /// The proxies still marked, with the time left until they are tried first again.
     pub fn snapshot(&self) -> Vec<(ProxyAddr, Duration)> {
         let now = Instant::now();
@@ -62,5 +70,23 @@ impl BadProxies {
             self.gauge.set(m.len() as i64);
         }
         bad
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clearing_forgets_every_mark_and_resets_the_gauge() {
+        let gauge = prometheus::IntGauge::new("marked", "test").unwrap();
+        let bad = BadProxies::new(Duration::from_secs(300), gauge.clone());
+        let p = ProxyAddr::parse("http://10.66.0.1:8080").unwrap();
+        bad.mark(&p);
+        assert!(bad.is_bad(&p));
+        assert_eq!(gauge.get(), 1);
+        bad.clear();
+        assert!(!bad.is_bad(&p));
+        assert_eq!(gauge.get(), 0);
     }
 }

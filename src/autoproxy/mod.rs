@@ -1,10 +1,17 @@
 //! Autoproxy in the running proxy: where the PAC script comes from, keeping it fresh, and
 //! asking it (WinHTTP's WINHTTP_AUTOPROXY_OPTIONS).
 //!
-//! A refresh task owns the script: it loads it from the configured source (file, URL, or WPAD
-//! discovery by DHCP then DNS), installs it in one [`PacEngine`] (a new script resets globals and
-//! flushes the result cache), keeps the last good copy on disk, and reloads on an interval and
-//! when the network changes. Requests that arrive before the first load wait for it, bounded.
+//! A refresh task owns the script: it loads it from the configured sources, tried in order
+//! (file, URL, or WPAD discovery by DHCP then DNS; the first that gives a loadable script
+//! wins), installs it in one [`PacEngine`] (a new script resets globals and flushes the result
+//! cache), keeps the last good copy on disk, and reloads on an interval and when the network
+//! changes. Requests that arrive before the first load wait for it, bounded.
+//!
+//! A script found by WPAD is bound to the network it was found on ([`NetworkId::wpad_binding`]):
+//! its copy on disk is used at start-up only on that network, and when no source gives a
+//! script on another network it is dropped (the request then goes to `route.upstream`, DIRECT,
+//! or is refused under `pac.mandatory`: see [`crate::router`]). A script from an explicit file
+//! or URL keeps being used when a refresh fails.
 //! Lifecycle: Loading -> Ready(script) -> (refresh) Ready(new script) | Ready(kept script);
 //! Loading -> Failed (no script: DIRECT or 502 per `pac.mandatory`) -> Ready on a later refresh.
 
@@ -20,6 +27,7 @@ use waypost_pac::{DnsLookup, PacAnswer, PacEngine, PacError, PacOptions};
 
 pub use crate::config::{PacIsolation, PacSettings};
 use crate::metrics::Metrics;
+use crate::network::NetworkId;
 use crate::upstream::client::HttpClient;
 
 /// The script in use and where it came from.
@@ -29,6 +37,20 @@ pub struct Loaded {
     /// `file`, `url`, `dhcp`, `dns` or `disk` (the last good copy, at start-up).
     pub method: &'static str,
     pub loaded_at: SystemTime,
+    /// The `pac.source` entry it came from (`auto`, a URL or a path).
+    pub entry: String,
+    /// For a WPAD script: the network it was found on ([`NetworkId::wpad_binding`]).
+    pub network: Option<String>,
+}
+
+/// What happened to one `pac.source` entry in the last refresh, for `explain`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceAttempt {
+    pub entry: String,
+    /// `used`, `failed` or `not tried` (an earlier entry won).
+    pub outcome: &'static str,
+    /// Why it failed (empty otherwise).
+    pub reason: String,
 }
 
 pub struct AutoProxy {
@@ -41,6 +63,8 @@ pub struct AutoProxy {
     last_error: std::sync::Mutex<Option<String>>,
     /// The text of the installed script (to skip reinstalling an unchanged one).
     installed_text: std::sync::Mutex<String>,
+    /// Each source's outcome in the last refresh.
+    attempts: std::sync::Mutex<Vec<SourceAttempt>>,
     /// The PAC engine's metrics (exposed while this autoproxy is the one in use).
     pub registry: prometheus::Registry,
     /// Wakes the refresh task for a reload now (the PAC file changed, SIGHUP).
@@ -58,6 +82,7 @@ impl AutoProxy {
             attempted: watch::channel(false).0,
             last_error: std::sync::Mutex::new(None),
             installed_text: std::sync::Mutex::new(String::new()),
+            attempts: std::sync::Mutex::new(Vec::new()),
             registry: prometheus::Registry::new(),
             reload_now: tokio::sync::Notify::new(),
             retired: tokio_util::sync::CancellationToken::new(),
@@ -76,12 +101,13 @@ impl AutoProxy {
 
     /// Whether the script in use was (or will be) discovered through WPAD rather than named by
     /// the user: such a script may not widen who gets credentials ([`crate::app::App::plan`]).
-    /// A last good copy kept on disk counts as discovered when the source is `auto`.
+    /// The script in use counts as discovered when it came from the `auto` entry (a last good
+    /// copy on disk included); before any script is in use, when `auto` is among the sources.
     pub fn discovers(&self) -> bool {
-        self.settings.source == "auto"
-            || self
-                .current()
-                .is_some_and(|l| matches!(l.method, "dhcp" | "dns"))
+        match self.current() {
+            Some(l) => l.entry == "auto" || matches!(l.method, "dhcp" | "dns"),
+            None => self.settings.sources.iter().any(|s| s == "auto"),
+        }
     }
 
     /// Asks the refresh task to load the script again now (a changed PAC file, SIGHUP).
@@ -108,6 +134,14 @@ impl AutoProxy {
         let _ =
             tokio::time::timeout(self.settings.first_load_wait, rx.wait_for(|done| *done)).await;
         self.state.borrow().clone()
+    }
+
+    /// Each `pac.source` entry's outcome in the last refresh, in order.
+    pub fn attempts(&self) -> Vec<SourceAttempt> {
+        self.attempts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn last_error(&self) -> Option<String> {
@@ -145,6 +179,7 @@ impl AutoProxy {
         self: &Arc<Self>,
         client: HttpClient,
         dns: Arc<dyn DnsLookup>,
+        network: watch::Receiver<Arc<NetworkId>>,
         metrics: Arc<Metrics>,
         stop: tokio_util::sync::CancellationToken,
     ) {
@@ -153,6 +188,7 @@ impl AutoProxy {
             client,
             metrics,
             dns,
+            network,
         };
         tokio::spawn(async move {
             tokio::select! {
@@ -164,7 +200,8 @@ impl AutoProxy {
     }
 
     async fn refresh_loop(&self, app: &Parts) {
-        let mut network = crate::wpad::NetworkWatcher::spawn();
+        let mut network = app.network.clone();
+        network.borrow_and_update();
         // requests still wait for the first fetch below; if it fails they get this copy
         self.load_last_good(app).await;
         loop {
@@ -186,31 +223,99 @@ impl AutoProxy {
         }
     }
 
+    /// The network changed: the engine's local addresses are probed again and its caches
+    /// flushed at once (before rediscovery, which may take seconds; called by
+    /// [`crate::network::follow`] after the resolver was rebuilt, so no answer of the old
+    /// resolver is cached again).
+    pub fn network_changed(&self) {
+        if let Some(engine) = self.engine.get() {
+            let ips = engine.network_changed();
+            tracing::info!(my_ip = ?ips, "network changed: PAC local addresses probed again, result cache flushed");
+        }
+    }
+
+    /// Tries each source in order until one gives a script that loads. When none does, the
+    /// installed script stays, unless it is a WPAD script of another network (dropped).
     async fn refresh_once(&self, app: &Parts) {
         let started = tokio::time::Instant::now();
-        let result = self.obtain(app).await;
+        let binding = app.network.borrow().wpad_binding();
         let m = &app.metrics;
-        match result {
-            Ok((text, source, method)) => {
-                m.pac_fetches.with_label_values(&[method, "ok"]).inc();
-                match self
-                    .install(app, &text, source.clone(), method, SystemTime::now())
-                    .await
-                {
-                    Ok(()) => {
-                        self.save_last_good(&text);
-                        *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        let mut attempts = Vec::new();
+        let mut won = false;
+        for entry in &self.settings.sources {
+            if won {
+                attempts.push(SourceAttempt {
+                    entry: entry.clone(),
+                    outcome: "not tried",
+                    reason: String::new(),
+                });
+                continue;
+            }
+            let reason = match self.obtain(app, entry).await {
+                Ok((text, source, method)) => {
+                    m.pac_fetches.with_label_values(&[method, "ok"]).inc();
+                    let network = (entry == "auto").then(|| binding.clone());
+                    let origin = Origin {
+                        source: source.clone(),
+                        method,
+                        entry: entry.clone(),
+                        network: network.clone(),
+                    };
+                    match self.install(app, &text, origin, SystemTime::now()).await {
+                        Ok(()) => {
+                            self.save_last_good(&text, entry, network.as_deref());
+                            *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                            won = true;
+                            attempts.push(SourceAttempt {
+                                entry: entry.clone(),
+                                outcome: "used",
+                                reason: String::new(),
+                            });
+                            continue;
+                        }
+                        Err(e) => format!("PAC script from {source} does not load: {e}"),
                     }
-                    Err(e) => self.failed(format!("PAC script from {source} does not load: {e}")),
                 }
-            }
-            Err((method, e)) => {
-                m.pac_fetches.with_label_values(&[method, "error"]).inc();
-                self.failed(e);
-            }
+                Err((method, e)) => {
+                    m.pac_fetches.with_label_values(&[method, "error"]).inc();
+                    e
+                }
+            };
+            attempts.push(SourceAttempt {
+                entry: entry.clone(),
+                outcome: "failed",
+                reason,
+            });
         }
+        if !won {
+            let mut why = attempts
+                .iter()
+                .map(|a| format!("{}: {}", a.entry, a.reason))
+                .collect::<Vec<_>>()
+                .join("; ");
+            let foreign = self
+                .current()
+                .and_then(|l| l.network.clone())
+                .is_some_and(|n| n != binding);
+            if foreign {
+                self.drop_script();
+                why.push_str(" (the WPAD script of the previous network is no longer used)");
+            }
+            self.failed(why);
+        }
+        *self.attempts.lock().unwrap_or_else(|p| p.into_inner()) = attempts;
         m.pac_discovery_seconds
             .observe(started.elapsed().as_secs_f64());
+    }
+
+    /// Takes the installed script out of service (requests then fall back as without one).
+    fn drop_script(&self) {
+        tracing::info!("dropping the WPAD-discovered PAC script: it belongs to another network");
+        self.state.send_replace(None);
+        self.installed_text
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
     }
 
     fn failed(&self, why: String) {
@@ -218,13 +323,15 @@ impl AutoProxy {
         *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(why);
     }
 
-    /// Returns (script, source, method) or (method, error).
+    /// Fetches the script of one `pac.source` entry: (script, source, method) or
+    /// (method, error).
     async fn obtain(
         &self,
         app: &Parts,
+        entry: &str,
     ) -> Result<(String, String, &'static str), (&'static str, String)> {
         let s = &self.settings;
-        let (url, method) = if s.source == "auto" {
+        let (url, method) = if entry == "auto" {
             match crate::wpad::discover(&self.settings.wpad).await {
                 Ok(found) => {
                     let method = match found.method {
@@ -236,10 +343,10 @@ impl AutoProxy {
                 }
                 Err(e) => return Err(("dns", format!("WPAD discovery: {e}"))),
             }
-        } else if s.source.starts_with("http://") || s.source.starts_with("https://") {
-            (s.source.clone(), "url")
+        } else if entry.starts_with("http://") || entry.starts_with("https://") {
+            (entry.to_string(), "url")
         } else {
-            (s.source.clone(), "file")
+            (entry.to_string(), "file")
         };
         let text = fetch::fetch(&app.client, &url, s.fetch_timeout, s.max_script_size)
             .await
@@ -252,10 +359,15 @@ impl AutoProxy {
         &self,
         app: &Parts,
         text: &str,
-        source: String,
-        method: &'static str,
+        origin: Origin,
         loaded_at: SystemTime,
     ) -> Result<(), String> {
+        let Origin {
+            source,
+            method,
+            entry,
+            network,
+        } = origin;
         if let Some(engine) = self.engine.get() {
             let unchanged = *self
                 .installed_text
@@ -292,6 +404,8 @@ impl AutoProxy {
             source,
             method,
             loaded_at,
+            entry,
+            network,
         })));
         Ok(())
     }
@@ -326,23 +440,27 @@ impl AutoProxy {
         Ok(o)
     }
 
-    fn save_last_good(&self, text: &str) {
+    /// Keeps `text` on disk with the entry it came from and, for WPAD, the network.
+    fn save_last_good(&self, text: &str, entry: &str, network: Option<&str>) {
         let Some(path) = &self.settings.cache_file else {
             return;
         };
         if let Some(dir) = path.parent() {
             let _ = std::fs::create_dir_all(dir);
         }
-        // the configured source goes beside it (as a redacted mark): a copy kept for another
-        // source is not used. Both files are the user's alone (0600).
+        // the source entry goes beside it (as a redacted mark: a copy kept for another source is
+        // not used), and the network a WPAD script was found on (it is used only there). Every
+        // file is the user's alone (0600).
         let tmp = path.with_extension("tmp");
         let written = write_private(&tmp, text.as_bytes())
             .and_then(|_| std::fs::rename(&tmp, path))
-            .and_then(|_| {
-                write_private(
-                    &source_file(path),
-                    source_mark(&self.settings.source).as_bytes(),
-                )
+            .and_then(|_| write_private(&source_file(path), source_mark(entry).as_bytes()))
+            .and_then(|_| match network {
+                Some(n) => write_private(&network_file(path), n.as_bytes()),
+                None => match std::fs::remove_file(network_file(path)) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+                    _ => Ok(()),
+                },
             });
         if let Err(e) = written {
             tracing::debug!(error = %e, path = %path.display(), "cannot keep the last good PAC script on disk");
@@ -350,7 +468,8 @@ impl AutoProxy {
     }
 
     /// At start-up, before the first fetch: the last good script from disk, if it was kept
-    /// for the configured source. Its age is the file's.
+    /// for one of the configured sources (and, found by WPAD, on this network). Its age is the
+    /// file's.
     async fn load_last_good(&self, app: &Parts) {
         let Some(path) = &self.settings.cache_file else {
             return;
@@ -358,18 +477,35 @@ impl AutoProxy {
         let Ok(text) = std::fs::read_to_string(path) else {
             return;
         };
-        let kept_for = std::fs::read_to_string(source_file(path)).unwrap_or_default();
-        if kept_for != source_mark(&self.settings.source) {
-            tracing::info!(path = %path.display(), kept_for = %kept_for, "not using the PAC script on disk: it was kept for another source");
+        let mark = std::fs::read_to_string(source_file(path)).unwrap_or_default();
+        let Some(kept_for) = self
+            .settings
+            .sources
+            .iter()
+            .find(|entry| source_mark(entry) == mark)
+            .cloned()
+        else {
+            tracing::info!(path = %path.display(), kept_for = %mark, "not using the PAC script on disk: it was kept for another source");
             return;
+        };
+        let network = std::fs::read_to_string(network_file(path)).ok();
+        if kept_for == "auto" {
+            let here = app.network.borrow().wpad_binding();
+            if network.as_deref() != Some(here.as_str()) {
+                tracing::info!(path = %path.display(), "not using the WPAD script on disk: it was found on another network");
+                return;
+            }
         }
         let saved = std::fs::metadata(path)
             .and_then(|m| m.modified())
             .unwrap_or_else(|_| SystemTime::now());
-        match self
-            .install(app, &text, path.display().to_string(), "disk", saved)
-            .await
-        {
+        let origin = Origin {
+            source: path.display().to_string(),
+            method: "disk",
+            entry: kept_for,
+            network,
+        };
+        match self.install(app, &text, origin, saved).await {
             Ok(()) => {
                 tracing::info!(path = %path.display(), "using the last good PAC script until a fresh one is fetched")
             }
@@ -409,6 +545,8 @@ struct Parts {
     metrics: Arc<Metrics>,
     /// The proxy's resolver, for the script's DNS functions (PAC DNS = proxy DNS).
     dns: Arc<dyn DnsLookup>,
+    /// The network identity and its changes.
+    network: watch::Receiver<Arc<NetworkId>>,
 }
 
 /// What `<cache file>.source` holds for `source`: the redacted URL (readable) and a hash of
@@ -440,7 +578,22 @@ fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
     o.open(path)?.write_all(bytes)
 }
 
-/// `<cache file>.source`: the `pac` setting the kept script was fetched for.
+/// Where an installed script came from.
+struct Origin {
+    source: String,
+    method: &'static str,
+    entry: String,
+    network: Option<String>,
+}
+
+/// `<cache file>.network`: the network a kept WPAD script was found on.
+fn network_file(path: &std::path::Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".network");
+    PathBuf::from(name)
+}
+
+/// `<cache file>.source`: the `pac.source` entry the kept script was fetched for.
 fn source_file(path: &std::path::Path) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push(".source");

@@ -8,8 +8,12 @@ use std::time::Duration;
 /// Validated `[pac]` settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PacSettings {
-    /// A path, `file://` or `http(s)://` URL, or `auto` (WPAD).
+    /// The sources as one line (`auto, http://wpad.corp/proxy.pac`), for messages.
     pub source: String,
+    /// Where the script comes from, tried in order: a path, `file://` or `http(s)://` URL, or
+    /// `auto` (WPAD). Never empty. When none gives a script, `route.upstream` is used, else
+    /// DIRECT (or a refusal under `pac.mandatory`).
+    pub sources: Vec<String>,
     pub mandatory: bool,
     pub refresh: Duration,
     pub first_load_wait: Duration,

@@ -193,7 +193,7 @@ pub struct RawSocks {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
 pub struct RawPac {
-    pub source: String,
+    pub source: RawPacSource,
     pub mandatory: bool,
     pub refresh: String,
     pub first_load_wait: String,
@@ -214,10 +214,50 @@ pub struct RawPac {
     pub wpad_domains: Vec<String>,
 }
 
+/// `pac.source`: one source, or a list tried in order (`["auto", "http://wpad.corp/proxy.pac"]`).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum RawPacSource {
+    One(String),
+    List(Vec<String>),
+}
+
+impl Default for RawPacSource {
+    fn default() -> Self {
+        RawPacSource::One(String::new())
+    }
+}
+
+impl From<&str> for RawPacSource {
+    fn from(s: &str) -> Self {
+        RawPacSource::One(s.to_string())
+    }
+}
+
+impl From<String> for RawPacSource {
+    fn from(s: String) -> Self {
+        RawPacSource::One(s)
+    }
+}
+
+impl RawPacSource {
+    /// The entries, trimmed, empty ones left out.
+    pub fn entries(&self) -> Vec<String> {
+        let all: Vec<&String> = match self {
+            RawPacSource::One(s) => vec![s],
+            RawPacSource::List(l) => l.iter().collect(),
+        };
+        all.into_iter()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect()
+    }
+}
+
 impl Default for RawPac {
     fn default() -> Self {
         RawPac {
-            source: String::new(),
+            source: RawPacSource::default(),
             mandatory: false,
             refresh: "30m".into(),
             first_load_wait: "10s".into(),

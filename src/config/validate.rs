@@ -227,20 +227,33 @@ pub fn validate(raw: &RawConfig, env: &HashMap<String, String>) -> Result<Config
             ),
         }
     }
-    let source = pc.source.trim().to_string();
-    if !source.is_empty()
-        && source != "auto"
-        && !source.starts_with("http://")
-        && !source.starts_with("https://")
-    {
-        let path = source.strip_prefix("file://").unwrap_or(&source);
-        if !std::path::Path::new(path).is_file() {
+    let sources = pc.source.entries();
+    let many = matches!(pc.source, super::raw::RawPacSource::List(_));
+    for (i, source) in sources.iter().enumerate() {
+        let key = if many {
+            format!("pac.source[{i}]")
+        } else {
+            "pac.source".to_string()
+        };
+        if source != "auto" && !source.starts_with("http://") && !source.starts_with("https://") {
+            let path = source.strip_prefix("file://").unwrap_or(source);
+            if !std::path::Path::new(path).is_file() {
+                p.add(
+                    key,
+                    format!(
+                        "{source:?} is neither \"auto\", an http(s):// URL, nor a readable file"
+                    ),
+                );
+            }
+        }
+        if sources[..i].contains(source) {
             p.add(
-                "pac.source",
-                format!("{source:?} is neither \"auto\", an http(s):// URL, nor a readable file"),
+                format!("pac.source[{i}]"),
+                format!("{source:?} is listed twice"),
             );
         }
     }
+    let source = sources.join(", ");
     let isolation = match pc.isolation.as_str() {
         "threads" => PacIsolation::Threads,
         "process" => PacIsolation::Process {
@@ -350,6 +363,7 @@ pub fn validate(raw: &RawConfig, env: &HashMap<String, String>) -> Result<Config
         tls_policy: super::BuiltTlsPolicy(tls_policy.expect(missing)),
         pac: (!source.is_empty()).then(|| PacSettings {
             source: source.clone(),
+            sources,
             mandatory: pc.mandatory,
             refresh: pac_refresh.expect(missing),
             first_load_wait: pac_wait.expect(missing),
@@ -526,6 +540,29 @@ mod tests {
         raw.pac.isolation = "threads".into();
         let cfg = validate(&raw, &HashMap::new()).unwrap();
         assert_eq!(cfg.pac.unwrap().isolation, PacIsolation::Threads);
+    }
+
+    #[test]
+    fn pac_source_may_be_a_list_tried_in_order_and_each_entry_is_checked() {
+        let mut raw = RawConfig::default();
+        raw.pac.source = super::super::raw::RawPacSource::List(vec![
+            "auto".into(),
+            "http://wpad.corp.example/proxy.pac".into(),
+        ]);
+        let pac = validate(&raw, &HashMap::new()).unwrap().pac.unwrap();
+        assert_eq!(pac.sources, ["auto", "http://wpad.corp.example/proxy.pac"]);
+        assert_eq!(pac.source, "auto, http://wpad.corp.example/proxy.pac");
+        raw.pac.source = super::super::raw::RawPacSource::List(vec![
+            "auto".into(),
+            "/no/such/file.pac".into(),
+            "auto".into(),
+        ]);
+        let keys: Vec<String> = validate(&raw, &HashMap::new())
+            .unwrap_err()
+            .into_iter()
+            .map(|p| p.key)
+            .collect();
+        assert_eq!(keys, ["pac.source[1]", "pac.source[2]"]);
     }
 
     #[test]

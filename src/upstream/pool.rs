@@ -284,6 +284,23 @@ impl<C: PoolConn> Pool<C> {
         lock(&self.servers).retain(|_, s| Arc::strong_count(s) > 1);
     }
 
+    /// Closes every idle connection (the network changed: the route or local address they
+    /// were made over may be gone, and a dead one would cost a failed request to notice).
+    /// Connections in use are left to finish. Returns how many were closed.
+    pub fn flush_idle(&self) -> usize {
+        let mut idle = lock(&self.idle);
+        let mut closed = 0;
+        for (key, list) in idle.drain() {
+            self.gauge(&key, "idle").sub(list.len() as i64);
+            self.metrics
+                .pool_evicted
+                .with_label_values(&[key.label()])
+                .inc_by(list.len() as u64);
+            closed += list.len();
+        }
+        closed
+    }
+
     /// Idle connections in all (tests and the status page).
     pub fn idle_count(&self) -> usize {
         lock(&self.idle).values().map(Vec::len).sum()

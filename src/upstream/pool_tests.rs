@@ -175,3 +175,29 @@ async fn a_reused_connection_keeps_the_peer_certificate_for_channel_bindings() {
         Checkout::Dial(_) => panic!("expected reuse"),
     }
 }
+
+#[tokio::test]
+async fn a_network_change_closes_every_idle_connection_and_leaves_active_ones_alone() {
+    let pool = pool(None);
+    let (a, b) = (
+        key(proxy("http://office.example:3128"), None),
+        key(Hop::Direct, None),
+    );
+    let active = dial(&pool, &a, 3).await;
+    dial(&pool, &a, 1).await.release();
+    dial(&pool, &b, 2).await.release();
+    assert_eq!(pool.idle_count(), 2);
+    assert_eq!(pool.flush_idle(), 2);
+    assert_eq!(pool.idle_count(), 0);
+    assert_eq!(
+        reused_id(&pool, &b).await,
+        None,
+        "nothing idle is handed out"
+    );
+    active.release();
+    assert_eq!(
+        reused_id(&pool, &a).await,
+        Some(3),
+        "the active one went back to the pool"
+    );
+}

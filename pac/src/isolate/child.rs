@@ -108,6 +108,10 @@ fn serve(pipe: Arc<Pipe>) -> i32 {
                 FromWorker::Loaded(load(&shared, &cancel, &mut interp))
             }
             ToWorker::Dns(_) => continue,
+            ToWorker::Network { my_ip } => {
+                shared.dns.set_my_ips(my_ip);
+                continue;
+            }
             ToWorker::Init { .. } => return EXIT_PROTOCOL,
         };
         if pipe.write(&reply).is_err() {
@@ -150,7 +154,12 @@ fn call(
             position: None,
         })
     });
-    if panicked || matches!(result, Err(PacError::Timeout(_) | PacError::Budget { .. })) {
+    if panicked
+        || matches!(
+            result,
+            Err(PacError::Timeout(_) | PacError::Budget { .. } | PacError::LoopLimit { .. })
+        )
+    {
         // dropped mid-flight or panicked: this context is spent
         *interp = None;
     }

@@ -56,6 +56,9 @@ struct State {
     script: watch::Sender<Arc<ScriptText>>,
     jobs: tokio::sync::Mutex<mpsc::UnboundedReceiver<Job>>,
     live: AtomicUsize,
+    /// Bumped on every network change: each worker is sent the new local addresses before
+    /// its next call.
+    network: watch::Sender<u64>,
 }
 
 /// The process backend.
@@ -81,6 +84,7 @@ impl ProcessPool {
             script: watch::channel(script).0,
             jobs: tokio::sync::Mutex::new(rx),
             live: AtomicUsize::new(0),
+            network: watch::channel(0).0,
         });
         let mut ready = Vec::new();
         for _ in 0..workers {
@@ -139,11 +143,16 @@ impl Backend for ProcessPool {
     fn workers(&self) -> usize {
         self.state.live.load(Ordering::Relaxed)
     }
+
+    fn network_changed(&self) {
+        self.state.network.send_modify(|n| *n = n.wrapping_add(1));
+    }
 }
 
 /// One worker slot: keeps a process up to date with the script and runs jobs on it.
 async fn supervise(state: Arc<State>, mut ready: Option<oneshot::Sender<Result<(), PacError>>>) {
     let mut script_rx = state.script.subscribe();
+    let mut network_rx = state.network.subscribe();
     let mut worker: Option<Worker> = None;
     let mut failed: Option<(Instant, PacError)> = None;
     // whether this slot is counted in `state.live`
@@ -163,6 +172,8 @@ async fn supervise(state: Arc<State>, mut ready: Option<oneshot::Sender<Result<(
                         tracing::info!("PAC worker process (re)started");
                     }
                     worker = Some(w);
+                    // a fresh process got the current addresses in its Init
+                    network_rx.borrow_and_update();
                     if !counted {
                         counted = true;
                         state.live.fetch_add(1, Ordering::Relaxed);
@@ -215,6 +226,15 @@ async fn supervise(state: Arc<State>, mut ready: Option<oneshot::Sender<Result<(
             let _ = job.reply.send(Err(err));
             continue;
         };
+        if network_rx.has_changed().unwrap_or(false) {
+            network_rx.borrow_and_update();
+            let my_ip = state.shared.dns.my_ips();
+            if let Err(reason) = w.tell(&state, ToWorker::Network { my_ip }).await {
+                worker = None;
+                let _ = job.reply.send(Err(PacError::WorkerKilled(reason)));
+                continue;
+            }
+        }
         let answer = match w
             .exchange(
                 &state,
@@ -333,6 +353,21 @@ impl Worker {
         }
     }
 
+    /// Sends a message that has no reply (within the load deadline).
+    async fn tell(&mut self, state: &State, message: ToWorker) -> Result<(), KillReason> {
+        let send = async {
+            self.stdin.write_all(&wire::encode(&message)).await?;
+            self.stdin.flush().await
+        };
+        let limit = state.shared.options.load_timeout;
+        let reason = match tokio::time::timeout(limit, send).await {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(_)) => self.death_reason(state).await,
+            Err(_) => KillReason::Deadline(limit),
+        };
+        Err(self.bury(state, reason).await)
+    }
+
     /// Sends `message` and relays DNS and alerts until the worker's reply, within `deadline`.
     /// `Err`: the worker is dead (killed at the deadline, or died) and counted.
     async fn exchange(
@@ -449,7 +484,7 @@ fn worker_options(state: &State) -> WorkerOptions {
         dns_cache_ttl: o.dns_cache_ttl,
         dns_negative_ttl: o.dns_negative_ttl,
         dns_cache_size: o.dns_cache_size,
-        my_ip: state.shared.dns.my_ips().to_vec(),
+        my_ip: state.shared.dns.my_ips(),
         dns_fixed: o.dns_fixed.clone(),
         fixed_now_ms: o.fixed_now_ms,
         time_zone: o.time_zone.clone(),

@@ -1,7 +1,8 @@
 //! The worker protocol: length-prefixed frames (4-byte little-endian length, then one JSON
 //! message) on the child's stdin (proxy -> worker) and stdout (worker -> proxy).
 //!
-//! A session: `Init` (options + script) -> `Loaded`; then any number of `Eval` -> `Answer` or
+//! A session: `Init` (options + script) -> `Loaded`; then any number of `Eval` -> `Answer`,
+//! `Network` (no reply: new local addresses after a network change) or
 //! `Load` -> `Loaded`. While it loads or evaluates, the worker may send `Resolve` (answered by
 //! `Dns`: the proxy resolves with its own resolver) and `Alert` (logged by the proxy). Frames
 //! from the worker are untrusted: their size is capped and anything unexpected ends the worker.
@@ -61,6 +62,11 @@ pub(crate) enum ToWorker {
     },
     /// The answer to `Resolve`: addresses, or `None` (not resolvable).
     Dns(Option<Vec<IpAddr>>),
+    /// The network changed: the local addresses now (no reply; cached DNS answers are
+    /// forgotten too).
+    Network {
+        my_ip: Vec<IpAddr>,
+    },
 }
 
 /// Worker -> proxy.
