@@ -1,0 +1,27 @@
+//! SPNEGO and Kerberos messages waypost's Negotiate client decodes from the network: the
+//! proxy's `Negotiate` reply token (NegTokenTarg, carrying an AP-REP or a KRB-ERROR) and the
+//! KDC's answers (AS-REP, TGS-REP, KRB-ERROR). Decoding is picky-krb's, as sspi runs it; any
+//! bytes must decode or fail, never panic.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use picky_krb::gss_api::{ApplicationTag0, GssApiNegInit, NegTokenTarg1};
+use picky_krb::messages::{ApRep, AsRep, KrbError, TgsRep};
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(targ) = picky_asn1_der::from_bytes::<NegTokenTarg1>(data) {
+        if let Some(token) = targ.0.response_token.0.as_ref() {
+            let inner = &token.0 .0;
+            let _ = picky_asn1_der::from_bytes::<ApRep>(inner);
+            let _ = picky_asn1_der::from_bytes::<KrbError>(inner);
+            // Kerberos inside a GSS-API wrapper (OID + TOK_ID + message), as in a mutual-auth reply.
+            if inner.len() > 2 {
+                let _ = picky_asn1_der::from_bytes::<ApRep>(&inner[2..]);
+            }
+        }
+    }
+    let _ = picky_asn1_der::from_bytes::<ApplicationTag0<GssApiNegInit>>(data);
+    let _ = picky_asn1_der::from_bytes::<AsRep>(data);
+    let _ = picky_asn1_der::from_bytes::<TgsRep>(data);
+    let _ = picky_asn1_der::from_bytes::<KrbError>(data);
+});
