@@ -1,11 +1,15 @@
 //! SPNEGO and Kerberos messages waypost's Negotiate client decodes from the network: the
 //! proxy's `Negotiate` reply token (NegTokenTarg, carrying an AP-REP or a KRB-ERROR) and the
-//! KDC's answers (AS-REP, TGS-REP, KRB-ERROR). Decoding is picky-krb's, as sspi runs it; any
-//! bytes must decode or fail, never panic.
+//! KDC's answers (AS-REP, TGS-REP, KRB-ERROR). Decoding is picky-krb's, as sspi's client runs
+//! it; any bytes must decode or fail, never panic.
+//!
+//! Not fuzzed: `ApplicationTag0<GssApiNegInit>` (a NegTokenInit). picky-krb 0.13.1 unwraps its
+//! inner decode (gss_api.rs:336), so any DER element that is not a NegTokenInit panics (found
+//! in 2 runs here). Only sspi's *server* side decodes it; a client like waypost never does.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use picky_krb::gss_api::{ApplicationTag0, GssApiNegInit, NegTokenTarg1};
+use picky_krb::gss_api::NegTokenTarg1;
 use picky_krb::messages::{ApRep, AsRep, KrbError, TgsRep};
 
 fuzz_target!(|data: &[u8]| {
@@ -20,7 +24,6 @@ fuzz_target!(|data: &[u8]| {
             }
         }
     }
-    let _ = picky_asn1_der::from_bytes::<ApplicationTag0<GssApiNegInit>>(data);
     let _ = picky_asn1_der::from_bytes::<AsRep>(data);
     let _ = picky_asn1_der::from_bytes::<TgsRep>(data);
     let _ = picky_asn1_der::from_bytes::<KrbError>(data);
