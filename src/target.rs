@@ -396,7 +396,11 @@ mod tests {
             "a%3Bb.example",
             "a\u{1}b.example",
         ] {
-            assert!(Host::parse(raw).is_err(), "{raw:?} -> {:?}", Host::parse(raw));
+            assert!(
+                Host::parse(raw).is_err(),
+                "{raw:?} -> {:?}",
+                Host::parse(raw)
+            );
         }
         assert_eq!(
             Host::parse("intra_net-1.Example").unwrap(),

@@ -110,7 +110,11 @@ async fn an_origin_dying_mid_body_leaves_the_client_fewer_bytes_than_content_len
             assert!(body.len() < len, "{} of {len} bytes: {head}", body.len());
         }
         None => {
-            assert_eq!(header_of(&head, "transfer-encoding"), Some("chunked"), "{head}");
+            assert_eq!(
+                header_of(&head, "transfer-encoding"),
+                Some("chunked"),
+                "{head}"
+            );
             assert!(!body.ends_with(b"0\r\n\r\n"), "no last chunk: {body:?}");
         }
     }
@@ -135,9 +139,16 @@ async fn an_origin_dying_mid_chunked_body_never_gets_the_terminating_chunk_to_th
     assert!(eof, "the proxy closes the client connection");
     let (head, body) = split_head(&raw);
     assert_eq!(status_of(&head), 200, "{head}");
-    assert_eq!(header_of(&head, "transfer-encoding"), Some("chunked"), "{head}");
+    assert_eq!(
+        header_of(&head, "transfer-encoding"),
+        Some("chunked"),
+        "{head}"
+    );
     let text = String::from_utf8_lossy(body);
-    assert!(text.contains("0123456789"), "what came is relayed: {text:?}");
+    assert!(
+        text.contains("0123456789"),
+        "what came is relayed: {text:?}"
+    );
     assert!(
         !body.ends_with(b"0\r\n\r\n"),
         "a cut chunked body must not end with the last chunk: {text:?}"
@@ -158,11 +169,14 @@ async fn an_origin_answering_garbage_gives_502_with_the_reason() {
     .await;
     let proxy = harness::start_proxy(|c| c.timeouts.receive_response = "5s".into()).await;
     let started = Instant::now();
-    let (status, headers, body) =
-        harness::get(proxy.addrs[0], &format!("http://{origin}/")).await;
+    let (status, headers, body) = harness::get(proxy.addrs[0], &format!("http://{origin}/")).await;
     assert_eq!(status, 502, "{body}");
     assert!(headers.contains_key("x-waypost-error"), "{headers:?}");
-    assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]
@@ -185,7 +199,11 @@ async fn an_origin_streaming_an_endless_header_gives_502_once_the_header_limit_i
     let (status, headers, _) = harness::get(proxy.addrs[0], &format!("http://{origin}/")).await;
     assert_eq!(status, 502);
     assert_eq!(headers["x-waypost-error"], "response-headers-too-large");
-    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]
@@ -194,7 +212,11 @@ async fn an_origin_dripping_header_lines_forever_gives_504_after_the_receive_tim
         let _ = s.write_all(b"HTTP/1.1 200 OK\r\n").await;
         // small lines, slowly: never over the size limit, never the end of the head
         let mut n = 0u64;
-        while s.write_all(format!("X-Drip-{n}: 1\r\n").as_bytes()).await.is_ok() {
+        while s
+            .write_all(format!("X-Drip-{n}: 1\r\n").as_bytes())
+            .await
+            .is_ok()
+        {
             n += 1;
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -206,7 +228,10 @@ async fn an_origin_dripping_header_lines_forever_gives_504_after_the_receive_tim
     assert_eq!(status, 504);
     assert_eq!(headers["x-waypost-error"], "response-timeout");
     let took = started.elapsed();
-    assert!(took >= Duration::from_millis(600) && took < Duration::from_secs(5), "{took:?}");
+    assert!(
+        took >= Duration::from_millis(600) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -247,8 +272,7 @@ async fn hanging_pac_server() -> (SocketAddr, Arc<AtomicUsize>) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_pac_server_that_never_answers_costs_one_fetch_timeout_then_the_failure_policy_applies()
-{
+async fn a_pac_server_that_never_answers_costs_one_fetch_timeout_then_the_failure_policy_applies() {
     let origin = Origin::echo().await;
     let (pac, asked) = hanging_pac_server().await;
     let url = format!("http://{pac}/wpad.dat");
@@ -259,11 +283,20 @@ async fn a_pac_server_that_never_answers_costs_one_fetch_timeout_then_the_failur
     let (status, _, body) = harness::get(proxy.addrs[0], &origin.url("/direct")).await;
     let waited = started.elapsed();
     assert_eq!(status, 200, "{body}");
-    assert!(body.starts_with("GET /direct"), "DIRECT to the origin: {body}");
-    assert!(waited < Duration::from_secs(4), "bounded by pac.fetch_timeout: {waited:?}");
+    assert!(
+        body.starts_with("GET /direct"),
+        "DIRECT to the origin: {body}"
+    );
+    assert!(
+        waited < Duration::from_secs(4),
+        "bounded by pac.fetch_timeout: {waited:?}"
+    );
     assert!(asked.load(Ordering::SeqCst) >= 1);
     let r = explain(proxy.addrs[0], &origin.url("/")).await;
-    let err = r["pac_error"].as_str().unwrap_or_default().to_ascii_lowercase();
+    let err = r["pac_error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
     assert!(err.contains("took longer than 1s"), "{r}");
 
     // mandatory: the same failure refuses the request with a reason, as quickly
@@ -276,7 +309,11 @@ async fn a_pac_server_that_never_answers_costs_one_fetch_timeout_then_the_failur
     let (status, headers, _) = harness::get(proxy.addrs[0], &origin.url("/refused")).await;
     assert_eq!(status, 502);
     assert_eq!(headers["x-waypost-error"], "pac-unavailable");
-    assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -315,7 +352,11 @@ async fn a_pac_server_streaming_10_mb_is_cut_at_the_size_cap_without_reading_it_
     let (status, _, body) = harness::get(proxy.addrs[0], &origin.url("/after-huge")).await;
     assert_eq!(status, 200, "{body}");
     assert!(body.starts_with("GET /after-huge"), "DIRECT: {body}");
-    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
     let r = explain(proxy.addrs[0], &origin.url("/")).await;
     let err = r["pac_error"].as_str().unwrap_or_default();
     assert!(err.contains("limit"), "the size cap is named: {r}");
@@ -394,9 +435,10 @@ async fn fake_auth_proxy(mode: FakeAuth) -> (u16, Arc<Mutex<Vec<String>>>) {
                     log.lock().unwrap().push(what.clone());
                     let challenge = match (mode, what.as_str()) {
                         (FakeAuth::NegotiateOrNtlm, "NTLM/3") => None,
-                        (_, "NTLM/1") | (FakeAuth::Forever, _) => {
-                            Some(format!("Proxy-Authenticate: NTLM {}\r\n", ntlm_challenge_b64()))
-                        }
+                        (_, "NTLM/1") | (FakeAuth::Forever, _) => Some(format!(
+                            "Proxy-Authenticate: NTLM {}\r\n",
+                            ntlm_challenge_b64()
+                        )),
                         _ => Some(
                             "Proxy-Authenticate: Negotiate\r\nProxy-Authenticate: NTLM\r\n"
                                 .to_string(),
@@ -454,12 +496,19 @@ async fn an_unreachable_kdc_makes_negotiate_fall_back_to_ntlm_within_the_kdc_tim
     .expect("no hang on a dead KDC");
     let took = started.elapsed();
     let seen = seen.lock().unwrap().clone();
-    assert_eq!((status, body.as_str()), (200, "via fake proxy\r\n"), "{seen:?}");
+    assert_eq!(
+        (status, body.as_str()),
+        (200, "via fake proxy\r\n"),
+        "{seen:?}"
+    );
     assert!(
         seen.iter().any(|s| s == "NTLM/3"),
         "NTLM finished the handshake: {seen:?}"
     );
-    assert!(!seen.iter().any(|s| s == "Negotiate"), "no Kerberos token without a KDC: {seen:?}");
+    assert!(
+        !seen.iter().any(|s| s == "Negotiate"),
+        "no Kerberos token without a KDC: {seen:?}"
+    );
     assert!(took < Duration::from_secs(20), "{took:?}");
     drop(udp);
 }
@@ -483,7 +532,11 @@ async fn a_proxy_answering_407_forever_gets_a_bounded_number_of_tries_and_the_cl
     .expect("no endless 407 loop");
     assert_eq!(status, 407, "the proxy's refusal is relayed");
     let tries = seen.lock().unwrap().len();
-    assert!((2..=8).contains(&tries), "{tries} requests: {:?}", seen.lock().unwrap());
+    assert!(
+        (2..=8).contains(&tries),
+        "{tries} requests: {:?}",
+        seen.lock().unwrap()
+    );
     assert!(started.elapsed() < Duration::from_secs(10));
     // a second request is not a new storm either
     let before = seen.lock().unwrap().len();
@@ -558,12 +611,18 @@ async fn a_client_vanishing_mid_upload_frees_its_slot_and_the_next_request_gets_
         .await
         .unwrap()
         .unwrap();
-    assert!(String::from_utf8_lossy(&rest).ends_with("got 5"), "{rest:?}");
+    assert!(
+        String::from_utf8_lossy(&rest).ends_with("got 5"),
+        "{rest:?}"
+    );
     drop(s);
     eventually(WAIT, || async { active(&proxy) }, |n| *n == 0.0).await;
     let m = harness::registry_metrics(&proxy);
     assert_eq!(
-        metric(&m, "waypost_pool_connections{state=\"active\",upstream=\"direct\"}"),
+        metric(
+            &m,
+            "waypost_pool_connections{state=\"active\",upstream=\"direct\"}"
+        ),
         0.0,
         "{m}"
     );
@@ -576,7 +635,10 @@ type Lines = Arc<Mutex<Vec<String>>>;
 
 /// Starts the `waypost` binary on `config` (through `prlimit` when `nofile` is given) and
 /// returns it with its listen address and every line it logs to stderr.
-async fn spawn_waypost(config: &Path, nofile: Option<u32>) -> (tokio::process::Child, SocketAddr, Lines) {
+async fn spawn_waypost(
+    config: &Path,
+    nofile: Option<u32>,
+) -> (tokio::process::Child, SocketAddr, Lines) {
     let exe = env!("CARGO_BIN_EXE_waypost");
     let mut cmd = match nofile {
         Some(n) => {
@@ -608,7 +670,10 @@ async fn spawn_waypost(config: &Path, nofile: Option<u32>) -> (tokio::process::C
                 return line[at..end].parse::<SocketAddr>().unwrap();
             }
         }
-        panic!("waypost exited before listening: {:?}", lines.lock().unwrap());
+        panic!(
+            "waypost exited before listening: {:?}",
+            lines.lock().unwrap()
+        );
     })
     .await
     .expect("waypost starts listening");
@@ -651,7 +716,12 @@ async fn running_out_of_file_descriptors_logs_once_and_accept_resumes_when_they_
         holders.push(TcpStream::connect(addr).await.unwrap());
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    eventually(WAIT, || async { count(&lines, "accept failed") }, |n| *n >= 1).await;
+    eventually(
+        WAIT,
+        || async { count(&lines, "accept failed") },
+        |n| *n >= 1,
+    )
+    .await;
     // a client arriving now waits in the listen queue
     let url = origin.url("/during");
     let waiting = tokio::spawn(async move { harness::get(addr, &url).await });
@@ -666,7 +736,12 @@ async fn running_out_of_file_descriptors_logs_once_and_accept_resumes_when_they_
     assert_eq!(status, 200, "{body}");
     assert_eq!(harness::get(addr, &origin.url("/after")).await.0, 200);
     let failed = count(&lines, "accept failed");
-    assert_eq!(failed, 1, "one line per shortage, not a flood: {:?}", lines.lock().unwrap());
+    assert_eq!(
+        failed,
+        1,
+        "one line per shortage, not a flood: {:?}",
+        lines.lock().unwrap()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

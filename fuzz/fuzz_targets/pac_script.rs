@@ -53,7 +53,11 @@ fuzz_target!(|data: &[u8]| {
     let h = harness();
     h.runtime.block_on(async {
         if h.engine.replace_script(script).await.is_ok() {
-            if let Ok(answer) = h.engine.find_proxy("http://intranet.example.test/a?b=c").await {
+            if let Ok(answer) = h
+                .engine
+                .find_proxy("http://intranet.example.test/a?b=c")
+                .await
+            {
                 let _ = answer;
             }
         }
