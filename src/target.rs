@@ -49,6 +49,11 @@ impl Host {
         if !ascii.bytes().all(dns_byte) {
             return Err(format!("invalid host name {raw:?}"));
         }
+        // `127.0.0.1.` (a trailing dot, or an IDN full stop) is still an address: as a name it
+        // would slip past every check made on addresses (loopback, allow lists, CIDR rules).
+        if let Ok(ip) = ascii.parse::<IpAddr>() {
+            return Ok(Host::Ip(ip));
+        }
         Ok(Host::Name(ascii))
     }
 
@@ -413,6 +418,21 @@ mod tests {
         // fuzz/request_target: the IDN label made this `xn--[::1]:808\u{1}\0er-4ob.example`, a
         // "name" that did not even survive being printed and parsed again
         assert!(Target::from_connect("[::1]:808\u{fc}\u{1}\0er.example:220").is_err());
+    }
+
+    #[test]
+    fn an_ip_address_with_a_trailing_dot_is_an_address_not_a_name() {
+        // fuzz/request_target: `10.0.10.0.:11` parsed as the name "10.0.10.0"
+        assert_eq!(
+            Host::parse("127.0.0.1.").unwrap(),
+            Host::Ip("127.0.0.1".parse().unwrap())
+        );
+        assert_eq!(
+            Host::parse("127\u{3002}0\u{3002}0\u{3002}1").unwrap(),
+            Host::Ip("127.0.0.1".parse().unwrap())
+        );
+        assert!(Target::from_connect("127.0.0.1.:6379").unwrap().host.is_loopback());
+        assert!(abs("http://127.0.0.1./").unwrap().host.is_loopback());
     }
 
     #[test]
