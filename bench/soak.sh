@@ -16,7 +16,8 @@
 #    (scheme = "basic", user / Secret-Pass-1); 32 keep-alive GET workers (1 KiB) and 8 CONNECT
 #    workers (tunnel, 10 x 1 KiB echoes, close) for M minutes; every 10 s a row of RSS, fds,
 #    requests, errors, p50 and p99 latency (bench/results/soak-mixed.tsv).
-# The fd limit is raised for everything the script starts (ulimit -n to the hard limit).
+# The fd limit is raised for everything the script starts (ulimit -n to the hard limit; the
+# hard limit too when the script may: each tunnel costs waypost two descriptors).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
@@ -88,6 +89,7 @@ wait_port "$P1"
 python3 bench/soak.py tunnels --proxy "127.0.0.1:$P1" --target "127.0.0.1:$ECHO_PORT" \
     --count "$TUNNELS" --idle "$TUNNELS" --pid "$WP_PID" | tee "$RESULTS/soak-tunnels.txt"
 echo "WAYPOST_LOG_LINES=$(wc -l <"$TMP/tunnels.toml.log")" | tee -a "$RESULTS/soak-tunnels.txt"
+cp "$TMP/tunnels.toml.log" "$RESULTS/soak-tunnels-waypost.log"
 kill "$WP_PID"
 
 echo "[soak] 2/2: mixed load through squid (basic) for $MINUTES min" >&2
@@ -111,5 +113,6 @@ python3 bench/soak.py mixed --proxy "127.0.0.1:$P2" --origin "127.0.0.1:$ORIGIN_
     --target "127.0.0.1:$ECHO_PORT" --pid "$WP_PID" --minutes "$MINUTES" \
     --out "$RESULTS/soak-mixed.tsv" | tee "$RESULTS/soak-mixed.txt"
 echo "WAYPOST_LOG_LINES=$(wc -l <"$TMP/mixed.toml.log")" | tee -a "$RESULTS/soak-mixed.txt"
+cp "$TMP/mixed.toml.log" "$RESULTS/soak-mixed-waypost.log"
 grep -v "^$" "$TMP/mixed.toml.log" | head -5 >&2 || true
 echo "[soak] results in $RESULTS/soak-*" >&2
