@@ -431,7 +431,10 @@ mod tests {
             Host::parse("127\u{3002}0\u{3002}0\u{3002}1").unwrap(),
             Host::Ip("127.0.0.1".parse().unwrap())
         );
-        assert!(Target::from_connect("127.0.0.1.:6379").unwrap().host.is_loopback());
+        assert!(Target::from_connect("127.0.0.1.:6379")
+            .unwrap()
+            .host
+            .is_loopback());
         assert!(abs("http://127.0.0.1./").unwrap().host.is_loopback());
     }
 
