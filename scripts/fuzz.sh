@@ -9,8 +9,8 @@
 # stable one. Each target starts from its checked-in seeds (fuzz/corpus/<target>/, read only)
 # plus the corpus earlier runs grew (kept in the target directory, not in git). A crash fails
 # the script; the input is kept in fuzz/artifacts/<target>/ (reproduce it with
-# `cargo +nightly fuzz run --fuzz-dir fuzz -s none <target> <file>`), and becomes a
-# regression test in the crate that owns the code.
+# `cargo +nightly fuzz run --fuzz-dir fuzz -s none <target> <file>`, or run the built binary
+# on the file), and becomes a regression test in the crate that owns the code.
 #
 # Sanitizer: none. The targets are safe Rust; what they look for is panics, overflow
 # (debug assertions are on), hangs (-timeout) and runaway memory (-rss_limit_mb). Without ASan
@@ -46,6 +46,7 @@ fi
 start=$(date +%s)
 "${fuzz[@]}" build "${common[@]}" >&2
 echo "[fuzz] build took $(( $(date +%s) - start )) s" >&2
+bin_dir="$target_dir/$(rustc +nightly -vV | sed -n 's/^host: //p')/release"
 
 status=0
 summary=()
@@ -54,9 +55,10 @@ for t in "${targets[@]}"; do
     mkdir -p "$grown" "fuzz/artifacts/$t"
     log="$target_dir/fuzz-$t.log"
     echo "[fuzz] $t: ${secs}s" >&2
-    if "${fuzz[@]}" run "${common[@]}" "$t" "$grown" "fuzz/corpus/$t" -- \
-        -max_total_time="$secs" -rss_limit_mb="$rss_mb" -timeout=10 -print_final_stats=1 \
-        >"$log" 2>&1; then
+    # the binary built above, run directly (`cargo fuzz run` would re-check the build per target)
+    if "$bin_dir/$t" "$grown" "fuzz/corpus/$t" \
+        -artifact_prefix="fuzz/artifacts/$t/" -max_total_time="$secs" -rss_limit_mb="$rss_mb" \
+        -timeout=10 -print_final_stats=1 >"$log" 2>&1; then
         outcome=ok
     else
         outcome="FAILED (see $log and fuzz/artifacts/$t/)"
