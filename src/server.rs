@@ -183,19 +183,29 @@ enum Kind {
 async fn accept_loop(live: Arc<Live>, listener: TcpListener, slots: Arc<Semaphore>, kind: Kind) {
     let admin_only = kind == Kind::Admin;
     let shutdown = live.current().shutdown.clone();
+    // Failed accepts since the last good one: a shortage (EMFILE) logs one line when it starts
+    // and one when it ends, not one per retry.
+    let mut failing: u64 = 0;
     loop {
         let (stream, peer) = tokio::select! {
             _ = shutdown.cancelled() => return,
             r = listener.accept() => match r {
                 Ok(x) => x,
                 Err(e) => {
+                    if failing == 0 {
+                        tracing::warn!(error = %e, "accept failed; retrying every 50 ms until it works");
+                    }
+                    failing += 1;
                     // EMFILE and friends: back off briefly instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                     continue;
                 }
             },
         };
+        if failing > 0 {
+            tracing::info!(failed = failing, "accept works again");
+            failing = 0;
+        }
         let app = live.current();
         let admitted = if admin_only {
             admin_allowed(&app, peer)

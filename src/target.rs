@@ -42,6 +42,18 @@ impl Host {
         if ascii.is_empty() || ascii.len() > 253 {
             return Err(format!("invalid host name {raw}"));
         }
+        // The IDNA mapping (non-strict, as browsers) lets through ASCII that no DNS name has:
+        // a percent-decoded CR LF, NUL, `/`, `:` or `[` would end up in a CONNECT line or Host
+        // header upstream. Letters, digits, `-`, `_` (intranet names) and dots only.
+        let dns_byte = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.');
+        if !ascii.bytes().all(dns_byte) {
+            return Err(format!("invalid host name {raw:?}"));
+        }
+        // `127.0.0.1.` (a trailing dot, or an IDN full stop) is still an address: as a name it
+        // would slip past every check made on addresses (loopback, allow lists, CIDR rules).
+        if let Ok(ip) = ascii.parse::<IpAddr>() {
+            return Ok(Host::Ip(ip));
+        }
         Ok(Host::Name(ascii))
     }
 
@@ -377,6 +389,53 @@ mod tests {
         assert!(Target::from_connect("example.com:0").is_err());
         assert!(Target::from_connect("example.com:99999").is_err());
         assert_eq!(Target::from_connect("example.com:443").unwrap().port, 443);
+    }
+
+    #[test]
+    fn host_names_with_control_characters_or_delimiters_are_refused_even_percent_encoded() {
+        for raw in [
+            "a%0d%0ax-injected:%201.example",
+            "a%00b.example",
+            "evil%2Fpath.example",
+            "a%20b.example",
+            "a%3Bb.example",
+            "a\u{1}b.example",
+        ] {
+            assert!(
+                Host::parse(raw).is_err(),
+                "{raw:?} -> {:?}",
+                Host::parse(raw)
+            );
+        }
+        assert_eq!(
+            Host::parse("intra_net-1.Example").unwrap(),
+            Host::Name("intra_net-1.example".into())
+        );
+    }
+
+    #[test]
+    fn a_connect_authority_hiding_a_bracket_and_nul_behind_an_idn_label_is_refused() {
+        // fuzz/request_target: the IDN label made this `xn--[::1]:808\u{1}\0er-4ob.example`, a
+        // "name" that did not even survive being printed and parsed again
+        assert!(Target::from_connect("[::1]:808\u{fc}\u{1}\0er.example:220").is_err());
+    }
+
+    #[test]
+    fn an_ip_address_with_a_trailing_dot_is_an_address_not_a_name() {
+        // fuzz/request_target: `10.0.10.0.:11` parsed as the name "10.0.10.0"
+        assert_eq!(
+            Host::parse("127.0.0.1.").unwrap(),
+            Host::Ip("127.0.0.1".parse().unwrap())
+        );
+        assert_eq!(
+            Host::parse("127\u{3002}0\u{3002}0\u{3002}1").unwrap(),
+            Host::Ip("127.0.0.1".parse().unwrap())
+        );
+        assert!(Target::from_connect("127.0.0.1.:6379")
+            .unwrap()
+            .host
+            .is_loopback());
+        assert!(abs("http://127.0.0.1./").unwrap().host.is_loopback());
     }
 
     #[test]

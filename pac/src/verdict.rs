@@ -158,7 +158,15 @@ fn parse_host_port(text: &str, default_port: u16) -> Option<(String, u16)> {
         return Some((canonical, port));
     }
     let canonical = match url::Host::parse(host).ok()? {
-        url::Host::Domain(d) => d,
+        // The IDNA mapping can produce ASCII a proxy name never has: U+037E (Greek question
+        // mark) becomes `;`, the entry separator, so the printed answer would not read back.
+        url::Host::Domain(d)
+            if d.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')) =>
+        {
+            d
+        }
+        url::Host::Domain(_) => return None,
         url::Host::Ipv4(ip) => ip.to_string(),
         url::Host::Ipv6(ip) => ip.to_string(),
     };
@@ -329,6 +337,17 @@ mod tests {
         ] {
             assert_eq!(parse_result(s), vec![ProxyEntry::Direct], "{s:?}");
         }
+    }
+
+    #[test]
+    fn a_host_whose_idn_mapping_yields_a_separator_is_dropped() {
+        // fuzz/pac_verdict: U+037E maps to `;`; the entry printed back read as two entries
+        let text = "proxy   B\u{ff}B\u{fc}char.examxy.\u{37e}B\u{fc}cher";
+        assert_eq!(parse_result(text), vec![ProxyEntry::Direct]);
+        assert_eq!(
+            parse_result("PROXY b\u{fc}cher.example:80"),
+            vec![proxy(ProxyKind::Http, "xn--bcher-kva.example", 80)]
+        );
     }
 
     #[test]
