@@ -184,9 +184,10 @@ impl App {
             Some(m) => {
                 m.register_into(&registry)
                     .map_err(|e| format!("cannot register the auth metrics: {e}"))?;
-                waypost_auth::Authenticator::from_config(&cfg.auth, None).map(|a| a.with_metrics(m))
+                waypost_auth::Authenticators::from_config(&cfg.auth, None)
+                    .map(|a| a.with_metrics(m))
             }
-            None => waypost_auth::Authenticator::from_config(&cfg.auth, Some(&registry)),
+            None => waypost_auth::Authenticators::from_config(&cfg.auth, Some(&registry)),
         }
         .map(Arc::new)
         .map_err(|e| e.to_string())?;
@@ -230,11 +231,12 @@ impl App {
         }))
     }
 
-    /// The connect plan for one hop: the autologon policy decides the identity.
+    /// The connect plan for one hop: the proxy's identity (`[[auth.proxies]]` or the
+    /// default), if the autologon policy lets credentials go there.
     pub fn plan(&self, hop: &Hop, target: &Target, purpose: Purpose) -> ConnectPlan {
         let auth = &self.upstream.dialer.auth;
         route::plan(hop, target, purpose, |proxy| {
-            auth.allows(&proxy.to_string()).then(|| auth.identity())
+            auth.identity_for(&proxy.host.to_string(), proxy.port)
         })
     }
 }

@@ -4,6 +4,8 @@
 //! Module map, in the order a request meets them:
 //! - [`config`]: the `[auth]` table (serde) and its validation;
 //! - [`credentials`]: user, password / NT hash / keytab / ticket cache, redacted;
+//!   [`live`]: the password file re-read when it changes;
+//! - [`identities`]: the default identity and `[[auth.proxies]]`, chosen per proxy;
 //! - [`policy`]: autologon policy (which proxies get credentials) and lockout;
 //! - [`spn`]: `HTTP/<proxy host>` and its options;
 //! - [`challenge`]: `Proxy-Authenticate` parsing; [`scheme`]: choosing a plan;
@@ -26,8 +28,10 @@ pub mod config;
 pub mod context;
 pub mod credentials;
 pub mod handshake;
+pub mod identities;
 pub mod keyring;
 pub mod keytab;
+pub mod live;
 pub mod mech;
 pub mod metrics;
 pub mod policy;
@@ -37,6 +41,7 @@ pub mod spn;
 pub use client::{authenticate_request, response_closes, AuthError, AuthOutcome, X_WAYPOST_ERROR};
 pub use config::{AuthConfig, ConfigErrors, SchemeChoice};
 pub use context::{AuthContext, Authenticator, ProxyTarget};
+pub use identities::{Authenticators, ProxyPattern};
 pub use credentials::Credentials;
 pub use handshake::{Action, AuthResult, Handshake, RejectReason};
 pub use policy::AutologonPolicy;

@@ -18,6 +18,7 @@ pub use kerberos::{KdcClient, SspiKerberos};
 pub use ntlm::SspiNtlm;
 
 use crate::credentials::{Credentials, KerberosSource};
+use crate::live::LiveCredentials;
 use crate::scheme::Mech;
 
 /// Result of one step.
@@ -83,26 +84,29 @@ pub trait MechanismFactory: Send + Sync {
 /// through the system GSSAPI (feature `gssapi`) or from a password/keytab through sspi,
 /// NTLMv2 through sspi, Basic by hand.
 pub struct CredentialMechanisms {
-    creds: Arc<Credentials>,
+    live: Arc<LiveCredentials>,
     kdc: KdcClient,
 }
 
 impl CredentialMechanisms {
-    pub fn new(creds: Arc<Credentials>) -> Self {
-        let kdc = KdcClient::new(creds.kdc.clone());
-        CredentialMechanisms { creds, kdc }
+    /// Over credentials that may change (a re-read password file): each new context takes
+    /// the current ones.
+    pub fn new(live: Arc<LiveCredentials>) -> Self {
+        let kdc = KdcClient::new(live.current().kdc.clone());
+        CredentialMechanisms { live, kdc }
     }
 }
 
 impl MechanismFactory for CredentialMechanisms {
     fn create(&self, mech: Mech, target: &MechTarget) -> Result<Box<dyn Mechanism>, MechError> {
         let unavailable = |msg: &str| MechError::new(mech, MechErrorKind::Unavailable, msg);
+        let creds: Arc<Credentials> = self.live.current();
         match mech {
             Mech::Basic => Ok(Box::new(
-                BasicMech::new(&self.creds).ok_or_else(|| unavailable("no password"))?,
+                BasicMech::new(&creds).ok_or_else(|| unavailable("no password"))?,
             )),
-            Mech::Ntlm => Ok(Box::new(SspiNtlm::new(&self.creds, target)?)),
-            Mech::Kerberos => match self.creds.kerberos_source() {
+            Mech::Ntlm => Ok(Box::new(SspiNtlm::new(&creds, target)?)),
+            Mech::Kerberos => match creds.kerberos_source() {
                 Some(KerberosSource::TicketCache(ccache)) => {
                     #[cfg(feature = "gssapi")]
                     {
