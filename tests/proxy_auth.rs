@@ -6,6 +6,8 @@ mod support;
 use support::harness::{self, metric, Client, Origin};
 use support::peers::{Squid, PASSWORD, USER};
 use waypost::config::raw::RawConfig;
+use waypost_auth::config::ProxyAuthConfig;
+use waypost_auth::credentials::SecretString;
 use waypost_testsupport::curl::Curl;
 
 fn with_credentials(c: &mut RawConfig, squid_port: u16) {
@@ -177,3 +179,97 @@ async fn a_password_from_the_kernel_keyring_authenticates_without_any_in_the_con
     key.invalidate().unwrap();
     assert_eq!(status, 200, "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_upstream_proxy_gets_the_identity_configured_for_it() {
+    // two corporate proxies that accept different users; the default identity (the test
+    // user) is accepted by neither, so a wrong choice fails with 407
+    let (basic, ntlm) = tokio::task::spawn_blocking(|| {
+        (
+            Squid::builder("basic")
+                .credentials("alice", "Alice-Pass-1")
+                .start(),
+            Squid::builder("ntlm")
+                .credentials("bob", "Bob-Pass-2")
+                .start(),
+        )
+    })
+    .await
+    .unwrap();
+    let origin = Origin::echo().await;
+    let dir = tempfile::tempdir().unwrap();
+    let pac = dir.path().join("two.pac");
+    std::fs::write(
+        &pac,
+        format!(
+            "function FindProxyForURL(url, host) {{\n\
+             if (shExpMatch(url, '*/to-basic*')) return 'PROXY localhost:{}';\n\
+             return 'PROXY localhost:{}';\n}}",
+            basic.port, ntlm.port
+        ),
+    )
+    .unwrap();
+    let bob_pw = dir.path().join("bob.pw");
+    std::fs::write(&bob_pw, "Bob-Pass-2\n").unwrap();
+    std::fs::set_permissions(&bob_pw, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .unwrap();
+    let (basic_port, ntlm_port) = (basic.port, ntlm.port);
+    let proxy = harness::start_proxy(|c| {
+        c.pac.source = pac.display().to_string();
+        c.pac.cache_file = "none".into();
+        c.route.bypass_loopback = false;
+        c.auth.user = Some(USER.to_string());
+        c.auth.password = Some(waypost_auth::credentials::SecretString::new(PASSWORD));
+        c.auth.proxies = vec![
+            ProxyAuthConfig {
+                matches: format!("localhost:{basic_port}"),
+                user: Some("alice".into()),
+                password: Some(SecretString::new("Alice-Pass-1")),
+                scheme: waypost_auth::SchemeChoice::Basic,
+                ..Default::default()
+            },
+            ProxyAuthConfig {
+                matches: format!("*:{ntlm_port}"),
+                user: Some("bob".into()),
+                password_file: Some(bob_pw.clone()),
+                ..Default::default()
+            },
+        ];
+    })
+    .await;
+    let addr = proxy.addrs[0];
+    let mut client = Client::connect(addr).await;
+    for i in 0..3 {
+        let (status, _, body) = client.get(&origin.url(&format!("/to-basic/{i}"))).await;
+        assert_eq!(status, 200, "through the basic squid: {body}");
+        let (status, _, body) = client.get(&origin.url(&format!("/to-ntlm/{i}"))).await;
+        assert_eq!(status, 200, "through the NTLM squid: {body}");
+    }
+    let basic_log = basic.access_log();
+    assert_eq!(basic_log.matches("user=alice").count(), 3, "{basic_log}");
+    assert!(!basic_log.contains("/to-ntlm"), "{basic_log}");
+    assert!(!basic_log.contains("user=bob") && !basic_log.contains(&format!("user={USER}")));
+    let ntlm_log = ntlm.ntlm_log();
+    let users: Vec<&str> = ntlm_log
+        .lines()
+        .filter(|l| l.contains("\"event\": \"authenticate\""))
+        .filter_map(|l| l.split("\"user\": \"").nth(1)?.split('"').next())
+        .collect();
+    assert_eq!(users, ["bob"], "{ntlm_log}");
+    assert!(ntlm_log.contains("\"verdict\": \"ok\""), "{ntlm_log}");
+    let ntlm_access = ntlm.access_log();
+    assert_eq!(ntlm_access.matches(" 200 ").count(), 3, "{ntlm_access}");
+    assert_eq!(ntlm_access.matches("user=bob").count(), 3, "{ntlm_access}");
+    assert!(!ntlm_access.contains("/to-basic"), "{ntlm_access}");
+    // one NTLM handshake: later requests reuse bob's authenticated connection
+    let m = harness::metrics(addr).await;
+    assert_eq!(
+        metric(
+            &m,
+            "waypost_auth_handshakes_total{outcome=\"authenticated\",scheme=\"ntlm\"}"
+        ),
+        1.0,
+        "{m}"
+    );
+}
+

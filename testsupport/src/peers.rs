@@ -435,6 +435,7 @@ pub struct SquidBuilder {
     kdc_state: Option<PathBuf>,
     parent: Option<String>,
     tls_dir: Option<PathBuf>,
+    credentials: Option<(String, String)>,
 }
 
 impl SquidBuilder {
@@ -448,7 +449,14 @@ impl SquidBuilder {
             kdc_state: None,
             parent: None,
             tls_dir: None,
+            credentials: None,
         }
+    }
+
+    /// Accept `user` / `password` instead of [`USER`] / [`PASSWORD`] (modes basic and NTLM).
+    pub fn credentials(mut self, user: &str, password: &str) -> SquidBuilder {
+        self.credentials = Some((user.to_string(), password.to_string()));
+        self
     }
 
     /// Verify Kerberos tickets of this KDC (keep it alive as long as clients need it).
@@ -485,6 +493,14 @@ impl SquidBuilder {
         }
         if let Some(dir) = &self.tls_dir {
             args.extend(["--tls-dir".into(), dir.display().to_string()]);
+        }
+        if let Some((user, password)) = &self.credentials {
+            args.extend([
+                "--user".into(),
+                user.clone(),
+                "--password".into(),
+                password.clone(),
+            ]);
         }
         let (peer, port) = Peer::start(&format!("squid-{}", self.mode), "start-squid.sh", &args);
         Squid {
