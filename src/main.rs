@@ -40,6 +40,9 @@ fn main() -> ExitCode {
         Some(Command::Pac(cmd)) => {
             ExitCode::from(runtime.block_on(waypost_pac::cli::run(cmd)).clamp(0, 255) as u8)
         }
+        Some(Command::Auth(waypost_auth::cli::AuthCommand::Status { config, json })) => {
+            auth_status(config, json)
+        }
         Some(Command::Auth(cmd)) => {
             ExitCode::from(runtime.block_on(waypost_auth::cli::run(cmd)).clamp(0, 255) as u8)
         }
@@ -52,6 +55,17 @@ fn main() -> ExitCode {
         Some(Command::Ca(cmd)) => ExitCode::from(waypost_tls::cli::run(cmd).clamp(0, 255) as u8),
         Some(Command::Ready(args)) => runtime.block_on(ready(args)),
         Some(Command::Doctor(args)) => runtime.block_on(doctor(args)),
+    }
+}
+
+/// `waypost auth status`: the identities of the configuration as `waypost run` loads it.
+fn auth_status(file: Option<std::path::PathBuf>, json: bool) -> ExitCode {
+    match config::load(file.as_deref(), &config::Overrides::default()) {
+        Ok(cfg) => ExitCode::from(waypost_auth::cli::status(&cfg.auth, json) as u8),
+        Err(e) => {
+            eprint!("{e}");
+            ExitCode::from(2)
+        }
     }
 }
 

@@ -273,3 +273,38 @@ async fn each_upstream_proxy_gets_the_identity_configured_for_it() {
     );
 }
 
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_password_file_is_used_by_the_next_handshake_without_a_restart() {
+    let squid = tokio::task::spawn_blocking(|| Squid::start("ntlm"))
+        .await
+        .unwrap();
+    let origin = Origin::echo().await;
+    let dir = tempfile::tempdir().unwrap();
+    let pw = dir.path().join("password");
+    let write = |text: &str| {
+        // replaced by rename, as editors and secret managers do
+        let tmp = dir.path().join("password.new");
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
+        std::fs::rename(&tmp, &pw).unwrap();
+    };
+    write("Wrong-Pass-9\n");
+    let port = squid.port;
+    let proxy = harness::start_proxy(|c| {
+        c.route.upstream = format!("http://localhost:{port}");
+        c.route.bypass_loopback = false;
+        c.auth.user = Some(USER.to_string());
+        c.auth.password_file = Some(pw.clone());
+    })
+    .await;
+    let (status, headers, _) = harness::get(proxy.addrs[0], &origin.url("/old")).await;
+    assert_eq!((status, headers["x-waypost-error"].to_str().unwrap()), (407, "auth-rejected"));
+    write(&format!("{PASSWORD}\n"));
+    let (status, _, body) = harness::get(proxy.addrs[0], &origin.url("/new")).await;
+    assert_eq!(status, 200, "the new password is used at once: {body}");
+    let log = squid.ntlm_log();
+    assert!(log.contains("\"verdict\": \"ok\""), "{log}");
+    assert!(!log.contains("Wrong-Pass-9") && !log.contains(PASSWORD));
+}

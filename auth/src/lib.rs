@@ -12,7 +12,8 @@
 //! - [`handshake`]: the sans-I/O 407 state machine; [`mech`]: the token makers
 //!   (sspi NTLMv2 + Kerberos, system GSSAPI for SSO, Basic) behind one trait;
 //! - [`context`]: the shared [`Authenticator`] and per-request [`AuthContext`];
-//! - [`client`]: the hyper driver [`authenticate_request`]; [`metrics`]; [`cli`].
+//! - [`client`]: the hyper driver [`authenticate_request`]; [`metrics`]; [`cli`];
+//!   [`status`]: each identity, its source and ticket expiry (`waypost auth status`).
 //!
 //! The flow of one request: the proxy builds an [`AuthContext`] for the upstream hop,
 //! calls [`authenticate_request`] on a fresh (or pooled) connection, reconnects and
@@ -37,6 +38,7 @@ pub mod metrics;
 pub mod policy;
 pub mod scheme;
 pub mod spn;
+pub mod status;
 
 pub use client::{authenticate_request, response_closes, AuthError, AuthOutcome, X_WAYPOST_ERROR};
 pub use config::{AuthConfig, ConfigErrors, SchemeChoice};
