@@ -4,7 +4,8 @@
 //! Module map, in the order a request meets them:
 //! - [`config`]: the `[auth]` table (serde) and its validation;
 //! - [`credentials`]: user, password / NT hash / keytab / ticket cache, redacted;
-//!   [`live`]: the password file re-read when it changes;
+//!   [`live`]: the password file re-read when it changes; [`renew`]: keytab tickets
+//!   obtained and renewed inside waypost;
 //! - [`identities`]: the default identity and `[[auth.proxies]]`, chosen per proxy;
 //! - [`policy`]: autologon policy (which proxies get credentials) and lockout;
 //! - [`spn`]: `HTTP/<proxy host>` and its options;
@@ -36,6 +37,7 @@ pub mod live;
 pub mod mech;
 pub mod metrics;
 pub mod policy;
+pub mod renew;
 pub mod scheme;
 pub mod spn;
 pub mod status;

@@ -275,7 +275,18 @@ pub struct Kdc {
 
 impl Kdc {
     pub fn start() -> Kdc {
-        let (peer, port) = Peer::start("kdc", "start-kdc.sh", &[]);
+        Kdc::start_with(&[])
+    }
+
+    /// A KDC whose tickets live at most `max_life` (e.g. "2m"), with a clock skew allowance
+    /// of 10 s to match (ticket renewal tests).
+    pub fn start_short_lived(max_life: &str) -> Kdc {
+        Kdc::start_with(&["--max-life", max_life, "--clockskew", "10"])
+    }
+
+    fn start_with(args: &[&str]) -> Kdc {
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let (peer, port) = Peer::start("kdc", "start-kdc.sh", &args);
         let dir = peer.path().to_path_buf();
         Kdc {
             port,
@@ -328,6 +339,30 @@ impl Kdc {
                 format!("FILE:{}", self.ccache.display()),
             ),
         ]
+    }
+
+    /// Writes a keytab with the key of `user@EXAMPLE.TEST` (from its password) to `path`.
+    pub fn user_keytab(&self, path: &Path) -> PathBuf {
+        use std::io::Write;
+        require_program("ktutil");
+        let script = format!(
+            "addent -password -p {USER}@{REALM} -k 1 -e aes256-cts-hmac-sha1-96\n{PASSWORD}\nwkt {}\nquit\n",
+            path.display()
+        );
+        let mut child = Command::new("ktutil")
+            .env("KRB5_CONFIG", &self.krb5_conf)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("run ktutil");
+        child
+            .stdin
+            .take()
+            .expect("piped stdin")
+            .write_all(script.as_bytes())
+            .expect("write to ktutil");
+        assert!(child.wait().expect("ktutil").success(), "ktutil failed");
+        path.to_path_buf()
     }
 
     /// The KDC's own log (AS and TGS requests).

@@ -7,7 +7,7 @@
 
 mod basic;
 #[cfg(feature = "gssapi")]
-mod gss;
+pub(crate) mod gss;
 mod kerberos;
 mod ntlm;
 
@@ -19,6 +19,7 @@ pub use ntlm::SspiNtlm;
 
 use crate::credentials::{Credentials, KerberosSource};
 use crate::live::LiveCredentials;
+use crate::renew::KeytabTickets;
 use crate::scheme::Mech;
 
 /// Result of one step.
@@ -86,14 +87,30 @@ pub trait MechanismFactory: Send + Sync {
 pub struct CredentialMechanisms {
     live: Arc<LiveCredentials>,
     kdc: KdcClient,
+    /// With a keytab: the ticket cache waypost keeps renewed ([`crate::renew`]).
+    tickets: Option<Arc<KeytabTickets>>,
 }
 
 impl CredentialMechanisms {
     /// Over credentials that may change (a re-read password file): each new context takes
     /// the current ones.
     pub fn new(live: Arc<LiveCredentials>) -> Self {
-        let kdc = KdcClient::new(live.current().kdc.clone());
-        CredentialMechanisms { live, kdc }
+        let creds = live.current();
+        let kdc = KdcClient::new(creds.kdc.clone());
+        let tickets = match creds.kerberos_source() {
+            Some(KerberosSource::Keytab { path, user, realm }) if cfg!(feature = "gssapi") => {
+                KeytabTickets::start(&path, &format!("{user}@{realm}"))
+                    .map_err(|e| tracing::warn!(error = %e, "cannot start keytab ticket renewal; a ticket is obtained per handshake"))
+                    .ok()
+            }
+            _ => None,
+        };
+        CredentialMechanisms { live, kdc, tickets }
+    }
+
+    /// The renewed ticket cache of a keytab identity, if any.
+    pub fn keytab_tickets(&self) -> Option<&Arc<KeytabTickets>> {
+        self.tickets.as_ref()
     }
 }
 
@@ -107,6 +124,14 @@ impl MechanismFactory for CredentialMechanisms {
             )),
             Mech::Ntlm => Ok(Box::new(SspiNtlm::new(&creds, target)?)),
             Mech::Kerberos => match creds.kerberos_source() {
+                // a keytab identity with a renewed ticket: only a service ticket is needed
+                #[cfg(feature = "gssapi")]
+                Some(KerberosSource::Keytab { .. })
+                    if self.tickets.as_ref().and_then(|t| t.ccache()).is_some() =>
+                {
+                    let cache = self.tickets.as_ref().and_then(|t| t.ccache());
+                    Ok(Box::new(gss::GssKerberos::new(cache.as_deref(), target)?))
+                }
                 Some(KerberosSource::TicketCache(ccache)) => {
                     #[cfg(feature = "gssapi")]
                     {
