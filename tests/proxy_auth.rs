@@ -211,8 +211,7 @@ async fn each_upstream_proxy_gets_the_identity_configured_for_it() {
     .unwrap();
     let bob_pw = dir.path().join("bob.pw");
     std::fs::write(&bob_pw, "Bob-Pass-2\n").unwrap();
-    std::fs::set_permissions(&bob_pw, std::os::unix::fs::PermissionsExt::from_mode(0o600))
-        .unwrap();
+    std::fs::set_permissions(&bob_pw, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let (basic_port, ntlm_port) = (basic.port, ntlm.port);
     let proxy = harness::start_proxy(|c| {
         c.pac.source = pac.display().to_string();
@@ -273,7 +272,6 @@ async fn each_upstream_proxy_gets_the_identity_configured_for_it() {
     );
 }
 
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_changed_password_file_is_used_by_the_next_handshake_without_a_restart() {
     let squid = tokio::task::spawn_blocking(|| Squid::start("ntlm"))
@@ -300,7 +298,10 @@ async fn a_changed_password_file_is_used_by_the_next_handshake_without_a_restart
     })
     .await;
     let (status, headers, _) = harness::get(proxy.addrs[0], &origin.url("/old")).await;
-    assert_eq!((status, headers["x-waypost-error"].to_str().unwrap()), (407, "auth-rejected"));
+    assert_eq!(
+        (status, headers["x-waypost-error"].to_str().unwrap()),
+        (407, "auth-rejected")
+    );
     write(&format!("{PASSWORD}\n"));
     let (status, _, body) = harness::get(proxy.addrs[0], &origin.url("/new")).await;
     assert_eq!(status, 200, "the new password is used at once: {body}");

@@ -122,14 +122,23 @@ fn auth_status_shows_the_ticket_and_no_secret(kdc: &Kdc) {
     let text = run(false);
     let json: serde_json::Value = serde_json::from_str(&run(true)).unwrap();
     for out in [&text, &json.to_string()] {
-        assert!(!out.contains("Alice-Secret-7") && !out.contains(PASSWORD), "{out}");
+        assert!(
+            !out.contains("Alice-Secret-7") && !out.contains(PASSWORD),
+            "{out}"
+        );
     }
     let default = &json[0];
     assert_eq!(default["match"], "default");
     assert_eq!(default["kerberos"]["ticket"], "valid", "{json}");
-    assert_eq!(default["kerberos"]["principal"], format!("{USER}@EXAMPLE.TEST"));
+    assert_eq!(
+        default["kerberos"]["principal"],
+        format!("{USER}@EXAMPLE.TEST")
+    );
     let left = default["kerberos"]["expires_in_seconds"].as_i64().unwrap();
-    assert!(left > 9 * 3600 && left <= 10 * 3600, "a 10 h ticket: {left} s left");
+    assert!(
+        left > 9 * 3600 && left <= 10 * 3600,
+        "a 10 h ticket: {left} s left"
+    );
     assert_eq!(json[1]["match"], "*.partner.example");
     assert_eq!(json[1]["identity"], "alice");
     assert_eq!(json[1]["secret"], "config password");
@@ -137,5 +146,8 @@ fn auth_status_shows_the_ticket_and_no_secret(kdc: &Kdc) {
         text.contains("ticket valid for user@EXAMPLE.TEST, expires "),
         "{text}"
     );
-    assert!(text.contains("proxies matching *.partner.example"), "{text}");
+    assert!(
+        text.contains("proxies matching *.partner.example"),
+        "{text}"
+    );
 }

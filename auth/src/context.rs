@@ -10,8 +10,8 @@ use tokio::time::Instant;
 
 use crate::config::{AuthConfig, ConfigErrors, ConfigProblem, SchemeChoice};
 use crate::credentials::Credentials;
-use crate::live::LiveCredentials;
 use crate::handshake::{Handshake, HandshakeParams, RejectReason};
+use crate::live::LiveCredentials;
 use crate::mech::{CredentialMechanisms, MechanismFactory};
 use crate::metrics::AuthMetrics;
 use crate::policy::{Lockout, Policy};

@@ -163,12 +163,12 @@ impl Authenticators {
                     };
                     proxies.push((pattern, Arc::new(auth)));
                 }
-                Err(errs) => problems.extend(errs.into_iter().map(|(key, message)| {
-                    ConfigProblem {
+                Err(errs) => {
+                    problems.extend(errs.into_iter().map(|(key, message)| ConfigProblem {
                         key: format!("proxies[{i}].{key}"),
                         message,
-                    }
-                })),
+                    }))
+                }
             }
         }
         if !problems.is_empty() {
@@ -287,7 +287,15 @@ mod tests {
 
     #[test]
     fn malformed_patterns_are_refused_with_the_form_to_write() {
-        for bad in ["", "proxy:0", "proxy:http", "a*b", "*.", "[::1", "http://proxy:1"] {
+        for bad in [
+            "",
+            "proxy:0",
+            "proxy:http",
+            "a*b",
+            "*.",
+            "[::1",
+            "http://proxy:1",
+        ] {
             let e = ProxyPattern::parse(bad).unwrap_err();
             assert!(e.contains("host[:port]"), "{bad}: {e}");
         }

@@ -37,8 +37,9 @@ pub struct KerberosStatus {
     pub source: String,
     /// The ticket-granting ticket's client principal, when a ticket is held.
     pub principal: Option<String>,
-    /// `valid`, `expired`, `missing`, `not-inspectable`, or `per-handshake` (keytab and
-    /// password: a ticket is obtained when a handshake needs one).
+    /// `valid`, `expired`, `missing`, `not-inspectable` (a ticket cache), `renewed-by-waypost`
+    /// (a keytab: the running waypost obtains and renews its ticket, see its log), or
+    /// `per-handshake` (a password, or a keytab without the `gssapi` feature).
     pub ticket: String,
     /// Expiry of the ticket-granting ticket (RFC 3339, UTC) and seconds left (negative when
     /// expired).
@@ -121,7 +122,11 @@ fn identity(
             KerberosStatus {
                 source: format!("keytab {}", path.display()),
                 principal: Some(format!("{user}@{realm}")),
-                ticket: "per-handshake".into(),
+                ticket: if cfg!(feature = "gssapi") {
+                    "renewed-by-waypost".into()
+                } else {
+                    "per-handshake".into()
+                },
                 expires: None,
                 expires_in_seconds: None,
                 detail: Some(detail),
@@ -255,6 +260,9 @@ mod tests {
         );
         let text = render(&r);
         assert!(text.contains("proxies matching *:3128"), "{text}");
-        assert!(!text.contains("Secret-Pass-1") && !text.contains("a4f49c"), "{text}");
+        assert!(
+            !text.contains("Secret-Pass-1") && !text.contains("a4f49c"),
+            "{text}"
+        );
     }
 }
