@@ -9,7 +9,8 @@
 #    what the benchmark runs (nginx, tinyproxy, wrk), the build's system libraries
 #    (libkrb5-dev + libclang-dev + pkg-config for GSSAPI bindings), and small tools.
 #    Package scripts are kept from starting system services while installing.
-# 2. A python venv with pyspnego (from PyPI) for the NTLM verifier squid uses, in
+# 2. A python venv with pyspnego (from PyPI) for the NTLM verifier squid uses, and
+#    kubernetes-validate for the Kubernetes manifests' schema check, in
 #    ${WP_TEST_CACHE:-/var/cache/waypost-test}/venv (~/.cache/waypost-test as non-root),
 #    readable by the unprivileged user the test daemons run as.
 set -euo pipefail
@@ -30,8 +31,18 @@ PACKAGES=(
     build-essential pkg-config libclang-dev libkrb5-dev libssl-dev
     # tools the scripts use: setpriv/setsid (util-linux), ps (procps)
     util-linux procps
+    # deploy checks: the scratch container image (tests/deploy_container.rs: podman build +
+    # create + export; systemd-analyze verify on deploy/systemd (tests/deploy_systemd.rs)
+    podman systemd
+    # real clients end to end (tests/clients.rs): git http-backend, pip (node: below)
+    git python3-pip
 )
+# node + npm for the client tests: Debian's, unless a node with its own npm is already
+# installed (NodeSource's nodejs package conflicts with Debian's npm)
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then PACKAGES+=(nodejs npm); fi
 : "${PYSPNEGO_SPEC:=pyspnego>=0.11}"
+# Kubernetes schema validation of deploy/kubernetes (tests/deploy_kubernetes.rs); brings PyYAML
+: "${KUBERNETES_VALIDATE_SPEC:=kubernetes-validate>=1.31}"
 
 log() { printf '[install-deps] %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -72,14 +83,18 @@ fi
 # python venv for tests/peers/ntlm_verifier.py (squid runs it as an unprivileged user:
 # the venv must be built from the system interpreter and be world-readable)
 venv="$CACHE/venv"
-if "$venv/bin/python" -c 'import spnego' 2>/dev/null; then
-    log "venv with pyspnego present: $venv"
+if "$venv/bin/python" -c 'import spnego, kubernetes_validate, yaml' 2>/dev/null; then
+    log "venv with pyspnego and kubernetes-validate present: $venv"
+elif "$venv/bin/python" -c 'import spnego' 2>/dev/null; then
+    log "adding $KUBERNETES_VALIDATE_SPEC to $venv"
+    (umask 022 && "$venv/bin/pip" install -q --disable-pip-version-check "$KUBERNETES_VALIDATE_SPEC" </dev/null) ||
+        die "could not install $KUBERNETES_VALIDATE_SPEC into $venv (needs access to PyPI)"
 else
     log "creating $venv with $PYSPNEGO_SPEC"
     mkdir -p "$CACHE"
     chmod 755 "$CACHE"
     rm -rf "$venv"
-    (umask 022 && /usr/bin/python3 -m venv "$venv" && "$venv/bin/pip" install -q --disable-pip-version-check "$PYSPNEGO_SPEC" </dev/null) ||
+    (umask 022 && /usr/bin/python3 -m venv "$venv" && "$venv/bin/pip" install -q --disable-pip-version-check "$PYSPNEGO_SPEC" "$KUBERNETES_VALIDATE_SPEC" </dev/null) ||
         die "could not create the venv $venv (needs python3-venv and access to PyPI)"
     "$venv/bin/python" -c 'import spnego' || die "pyspnego did not install into $venv"
 fi

@@ -193,7 +193,15 @@ impl App {
         .map_err(|e| e.to_string())?;
         let via_token = c.via_token;
         let dialer = Arc::new(Dialer::new(&cfg, auth, metrics.clone(), via_token.clone()));
-        dialer.set_own_addrs(lock(&c.ops.listening).clone());
+        // the first generation is built before binding: the server sets them once bound
+        let own: Vec<SocketAddr> = lock(&c.ops.listening)
+            .iter()
+            .chain(lock(&c.ops.admin_listening).iter())
+            .copied()
+            .collect();
+        if !own.is_empty() {
+            dialer.set_own_addrs(own);
+        }
         CrlDownloader::install(&dialer);
         let pool = c.pool.unwrap_or_else(|| {
             Pool::new(
@@ -231,12 +239,19 @@ impl App {
         }))
     }
 
-    /// The connect plan for one hop: the proxy's identity (`[[auth.proxies]]` or the
-    /// default), if the autologon policy lets credentials go there.
+    /// The connect plan for one hop: the autologon policy decides whether credentials (HTTP
+    /// proxy authentication, SOCKS5 username/password) may go to the hop's proxy; with a PAC
+    /// script discovered through WPAD, under the stricter rule for discovered scripts. The
+    /// identity is the proxy's (`[[auth.proxies]]`, else the default).
     pub fn plan(&self, hop: &Hop, target: &Target, purpose: Purpose) -> ConnectPlan {
         let auth = &self.upstream.dialer.auth;
+        let discovered = self
+            .router
+            .autoproxy
+            .as_ref()
+            .is_some_and(|ap| ap.discovers());
         route::plan(hop, target, purpose, |proxy| {
-            auth.identity_for(&proxy.host.to_string(), proxy.port)
+            auth.identity_for(&proxy.host.to_string(), proxy.port, discovered)
         })
     }
 }

@@ -39,6 +39,17 @@ pub enum ErrorKind {
     ClientAuthRequired,
     /// The CONNECT port or target is not permitted.
     TargetNotAllowed,
+    /// An admin path asked with a Host that is not `localhost` or an IP literal (DNS
+    /// rebinding), or from outside `admin_allow`.
+    AdminRefused,
+    /// An admin path needs the `client_auth` credentials (401 with `WWW-Authenticate`).
+    AdminAuthRequired,
+    /// The client's request head is larger than `limits.max_request_header_size`.
+    RequestHeadersTooLarge,
+    /// The request uses a transfer coding other than `chunked` (e.g. `gzip, chunked`).
+    UnsupportedTransferCoding,
+    /// The upstream side framed its response ambiguously (`Content-Length` with chunked).
+    BadUpstreamFraming,
     /// Name resolution failed (no such host).
     Dns,
     /// Name resolution took longer than the resolve timeout.
@@ -63,6 +74,9 @@ pub enum ErrorKind {
     ProxyConnect(u16),
     /// The upstream proxy rejected our credentials (its 407 is relayed as 407).
     AuthRejected,
+    /// Credentials were not sent to the upstream proxy, for the reason named by the code
+    /// (`auth-basic-cleartext-refused`, `auth-policy-refused`); its 407 is relayed.
+    AuthNotSent(&'static str),
     /// TLS to the upstream failed; the string is the kind (`tls-unknown-ca`, ...).
     Tls(&'static str),
     /// No PAC script could be obtained and `pac_mandatory` is set.
@@ -84,6 +98,11 @@ impl ErrorKind {
             ErrorKind::Forbidden => "client-not-allowed",
             ErrorKind::ClientAuthRequired => "client-auth-required",
             ErrorKind::TargetNotAllowed => "target-not-allowed",
+            ErrorKind::AdminRefused => "admin-refused",
+            ErrorKind::AdminAuthRequired => "admin-auth-required",
+            ErrorKind::RequestHeadersTooLarge => "request-headers-too-large",
+            ErrorKind::UnsupportedTransferCoding => "unsupported-transfer-coding",
+            ErrorKind::BadUpstreamFraming => "bad-upstream-framing",
             ErrorKind::Dns => "dns",
             ErrorKind::DnsTimeout => "dns-timeout",
             ErrorKind::ConnectRefused => "connect-refused",
@@ -96,6 +115,7 @@ impl ErrorKind {
             ErrorKind::UpstreamClosed => "upstream-closed",
             ErrorKind::ProxyConnect(_) => "proxy-connect-refused",
             ErrorKind::AuthRejected => "auth-rejected",
+            ErrorKind::AuthNotSent(code) => code,
             ErrorKind::Tls(kind) => kind,
             ErrorKind::PacUnavailable => "pac-unavailable",
             ErrorKind::Loop => "loop",
@@ -110,7 +130,11 @@ impl ErrorKind {
             | ErrorKind::UserPwdInUrl
             | ErrorKind::Forbidden
             | ErrorKind::ClientAuthRequired
-            | ErrorKind::TargetNotAllowed => Blame::Client,
+            | ErrorKind::TargetNotAllowed
+            | ErrorKind::AdminRefused
+            | ErrorKind::AdminAuthRequired
+            | ErrorKind::RequestHeadersTooLarge
+            | ErrorKind::UnsupportedTransferCoding => Blame::Client,
             ErrorKind::Internal | ErrorKind::Loop | ErrorKind::TooManyConnections => {
                 Blame::Internal
             }
@@ -135,8 +159,13 @@ impl ErrorKind {
     pub fn status(&self) -> StatusCode {
         match self {
             ErrorKind::BadRequest | ErrorKind::UserPwdInUrl => StatusCode::BAD_REQUEST,
-            ErrorKind::Forbidden | ErrorKind::TargetNotAllowed => StatusCode::FORBIDDEN,
-            ErrorKind::ClientAuthRequired | ErrorKind::AuthRejected => {
+            ErrorKind::Forbidden | ErrorKind::TargetNotAllowed | ErrorKind::AdminRefused => {
+                StatusCode::FORBIDDEN
+            }
+            ErrorKind::AdminAuthRequired => StatusCode::UNAUTHORIZED,
+            ErrorKind::RequestHeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            ErrorKind::UnsupportedTransferCoding => StatusCode::NOT_IMPLEMENTED,
+            ErrorKind::ClientAuthRequired | ErrorKind::AuthRejected | ErrorKind::AuthNotSent(_) => {
                 StatusCode::PROXY_AUTHENTICATION_REQUIRED
             }
             ErrorKind::ConnectTimeout
@@ -265,6 +294,12 @@ pub fn rescue(err: &ProxyError) -> Response<Body> {
         headers.insert(
             header::PROXY_AUTHENTICATE,
             HeaderValue::from_static("Basic realm=\"waypost\""),
+        );
+    }
+    if err.kind == ErrorKind::AdminAuthRequired {
+        headers.insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"waypost admin\""),
         );
     }
     let keep = err.kind.blame() == Blame::Client

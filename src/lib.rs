@@ -12,6 +12,8 @@
 //! - [`upstream`]: carries a plan out — the dialer (DNS, TCP retries, TLS, SOCKS, CONNECT), the
 //!   pool and per-server limits, authentication on connections, streamed response bodies, and
 //!   the small HTTP client for waypost's own requests.
+//! - [`destination`]: the destination policy (own listeners; loopback and link-local for
+//!   clients on other machines), applied by the dialer to every address it dials.
 //! - [`intercept`]: opt-in TLS interception; [`relay`]: byte relays; [`access`]: the access log.
 //! - [`config`]: raw -> validated typed configuration (it imports no runtime module);
 //!   [`metrics`]: every metric in one registry; [`app`]: composes the parts into one
@@ -19,7 +21,8 @@
 //!   changes).
 //! - Operating it: [`admin`]: `/metrics`, `/healthz`, `/readyz`, `/status`, `/status.json`,
 //!   `/explain`; [`ready`]: readiness checks; [`status`]: the status page; [`activity`]: the
-//!   in-process rings of recent requests and chart samples; [`doctor`]: `waypost doctor`.
+//!   in-process rings of recent requests and chart samples; [`doctor`]: `waypost doctor`;
+//!   [`redact`]: URLs as they may be shown (no userinfo, no query).
 
 pub mod access;
 pub mod activity;
@@ -29,6 +32,7 @@ pub mod autoproxy;
 pub mod body;
 pub mod cli;
 pub mod config;
+pub mod destination;
 pub mod dns;
 pub mod doctor;
 pub mod error;
@@ -39,6 +43,7 @@ pub mod logging;
 pub mod metrics;
 pub mod proxy;
 pub mod ready;
+pub mod redact;
 pub mod relay;
 pub mod reload;
 pub mod route;

@@ -71,7 +71,11 @@ fn auth_status(file: Option<std::path::PathBuf>, json: bool) -> ExitCode {
 
 fn check(file: Option<std::path::PathBuf>) -> ExitCode {
     match config::load(file.as_deref(), &config::Overrides::default()) {
-        Ok(cfg) => {
+        Ok(mut cfg) => {
+            // a PAC URL may carry userinfo or a token: shown redacted
+            if let Some(pac) = &mut cfg.pac {
+                pac.source = waypost::redact::url(&pac.source);
+            }
             println!("configuration is valid; effective settings:\n{cfg:#?}");
             ExitCode::SUCCESS
         }

@@ -95,8 +95,14 @@ fn pac(app: &App) -> Check {
             name: "pac",
             ok: false,
             detail: match ap.last_error() {
-                Some(e) => format!("no PAC script loaded from {}: {e}", ap.settings.source),
-                None => format!("PAC script from {} not loaded yet", ap.settings.source),
+                Some(e) => format!(
+                    "no PAC script loaded from {}: {e}",
+                    crate::redact::url(&ap.settings.source)
+                ),
+                None => format!(
+                    "PAC script from {} not loaded yet",
+                    crate::redact::url(&ap.settings.source)
+                ),
             },
         },
     }

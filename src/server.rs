@@ -99,8 +99,9 @@ pub async fn start_reloadable(
         .iter()
         .map(|l| l.local_addr())
         .collect::<io::Result<Vec<_>>>()?;
-    // a hop to one of these addresses is a loop, refused before dialling
-    app.upstream.dialer.set_own_addrs(addrs.clone());
+    // a hop to one of these addresses is a loop (or the admin surface), refused before dialling
+    let own: Vec<SocketAddr> = addrs.iter().chain(&admin_addrs).copied().collect();
+    app.upstream.dialer.set_own_addrs(own);
     *crate::app::lock(&app.ops.listening) = addrs.clone();
     *crate::app::lock(&app.ops.admin_listening) = admin_addrs.clone();
     let live = Arc::new(Live::new(app.clone(), loader));
@@ -148,15 +149,21 @@ async fn accept_loop(
             },
         };
         let app = live.current();
-        if !admin_only && !client_allowed(&app, peer) {
+        let admitted = if admin_only {
+            admin_allowed(&app, peer)
+        } else {
+            client_allowed(&app, peer)
+        };
+        if !admitted {
             app.metrics
                 .client_connections_rejected
                 .with_label_values(&["not-allowed"])
                 .inc();
-            tracing::warn!(client = %peer, "client outside the allow list refused");
+            let list = if admin_only { "admin_allow" } else { "allow" };
+            tracing::warn!(client = %peer, list, "client outside the allow list refused");
             let err = ProxyError::new(
                 ErrorKind::Forbidden,
-                "your address is not in waypost's allow list",
+                format!("your address is not in waypost's {list} list"),
             );
             app.tracker.spawn(refuse(stream, err));
             continue;
@@ -191,18 +198,24 @@ async fn accept_loop(
 }
 
 fn client_allowed(app: &App, peer: SocketAddr) -> bool {
-    let ip = match peer.ip() {
-        std::net::IpAddr::V6(v6) => v6
-            .to_ipv4_mapped()
-            .map(std::net::IpAddr::V4)
-            .unwrap_or(peer.ip()),
-        ip => ip,
-    };
-    // Without an allow list only loopback clients are served; with one, exactly its networks.
-    if app.cfg.allow.is_empty() {
+    allowed(&app.cfg.allow, peer)
+}
+
+/// Admin listeners: `admin_allow`, or the proxy's `allow` when it is empty.
+fn admin_allowed(app: &App, peer: SocketAddr) -> bool {
+    match app.cfg.admin_allow.is_empty() {
+        true => allowed(&app.cfg.allow, peer),
+        false => allowed(&app.cfg.admin_allow, peer),
+    }
+}
+
+/// Without an allow list only loopback clients are served; with one, exactly its networks.
+fn allowed(list: &[ipnet::IpNet], peer: SocketAddr) -> bool {
+    let ip = crate::destination::canonical(peer.ip());
+    if list.is_empty() {
         ip.is_loopback()
     } else {
-        app.cfg.allow.iter().any(|n| n.contains(&ip))
+        list.iter().any(|n| n.contains(&ip))
     }
 }
 
@@ -242,7 +255,9 @@ async fn serve(
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(app.cfg.timeouts.client_header)
-        .max_buf_size(app.cfg.limits.max_request_header_size)
+        // the exact limit is proxy::head's (431 with a reason); hyper's buffer only needs to
+        // hold a head of that size, and refuses (also 431) what is far beyond it
+        .max_buf_size(app.cfg.limits.max_request_header_size + 16 * 1024)
         .keep_alive(true);
     let conn = builder
         .serve_connection(TokioIo::new(stream), svc)

@@ -112,7 +112,7 @@ pub fn data(app: &App) -> Value {
     let pac = app.router.autoproxy.as_ref().map(|ap| {
         let loaded = ap.current();
         json!({
-            "configured": ap.settings.source,
+            "configured": crate::redact::url(&ap.settings.source),
             "source": loaded.as_ref().map(|l| l.source.clone()),
             "method": loaded.as_ref().map(|l| l.method),
             "age_seconds": loaded.as_ref().map(|l| l.loaded_at.elapsed().map(|d| d.as_secs()).unwrap_or(0)),

@@ -57,6 +57,56 @@ fn unknown_keys_and_bad_values_are_all_reported_with_file_and_line() {
 }
 
 #[test]
+fn route_timeouts_and_tls_mistakes_in_one_file_are_reported_together() {
+    // [tls] and [auth] deny unknown fields on their own; before, their error hid the rest.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("three.toml");
+    std::fs::write(
+        &path,
+        "[route]\nupstrem = \"http://p:1\"\n\n[timeouts]\nconnect = \"soon\"\n\n\
+         [tls]\nmin_versoin = \"1.3\"\n\n[auth]\nschem = \"ntlm\"\nlockout_after = \"often\"\n",
+    )
+    .unwrap();
+    let err =
+        config::load_with_env(Some(&path), &Overrides::default(), HashMap::new()).unwrap_err();
+    let text = err.to_string();
+    let file = path.display();
+    for expected in [
+        format!("{file}:2: route.upstrem: unknown key"),
+        format!("{file}:5: timeouts.connect: invalid duration"),
+        format!("{file}:8: tls.min_versoin: unknown key"),
+        format!("{file}:11: auth.schem: unknown key"),
+        format!("{file}:12: auth.lockout_after: invalid type"),
+    ] {
+        assert!(text.contains(&expected), "missing {expected:?} in:\n{text}");
+    }
+    assert_eq!(err.problems.len(), 5, "{text}");
+}
+
+#[test]
+fn config_check_prints_every_problem_of_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("three.toml");
+    std::fs::write(
+        &path,
+        "[route]\nupstrem = \"http://p:1\"\n[timeouts]\nconnect = \"soon\"\n[tls]\nmin_versoin = \"1.3\"\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_waypost"))
+        .args(["config", "check"])
+        .arg(&path)
+        .env_remove("WAYPOST_CONFIG")
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{text}");
+    for key in ["route.upstrem", "timeouts.connect", "tls.min_versoin"] {
+        assert!(text.contains(key), "{key} missing in:\n{text}");
+    }
+}
+
+#[test]
 fn environment_overrides_the_file_and_flags_override_both() {
     let env: HashMap<String, String> = [
         (

@@ -154,6 +154,8 @@ async fn every_metric_and_label_the_dashboard_queries_is_exported() {
     let cfg = harness::config(|c| {
         c.pac.source = pac_source.clone();
         c.route.bypass_loopback = false;
+        // squid "basic" over plain HTTP: Basic must be chosen explicitly
+        c.auth.scheme = waypost_auth::SchemeChoice::Basic;
         c.auth.user = Some(USER.to_string());
         c.auth.password = Some(waypost_auth::credentials::SecretString::new(PASSWORD));
     });

@@ -78,7 +78,7 @@ fn write_config(dir: &Path, body: &str) -> std::path::PathBuf {
 fn basic_config(squid_port: u16, password: &str) -> String {
     format!(
         "[route]\nupstream = \"http://localhost:{squid_port}\"\nbypass_loopback = false\n\
-         [auth]\nuser = \"{USER}\"\npassword = \"{password}\"\n"
+         [auth]\nscheme = \"basic\"\nuser = \"{USER}\"\npassword = \"{password}\"\n"
     )
 }
 

@@ -389,11 +389,17 @@ async fn a_denied_sni_closes_the_tunnel_before_any_byte_reaches_the_origin() {
     let proxy_url = format!("http://{}", proxy.addrs[0]);
     let cacert = pki.ca_file.to_str().unwrap().to_string();
 
+    // CONNECT to the allowed name, SNI of the denied one (the CONNECT host alone is judged
+    // too: tests/hardening.rs)
+    let port = origin.addr.port();
+    let connect_to = format!("blocked.test:{port}:allowed.test:{port}");
     let (code, out) = curl(&[
         "--cacert",
         &cacert,
         "-x",
         &proxy_url,
+        "--connect-to",
+        &connect_to,
         &origin.url("blocked.test", "/"),
     ])
     .await;
@@ -433,6 +439,7 @@ async fn an_allow_list_refuses_a_tunnel_that_is_not_tls() {
     let server = pki.leaf("a", "a", &["allowed.test"], false, false);
     let origin = HttpsOrigin::start(pki.server_config(&server)).await;
     let proxy = harness::start_proxy(|c| {
+        resolve_to_loopback(c, &["allowed.test"]);
         c.tls.sni_rules = SniRulesConfig {
             allow: vec!["allowed.test".into()],
             ..SniRulesConfig::default()
@@ -442,8 +449,8 @@ async fn an_allow_list_refuses_a_tunnel_that_is_not_tls() {
     let reply = harness::raw(
         proxy.addrs[0],
         format!(
-            "CONNECT {0} HTTP/1.1\r\nHost: {0}\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n",
-            origin.addr
+            "CONNECT allowed.test:{0} HTTP/1.1\r\nHost: allowed.test:{0}\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n",
+            origin.addr.port()
         )
         .as_bytes(),
     )

@@ -12,7 +12,12 @@ use support::peers::{free_port, Origin, Squid, PASSWORD, USER};
 use waypost_testsupport::curl::status_via;
 use waypost_testsupport::eventually_blocking;
 
-fn run_waypost(squid_port: u16, password_file: &std::path::Path) -> (std::process::Child, u16) {
+/// `scheme`: `auth.scheme` (Basic to a plain-HTTP proxy must be chosen explicitly).
+fn run_waypost(
+    squid_port: u16,
+    password_file: &std::path::Path,
+    scheme: &str,
+) -> (std::process::Child, u16) {
     let port = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_waypost"))
         .args([
@@ -29,6 +34,7 @@ fn run_waypost(squid_port: u16, password_file: &std::path::Path) -> (std::proces
         .arg("-vv")
         .env("WAYPOST_LOG", "trace")
         .env("WAYPOST_ROUTE__BYPASS_LOOPBACK", "false")
+        .args(["--auth-scheme", scheme])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -80,7 +86,8 @@ fn trace_logs_of_basic_and_ntlm_handshakes_hold_no_password_hash_or_basic_token(
     for mode in ["basic", "ntlm"] {
         let squid = Squid::start(mode);
         for (file, expect) in [(&good, "200"), (&bad, "407")] {
-            let (child, port) = run_waypost(squid.port, file);
+            let scheme = if mode == "basic" { "basic" } else { "auto" };
+            let (child, port) = run_waypost(squid.port, file, scheme);
             let proxy = format!("http://127.0.0.1:{port}");
             assert_eq!(
                 status_via(&proxy, &url),

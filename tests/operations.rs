@@ -61,7 +61,8 @@ async fn ping(s: &mut TcpStream, what: &str) -> String {
 
 fn config_text(upstream: &Origin) -> String {
     format!(
-        "listen = [\"127.0.0.1:0\"]\n[route]\nupstream = \"http://{}\"\n",
+        "listen = [\"127.0.0.1:0\"]\n[route]\nupstream = \"http://{}\"\n\
+         # test echo servers listen on ephemeral ports\n[tls]\nconnect_ports = []\n",
         upstream.addr
     )
 }

@@ -66,7 +66,14 @@ async fn connect_tunnels_authenticate_with_ntlm_and_basic() {
             .unwrap();
         let origin = Origin::echo().await;
         let port = squid.port;
-        let proxy = harness::start_proxy(|c| with_credentials(c, port)).await;
+        let proxy = harness::start_proxy(|c| {
+            with_credentials(c, port);
+            if mode == "basic" {
+                // Basic to a plain-HTTP proxy is an explicit choice
+                c.auth.scheme = waypost_auth::SchemeChoice::Basic;
+            }
+        })
+        .await;
         let reply = harness::raw(
             proxy.addrs[0],
             format!("CONNECT {0} HTTP/1.1\r\nHost: {0}\r\n\r\nGET /in-{mode} HTTP/1.1\r\nHost: o\r\nConnection: close\r\n\r\n", origin.addr).as_bytes(),

@@ -86,6 +86,10 @@ async fn kerberos_sso_from_a_kinit_ticket_and_ntlm_fallback_when_the_proxy_is_an
             // ticket in the cache, which the Kerberos-only proxy gets
             c.auth.user = Some(USER.to_string());
             c.auth.password = Some(waypost_auth::credentials::SecretString::new(PASSWORD));
+            if mode == "basic" {
+                // Basic to a plain-HTTP proxy is an explicit choice
+                c.auth.scheme = waypost_auth::SchemeChoice::Basic;
+            }
         })
         .await;
         let proxy_url = format!("http://{}", proxy.addrs[0]);

@@ -64,6 +64,10 @@ fn upstream_with_credentials(c: &mut RawConfig, squid: &Squid, scheme: Scheme) {
     c.route.upstream = format!("http://localhost:{}", squid.port);
     c.route.bypass_loopback = false;
     c.auth.password = Some(waypost_auth::credentials::SecretString::new(PASSWORD));
+    if matches!(scheme, Scheme::Basic) {
+        // Basic to a plain-HTTP proxy is an explicit choice (auth.scheme = "auto" refuses it)
+        c.auth.scheme = waypost_auth::SchemeChoice::Basic;
+    }
     match scheme {
         Scheme::Ntlm | Scheme::Basic => c.auth.user = Some(USER.to_string()),
         Scheme::Negotiate => {
@@ -549,7 +553,7 @@ async fn the_admin_port_answers_healthz_while_the_proxy_port_is_saturated() {
     .await;
     let reply = harness::raw(
         proxy.admin_addrs[0],
-        b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
     )
     .await;
     assert!(

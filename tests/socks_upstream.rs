@@ -53,6 +53,8 @@ async fn socks5_with_a_password_uses_the_configured_credentials() {
         c.route.bypass_loopback = false;
         c.socks.username = user.clone();
         c.socks.password = password.clone();
+        // an IP is never intranet: the autologon policy must name the SOCKS proxy
+        c.auth.allow_proxies = vec!["127.0.0.1".into()];
     })
     .await;
     let (status, _, body) = harness::get(with.addrs[0], &origin.url("/authed")).await;

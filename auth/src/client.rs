@@ -180,7 +180,7 @@ where
                     if let Action::Rejected { reason } = &action {
                         debug!(%reason, "authentication failed; relaying the 407");
                         resp.headers_mut()
-                            .insert(X_WAYPOST_ERROR, HeaderValue::from_static("auth-rejected"));
+                            .insert(X_WAYPOST_ERROR, HeaderValue::from_static(reason.code()));
                     }
                     return Ok((resp, outcome));
                 }

@@ -200,14 +200,22 @@ impl Authenticator {
         self.policy.allows(host)
     }
 
+    /// May credentials go to this proxy host named by a discovered (WPAD) script?
+    pub fn allows_discovered(&self, host: &str) -> bool {
+        self.policy.allows_discovered(host)
+    }
+
     pub fn spn(&self, proxy: &ProxyTarget) -> String {
         self.spn.spn(&proxy.host, proxy.port)
     }
 
-    /// Mechanisms usable for `proxy` with our credentials and the configured scheme.
+    /// Mechanisms usable for `proxy` with our credentials and the configured scheme. Basic
+    /// under `scheme = "auto"` only over TLS to the proxy (an HTTPS proxy): over plain HTTP it
+    /// must be chosen explicitly with `scheme = "basic"`.
     pub fn usable(&self, proxy: &ProxyTarget) -> Usable {
         let c = self.credentials.current();
         let s = self.scheme;
+        let tls = proxy.tls_cert_der.is_some();
         Usable {
             kerberos: matches!(s, SchemeChoice::Auto | SchemeChoice::Negotiate)
                 && c.can_kerberos()
@@ -216,8 +224,9 @@ impl Authenticator {
                 s,
                 SchemeChoice::Auto | SchemeChoice::Negotiate | SchemeChoice::Ntlm
             ) && c.can_ntlm(),
-            basic: matches!(s, SchemeChoice::Auto | SchemeChoice::Basic) && c.can_basic(),
+            basic: c.can_basic() && (s == SchemeChoice::Basic || (s == SchemeChoice::Auto && tls)),
             negotiate_only: s == SchemeChoice::Negotiate,
+            basic_needs_tls: c.can_basic() && s == SchemeChoice::Auto && !tls,
         }
     }
 

@@ -60,6 +60,20 @@ pub enum RejectReason {
     ConnectionLost,
     /// The mechanism failed (message from the library, no secrets).
     MechanismFailed(String),
+    /// Only Basic was usable, over plain HTTP with `scheme = "auto"`: the password is not
+    /// sent in clear unless `scheme = "basic"` says so (or the proxy is reached over TLS).
+    CleartextBasic,
+}
+
+impl RejectReason {
+    /// The `X-Waypost-Error` value of a 407 relayed for this reason.
+    pub fn code(&self) -> &'static str {
+        match self {
+            RejectReason::CleartextBasic => "auth-basic-cleartext-refused",
+            RejectReason::PolicyRefused => "auth-policy-refused",
+            _ => "auth-rejected",
+        }
+    }
 }
 
 impl std::fmt::Display for RejectReason {
@@ -78,6 +92,10 @@ impl std::fmt::Display for RejectReason {
                 f.write_str("the proxy kept closing the connection mid-handshake")
             }
             RejectReason::MechanismFailed(m) => write!(f, "mechanism failed: {m}"),
+            RejectReason::CleartextBasic => f.write_str(
+                "the proxy offers only Basic, which would send the password in clear over plain \
+                 HTTP; use an https:// proxy or set auth.scheme = \"basic\" to allow it",
+            ),
         }
     }
 }
@@ -340,6 +358,9 @@ impl Handshake {
             Ok(Some((header, complete))) => {
                 self.state = State::Sent { complete };
                 Action::SendToken(header)
+            }
+            Ok(None) if self.params.usable.basic_needs_tls && offered.contains(&Scheme::Basic) => {
+                self.finish(AuthResult::Rejected(RejectReason::CleartextBasic))
             }
             Ok(None) => self.finish(AuthResult::Rejected(RejectReason::NoUsableScheme)),
             Err(reason) => self.finish(AuthResult::Rejected(reason)),

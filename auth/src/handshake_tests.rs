@@ -98,12 +98,14 @@ const ALL: Usable = Usable {
     ntlm: true,
     basic: true,
     negotiate_only: false,
+    basic_needs_tls: false,
 };
 const NTLM_ONLY: Usable = Usable {
     kerberos: false,
     ntlm: true,
     basic: false,
     negotiate_only: false,
+    basic_needs_tls: false,
 };
 
 fn h407(challenges: &[&str]) -> HeaderMap {
@@ -358,4 +360,27 @@ fn a_proxy_that_never_asks_needs_no_authentication() {
         Action::Done
     );
     assert_eq!(hs.result(), AuthResult::NotRequired);
+}
+
+#[tokio::test(start_paused = true)]
+async fn basic_over_plain_http_under_auto_is_refused_with_its_own_reason() {
+    let bed = Bed::new(&[]);
+    let mut hs = bed.hs(Usable {
+        basic_needs_tls: true,
+        ..Default::default()
+    });
+    let action = hs.on_response(S407, &h407(&["Basic realm=x"]), false);
+    assert!(
+        matches!(
+            &action,
+            Action::Rejected {
+                reason: RejectReason::CleartextBasic
+            }
+        ),
+        "{action:?}"
+    );
+    assert_eq!(
+        RejectReason::CleartextBasic.code(),
+        "auth-basic-cleartext-refused"
+    );
 }

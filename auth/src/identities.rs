@@ -212,10 +212,15 @@ impl Authenticators {
     }
 
     /// The identity credentials may go to the proxy `host:port` as, if the autologon policy
-    /// lets any go there (the pool key's identity).
-    pub fn identity_for(&self, host: &str, port: u16) -> Option<String> {
+    /// lets any go there (the pool key's identity); `discovered`: the proxy was named by a
+    /// script found through WPAD (the stricter rule).
+    pub fn identity_for(&self, host: &str, port: u16, discovered: bool) -> Option<String> {
         let auth = self.for_proxy(host, port);
-        auth.allows(host).then(|| auth.identity())
+        let allowed = match discovered {
+            true => auth.allows_discovered(host),
+            false => auth.allows(host),
+        };
+        allowed.then(|| auth.identity())
     }
 
     /// The global `[auth]` identity.
@@ -249,6 +254,11 @@ impl Authenticators {
     /// May credentials go to this proxy host at all (the policy is global)?
     pub fn allows(&self, host: &str) -> bool {
         self.default.allows(host)
+    }
+
+    /// May credentials go to this proxy host named by a discovered (WPAD) script?
+    pub fn allows_discovered(&self, host: &str) -> bool {
+        self.default.allows_discovered(host)
     }
 
     /// The metrics all identities count into.
@@ -324,7 +334,10 @@ mod tests {
         assert_eq!(set.for_proxy("a.corp", 3128).identity(), "bob");
         assert_eq!(set.for_proxy("b.corp", 1).identity(), "bob");
         assert_eq!(set.for_proxy("elsewhere", 1).identity(), "default-user");
-        assert_eq!(set.identity_for("a.corp", 8080).as_deref(), Some("alice"));
+        assert_eq!(
+            set.identity_for("a.corp", 8080, false).as_deref(),
+            Some("alice")
+        );
     }
 
     #[test]
@@ -341,8 +354,11 @@ mod tests {
         )
         .unwrap();
         let set = Authenticators::from_config(&cfg, None).unwrap();
-        assert_eq!(set.identity_for("ok.corp", 1).as_deref(), Some("alice"));
-        assert_eq!(set.identity_for("other.corp", 1), None);
+        assert_eq!(
+            set.identity_for("ok.corp", 1, false).as_deref(),
+            Some("alice")
+        );
+        assert_eq!(set.identity_for("other.corp", 1, false), None);
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! policy for proxies: `low` sends credentials to any proxy, `medium` (default) only to
 //! allow-listed proxies or intranet ones (configured suffixes, plain host names), `high`
 //! only to allow-listed ones (never "automatically"). So a PAC script from the network
-//! cannot route our credentials to an attacker's proxy. [`Lockout`] stops trying an
+//! cannot route our credentials to an attacker's proxy; a script *discovered* through
+//! WPAD cannot even use the plain-host-name rule ([`Policy::allows_discovered`]). [`Lockout`] stops trying an
 //! identity after N consecutive rejections for a cool-down, so a wrong password in a
 //! config cannot lock an Active Directory account. Uses tokio time (pausable in tests).
 
@@ -71,6 +72,14 @@ impl Policy {
                 .any(|s| host_matches(&format!("*.{}", s.trim_start_matches('.')), bare))
     }
 
+    /// Configured suffixes only: the implicit "plain host name is intranet" rule left out.
+    fn listed_intranet(&self, host: &str) -> bool {
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        self.intranet_suffixes
+            .iter()
+            .any(|s| host_matches(&format!("*.{}", s.trim_start_matches('.')), bare))
+    }
+
     fn allow_listed(&self, host: &str) -> bool {
         self.allow_proxies.iter().any(|p| host_matches(p, host))
     }
@@ -80,6 +89,19 @@ impl Policy {
         match self.level {
             AutologonPolicy::Low => true,
             AutologonPolicy::Medium => self.allow_listed(host) || self.is_intranet(host),
+            AutologonPolicy::High => self.allow_listed(host),
+        }
+    }
+
+    /// As [`Policy::allows`] for a proxy named by a *discovered* script (WPAD: any host on the
+    /// LAN can answer DHCP or serve `wpad.<domain>`): such a script cannot widen who gets
+    /// credentials, so under `medium` a plain host name (which the attacker's `evil` resolves
+    /// through the search domain) is not intranet; allow-listed proxies and configured
+    /// intranet suffixes still are. Scripts from an explicit `pac.source` keep the rule.
+    pub fn allows_discovered(&self, host: &str) -> bool {
+        match self.level {
+            AutologonPolicy::Low => true,
+            AutologonPolicy::Medium => self.allow_listed(host) || self.listed_intranet(host),
             AutologonPolicy::High => self.allow_listed(host),
         }
     }
@@ -159,6 +181,19 @@ impl Lockout {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_discovered_script_cannot_make_a_plain_host_name_intranet() {
+        let mut p = policy(AutologonPolicy::Medium);
+        assert!(p.allows("evil"));
+        assert!(!p.allows_discovered("evil"));
+        p.intranet_suffixes = vec!["corp.example".into()];
+        p.allow_proxies = vec!["gw".into()];
+        assert!(p.allows_discovered("proxy.corp.example"));
+        assert!(p.allows_discovered("gw"));
+        assert!(!p.allows_discovered("evil.attacker.example"));
+        assert!(policy(AutologonPolicy::Low).allows_discovered("evil"));
+    }
 
     fn policy(level: AutologonPolicy) -> Policy {
         Policy {

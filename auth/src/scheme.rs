@@ -104,6 +104,10 @@ pub struct Usable {
     pub basic: bool,
     /// Only the `Negotiate` header scheme may be used (config `scheme = "negotiate"`).
     pub negotiate_only: bool,
+    /// Basic was left out only because the proxy connection is plain HTTP and `scheme` is
+    /// `auto` (the password would travel in clear; an on-path attacker can strip the other
+    /// schemes from a 407 to force it). A 407 offering Basic then says why it is refused.
+    pub basic_needs_tls: bool,
 }
 
 /// The plans worth trying against `offered`, best first. The first is the choice; the
@@ -182,6 +186,7 @@ mod tests {
         ntlm: true,
         basic: true,
         negotiate_only: false,
+        basic_needs_tls: false,
     };
 
     fn p(scheme: Scheme, mech: Mech) -> Plan {
@@ -222,6 +227,7 @@ mod tests {
                 ntlm: true,
                 basic: false,
                 negotiate_only: false,
+                basic_needs_tls: false,
             },
         );
         assert_eq!(got, [p(Scheme::Negotiate, Mech::Ntlm)]);
@@ -244,6 +250,7 @@ mod tests {
                 ntlm: true,
                 basic: false,
                 negotiate_only: false,
+                basic_needs_tls: false,
             },
         );
         assert!(got.is_empty());

@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use http::StatusCode;
-use waypost_auth::{AuthResult, Credentials, Mech, RejectReason, Scheme};
+use waypost_auth::{AuthConfig, AuthResult, Credentials, Mech, RejectReason, Scheme, SchemeChoice};
 
 fn assert_authenticated(f: &Fetched, scheme: Scheme, mech: Mech) {
     assert_eq!(f.status, StatusCode::OK, "{f:?}");
@@ -103,7 +103,12 @@ async fn a_wrong_password_is_rejected_once_without_loops_and_locks_out() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn basic_authenticates_a_get_and_a_connect() {
     let squid = Squid::start("basic");
-    let auth = authenticator(Credentials::with_password(USER, PASSWORD), &config(), None);
+    // Basic over plain HTTP must be chosen explicitly
+    let basic = AuthConfig {
+        scheme: SchemeChoice::Basic,
+        ..config()
+    };
+    let auth = authenticator(Credentials::with_password(USER, PASSWORD), &basic, None);
     assert_authenticated(
         &fetch(&auth, "localhost", squid.port, false, "/basic").await,
         Scheme::Basic,
@@ -112,7 +117,7 @@ async fn basic_authenticates_a_get_and_a_connect() {
     let t = fetch(&auth, "localhost", squid.port, true, "/basic-tls").await;
     assert_authenticated(&t, Scheme::Basic, Mech::Basic);
     assert_eq!(t.outcome.legs.len(), 1, "pre-emptive Basic: no 407 at all");
-    let wrong = authenticator(Credentials::with_password(USER, "nope"), &config(), None);
+    let wrong = authenticator(Credentials::with_password(USER, "nope"), &basic, None);
     let f = fetch(&wrong, "localhost", squid.port, false, "/basic-wrong").await;
     assert_eq!(
         f.outcome.result,

@@ -25,7 +25,12 @@ pub async fn fetch(
     }
     tokio::time::timeout(timeout, fetch_url(client, source, max))
         .await
-        .map_err(|_| format!("downloading {source} took longer than {timeout:?}"))?
+        .map_err(|_| {
+            format!(
+                "downloading {} took longer than {timeout:?}",
+                crate::redact::url(source)
+            )
+        })?
 }
 
 fn read_file(path: &str, max: usize) -> Result<String, String> {
@@ -57,28 +62,46 @@ async fn fetch_url(client: &HttpClient, url: &str, max: usize) -> Result<String,
         if status.is_redirection() {
             let uri: Uri = current
                 .parse()
-                .map_err(|e| format!("invalid PAC URL {current}: {e}"))?;
+                .map_err(|e| format!("invalid PAC URL {}: {e}", crate::redact::url(&current)))?;
             let loc = got
                 .headers
                 .get(header::LOCATION)
                 .and_then(|v| v.to_str().ok())
-                .ok_or_else(|| format!("{current}: {status} without Location"))?;
-            let next = resolve_location(&uri, loc)
-                .ok_or_else(|| format!("{current}: {status} to an unusable Location {loc:?}"))?;
+                .ok_or_else(|| {
+                    format!(
+                        "{}: {status} without Location",
+                        crate::redact::url(&current)
+                    )
+                })?;
+            let next = resolve_location(&uri, loc).ok_or_else(|| {
+                format!(
+                    "{}: {status} to an unusable Location {:?}",
+                    crate::redact::url(&current),
+                    crate::redact::url(loc)
+                )
+            })?;
             if uri.scheme_str() == Some("https") && next.starts_with("http://") {
                 return Err(format!(
-                    "{current} redirects from https to http ({next}); refused"
+                    "{} redirects from https to http ({}); refused",
+                    crate::redact::url(&current),
+                    crate::redact::url(&next)
                 ));
             }
             current = next;
             continue;
         }
         if !status.is_success() {
-            return Err(format!("{current} answered {status}"));
+            return Err(format!(
+                "{} answered {status}",
+                crate::redact::url(&current)
+            ));
         }
         return Ok(decode(got.body.to_vec()));
     }
-    Err(format!("{url}: more than 5 redirects"))
+    Err(format!(
+        "{}: more than 5 redirects",
+        crate::redact::url(url)
+    ))
 }
 
 /// The absolute URL a `Location` names, resolved against `base` (RFC 3986 section 5.2: an

@@ -74,6 +74,16 @@ impl AutoProxy {
         self.state.borrow().clone()
     }
 
+    /// Whether the script in use was (or will be) discovered through WPAD rather than named by
+    /// the user: such a script may not widen who gets credentials ([`crate::app::App::plan`]).
+    /// A last good copy kept on disk counts as discovered when the source is `auto`.
+    pub fn discovers(&self) -> bool {
+        self.settings.source == "auto"
+            || self
+                .current()
+                .is_some_and(|l| matches!(l.method, "dhcp" | "dns"))
+    }
+
     /// Asks the refresh task to load the script again now (a changed PAC file, SIGHUP).
     pub fn reload(&self) {
         self.reload_now.notify_one();
@@ -221,7 +231,7 @@ impl AutoProxy {
                         crate::wpad::Method::Dhcp => "dhcp",
                         crate::wpad::Method::Dns => "dns",
                     };
-                    tracing::info!(url = %found.url, method, source = %found.source, "WPAD discovery found a PAC URL");
+                    tracing::info!(url = %crate::redact::url(&found.url), method, source = %found.source, "WPAD discovery found a PAC URL");
                     (found.url, method)
                 }
                 Err(e) => return Err(("dns", format!("WPAD discovery: {e}"))),
@@ -234,7 +244,8 @@ impl AutoProxy {
         let text = fetch::fetch(&app.client, &url, s.fetch_timeout, s.max_script_size)
             .await
             .map_err(|e| (method, e))?;
-        Ok((text, url, method))
+        // the source as shown (logs, /explain, status): no userinfo or query
+        Ok((text, crate::redact::url(&url), method))
     }
 
     async fn install(
@@ -322,11 +333,17 @@ impl AutoProxy {
         if let Some(dir) = path.parent() {
             let _ = std::fs::create_dir_all(dir);
         }
-        // the configured source goes beside it: a copy kept for another source is not used
+        // the configured source goes beside it (as a redacted mark): a copy kept for another
+        // source is not used. Both files are the user's alone (0600).
         let tmp = path.with_extension("tmp");
-        let written = std::fs::write(&tmp, text)
+        let written = write_private(&tmp, text.as_bytes())
             .and_then(|_| std::fs::rename(&tmp, path))
-            .and_then(|_| std::fs::write(source_file(path), &self.settings.source));
+            .and_then(|_| {
+                write_private(
+                    &source_file(path),
+                    source_mark(&self.settings.source).as_bytes(),
+                )
+            });
         if let Err(e) = written {
             tracing::debug!(error = %e, path = %path.display(), "cannot keep the last good PAC script on disk");
         }
@@ -342,7 +359,7 @@ impl AutoProxy {
             return;
         };
         let kept_for = std::fs::read_to_string(source_file(path)).unwrap_or_default();
-        if kept_for != self.settings.source {
+        if kept_for != source_mark(&self.settings.source) {
             tracing::info!(path = %path.display(), kept_for = %kept_for, "not using the PAC script on disk: it was kept for another source");
             return;
         }
@@ -392,6 +409,35 @@ struct Parts {
     metrics: Arc<Metrics>,
     /// The proxy's resolver, for the script's DNS functions (PAC DNS = proxy DNS).
     dns: Arc<dyn DnsLookup>,
+}
+
+/// What `<cache file>.source` holds for `source`: the redacted URL (readable) and a hash of
+/// the full one (so a changed token still counts as another source), never the URL itself.
+fn source_mark(source: &str) -> String {
+    use std::hash::{Hash, Hasher};
+    // fixed keys: the same mark across runs (a Rust upgrade may change it: one refetch)
+    #[allow(deprecated)]
+    let mut h = std::hash::SipHasher::new();
+    source.hash(&mut h);
+    format!("{} #{:016x}", crate::redact::url(source), h.finish())
+}
+
+/// Writes `bytes` to `path` readable by the owner alone (a PAC script names internal hosts).
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        o.mode(0o600);
+        let mut f = o.open(path)?;
+        // an existing file keeps its mode on open: narrow it
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        return f.write_all(bytes);
+    }
+    #[allow(unreachable_code)]
+    o.open(path)?.write_all(bytes)
 }
 
 /// `<cache file>.source`: the `pac` setting the kept script was fetched for.

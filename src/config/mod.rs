@@ -6,6 +6,8 @@
 //! [`validate`] then checks every value and reports all problems at once, each with its key path
 //! and, when it comes from the file, the file and line.
 
+mod collect;
+mod exposure;
 mod pac;
 pub mod raw;
 pub mod routes;
@@ -30,6 +32,8 @@ pub struct Config {
     /// Listeners that serve only /metrics, /healthz and /explain (never proxy).
     pub admin_listen: Vec<SocketAddr>,
     pub allow: Vec<IpNet>,
+    /// Clients the admin listeners serve (empty: the same as `allow`).
+    pub admin_allow: Vec<IpNet>,
     /// Client connections and tunnels alive at once; each tunnel or upgrade holds its slot.
     pub max_client_connections: usize,
     /// Connections at once on the admin listeners (their own limit: /healthz answers when
@@ -270,35 +274,27 @@ pub fn load_with_env(
         let loc = file_text.as_ref().map(|(p, _)| p.display().to_string());
         single("config", e.to_string(), loc)
     })?;
-    let mut unknown = Vec::new();
-    let raw: raw::RawConfig =
-        serde_ignored::deserialize(merged, |path| unknown.push(path.to_string())).map_err(
-            |e: config::ConfigError| {
-                let msg = e.to_string();
-                let key = msg
-                    .split("for key `")
-                    .nth(1)
-                    .and_then(|r| r.split('`').next())
-                    .unwrap_or("config")
-                    .to_string();
-                let loc = locate(&key);
-                single(&key, msg, loc)
-            },
-        )?;
-    let mut problems: Vec<Problem> = unknown
+    let (raw, key_problems) = match collect::deserialize(merged.cache) {
+        Ok((raw, problems)) => (Some(raw), problems),
+        Err(problems) => (None, problems),
+    };
+    let mut problems: Vec<Problem> = key_problems
         .into_iter()
-        .map(|key| {
-            let location = locate(&key);
-            Problem {
-                message: "unknown key (see config/default.toml for every key)".into(),
-                key,
-                location,
-            }
+        .map(|p| Problem {
+            location: locate(&p.key),
+            key: p.key,
+            message: p.message,
         })
         .collect();
+    let Some(raw) = raw else {
+        return Err(ConfigError { problems });
+    };
     match validate(&raw, &env_for_routes()) {
         Ok(cfg) if problems.is_empty() => Ok(cfg),
-        Ok(_) => Err(ConfigError { problems }),
+        Ok(_) => {
+            problems.sort_by_key(|p| file_line(p.location.as_deref()).unwrap_or(usize::MAX));
+            Err(ConfigError { problems })
+        }
         Err(mut more) => {
             for p in &mut more {
                 if p.location.is_none() {
@@ -306,9 +302,17 @@ pub fn load_with_env(
                 }
             }
             problems.extend(more);
+            // in the order of the file, so the report reads top to bottom (stable: problems
+            // without a line keep their order, after those with one)
+            problems.sort_by_key(|p| file_line(p.location.as_deref()).unwrap_or(usize::MAX));
             Err(ConfigError { problems })
         }
     }
+}
+
+/// The line of a `file:line` location.
+fn file_line(location: Option<&str>) -> Option<usize> {
+    location?.rsplit_once(':')?.1.parse().ok()
 }
 
 fn env_for_routes() -> HashMap<String, String> {

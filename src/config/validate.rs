@@ -74,25 +74,12 @@ pub fn validate(raw: &RawConfig, env: &HashMap<String, String>) -> Result<Config
             ),
         }
     }
-    let mut allow = Vec::new();
-    for (i, a) in raw.allow.iter().enumerate() {
-        match a
-            .parse::<IpNet>()
-            .or_else(|_| a.parse::<IpAddr>().map(IpNet::from))
-        {
-            Ok(n) => allow.push(n),
-            Err(_) => p.add(
-                format!("allow[{i}]"),
-                format!("invalid network {a:?} (write e.g. \"10.0.0.0/8\")"),
-            ),
-        }
-    }
-    if listen.iter().any(|a| !a.ip().is_loopback()) && allow.is_empty() {
-        p.add(
-            "allow",
-            "listening beyond loopback needs an allow list of client networks (e.g. allow = [\"10.0.0.0/8\"]); \
-             without one waypost would be an open relay",
-        );
+    let allow = networks(&raw.allow, "allow", &mut p);
+    let admin_allow = networks(&raw.admin_allow, "admin_allow", &mut p);
+    for (key, message) in
+        super::exposure::problems(raw, &listen, &allow, &admin_listen, &admin_allow)
+    {
+        p.add(key, message);
     }
     if raw.max_client_connections == 0 {
         p.add("max_client_connections", "must be at least 1");
@@ -308,6 +295,7 @@ pub fn validate(raw: &RawConfig, env: &HashMap<String, String>) -> Result<Config
         listen,
         admin_listen,
         allow,
+        admin_allow,
         max_client_connections: raw.max_client_connections,
         admin_max_connections: raw.admin_max_connections,
         via: raw.via,
@@ -439,6 +427,24 @@ fn validate_routes(
     }
 }
 
+/// A list of networks (`10.0.0.0/8`, or a single address) under `key`.
+fn networks(list: &[String], key: &str, p: &mut Problems) -> Vec<IpNet> {
+    let mut out = Vec::new();
+    for (i, a) in list.iter().enumerate() {
+        match a
+            .parse::<IpNet>()
+            .or_else(|_| a.parse::<IpAddr>().map(IpNet::from))
+        {
+            Ok(n) => out.push(n),
+            Err(_) => p.add(
+                format!("{key}[{i}]"),
+                format!("invalid network {a:?} (write e.g. \"10.0.0.0/8\")"),
+            ),
+        }
+    }
+    out
+}
+
 fn validate_client_auth(raw: &RawConfig, p: &mut Problems) -> Option<ClientAuth> {
     let a = &raw.client_auth;
     if a.username.is_empty() {
@@ -449,16 +455,16 @@ fn validate_client_auth(raw: &RawConfig, p: &mut Problems) -> Option<ClientAuth>
     }
     let password = match (a.password.is_empty(), a.password_file.is_empty()) {
         (false, true) => a.password.clone(),
-        (true, false) => match std::fs::read_to_string(&a.password_file) {
-            Ok(s) => s.trim_end_matches(['\r', '\n']).to_string(),
-            Err(e) => {
-                p.add(
-                    "client_auth.password_file",
-                    format!("cannot read {}: {e}", a.password_file),
-                );
-                return None;
+        // refused when group or others can read it, like auth.password_file
+        (true, false) => {
+            match waypost_auth::credentials::read_private_file(a.password_file.as_ref()) {
+                Ok(s) => s.expose().trim_end_matches('\r').to_string(),
+                Err(e) => {
+                    p.add("client_auth.password_file", e);
+                    return None;
+                }
             }
-        },
+        }
         (false, false) => {
             p.add(
                 "client_auth.password",

@@ -314,7 +314,7 @@ async fn pac(app: &App, url: &str) -> (Verdict, Vec<Hop>) {
         return (v, Vec::new());
     };
     ap.first_attempt().await;
-    let src = &ap.settings.source;
+    let src = &crate::redact::url(&ap.settings.source);
     match ap.find(url).await {
         Ok((loaded, answer)) => (
             verdict(

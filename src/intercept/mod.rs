@@ -101,6 +101,24 @@ pub fn start<S: Send + Sync + 'static>(
     resp
 }
 
+/// Checks the CONNECT host of a tunnel that is not intercepted against `tls.sni_rules` (the
+/// same rules as its SNI: both must pass, so a denied host cannot hide behind an allowed SNI or
+/// behind a tunnel that is not TLS at all).
+pub fn host_gate(app: &App, target: &Target) -> Result<(), ProxyError> {
+    if !sni::has_rules(app) {
+        return Ok(());
+    }
+    let host = target.host.to_string();
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if app.tls.sni_allowed(Some(host)) {
+        return Ok(());
+    }
+    Err(ProxyError::new(
+        ErrorKind::TargetNotAllowed,
+        format!("CONNECT to {host} is not allowed by tls.sni_rules"),
+    ))
+}
+
 /// Checks the SNI of the client's ClientHello against the rules; returns a stream that still
 /// yields every byte read from the client.
 pub async fn sni_gate<IO>(app: &App, io: IO) -> Result<BoxIo, String>

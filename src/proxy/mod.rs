@@ -9,6 +9,7 @@
 //! [`crate::error::rescue`], logged once where it is handled.
 
 mod forward;
+pub mod head;
 mod pipeline;
 mod tunnel;
 mod upgrade;
@@ -75,6 +76,9 @@ pub async fn handle(
     client: Client,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
+    if let Err(e) = head::check(&req, app.cfg.limits.max_request_header_size) {
+        return Ok(rescue(&e));
+    }
     let is_connect = req.method() == Method::CONNECT;
     if !is_connect && req.uri().scheme().is_none() {
         if req.uri().authority().is_some() {
@@ -100,6 +104,9 @@ pub async fn handle(
 
 /// The admin-only port: the admin surface, and a refusal for anything that would be proxied.
 pub async fn admin_only(app: &App, req: Request<Incoming>) -> Response<Body> {
+    if let Err(e) = head::check(&req, app.cfg.limits.max_request_header_size) {
+        return rescue(&e);
+    }
     if req.method() != Method::CONNECT
         && req.uri().scheme().is_none()
         && req.uri().authority().is_none()
@@ -114,13 +121,16 @@ pub async fn admin_only(app: &App, req: Request<Incoming>) -> Response<Body> {
 
 /// Sidecar mode: the client must present the configured Basic credentials (constant-time check).
 fn client_authorized(app: &App, headers: &http::HeaderMap) -> bool {
-    let Some(auth) = &app.cfg.client_auth else {
-        return true;
-    };
-    let Some(value) = headers
-        .get(header::PROXY_AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    else {
+    match &app.cfg.client_auth {
+        None => true,
+        Some(auth) => basic_matches(auth, headers.get(header::PROXY_AUTHORIZATION)),
+    }
+}
+
+/// Whether `value` (an `Authorization` or `Proxy-Authorization` header) carries exactly the
+/// `client_auth` credentials as Basic (constant-time comparison).
+pub fn basic_matches(auth: &crate::config::ClientAuth, value: Option<&http::HeaderValue>) -> bool {
+    let Some(value) = value.and_then(|v| v.to_str().ok()) else {
         return false;
     };
     let Some((scheme, b64)) = value.trim().split_once(' ') else {

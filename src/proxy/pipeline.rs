@@ -102,7 +102,10 @@ impl Exchange {
         let router = &self.app.router;
         let mut last = None;
         for (i, hop) in decision.hops.iter().enumerate() {
-            let plan = self.app.plan(hop, &self.target, purpose);
+            let mut plan = self.app.plan(hop, &self.target, purpose);
+            if crate::destination::restricts(self.client.addr) {
+                plan = plan.restricted();
+            }
             let span = tracing::debug_span!("hop", hop = %hop);
             match connect(plan.clone()).instrument(span).await {
                 Ok(t) => return Ok((t, plan)),

@@ -36,6 +36,9 @@ pub async fn tunnel(app: Arc<App>, client: Client, req: Request<Incoming>) -> Re
     if crate::intercept::wants(&x.app, &x.target) {
         return super::upgrade::intercept(x, req);
     }
+    if let Err(e) = crate::intercept::host_gate(&x.app, &x.target) {
+        return x.fail("-", e);
+    }
     let decision = match x
         .decide(|| format!("https://{}/", x.target.host_header()))
         .await
@@ -75,7 +78,7 @@ fn admit(x: &Exchange, headers: &http::HeaderMap) -> Result<(), ProxyError> {
         return Err(ProxyError::new(
             ErrorKind::TargetNotAllowed,
             format!(
-                "CONNECT to port {} is not in tls.connect_ports",
+                "CONNECT to port {} is not in tls.connect_ports (default 443 and 8443)",
                 x.target.port
             ),
         ));

@@ -47,13 +47,21 @@ pub struct ConnectPlan {
     /// Requests are sent in absolute form (to a proxy) rather than origin form.
     pub absolute_form: bool,
     /// The identity waypost may authenticate as to the proxy on this path (None: send no
-    /// credentials).
+    /// credentials; for a SOCKS5 proxy, Some means the `[socks]` password may be sent).
     pub identity: Option<String>,
     /// What makes connections carrying this plan interchangeable.
     pub key: PoolKey,
 }
 
 impl ConnectPlan {
+    /// The plan for a client on another machine: a direct connection may not reach this
+    /// machine or link-local addresses ([`crate::destination`]), and is pooled apart from
+    /// unrestricted ones.
+    pub fn restricted(mut self) -> Self {
+        self.key.restricted = true;
+        self
+    }
+
     /// The proxy on the path, if any.
     pub fn proxy(&self) -> Option<&ProxyAddr> {
         match &self.path {
@@ -99,8 +107,10 @@ pub fn plan(
             true,
         ),
     };
+    // the SOCKS5 username/password too: only to a proxy the policy allows (SOCKS4 has none)
     let identity = match &path {
         Path::Connect(p) | Path::Forward(p) => identity_for(p),
+        Path::Socks(p) if p.kind == ProxyKind::Socks5 => identity_for(p),
         Path::Direct | Path::Socks(_) => None,
     };
     let key = PoolKey::new(hop.clone(), host, port, tls, identity.clone());
@@ -133,6 +143,8 @@ pub struct PoolKey {
     pub tls: bool,
     /// The authenticated identity on this connection (None = unauthenticated).
     pub identity: Option<String>,
+    /// Opened for a client on another machine, under the destination checks for those.
+    pub restricted: bool,
     label: Arc<str>,
 }
 
@@ -145,6 +157,7 @@ impl PoolKey {
             port,
             tls,
             identity,
+            restricted: false,
             label,
         }
     }

@@ -155,13 +155,20 @@ fn every_hop_kind_and_target_scheme_gets_its_plan() {
             "socks5://s.corp:1080",
             "http://o.example/",
             Request,
-            r("socks s.corp:1080", "o.example:80", false, false, false),
+            r("socks s.corp:1080", "o.example:80", false, false, true),
+        ),
+        (
+            // the [socks] password only where the policy allows
+            "socks5://s.example:1080",
+            "http://o.example/",
+            Request,
+            r("socks s.example:1080", "o.example:80", false, false, false),
         ),
         (
             "socks5://s.corp:1080",
             "https://o.example/",
             Request,
-            r("socks s.corp:1080", "o.example:443", true, false, false),
+            r("socks s.corp:1080", "o.example:443", true, false, true),
         ),
         (
             "socks4://s.corp:1080",

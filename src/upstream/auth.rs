@@ -136,6 +136,14 @@ pub fn rejected(what: &str, outcome: &waypost_auth::AuthOutcome) -> ProxyError {
         .as_ref()
         .map(|p| p.to_string())
         .unwrap_or_else(|| "none".into());
+    if let waypost_auth::AuthResult::Rejected(reason) = &outcome.result {
+        if reason.code() != "auth-rejected" {
+            return ProxyError::new(
+                ErrorKind::AuthNotSent(reason.code()),
+                format!("{what} asked for credentials that were not sent: {reason}"),
+            );
+        }
+    }
     tracing::debug!(proxy = %what, identity = %outcome.identity, scheme = %scheme, "the upstream proxy rejected the credentials");
     ProxyError::new(
         ErrorKind::AuthRejected,
@@ -198,7 +206,7 @@ pub async fn send_replay(
                 if !outcome.is_success() {
                     return Err(refusal(rejected(&what, &outcome), resp).await);
                 }
-                return Ok(up.relay(resp, Some(conn)));
+                return up.relay(resp, Some(conn));
             }
         }
     }
@@ -245,7 +253,7 @@ pub async fn send_streaming(
     if !outcome.is_success() {
         return Err(refusal(rejected(&what, &outcome), resp).await);
     }
-    Ok(up.relay(resp, Some(conn)))
+    up.relay(resp, Some(conn))
 }
 
 /// Authenticates a new connection with the probe (a refusal is an error carrying the

@@ -71,27 +71,29 @@ impl Dialer {
         let _ = self.own.set(addrs);
     }
 
-    fn is_own(&self, addr: &SocketAddr) -> bool {
-        self.own.get().is_some_and(|own| {
-            own.iter().any(|o| {
-                o.port() == addr.port()
-                    && (o.ip() == addr.ip() || (o.ip().is_unspecified() && addr.ip().is_loopback()))
-            })
-        })
+    /// TCP to `host:port`, trying each resolved address once, up to `connect_retries` attempts.
+    /// Every address passes [`crate::destination::check`] first (unrestricted).
+    pub async fn tcp(&self, host: &Host, port: u16) -> Result<TcpStream, ProxyError> {
+        self.tcp_checked(host, port, false).await
     }
 
-    /// TCP to `host:port`, trying each resolved address once, up to `connect_retries` attempts.
-    pub async fn tcp(&self, host: &Host, port: u16) -> Result<TcpStream, ProxyError> {
+    /// As [`Dialer::tcp`]; `restricted`: for a client on another machine (see
+    /// [`crate::destination`]).
+    pub async fn tcp_checked(
+        &self,
+        host: &Host,
+        port: u16,
+        restricted: bool,
+    ) -> Result<TcpStream, ProxyError> {
         let started = tokio::time::Instant::now();
         let addrs = self.resolver.resolve(host, port).await?;
         self.metrics
             .dns_seconds
             .observe(started.elapsed().as_secs_f64());
-        if let Some(own) = addrs.iter().find(|a| self.is_own(a)) {
-            return Err(ProxyError::new(
-                ErrorKind::Loop,
-                format!("{host}:{port} ({own}) is this waypost itself; refusing to connect to it"),
-            ));
+        let own = self.own.get().map(Vec::as_slice).unwrap_or_default();
+        let what = format!("{host}:{port}");
+        for a in addrs.iter() {
+            crate::destination::check(own, restricted, &what, *a)?;
         }
         let t = &self.timeouts;
         let mut last: Option<ProxyError> = None;
@@ -134,12 +136,17 @@ impl Dialer {
     pub async fn open(&self, plan: &ConnectPlan) -> Result<Opened, ProxyError> {
         let (host, port) = (&plan.key.host, plan.key.port);
         match &plan.path {
-            Path::Direct | Path::Forward(_) => {
+            Path::Direct => {
+                let tcp = self.tcp_checked(host, port, plan.key.restricted).await?;
+                self.finish(host, tcp, plan.tls).await
+            }
+            Path::Forward(_) => {
                 let tcp = self.tcp(host, port).await?;
                 self.finish(host, tcp, plan.tls).await
             }
             Path::Socks(p) => {
-                let tcp = super::socks::connect(self, p, host, port).await?;
+                let tcp =
+                    super::socks::connect(self, p, host, port, plan.identity.is_some()).await?;
                 self.finish(host, tcp, plan.tls).await
             }
             Path::Connect(p) => {

@@ -136,9 +136,29 @@ impl Upstream {
     }
 
     /// Wraps a relayed response body: streamed, bounded by `timeouts.relay_read` between
-    /// pieces, the connection returned to the pool (or drained, or closed) at its end.
-    pub fn relay(&self, resp: Response<Incoming>, pooled: Option<Pooled>) -> Response<Body> {
+    /// pieces, the connection returned to the pool (or drained, or closed) at its end. A
+    /// response framed both by `Content-Length` and `Transfer-Encoding` is refused (and its
+    /// connection closed): relaying it would hand the client a length that does not match
+    /// the body (a truncated or smuggled response).
+    pub fn relay(
+        &self,
+        resp: Response<Incoming>,
+        pooled: Option<Pooled>,
+    ) -> Result<Response<Body>, ProxyError> {
         use http_body_util::BodyExt;
+        let h = resp.headers();
+        if h.contains_key(http::header::TRANSFER_ENCODING)
+            && h.contains_key(http::header::CONTENT_LENGTH)
+        {
+            let what = pooled.as_ref().map(|p| p.key().label().to_string());
+            return Err(ProxyError::new(
+                ErrorKind::BadUpstreamFraming,
+                format!(
+                    "{} sent a response with both Content-Length and Transfer-Encoding; refused",
+                    what.as_deref().unwrap_or("the upstream")
+                ),
+            ));
+        }
         let (parts, incoming) = resp.into_parts();
         let body = body::ResponseBody::new(
             incoming,
@@ -147,7 +167,7 @@ impl Upstream {
             self.dialer.limits.max_response_drain_size,
             self.dialer.metrics.clone(),
         );
-        Response::from_parts(parts, body.boxed())
+        Ok(Response::from_parts(parts, body.boxed()))
     }
 
     /// Sends `req` on `conn` (no authentication) and wraps the response for streaming and pool
@@ -189,7 +209,7 @@ impl Upstream {
                 _ => return Err(map_hyper_error(&e.into_error(), &what)),
             },
         };
-        Ok(self.relay(resp, Some(conn)))
+        self.relay(resp, Some(conn))
     }
 
     fn count_retry(&self, plan: &ConnectPlan) {

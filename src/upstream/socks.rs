@@ -1,7 +1,8 @@
 //! SOCKS upstreams (PAC `SOCKS`, `SOCKS4`, `SOCKS5`): a tunnel to the target through the proxy.
 //!
 //! SOCKS5 sends the target's name for the proxy to resolve (remote resolution) and uses the
-//! configured username/password when the proxy asks for it; SOCKS4 becomes SOCKS4a when the
+//! configured username/password when the proxy asks for it and the autologon policy allows
+//! that proxy (the plan's identity; the password travels in clear); SOCKS4 becomes SOCKS4a when the
 //! target is a name. Protocol handling is tokio-socks'; this module only maps errors.
 
 use tokio::net::TcpStream;
@@ -11,18 +12,21 @@ use super::dialer::Dialer;
 use crate::error::{ErrorKind, ProxyError};
 use crate::target::{Host, ProxyAddr, ProxyKind};
 
-/// Opens a stream to `host:port` through the SOCKS proxy `proxy`.
+/// Opens a stream to `host:port` through the SOCKS proxy `proxy`; the `[socks]` password is
+/// offered only when `with_password` (the autologon policy allows this proxy: RFC 1929 sends
+/// it in clear).
 pub async fn connect(
     dialer: &Dialer,
     proxy: &ProxyAddr,
     host: &Host,
     port: u16,
+    with_password: bool,
 ) -> Result<TcpStream, ProxyError> {
     let tcp = dialer.tcp(&proxy.host, proxy.port).await?;
     let target = host.to_string();
     let what = format!("SOCKS proxy {}", proxy.label());
     let handshake = async {
-        match (proxy.kind, dialer.socks_auth()) {
+        match (proxy.kind, dialer.socks_auth().filter(|_| with_password)) {
             (ProxyKind::Socks5, Some(auth)) => Socks5Stream::connect_with_password_and_socket(
                 tcp,
                 (target.as_str(), port),

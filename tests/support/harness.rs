@@ -43,6 +43,8 @@ pub fn config(tweak: impl FnOnce(&mut RawConfig)) -> config::Config {
     let mut raw = RawConfig::default();
     raw.listen = vec!["127.0.0.1:0".into()];
     raw.pac.worker_exe = env!("CARGO_BIN_EXE_waypost").into();
+    // test origins listen on ephemeral ports: any CONNECT port (tests of the default reset it)
+    raw.tls.connect_ports = vec![];
     tweak(&mut raw);
     config::validate(&raw, &HashMap::new()).unwrap_or_else(|p| panic!("test config invalid: {p:?}"))
 }
@@ -158,7 +160,12 @@ impl Client {
     }
 }
 
+/// The `Host` for `url`: its authority, or none for an origin-form path (an admin request,
+/// whose query may hold a URL of its own).
 pub fn host_of(url: &str) -> String {
+    if url.starts_with('/') {
+        return String::new();
+    }
     url.split("://")
         .nth(1)
         .unwrap_or(url)

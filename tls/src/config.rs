@@ -42,7 +42,8 @@ pub struct TlsConfig {
     pub intercept: InterceptConfig,
     /// SNI allow/deny rules for tunnels that are not intercepted.
     pub sni_rules: SniRulesConfig,
-    /// Ports a CONNECT may target; empty means any port.
+    /// Ports a CONNECT may target (default 443 and 8443, see [`DEFAULT_CONNECT_PORTS`]);
+    /// an empty list means any port.
     pub connect_ports: Vec<u16>,
 }
 
@@ -60,10 +61,16 @@ impl Default for TlsConfig {
             client_certs: Vec::new(),
             intercept: InterceptConfig::default(),
             sni_rules: SniRulesConfig::default(),
-            connect_ports: Vec::new(),
+            connect_ports: DEFAULT_CONNECT_PORTS.to_vec(),
         }
     }
 }
+
+/// The default `tls.connect_ports`: 443 (squid's `SSL_ports`) and 8443, the common alternate
+/// HTTPS port (application servers, admin consoles, many internal APIs). A CONNECT is an
+/// opaque byte pipe, so an open port list lets any client speak SMTP (25), Redis (6379) or
+/// SSH (22) through the proxy; other ports are an explicit choice.
+pub const DEFAULT_CONNECT_PORTS: [u16; 2] = [443, 8443];
 
 /// `tls.crl_fetch`: downloading CRLs named in certificates.
 #[derive(Clone, Debug, Deserialize, PartialEq)]

@@ -108,17 +108,17 @@ fn without_rules_every_sni_passes_unless_sni_is_required() {
 }
 
 #[test]
-fn connect_ports_limit_tunnels_when_listed() {
-    assert!(TlsPolicy::new(&base(), None).unwrap().port_allowed(8443));
-    let p = TlsPolicy::new(
-        &TlsConfig {
-            connect_ports: vec![443, 8443],
-            ..base()
-        },
-        None,
-    )
-    .unwrap();
-    assert!(p.port_allowed(443) && p.port_allowed(8443) && !p.port_allowed(22));
+fn connect_ports_are_443_and_8443_by_default_and_an_empty_list_allows_any() {
+    let p = TlsPolicy::new(&base(), None).unwrap();
+    assert!(p.port_allowed(443) && p.port_allowed(8443));
+    for port in [22, 25, 80, 6379] {
+        assert!(!p.port_allowed(port), "{port}");
+    }
+    let any = TlsConfig {
+        connect_ports: vec![],
+        ..base()
+    };
+    assert!(TlsPolicy::new(&any, None).unwrap().port_allowed(22));
 }
 
 #[test]
