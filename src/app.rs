@@ -190,9 +190,10 @@ impl App {
             Some(m) => {
                 m.register_into(&registry)
                     .map_err(|e| format!("cannot register the auth metrics: {e}"))?;
-                waypost_auth::Authenticator::from_config(&cfg.auth, None).map(|a| a.with_metrics(m))
+                waypost_auth::Authenticators::from_config(&cfg.auth, None)
+                    .map(|a| a.with_metrics(m))
             }
-            None => waypost_auth::Authenticator::from_config(&cfg.auth, Some(&registry)),
+            None => waypost_auth::Authenticators::from_config(&cfg.auth, Some(&registry)),
         }
         .map(Arc::new)
         .map_err(|e| e.to_string())?;
@@ -251,7 +252,8 @@ impl App {
 
     /// The connect plan for one hop: the autologon policy decides whether credentials (HTTP
     /// proxy authentication, SOCKS5 username/password) may go to the hop's proxy; with a PAC
-    /// script discovered through WPAD, under the stricter rule for discovered scripts.
+    /// script discovered through WPAD, under the stricter rule for discovered scripts. The
+    /// identity is the proxy's (`[[auth.proxies]]`, else the default).
     pub fn plan(&self, hop: &Hop, target: &Target, purpose: Purpose) -> ConnectPlan {
         let auth = &self.upstream.dialer.auth;
         let discovered = self
@@ -260,12 +262,7 @@ impl App {
             .as_ref()
             .is_some_and(|ap| ap.discovers());
         route::plan(hop, target, purpose, |proxy| {
-            let host = proxy.to_string();
-            let allowed = match discovered {
-                true => auth.allows_discovered(&host),
-                false => auth.allows(&host),
-            };
-            allowed.then(|| auth.identity())
+            auth.identity_for(&proxy.host.to_string(), proxy.port, discovered)
         })
     }
 }

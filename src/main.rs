@@ -51,6 +51,9 @@ fn main() -> ExitCode {
         Some(Command::Pac(cmd)) => {
             ExitCode::from(runtime.block_on(waypost_pac::cli::run(cmd)).clamp(0, 255) as u8)
         }
+        Some(Command::Auth(waypost_auth::cli::AuthCommand::Status { config, json })) => {
+            auth_status(config, json)
+        }
         Some(Command::Auth(cmd)) => {
             ExitCode::from(runtime.block_on(waypost_auth::cli::run(cmd)).clamp(0, 255) as u8)
         }
@@ -102,6 +105,17 @@ fn env(args: waypost::cli::EnvArgs) -> ExitCode {
         }
         Err(e) => {
             eprint!("waypost: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// `waypost auth status`: the identities of the configuration as `waypost run` loads it.
+fn auth_status(file: Option<std::path::PathBuf>, json: bool) -> ExitCode {
+    match config::load(file.as_deref(), &config::Overrides::default()) {
+        Ok(cfg) => ExitCode::from(waypost_auth::cli::status(&cfg.auth, json) as u8),
+        Err(e) => {
+            eprint!("{e}");
             ExitCode::from(2)
         }
     }

@@ -98,7 +98,8 @@ pub fn data(app: &App) -> Value {
     let cred = crate::ready::credentials(app, now);
     let configured = crate::ready::auth_configured(&app.cfg.auth);
     for r in rows.values_mut().filter(|r| r.upstream != "direct") {
-        let host = r.upstream.rsplit_once(':').map(|(h, _)| h).unwrap_or("");
+        let (host, port) = r.upstream.rsplit_once(':').unwrap_or(("", ""));
+        let auth = auth.for_proxy(host, port.parse().unwrap_or(0));
         let allowed = auth.allows(host.trim_start_matches('[').trim_end_matches(']'));
         r.auth = Some(json!({
             "configured": configured,

@@ -6,6 +6,8 @@ mod support;
 use support::harness::{self, metric, Client, Origin};
 use support::peers::{Squid, PASSWORD, USER};
 use waypost::config::raw::RawConfig;
+use waypost_auth::config::ProxyAuthConfig;
+use waypost_auth::credentials::SecretString;
 use waypost_testsupport::curl::Curl;
 
 fn with_credentials(c: &mut RawConfig, squid_port: u16) {
@@ -183,4 +185,134 @@ async fn a_password_from_the_kernel_keyring_authenticates_without_any_in_the_con
     let (status, _, body) = harness::get(proxy.addrs[0], &origin.url("/keyring")).await;
     key.invalidate().unwrap();
     assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_upstream_proxy_gets_the_identity_configured_for_it() {
+    // two corporate proxies that accept different users; the default identity (the test
+    // user) is accepted by neither, so a wrong choice fails with 407
+    let (basic, ntlm) = tokio::task::spawn_blocking(|| {
+        (
+            Squid::builder("basic")
+                .credentials("alice", "Alice-Pass-1")
+                .start(),
+            Squid::builder("ntlm")
+                .credentials("bob", "Bob-Pass-2")
+                .start(),
+        )
+    })
+    .await
+    .unwrap();
+    let origin = Origin::echo().await;
+    let dir = tempfile::tempdir().unwrap();
+    let pac = dir.path().join("two.pac");
+    std::fs::write(
+        &pac,
+        format!(
+            "function FindProxyForURL(url, host) {{\n\
+             if (shExpMatch(url, '*/to-basic*')) return 'PROXY localhost:{}';\n\
+             return 'PROXY localhost:{}';\n}}",
+            basic.port, ntlm.port
+        ),
+    )
+    .unwrap();
+    let bob_pw = dir.path().join("bob.pw");
+    std::fs::write(&bob_pw, "Bob-Pass-2\n").unwrap();
+    std::fs::set_permissions(&bob_pw, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let (basic_port, ntlm_port) = (basic.port, ntlm.port);
+    let proxy = harness::start_proxy(|c| {
+        c.pac.source = pac.display().to_string();
+        c.pac.cache_file = "none".into();
+        c.route.bypass_loopback = false;
+        c.auth.user = Some(USER.to_string());
+        c.auth.password = Some(waypost_auth::credentials::SecretString::new(PASSWORD));
+        c.auth.proxies = vec![
+            ProxyAuthConfig {
+                matches: format!("localhost:{basic_port}"),
+                user: Some("alice".into()),
+                password: Some(SecretString::new("Alice-Pass-1")),
+                scheme: waypost_auth::SchemeChoice::Basic,
+                ..Default::default()
+            },
+            ProxyAuthConfig {
+                matches: format!("*:{ntlm_port}"),
+                user: Some("bob".into()),
+                password_file: Some(bob_pw.clone()),
+                ..Default::default()
+            },
+        ];
+    })
+    .await;
+    let addr = proxy.addrs[0];
+    let mut client = Client::connect(addr).await;
+    for i in 0..3 {
+        let (status, _, body) = client.get(&origin.url(&format!("/to-basic/{i}"))).await;
+        assert_eq!(status, 200, "through the basic squid: {body}");
+        let (status, _, body) = client.get(&origin.url(&format!("/to-ntlm/{i}"))).await;
+        assert_eq!(status, 200, "through the NTLM squid: {body}");
+    }
+    let basic_log = basic.access_log();
+    assert_eq!(basic_log.matches("user=alice").count(), 3, "{basic_log}");
+    assert!(!basic_log.contains("/to-ntlm"), "{basic_log}");
+    assert!(!basic_log.contains("user=bob") && !basic_log.contains(&format!("user={USER}")));
+    let ntlm_log = ntlm.ntlm_log();
+    let users: Vec<&str> = ntlm_log
+        .lines()
+        .filter(|l| l.contains("\"event\": \"authenticate\""))
+        .filter_map(|l| l.split("\"user\": \"").nth(1)?.split('"').next())
+        .collect();
+    assert_eq!(users, ["bob"], "{ntlm_log}");
+    assert!(ntlm_log.contains("\"verdict\": \"ok\""), "{ntlm_log}");
+    let ntlm_access = ntlm.access_log();
+    assert_eq!(ntlm_access.matches(" 200 ").count(), 3, "{ntlm_access}");
+    assert_eq!(ntlm_access.matches("user=bob").count(), 3, "{ntlm_access}");
+    assert!(!ntlm_access.contains("/to-basic"), "{ntlm_access}");
+    // one NTLM handshake: later requests reuse bob's authenticated connection
+    let m = harness::metrics(addr).await;
+    assert_eq!(
+        metric(
+            &m,
+            "waypost_auth_handshakes_total{outcome=\"authenticated\",scheme=\"ntlm\"}"
+        ),
+        1.0,
+        "{m}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_password_file_is_used_by_the_next_handshake_without_a_restart() {
+    let squid = tokio::task::spawn_blocking(|| Squid::start("ntlm"))
+        .await
+        .unwrap();
+    let origin = Origin::echo().await;
+    let dir = tempfile::tempdir().unwrap();
+    let pw = dir.path().join("password");
+    let write = |text: &str| {
+        // replaced by rename, as editors and secret managers do
+        let tmp = dir.path().join("password.new");
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
+        std::fs::rename(&tmp, &pw).unwrap();
+    };
+    write("Wrong-Pass-9\n");
+    let port = squid.port;
+    let proxy = harness::start_proxy(|c| {
+        c.route.upstream = format!("http://localhost:{port}");
+        c.route.bypass_loopback = false;
+        c.auth.user = Some(USER.to_string());
+        c.auth.password_file = Some(pw.clone());
+    })
+    .await;
+    let (status, headers, _) = harness::get(proxy.addrs[0], &origin.url("/old")).await;
+    assert_eq!(
+        (status, headers["x-waypost-error"].to_str().unwrap()),
+        (407, "auth-rejected")
+    );
+    write(&format!("{PASSWORD}\n"));
+    let (status, _, body) = harness::get(proxy.addrs[0], &origin.url("/new")).await;
+    assert_eq!(status, 200, "the new password is used at once: {body}");
+    let log = squid.ntlm_log();
+    assert!(log.contains("\"verdict\": \"ok\""), "{log}");
+    assert!(!log.contains("Wrong-Pass-9") && !log.contains(PASSWORD));
 }

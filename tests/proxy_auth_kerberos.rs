@@ -20,18 +20,23 @@ async fn kerberos_sso_from_a_kinit_ticket_and_ntlm_fallback_when_the_proxy_is_an
     }
     let negotiate = Squid::builder("negotiate").kdc(&kdc).start();
     let all = Squid::builder("all").kdc(&kdc).start();
-    kdc.kinit();
     let origin = Origin::echo().await;
 
-    // SSO: no user or password configured; the ticket cache is used through GSSAPI
+    // SSO: no user or password configured; the ticket cache is used through GSSAPI. The
+    // proxy starts before `kinit`: no ticket yet, the proxy's 407 comes back
     let neg_port = negotiate.port;
     let sso = harness::start_proxy(|c| {
         c.route.upstream = format!("http://localhost:{neg_port}");
         c.route.bypass_loopback = false;
     })
     .await;
+    let (status, _, _) = harness::get(sso.addrs[0], &origin.url("/before-kinit")).await;
+    assert_eq!(status, 407, "no ticket before kinit");
+    // `kinit` after the start: the next request uses the new ticket, no restart
+    kdc.kinit();
     let (status, _, body) = harness::get(sso.addrs[0], &origin.url("/kerberos")).await;
     assert_eq!(status, 200, "{body}");
+    auth_status_shows_the_ticket_and_no_secret(&kdc);
     let reply = harness::raw(
         sso.addrs[0],
         format!("CONNECT {0} HTTP/1.1\r\nHost: {0}\r\n\r\nGET /kerberos-tunnel HTTP/1.1\r\nHost: o\r\nConnection: close\r\n\r\n", origin.addr).as_bytes(),
@@ -92,4 +97,61 @@ async fn kerberos_sso_from_a_kinit_ticket_and_ntlm_fallback_when_the_proxy_is_an
         let code = Curl::new().proxy(&proxy_url).status_async(&url).await;
         assert_eq!(code, "200", "curl through waypost to squid {mode}");
     }
+}
+
+/// `waypost auth status --json` (the binary, as a user runs it) with the ticket of `kdc`'s
+/// cache and a per-proxy entry with a password.
+fn auth_status_shows_the_ticket_and_no_secret(kdc: &Kdc) {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("waypost.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[auth]\nccache = \"FILE:{}\"\n[[auth.proxies]]\nmatch = \"*.partner.example\"\n\
+             user = \"alice\"\npassword = \"Alice-Secret-7\"\n",
+            kdc.ccache.display()
+        ),
+    )
+    .unwrap();
+    let run = |json: bool| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_waypost"));
+        cmd.args(["auth", "status", "--config"]).arg(&cfg);
+        if json {
+            cmd.arg("--json");
+        }
+        let out = cmd.output().expect("run waypost auth status");
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let text = run(false);
+    let json: serde_json::Value = serde_json::from_str(&run(true)).unwrap();
+    for out in [&text, &json.to_string()] {
+        assert!(
+            !out.contains("Alice-Secret-7") && !out.contains(PASSWORD),
+            "{out}"
+        );
+    }
+    let default = &json[0];
+    assert_eq!(default["match"], "default");
+    assert_eq!(default["kerberos"]["ticket"], "valid", "{json}");
+    assert_eq!(
+        default["kerberos"]["principal"],
+        format!("{USER}@EXAMPLE.TEST")
+    );
+    let left = default["kerberos"]["expires_in_seconds"].as_i64().unwrap();
+    assert!(
+        left > 9 * 3600 && left <= 10 * 3600,
+        "a 10 h ticket: {left} s left"
+    );
+    assert_eq!(json[1]["match"], "*.partner.example");
+    assert_eq!(json[1]["identity"], "alice");
+    assert_eq!(json[1]["secret"], "config password");
+    assert!(
+        text.contains("ticket valid for user@EXAMPLE.TEST, expires "),
+        "{text}"
+    );
+    assert!(
+        text.contains("proxies matching *.partner.example"),
+        "{text}"
+    );
 }

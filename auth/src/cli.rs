@@ -65,6 +65,16 @@ pub enum AuthCommand {
         #[command(flatten)]
         flags: AuthFlags,
     },
+    /// Show each identity (the default and every [[auth.proxies]] entry), where its
+    /// credentials come from and, for Kerberos, the ticket's expiry. Never shows a secret.
+    Status {
+        /// Configuration file (TOML); without one, the defaults and the environment.
+        #[arg(long, short = 'c', value_name = "FILE", env = "WAYPOST_CONFIG")]
+        config: Option<PathBuf>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Runs `cmd` with a default config; exit status 0 only on success.
@@ -74,7 +84,10 @@ pub async fn run(cmd: AuthCommand) -> i32 {
 
 /// Runs `cmd` on top of `cfg` (flags override it).
 pub async fn run_with_config(cmd: AuthCommand, mut cfg: AuthConfig) -> i32 {
-    let AuthCommand::Test { proxy, url, flags } = cmd;
+    let (proxy, url, flags) = match cmd {
+        AuthCommand::Test { proxy, url, flags } => (proxy, url, flags),
+        AuthCommand::Status { json, .. } => return status(&cfg, json),
+    };
     flags.apply(&mut cfg);
     let proxy_uri: Uri = match proxy.parse() {
         Ok(u) => u,
@@ -190,6 +203,25 @@ pub async fn run_with_config(cmd: AuthCommand, mut cfg: AuthConfig) -> i32 {
         }
     }
     fail("the proxy kept closing the connection")
+}
+
+/// `waypost auth status` over `cfg` (the caller loaded the file); exit status 1 when an
+/// identity cannot work as configured.
+pub fn status(cfg: &AuthConfig, json: bool) -> i32 {
+    let report = crate::status::report(
+        cfg,
+        &|k| std::env::var(k).ok(),
+        std::time::SystemTime::now(),
+    );
+    if json {
+        match serde_json::to_string_pretty(&report) {
+            Ok(s) => println!("{s}"),
+            Err(e) => return fail(&e.to_string()),
+        }
+    } else {
+        print!("{}", crate::status::render(&report));
+    }
+    i32::from(report.iter().any(|s| s.problem.is_some()))
 }
 
 fn fail(msg: &str) -> i32 {

@@ -75,6 +75,63 @@ pub struct AuthConfig {
     pub lockout_for: Duration,
     #[serde(default = "default_max_attempts")]
     pub max_attempts: u32,
+    /// `[[auth.proxies]]`: identities for particular proxies; the first entry whose `match`
+    /// fits the proxy wins, the keys above are the identity for every other proxy.
+    pub proxies: Vec<ProxyAuthConfig>,
+}
+
+/// One `[[auth.proxies]]` entry: an identity for the proxies its `match` pattern fits.
+///
+/// An entry is a whole identity: it inherits none of the global identity keys (user,
+/// domain, secrets, keytab, ccache, kdc, scheme, SPN settings); an omitted key has its
+/// default. The policy, the allow list, intranet suffixes, lockout and `max_attempts`
+/// are global and apply to every identity.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProxyAuthConfig {
+    /// `host[:port]`: `proxy-a.corp:8080`, `*.corp` (any subdomain), `*:3128`, `[::1]:3128`.
+    #[serde(rename = "match")]
+    pub matches: String,
+    #[serde(default)]
+    pub scheme: SchemeChoice,
+    pub user: Option<String>,
+    pub domain: Option<String>,
+    pub password: Option<SecretString>,
+    pub password_file: Option<PathBuf>,
+    pub ntlm_hash: Option<SecretString>,
+    pub keytab: Option<PathBuf>,
+    pub ccache: Option<String>,
+    pub kdc: Option<String>,
+    #[serde(default)]
+    pub spn_include_port: bool,
+    pub spn_override: Option<String>,
+}
+
+impl ProxyAuthConfig {
+    /// This entry as a complete `[auth]` table: its identity keys, the global policy keys.
+    pub fn as_auth_config(&self, global: &AuthConfig) -> AuthConfig {
+        AuthConfig {
+            scheme: self.scheme,
+            user: self.user.clone(),
+            domain: self.domain.clone(),
+            password: self.password.clone(),
+            password_file: self.password_file.clone(),
+            ntlm_hash: self.ntlm_hash.clone(),
+            keytab: self.keytab.clone(),
+            ccache: self.ccache.clone(),
+            kdc: self.kdc.clone(),
+            spn_include_port: self.spn_include_port,
+            spn_override: self.spn_override.clone(),
+            canonicalize_spn: global.canonicalize_spn,
+            policy: global.policy,
+            allow_proxies: global.allow_proxies.clone(),
+            intranet_suffixes: global.intranet_suffixes.clone(),
+            lockout_after: global.lockout_after,
+            lockout_for: global.lockout_for,
+            max_attempts: global.max_attempts,
+            proxies: Vec::new(),
+        }
+    }
 }
 
 impl Default for AuthConfig {
@@ -98,6 +155,7 @@ impl Default for AuthConfig {
             lockout_after: default_lockout_after(),
             lockout_for: default_lockout_for(),
             max_attempts: default_max_attempts(),
+            proxies: Vec::new(),
         }
     }
 }
@@ -119,6 +177,32 @@ impl AuthConfig {
     /// Every problem of this config (empty = valid). Reads `password_file` and `keytab`
     /// metadata; never echoes a secret.
     pub fn validate(&self) -> Result<(), ConfigErrors> {
+        let mut out = self.validate_identity(true);
+        for (i, entry) in self.proxies.iter().enumerate() {
+            let key = |k: &str| format!("proxies[{i}].{k}");
+            if let Err(e) = crate::identities::ProxyPattern::parse(&entry.matches) {
+                out.push(ConfigProblem {
+                    key: key("match"),
+                    message: e,
+                });
+            }
+            for p in entry.as_auth_config(self).validate_identity(false) {
+                out.push(ConfigProblem {
+                    key: key(&p.key),
+                    message: p.message,
+                });
+            }
+        }
+        if out.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigErrors(out))
+        }
+    }
+
+    /// The problems of this table's identity (and, when `global`, of its global keys);
+    /// `global` is false for a `[[auth.proxies]]` entry, which the environment does not fill.
+    fn validate_identity(&self, global: bool) -> Vec<ConfigProblem> {
         let mut out = Vec::new();
         let mut bad = |key: &str, message: String| {
             out.push(ConfigProblem {
@@ -183,6 +267,23 @@ impl AuthConfig {
                 );
             }
         }
+        if global {
+            self.validate_global(&mut bad);
+        }
+        if self.scheme == SchemeChoice::Basic
+            && self.password.is_none()
+            && self.password_file.is_none()
+        {
+            // The environment may still supply one; say so rather than fail later silently.
+            if !global || std::env::var_os("WAYPOST_AUTH_PASSWORD").is_none() {
+                bad("scheme", "basic needs an explicit password (password, password_file or WAYPOST_AUTH_PASSWORD)".into());
+            }
+        }
+        out
+    }
+
+    /// The keys shared by every identity (policy, lockout).
+    fn validate_global(&self, bad: &mut impl FnMut(&str, String)) {
         for (i, p) in self.allow_proxies.iter().enumerate() {
             if !valid_pattern(p) {
                 bad(
@@ -210,20 +311,6 @@ impl AuthConfig {
                 "lockout_for",
                 "must be positive while lockout_after is set (0 disables the lockout)".into(),
             );
-        }
-        if self.scheme == SchemeChoice::Basic
-            && self.password.is_none()
-            && self.password_file.is_none()
-        {
-            // The environment may still supply one; say so rather than fail later silently.
-            if std::env::var_os("WAYPOST_AUTH_PASSWORD").is_none() {
-                bad("scheme", "basic needs an explicit password (password, password_file or WAYPOST_AUTH_PASSWORD)".into());
-            }
-        }
-        if out.is_empty() {
-            Ok(())
-        } else {
-            Err(ConfigErrors(out))
         }
     }
 }

@@ -11,6 +11,7 @@ use tokio::time::Instant;
 use crate::config::{AuthConfig, ConfigErrors, ConfigProblem, SchemeChoice};
 use crate::credentials::Credentials;
 use crate::handshake::{Handshake, HandshakeParams, RejectReason};
+use crate::live::LiveCredentials;
 use crate::mech::{CredentialMechanisms, MechanismFactory};
 use crate::metrics::AuthMetrics;
 use crate::policy::{Lockout, Policy};
@@ -52,7 +53,7 @@ impl ProxyTarget {
 pub struct Authenticator {
     scheme: SchemeChoice,
     max_attempts: u32,
-    credentials: Arc<Credentials>,
+    credentials: Arc<LiveCredentials>,
     policy: Policy,
     spn: SpnRule,
     lockout: Arc<Lockout>,
@@ -64,7 +65,7 @@ pub struct Authenticator {
 impl std::fmt::Debug for Authenticator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Authenticator")
-            .field("identity", &self.credentials.identity())
+            .field("identity", &self.identity())
             .field("scheme", &self.scheme)
             .field("policy", &self.policy)
             .finish()
@@ -88,7 +89,21 @@ impl Authenticator {
                     .collect(),
             )
         })?;
-        Self::new(creds, cfg, registry)
+        Ok(Self::new(creds, cfg, registry)?.follow_password_file(cfg))
+    }
+
+    /// The config's password file, re-read before a handshake when it changed.
+    fn follow_password_file(mut self, cfg: &AuthConfig) -> Self {
+        if cfg.password_file.is_some() {
+            let creds = self.credentials.current();
+            let live = Arc::new(LiveCredentials::new(
+                (*creds).clone(),
+                cfg.password_file.clone(),
+            ));
+            self.factory = Arc::new(CredentialMechanisms::new(live.clone()));
+            self.credentials = live;
+        }
+        self
     }
 
     /// With credentials gathered elsewhere (CLI flags, tests).
@@ -106,7 +121,7 @@ impl Authenticator {
             })?),
             None => None,
         };
-        let credentials = Arc::new(credentials);
+        let credentials = Arc::new(LiveCredentials::new(credentials, None));
         Ok(Authenticator {
             scheme: cfg.scheme,
             max_attempts: cfg.max_attempts.max(1),
@@ -148,11 +163,17 @@ impl Authenticator {
 
     /// The non-secret identity for pool keys (`EXAMPLE\user`, `kerberos:ccache:default`).
     pub fn identity(&self) -> String {
-        self.credentials.identity()
+        self.credentials.current().identity()
     }
 
-    pub fn credentials(&self) -> &Credentials {
-        &self.credentials
+    /// The credentials as they are now.
+    pub fn credentials(&self) -> Arc<Credentials> {
+        self.credentials.current()
+    }
+
+    /// The password file the password is re-read from, if any.
+    pub fn password_file(&self) -> Option<&std::path::Path> {
+        self.credentials.password_file()
     }
 
     pub fn metrics(&self) -> Option<&AuthMetrics> {
@@ -192,7 +213,7 @@ impl Authenticator {
     /// under `scheme = "auto"` only over TLS to the proxy (an HTTPS proxy): over plain HTTP it
     /// must be chosen explicitly with `scheme = "basic"`.
     pub fn usable(&self, proxy: &ProxyTarget) -> Usable {
-        let c = &self.credentials;
+        let c = self.credentials.current();
         let s = self.scheme;
         let tls = proxy.tls_cert_der.is_some();
         Usable {
@@ -212,6 +233,10 @@ impl Authenticator {
     /// A new handshake for one request to `proxy`.
     pub fn handshake(&self, proxy: &ProxyTarget, preemptive: bool) -> Handshake {
         let identity = self.identity();
+        if self.credentials.refresh() {
+            // a new password deserves a try at once, not after the lockout's cool-down
+            self.lockout.record_success(&identity);
+        }
         let refuse = if !self.policy.allows(&proxy.host) {
             Some(RejectReason::PolicyRefused)
         } else if self.lockout.locked(&identity).is_some() {

@@ -245,6 +245,15 @@ impl Credentials {
         self.secret.as_ref()
     }
 
+    /// Replaces the secret (a re-read password file); false when it is the same.
+    pub fn replace_secret(&mut self, secret: Secret) -> bool {
+        if self.secret.as_ref() == Some(&secret) {
+            return false;
+        }
+        self.secret = Some(secret);
+        true
+    }
+
     /// The password, when one (not a hash) was configured.
     pub fn password(&self) -> Option<&str> {
         match &self.secret {

@@ -347,7 +347,7 @@ fn locate_key(
 ) -> Option<String> {
     let base = key.split('[').next().unwrap_or(key);
     if let Some((path, text)) = file {
-        if let Some(line) = find_line(text, base) {
+        if let Some(line) = find_entry_line(text, key).or_else(|| find_line(text, base)) {
             return Some(format!("{}:{}", path.display(), line));
         }
     }
@@ -356,6 +356,41 @@ fn locate_key(
         return Some(format!("environment {var}"));
     }
     None
+}
+
+/// The 1-based line of `a.b[i].c` in a TOML text: the `c = ` line of the i-th `[[a.b]]`
+/// table (its header line when `c` is not there), e.g. `auth.proxies[1].password_file`.
+fn find_entry_line(text: &str, key: &str) -> Option<usize> {
+    let (table, rest) = key.split_once('[')?;
+    let (index, field) = rest.split_once("].")?;
+    let index: usize = index.parse().ok()?;
+    let field = field.split(['[', '.']).next()?;
+    let header = format!("[[{table}]]");
+    let mut seen = 0;
+    let mut start = None;
+    for (i, line) in text.lines().enumerate() {
+        let l = line.trim();
+        if l.starts_with('[') {
+            if start.is_some() {
+                break; // the entry ended without the field
+            }
+            if l.replace(' ', "") == header {
+                if seen == index {
+                    start = Some(i + 1);
+                }
+                seen += 1;
+            }
+            continue;
+        }
+        if start.is_some() {
+            if let Some((k, _)) = l.split_once('=') {
+                if k.trim().trim_matches('"') == field {
+                    return Some(i + 1);
+                }
+            }
+        }
+    }
+    start
 }
 
 /// The 1-based line of `a.b.c` in a TOML text: a `c = ` line inside `[a.b]`, or a dotted key.
@@ -405,5 +440,43 @@ mod tests {
         assert_eq!(find_line(t, "timeouts.connect"), Some(7));
         assert_eq!(find_line(t, "listen"), Some(1));
         assert_eq!(find_line(t, "nope"), None);
+    }
+
+    #[test]
+    fn a_bad_auth_proxies_entry_is_reported_with_file_line_and_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("waypost.toml");
+        std::fs::write(
+            &path,
+            "[auth]\n[[auth.proxies]]\nmatch = \"a.corp\"\nuser = \"a\"\npassword = \"p\"\n\
+             [[auth.proxies]]\nmatch = \"b.corp:http\"\nuser = \"b\"\n\
+             password_file = \"/nonexistent/pw\"\n",
+        )
+        .unwrap();
+        let e = load_with_env(Some(&path), &Overrides::default(), HashMap::new()).unwrap_err();
+        let at = |key: &str| {
+            e.problems
+                .iter()
+                .find(|p| p.key == key)
+                .and_then(|p| p.location.clone())
+                .unwrap_or_else(|| panic!("no {key} in {e}"))
+        };
+        assert_eq!(at("auth.proxies[1].match"), format!("{}:7", path.display()));
+        assert_eq!(
+            at("auth.proxies[1].password_file"),
+            format!("{}:9", path.display())
+        );
+        assert_eq!(e.problems.len(), 2, "{e}");
+    }
+
+    #[test]
+    fn find_entry_line_finds_the_key_of_the_nth_table_in_an_array() {
+        let t = "[auth]\nuser = \"u\"\n[[auth.proxies]]\nmatch = \"a\"\nuser = \"x\"\n\n\
+                 [[auth.proxies]]\nmatch = \"b\"\npassword_file = \"/no\"\n[dns]\n";
+        assert_eq!(find_entry_line(t, "auth.proxies[1].password_file"), Some(9));
+        assert_eq!(find_entry_line(t, "auth.proxies[0].user"), Some(5));
+        assert_eq!(find_entry_line(t, "auth.proxies[1].keytab"), Some(7));
+        assert_eq!(find_entry_line(t, "auth.proxies[2].user"), None);
+        assert_eq!(find_entry_line(t, "auth.user"), None);
     }
 }

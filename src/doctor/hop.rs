@@ -27,7 +27,11 @@ pub(super) async fn authenticate(
         return (verdict("auth", Status::Skip, "DIRECT"), None);
     };
     let check = format!("auth {}", p.label());
-    let auth = &app.upstream.dialer.auth;
+    let auth = app
+        .upstream
+        .dialer
+        .auth
+        .for_proxy(&p.host.to_string(), p.port);
     let https = target.scheme == Scheme::Https;
     let purpose = if https {
         Purpose::Tunnel

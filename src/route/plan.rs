@@ -72,12 +72,13 @@ impl ConnectPlan {
 }
 
 /// The plan for reaching `target` over `hop` for `purpose`. `identity_for` is the autologon
-/// policy: the identity credentials may be sent as to a proxy of that name, or None.
+/// policy and the per-proxy identity choice: the identity credentials may be sent as to
+/// that proxy (host as named, port), or None.
 pub fn plan(
     hop: &Hop,
     target: &Target,
     purpose: Purpose,
-    identity_for: impl Fn(&Host) -> Option<String>,
+    identity_for: impl Fn(&ProxyAddr) -> Option<String>,
 ) -> ConnectPlan {
     let https = target.scheme == Scheme::Https && purpose != Purpose::Tunnel;
     let (path, host, port, tls, absolute_form) = match hop {
@@ -108,8 +109,8 @@ pub fn plan(
     };
     // the SOCKS5 username/password too: only to a proxy the policy allows (SOCKS4 has none)
     let identity = match &path {
-        Path::Connect(p) | Path::Forward(p) => identity_for(&p.host),
-        Path::Socks(p) if p.kind == ProxyKind::Socks5 => identity_for(&p.host),
+        Path::Connect(p) | Path::Forward(p) => identity_for(p),
+        Path::Socks(p) if p.kind == ProxyKind::Socks5 => identity_for(p),
         Path::Direct | Path::Socks(_) => None,
     };
     let key = PoolKey::new(hop.clone(), host, port, tls, identity.clone());

@@ -20,8 +20,9 @@ fn hop(s: &str) -> Hop {
 }
 
 /// The autologon policy of these tests: credentials only for names ending in `.corp`.
-fn corp_only(h: &Host) -> Option<String> {
-    h.to_string()
+fn corp_only(p: &ProxyAddr) -> Option<String> {
+    p.host
+        .to_string()
         .ends_with(".corp")
         .then(|| "CORP\\alice".to_string())
 }

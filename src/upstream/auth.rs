@@ -102,7 +102,9 @@ pub fn context(
     if let Some(der) = cert {
         target = target.with_tls_cert(der.to_vec());
     }
-    let ctx = waypost_auth::AuthContext::new(dialer.auth.clone(), target);
+    // the same choice as the plan's identity (`App::plan`): host as named, and port
+    let auth = dialer.auth.for_proxy(&host.to_string(), port).clone();
+    let ctx = waypost_auth::AuthContext::new(auth, target);
     if reused {
         ctx.on_reused_connection()
     } else {

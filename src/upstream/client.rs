@@ -59,8 +59,8 @@ impl HttpClient {
             &std::collections::HashMap::new(),
         )
         .map_err(|p| format!("built-in defaults: {p:?}"))?;
-        let auth =
-            waypost_auth::Authenticator::from_config(&cfg.auth, None).map_err(|e| e.to_string())?;
+        let auth = waypost_auth::Authenticators::from_config(&cfg.auth, None)
+            .map_err(|e| e.to_string())?;
         let metrics = Arc::new(crate::metrics::Metrics::new());
         let dialer = Arc::new(Dialer::new(
             &cfg,

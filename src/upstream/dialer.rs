@@ -36,8 +36,8 @@ pub struct Dialer {
     pub tls: waypost_tls::TlsPolicy,
     pub timeouts: Timeouts,
     pub limits: Limits,
-    /// Authenticates to upstream proxies on the clients' behalf.
-    pub auth: Arc<waypost_auth::Authenticator>,
+    /// Authenticates to upstream proxies on the clients' behalf (an identity per proxy).
+    pub auth: Arc<waypost_auth::Authenticators>,
     socks_auth: Option<ClientAuth>,
     pub metrics: Arc<Metrics>,
     /// The addresses waypost listens on (set once bound): a hop there is a loop.
@@ -49,7 +49,7 @@ pub struct Dialer {
 impl Dialer {
     pub fn new(
         cfg: &Config,
-        auth: Arc<waypost_auth::Authenticator>,
+        auth: Arc<waypost_auth::Authenticators>,
         metrics: Arc<Metrics>,
         via_token: Arc<str>,
     ) -> Dialer {

@@ -2,6 +2,11 @@
 # Start an MIT Kerberos KDC for realm EXAMPLE.TEST on 127.0.0.1:PORT (udp + tcp).
 #
 #   tests/peers/start-kdc.sh --state DIR --port PORT [--owner-pid PID]
+#       [--max-life DURATION] [--clockskew SECONDS]
+#
+# --max-life caps every ticket's life (kdc.conf max_life, e.g. "2m"; default 10h), for
+# tests of ticket renewal; --clockskew sets the clients' and acceptors' allowed skew
+# (krb5.conf; default 300, MIT's), which must be below a short ticket life.
 #
 # Creates in DIR: krb5.conf (clients: KRB5_CONFIG), kdc.conf, db/ (the database),
 # http.keytab (keys for HTTP/localhost and HTTP/proxy.example.test, for squid's
@@ -14,7 +19,15 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 wp_parse_common "$@"
-[ ${#WP_ARGS[@]} -eq 0 ] || wp_usage "usage: $0 --state DIR --port PORT [--owner-pid PID]"
+MAX_LIFE="10h 0m 0s" CLOCKSKEW=300
+set -- "${WP_ARGS[@]+"${WP_ARGS[@]}"}"
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --max-life) MAX_LIFE="$2"; shift 2 ;;
+        --clockskew) CLOCKSKEW="$2"; shift 2 ;;
+        *) wp_usage "usage: $0 --state DIR --port PORT [--owner-pid PID] [--max-life DURATION] [--clockskew SECONDS]" ;;
+    esac
+done
 wp_require /usr/sbin/krb5kdc /usr/sbin/kdb5_util /usr/sbin/kadmin.local kinit setpriv setsid
 
 wp_krb5_env "$STATE"

@@ -4,6 +4,7 @@
 #
 #   tests/peers/start-squid.sh --state DIR --port PORT --mode MODE
 #       [--kdc-state KDC_DIR] [--parent [HOST:]PORT] [--tls-dir DIR] [--owner-pid PID]
+#       [--user NAME --password PW]
 #
 # MODE       Proxy-Authenticate           verified by
 # open       (none)                       -
@@ -19,7 +20,8 @@
 # negotiate, all and all-close need --kdc-state (a dir started by start-kdc.sh).
 # --parent sends everything through another proxy (cache_peer ... parent, never_direct).
 # --tls-dir reuses a CA dir (ca.pem, server.pem, server.key); default DIR/tls.
-# Credentials: user / Secret-Pass-1 (NTLM also EXAMPLE\user). Names: squid resolves
+# Credentials: user / Secret-Pass-1 (NTLM also EXAMPLE\user), or --user / --password for
+# the basic and NTLM modes (two squids that accept different users). Names: squid resolves
 # origin.example.test and proxy.example.test to 127.0.0.1 from DIR/hosts.
 # Every mode relays WebSocket upgrades and refuses CONNECT to port 25 with 403 (DENIED_CONNECT_PORT).
 # Stdout: KEY=VALUE lines (URL, ACCESS_LOG, CACHE_LOG, NTLM_LOG, DENIED_CONNECT_PORT, CA).
@@ -36,6 +38,8 @@ while [ $# -gt 0 ]; do
         --kdc-state) KDC_STATE="$(cd "$2" && pwd)"; shift 2 ;;
         --parent) PARENT="$2"; shift 2 ;;
         --tls-dir) TLS_DIR="$2"; shift 2 ;;
+        --user) WP_USER="$2"; shift 2 ;;
+        --password) WP_PASS="$2"; shift 2 ;;
         *) wp_usage "unknown argument $1; see the header of $0" ;;
     esac
 done

@@ -275,7 +275,18 @@ pub struct Kdc {
 
 impl Kdc {
     pub fn start() -> Kdc {
-        let (peer, port) = Peer::start("kdc", "start-kdc.sh", &[]);
+        Kdc::start_with(&[])
+    }
+
+    /// A KDC whose tickets live at most `max_life` (e.g. "2m"), with a clock skew allowance
+    /// of 10 s to match (ticket renewal tests).
+    pub fn start_short_lived(max_life: &str) -> Kdc {
+        Kdc::start_with(&["--max-life", max_life, "--clockskew", "10"])
+    }
+
+    fn start_with(args: &[&str]) -> Kdc {
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let (peer, port) = Peer::start("kdc", "start-kdc.sh", &args);
         let dir = peer.path().to_path_buf();
         Kdc {
             port,
@@ -328,6 +339,30 @@ impl Kdc {
                 format!("FILE:{}", self.ccache.display()),
             ),
         ]
+    }
+
+    /// Writes a keytab with the key of `user@EXAMPLE.TEST` (from its password) to `path`.
+    pub fn user_keytab(&self, path: &Path) -> PathBuf {
+        use std::io::Write;
+        require_program("ktutil");
+        let script = format!(
+            "addent -password -p {USER}@{REALM} -k 1 -e aes256-cts-hmac-sha1-96\n{PASSWORD}\nwkt {}\nquit\n",
+            path.display()
+        );
+        let mut child = Command::new("ktutil")
+            .env("KRB5_CONFIG", &self.krb5_conf)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("run ktutil");
+        child
+            .stdin
+            .take()
+            .expect("piped stdin")
+            .write_all(script.as_bytes())
+            .expect("write to ktutil");
+        assert!(child.wait().expect("ktutil").success(), "ktutil failed");
+        path.to_path_buf()
     }
 
     /// The KDC's own log (AS and TGS requests).
@@ -435,6 +470,7 @@ pub struct SquidBuilder {
     kdc_state: Option<PathBuf>,
     parent: Option<String>,
     tls_dir: Option<PathBuf>,
+    credentials: Option<(String, String)>,
 }
 
 impl SquidBuilder {
@@ -448,7 +484,14 @@ impl SquidBuilder {
             kdc_state: None,
             parent: None,
             tls_dir: None,
+            credentials: None,
         }
+    }
+
+    /// Accept `user` / `password` instead of [`USER`] / [`PASSWORD`] (modes basic and NTLM).
+    pub fn credentials(mut self, user: &str, password: &str) -> SquidBuilder {
+        self.credentials = Some((user.to_string(), password.to_string()));
+        self
     }
 
     /// Verify Kerberos tickets of this KDC (keep it alive as long as clients need it).
@@ -485,6 +528,14 @@ impl SquidBuilder {
         }
         if let Some(dir) = &self.tls_dir {
             args.extend(["--tls-dir".into(), dir.display().to_string()]);
+        }
+        if let Some((user, password)) = &self.credentials {
+            args.extend([
+                "--user".into(),
+                user.clone(),
+                "--password".into(),
+                password.clone(),
+            ]);
         }
         let (peer, port) = Peer::start(&format!("squid-{}", self.mode), "start-squid.sh", &args);
         Squid {

@@ -116,3 +116,78 @@ impl Mechanism for GssKerberos {
         }
     }
 }
+
+/// Gets a ticket-granting ticket for `principal` (`user@REALM`) with the key in `keytab`
+/// into the ticket cache `ccache` (`FILE:/path`): MIT's client-keytab initiation
+/// (`gss_acquire_cred_from` with `client_keytab`), the way `kinit -k` does it, but inside
+/// waypost. The KDC is found through krb5.conf.
+pub fn obtain_from_keytab(keytab: &str, principal: &str, ccache: &str) -> Result<(), MechError> {
+    let keys = [c"client_keytab", c"ccache"];
+    let values = [
+        CString::new(keytab).map_err(|e| unavailable("keytab name", e))?,
+        CString::new(ccache).map_err(|e| unavailable("ccache name", e))?,
+    ];
+    let mut elements: Vec<libgssapi_sys::gss_key_value_element_struct> = keys
+        .iter()
+        .zip(&values)
+        .map(|(k, v)| libgssapi_sys::gss_key_value_element_struct {
+            key: k.as_ptr(),
+            value: v.as_ptr(),
+        })
+        .collect();
+    let store = libgssapi_sys::gss_key_value_set_struct {
+        count: elements.len() as u32,
+        elements: elements.as_mut_ptr(),
+    };
+    let mut minor = 0u32;
+    let mut name: libgssapi_sys::gss_name_t = ptr::null_mut();
+    let mut buffer = libgssapi_sys::gss_buffer_desc_struct {
+        length: principal.len(),
+        value: principal.as_ptr() as *mut std::ffi::c_void,
+    };
+    // SAFETY: `buffer` points at `principal`, alive for the call; GSS_C_NT_USER_NAME is a
+    // constant OID the library exports; on success `name` is a fresh name released below.
+    let major = unsafe {
+        libgssapi_sys::gss_import_name(
+            &mut minor,
+            &mut buffer,
+            libgssapi_sys::GSS_C_NT_USER_NAME,
+            &mut name,
+        )
+    };
+    if major != 0 {
+        return Err(unavailable("principal name", (major, minor)));
+    }
+    let mut cred: libgssapi_sys::gss_cred_id_t = ptr::null_mut();
+    // SAFETY: as in `acquire`; `name` is valid until released below.
+    let major = unsafe {
+        libgssapi_sys::gss_acquire_cred_from(
+            &mut minor,
+            name,
+            libgssapi_sys::_GSS_C_INDEFINITE,
+            ptr::null_mut(),
+            libgssapi_sys::GSS_C_INITIATE as libgssapi_sys::gss_cred_usage_t,
+            &store,
+            &mut cred,
+            ptr::null_mut(),
+            ptr::null_mut(),
+        )
+    };
+    let mut release_minor = 0u32;
+    // SAFETY: `name` came from gss_import_name and is not used after this.
+    unsafe { libgssapi_sys::gss_release_name(&mut release_minor, &mut name) };
+    if major != 0 || cred.is_null() {
+        return Err(MechError::new(
+            Mech::Kerberos,
+            MechErrorKind::Unavailable,
+            format!("GSSAPI no ticket for {principal} from keytab {keytab}: major {major:#x} minor {minor}"),
+        ));
+    }
+    // SAFETY: `cred` is non-null and owned by nobody else.
+    let cred = unsafe { Cred::from_c(cred) };
+    // Asking for the lifetime makes MIT resolve the credential: the AS exchange happens
+    // here if the acquisition left it for later.
+    cred.lifetime()
+        .map(|_| ())
+        .map_err(|e| unavailable("no ticket from the keytab", e))
+}

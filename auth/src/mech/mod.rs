@@ -7,7 +7,7 @@
 
 mod basic;
 #[cfg(feature = "gssapi")]
-mod gss;
+pub(crate) mod gss;
 mod kerberos;
 mod ntlm;
 
@@ -18,6 +18,8 @@ pub use kerberos::{KdcClient, SspiKerberos};
 pub use ntlm::SspiNtlm;
 
 use crate::credentials::{Credentials, KerberosSource};
+use crate::live::LiveCredentials;
+use crate::renew::KeytabTickets;
 use crate::scheme::Mech;
 
 /// Result of one step.
@@ -83,26 +85,53 @@ pub trait MechanismFactory: Send + Sync {
 /// through the system GSSAPI (feature `gssapi`) or from a password/keytab through sspi,
 /// NTLMv2 through sspi, Basic by hand.
 pub struct CredentialMechanisms {
-    creds: Arc<Credentials>,
+    live: Arc<LiveCredentials>,
     kdc: KdcClient,
+    /// With a keytab: the ticket cache waypost keeps renewed ([`crate::renew`]).
+    tickets: Option<Arc<KeytabTickets>>,
 }
 
 impl CredentialMechanisms {
-    pub fn new(creds: Arc<Credentials>) -> Self {
+    /// Over credentials that may change (a re-read password file): each new context takes
+    /// the current ones.
+    pub fn new(live: Arc<LiveCredentials>) -> Self {
+        let creds = live.current();
         let kdc = KdcClient::new(creds.kdc.clone());
-        CredentialMechanisms { creds, kdc }
+        let tickets = match creds.kerberos_source() {
+            Some(KerberosSource::Keytab { path, user, realm }) if cfg!(feature = "gssapi") => {
+                KeytabTickets::start(&path, &format!("{user}@{realm}"))
+                    .map_err(|e| tracing::warn!(error = %e, "cannot start keytab ticket renewal; a ticket is obtained per handshake"))
+                    .ok()
+            }
+            _ => None,
+        };
+        CredentialMechanisms { live, kdc, tickets }
+    }
+
+    /// The renewed ticket cache of a keytab identity, if any.
+    pub fn keytab_tickets(&self) -> Option<&Arc<KeytabTickets>> {
+        self.tickets.as_ref()
     }
 }
 
 impl MechanismFactory for CredentialMechanisms {
     fn create(&self, mech: Mech, target: &MechTarget) -> Result<Box<dyn Mechanism>, MechError> {
         let unavailable = |msg: &str| MechError::new(mech, MechErrorKind::Unavailable, msg);
+        let creds: Arc<Credentials> = self.live.current();
         match mech {
             Mech::Basic => Ok(Box::new(
-                BasicMech::new(&self.creds).ok_or_else(|| unavailable("no password"))?,
+                BasicMech::new(&creds).ok_or_else(|| unavailable("no password"))?,
             )),
-            Mech::Ntlm => Ok(Box::new(SspiNtlm::new(&self.creds, target)?)),
-            Mech::Kerberos => match self.creds.kerberos_source() {
+            Mech::Ntlm => Ok(Box::new(SspiNtlm::new(&creds, target)?)),
+            Mech::Kerberos => match creds.kerberos_source() {
+                // a keytab identity with a renewed ticket: only a service ticket is needed
+                #[cfg(feature = "gssapi")]
+                Some(KerberosSource::Keytab { .. })
+                    if self.tickets.as_ref().and_then(|t| t.ccache()).is_some() =>
+                {
+                    let cache = self.tickets.as_ref().and_then(|t| t.ccache());
+                    Ok(Box::new(gss::GssKerberos::new(cache.as_deref(), target)?))
+                }
                 Some(KerberosSource::TicketCache(ccache)) => {
                     #[cfg(feature = "gssapi")]
                     {
