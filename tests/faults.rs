@@ -19,14 +19,15 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::path::Path;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use http::Response;
-use support::harness::{self, metric, Origin};
+use support::harness::{self, metric, raw_origin, Origin};
+use support::process::{spawn_waypost, Lines};
 use support::wire::{header_of, read_head, status_of};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
@@ -34,33 +35,6 @@ use waypost::body;
 use waypost_testsupport::eventually;
 
 const WAIT: Duration = Duration::from_secs(15);
-
-/// A raw origin: accepts, reads the request head, then runs `then` on the socket.
-async fn raw_origin<F, Fut>(then: F) -> SocketAddr
-where
-    F: Fn(TcpStream) -> Fut + Send + Sync + Clone + 'static,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = l.accept().await {
-            let then = then.clone();
-            tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut b = [0u8; 1];
-                while !head.ends_with(b"\r\n\r\n") {
-                    if s.read(&mut b).await.unwrap_or(0) == 0 {
-                        return;
-                    }
-                    head.push(b[0]);
-                }
-                then(s).await;
-            });
-        }
-    });
-    addr
-}
 
 /// Sends one GET through the proxy on a raw socket and reads until the proxy closes (or
 /// `within` passes): the exact bytes the client got, and whether it saw EOF.
@@ -238,7 +212,7 @@ async fn an_origin_dripping_header_lines_forever_gives_504_after_the_receive_tim
 // PAC servers that hang or flood
 
 fn pac_at(c: &mut waypost::config::raw::RawConfig, url: &str) {
-    c.pac.source = url.to_string();
+    c.pac.source = url.to_string().into();
     c.pac.cache_file = "none".into();
     c.pac.first_load_wait = "5s".into();
     c.pac.fetch_timeout = "1s".into();
@@ -630,61 +604,6 @@ async fn a_client_vanishing_mid_upload_frees_its_slot_and_the_next_request_gets_
 
 // ---------------------------------------------------------------------------------------------
 // The waypost process: out of file descriptors, and told to stop under load
-
-type Lines = Arc<Mutex<Vec<String>>>;
-
-/// Starts the `waypost` binary on `config` (through `prlimit` when `nofile` is given) and
-/// returns it with its listen address and every line it logs to stderr.
-async fn spawn_waypost(
-    config: &Path,
-    nofile: Option<u32>,
-) -> (tokio::process::Child, SocketAddr, Lines) {
-    let exe = env!("CARGO_BIN_EXE_waypost");
-    let mut cmd = match nofile {
-        Some(n) => {
-            waypost_testsupport::peers::require_program("prlimit");
-            let mut c = tokio::process::Command::new("prlimit");
-            c.arg(format!("--nofile={n}:{n}")).arg("--").arg(exe);
-            c
-        }
-        None => tokio::process::Command::new(exe),
-    };
-    let mut child = cmd
-        .args(["run", "--config"])
-        .arg(config)
-        .env("WAYPOST_LOG", "info")
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut reader = BufReader::new(child.stderr.take().unwrap()).lines();
-    let lines: Lines = Arc::default();
-    let addr = tokio::time::timeout(WAIT, async {
-        while let Some(line) = reader.next_line().await.unwrap() {
-            lines.lock().unwrap().push(line.clone());
-            if line.contains("waypost is listening") {
-                let at = line.find("127.0.0.1:").expect("a loopback listen address");
-                let end = line[at..]
-                    .find(|c: char| c != '.' && c != ':' && !c.is_ascii_digit())
-                    .map_or(line.len(), |e| at + e);
-                return line[at..end].parse::<SocketAddr>().unwrap();
-            }
-        }
-        panic!(
-            "waypost exited before listening: {:?}",
-            lines.lock().unwrap()
-        );
-    })
-    .await
-    .expect("waypost starts listening");
-    let collected = lines.clone();
-    tokio::spawn(async move {
-        while let Ok(Some(line)) = reader.next_line().await {
-            collected.lock().unwrap().push(line);
-        }
-    });
-    (child, addr, lines)
-}
 
 fn count(lines: &Lines, needle: &str) -> usize {
     lines

@@ -110,7 +110,11 @@ async fn the_client_pac_is_served_under_any_host_and_without_credentials_but_not
     .await;
     let addr = proxy.addrs[0];
     for path in ["/proxy.pac", "/wpad.dat"] {
-        let reply = ask(addr, &format!("GET {path} HTTP/1.1\r\nHost: wpad.corp.example")).await;
+        let reply = ask(
+            addr,
+            &format!("GET {path} HTTP/1.1\r\nHost: wpad.corp.example"),
+        )
+        .await;
         assert!(reply.starts_with("HTTP/1.1 200"), "{path}: {reply}");
         assert!(reply.contains("FindProxyForURL"), "{reply}");
         assert!(!reply.contains("s3cret-pw"), "{reply}");

@@ -7,38 +7,11 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use http::{Request, Response};
-use support::harness::{self, metric, Client, Origin};
+use support::harness::{self, metric, raw_origin, Client, Origin};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use waypost::body;
 use waypost_testsupport::eventually;
-
-/// A raw origin: accepts, reads the request head, then runs `then` on the socket.
-async fn raw_origin<F, Fut>(then: F) -> SocketAddr
-where
-    F: Fn(TcpStream) -> Fut + Send + Sync + Clone + 'static,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = l.accept().await {
-            let then = then.clone();
-            tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut b = [0u8; 1];
-                while !head.ends_with(b"\r\n\r\n") {
-                    if s.read(&mut b).await.unwrap_or(0) == 0 {
-                        return;
-                    }
-                    head.push(b[0]);
-                }
-                then(s).await;
-            });
-        }
-    });
-    addr
-}
 
 #[tokio::test]
 async fn connect_timeout_gives_504_connect_timeout() {

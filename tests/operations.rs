@@ -15,7 +15,8 @@ use std::time::Duration;
 use http::Request;
 use hyper::body::Incoming;
 use support::harness::{self, metric, Origin};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+use support::process::spawn_waypost;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use waypost::body;
 use waypost::config::{self, Overrides};
@@ -363,49 +364,6 @@ async fn the_status_page_never_shows_a_password() {
     assert!(page.contains("alice"), "the identity is shown");
 }
 
-/// Lines a child process wrote to stderr, collected as they come.
-type Lines = Arc<std::sync::Mutex<Vec<String>>>;
-
-/// `waypost run` as a separate process; returns it, its proxy address (read from its log) and
-/// its log lines.
-async fn spawn_binary(config: &Path) -> (tokio::process::Child, SocketAddr, Lines) {
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_waypost"))
-        .args(["run", "--config"])
-        .arg(config)
-        .env("WAYPOST_LOG", "info")
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut reader = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
-    let lines: Lines = Arc::default();
-    let addr = tokio::time::timeout(WAIT, async {
-        while let Some(line) = reader.next_line().await.unwrap() {
-            lines.lock().unwrap().push(line.clone());
-            if line.contains("waypost is listening") {
-                let at = line.find("127.0.0.1:").expect("a loopback listen address");
-                let end = line[at..]
-                    .find(|c: char| c != '.' && c != ':' && !c.is_ascii_digit())
-                    .map_or(line.len(), |e| at + e);
-                return line[at..end].parse::<SocketAddr>().unwrap();
-            }
-        }
-        panic!(
-            "waypost exited before listening: {:?}",
-            lines.lock().unwrap()
-        );
-    })
-    .await
-    .expect("waypost starts listening");
-    let collected = lines.clone();
-    tokio::spawn(async move {
-        while let Ok(Some(line)) = reader.next_line().await {
-            collected.lock().unwrap().push(line);
-        }
-    });
-    (child, addr, lines)
-}
-
 #[tokio::test]
 async fn json_logs_carry_the_request_id_the_client_was_given() {
     let a = named_upstream("a").await;
@@ -416,7 +374,7 @@ async fn json_logs_carry_the_request_id_the_client_was_given() {
         config_text(&a)
     );
     std::fs::write(&path, text).unwrap();
-    let (_child, addr, lines) = spawn_binary(&path).await;
+    let (_child, addr, lines) = spawn_waypost(&path, None).await;
     let (status, headers, _) = harness::get(addr, "http://service.example.test/").await;
     assert_eq!(status, 200);
     let id = headers["x-request-id"].to_str().unwrap().to_string();
@@ -478,7 +436,7 @@ async fn sighup_reloads_even_a_change_the_file_watch_cannot_see() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("waypost.toml");
     std::fs::write(&path, &ta).unwrap();
-    let (child, addr, _) = spawn_binary(&path).await;
+    let (child, addr, _) = spawn_waypost(&path, None).await;
     assert_eq!(via(addr).await, "via a\n");
 
     // same size, same inode, same modification time: only a SIGHUP can tell

@@ -221,7 +221,7 @@ async fn each_upstream_proxy_gets_the_identity_configured_for_it() {
     std::fs::set_permissions(&bob_pw, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let (basic_port, ntlm_port) = (basic.port, ntlm.port);
     let proxy = harness::start_proxy(|c| {
-        c.pac.source = pac.display().to_string();
+        c.pac.source = pac.display().to_string().into();
         c.pac.cache_file = "none".into();
         c.route.bypass_loopback = false;
         c.auth.user = Some(USER.to_string());

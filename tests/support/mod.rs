@@ -8,4 +8,5 @@
 
 pub mod harness;
 pub mod peers;
+pub mod process;
 pub mod wire;
