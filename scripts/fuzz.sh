@@ -5,7 +5,7 @@
 #
 # Needs the nightly toolchain (installed with rustup when missing) and cargo-fuzz (installed
 # with `cargo install` when missing). The instrumented build has its own target directory
-# (WAYPOST_FUZZ_TARGET_DIR, default ~/.cache/waypost-fuzz-target) so it never invalidates the
+# (WP_FUZZ_TARGET_DIR, default ~/.cache/waypost-fuzz-target) so it never invalidates the
 # stable one. Each target starts from its checked-in seeds (fuzz/corpus/<target>/, read only)
 # plus the corpus earlier runs grew (kept in the target directory, not in git). A crash fails
 # the script; the input is kept in fuzz/artifacts/<target>/ (reproduce it with
@@ -22,8 +22,8 @@ secs="${1:-60}"
 shift || true
 HOME="${HOME:-/root}"
 command -v cargo >/dev/null || export PATH="$HOME/.cargo/bin:$PATH"
-target_dir="${WAYPOST_FUZZ_TARGET_DIR:-$HOME/.cache/waypost-fuzz-target}"
-rss_mb="${WAYPOST_FUZZ_RSS_MB:-2048}"
+target_dir="${WP_FUZZ_TARGET_DIR:-$HOME/.cache/waypost-fuzz-target}"
+rss_mb="${WP_FUZZ_RSS_MB:-2048}"
 
 if ! rustup run nightly rustc --version >/dev/null 2>&1; then
     echo "[fuzz] installing the nightly toolchain" >&2

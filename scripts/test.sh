@@ -8,7 +8,7 @@
 # 2. cargo test --workspace, including the suites that start real peers on loopback
 #    (tests/peers/). CARGO_TARGET_DIR defaults to a cache shared by every checkout
 #    (~/.cache/waypost-target), so a fresh clone does not rebuild the dependencies.
-# 3. scripts/fuzz.sh: every libFuzzer target of fuzz/ for WAYPOST_FUZZ_SECONDS each (default
+# 3. scripts/fuzz.sh: every libFuzzer target of fuzz/ for WP_FUZZ_SECONDS each (default
 #    10; 0 skips), after the tests passed. Installs nightly and cargo-fuzz when missing. Its
 #    instrumented build has its own target dir (~/.cache/waypost-fuzz-target): the first one
 #    takes ~15-25 min on 2 cores, later ones only rebuild what changed (1-5 min).
@@ -26,7 +26,8 @@ command -v cargo >/dev/null || { echo "cargo not found: install Rust (rustup) fi
 echo "[test] cargo $(cargo --version | cut -d' ' -f2), target dir $CARGO_TARGET_DIR" >&2
 cargo test --workspace "$@" </dev/null
 
-fuzz_seconds="${WAYPOST_FUZZ_SECONDS:-10}"
+# (not WAYPOST_*: that prefix is the proxy's own configuration, read by the tests' waypost)
+fuzz_seconds="${WP_FUZZ_SECONDS:-10}"
 if [ "$fuzz_seconds" -gt 0 ]; then
     scripts/fuzz.sh "$fuzz_seconds" </dev/null
 fi

@@ -246,7 +246,7 @@ impl App {
             generation: c.generation,
             registry,
         });
-        crate::network::follow(Arc::downgrade(&app), network);
+        follow_network(Arc::downgrade(&app), network);
         Ok(app)
     }
 
@@ -280,4 +280,33 @@ fn instance_token() -> String {
     );
     h.write_u32(std::process::id());
     format!("waypost-{:012x}", h.finish() & 0xffff_ffff_ffff)
+}
+
+/// Keeps the parts of one `App` generation in step with the network: on every change the
+/// resolver is rebuilt (resolv.conf read again, its cache dropped), the PAC engine probes its
+/// local addresses again and flushes its caches, the bad-proxy marks are cleared and idle
+/// pooled connections are closed (their route or local address may be gone). WPAD
+/// rediscovery runs in the autoproxy's own refresh task. Ends when the generation is dropped.
+fn follow_network(
+    app: std::sync::Weak<App>,
+    mut rx: tokio::sync::watch::Receiver<Arc<crate::network::NetworkId>>,
+) {
+    tokio::spawn(async move {
+        rx.borrow_and_update();
+        while rx.changed().await.is_ok() {
+            let Some(app) = app.upgrade() else { return };
+            // the resolver first: the PAC engine's lookups go through it
+            app.upstream.dialer.resolver.rebuild();
+            if let Some(ap) = &app.router.autoproxy {
+                ap.network_changed();
+            }
+            app.router.bad.clear();
+            let closed = app.upstream.pool.flush_idle();
+            app.metrics.network_changes.inc();
+            tracing::debug!(
+                closed_idle = closed,
+                "network change: bad-proxy marks cleared, resolver rebuilt"
+            );
+        }
+    });
 }

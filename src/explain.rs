@@ -33,7 +33,7 @@ pub async fn report(app: &App, url: &str) -> Result<Value, String> {
         if let Some(loaded) = ap.loaded().await {
             let age = loaded.loaded_at.elapsed().map(|d| d.as_secs()).unwrap_or(0);
             pac = json!({"source": loaded.source, "method": loaded.method, "age_seconds": age,
-                         "entry": loaded.entry, "network": loaded.network});
+                         "entry": crate::redact::url(&loaded.entry), "network": loaded.network});
         }
         // each configured source in order: which one won, why the earlier ones did not
         pac_sources = json!(ap

@@ -9,7 +9,7 @@
 //! event). What a change means is decided by the subscribers ([`follow`] for the parts of one
 //! `App` generation, the autoproxy's refresh task for the PAC engine and WPAD).
 
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -142,32 +142,6 @@ async fn observe(tx: watch::Sender<Arc<NetworkId>>) {
             tx.send_replace(Arc::new(now));
         }
     }
-}
-
-/// Keeps the parts of one `App` generation in step with the network: on every change the
-/// resolver is rebuilt (resolv.conf read again, its cache dropped), the PAC engine probes its
-/// local addresses again and flushes its caches, the bad-proxy marks are cleared and idle
-/// pooled connections are closed (their route or local address may be gone). WPAD
-/// rediscovery runs in the autoproxy's own refresh task. Ends when the generation is dropped.
-pub fn follow(app: Weak<crate::app::App>, mut rx: watch::Receiver<Arc<NetworkId>>) {
-    tokio::spawn(async move {
-        rx.borrow_and_update();
-        while rx.changed().await.is_ok() {
-            let Some(app) = app.upgrade() else { return };
-            // the resolver first: the PAC engine's lookups go through it
-            app.upstream.dialer.resolver.rebuild();
-            if let Some(ap) = &app.router.autoproxy {
-                ap.network_changed();
-            }
-            app.router.bad.clear();
-            let closed = app.upstream.pool.flush_idle();
-            app.metrics.network_changes.inc();
-            tracing::debug!(
-                closed_idle = closed,
-                "network change: bad-proxy marks cleared, resolver rebuilt"
-            );
-        }
-    });
 }
 
 #[cfg(test)]

@@ -46,6 +46,7 @@ pub struct Loaded {
 /// What happened to one `pac.source` entry in the last refresh, for `explain`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceAttempt {
+    /// The entry, redacted (it is shown by `explain` and `/status`).
     pub entry: String,
     /// `used`, `failed` or `not tried` (an earlier entry won).
     pub outcome: &'static str,
@@ -225,7 +226,7 @@ impl AutoProxy {
 
     /// The network changed: the engine's local addresses are probed again and its caches
     /// flushed at once (before rediscovery, which may take seconds; called by
-    /// [`crate::network::follow`] after the resolver was rebuilt, so no answer of the old
+    /// the app's network follower (`app.rs`) after the resolver was rebuilt, so no answer of the old
     /// resolver is cached again).
     pub fn network_changed(&self) {
         if let Some(engine) = self.engine.get() {
@@ -245,7 +246,7 @@ impl AutoProxy {
         for entry in &self.settings.sources {
             if won {
                 attempts.push(SourceAttempt {
-                    entry: entry.clone(),
+                    entry: crate::redact::url(entry),
                     outcome: "not tried",
                     reason: String::new(),
                 });
@@ -267,7 +268,7 @@ impl AutoProxy {
                             *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = None;
                             won = true;
                             attempts.push(SourceAttempt {
-                                entry: entry.clone(),
+                                entry: crate::redact::url(entry),
                                 outcome: "used",
                                 reason: String::new(),
                             });
@@ -282,7 +283,7 @@ impl AutoProxy {
                 }
             };
             attempts.push(SourceAttempt {
-                entry: entry.clone(),
+                entry: crate::redact::url(entry),
                 outcome: "failed",
                 reason,
             });
