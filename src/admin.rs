@@ -49,8 +49,8 @@ pub fn admit<B>(app: &App, req: &Request<B>) -> Result<bool, ProxyError> {
         return Ok(true);
     };
     let h = req.headers();
-    let ok = crate::proxy::basic_matches(auth, h.get(header::AUTHORIZATION))
-        || crate::proxy::basic_matches(auth, h.get(header::PROXY_AUTHORIZATION));
+    let ok = crate::client_auth::basic_matches(auth, h.get(header::AUTHORIZATION))
+        || crate::client_auth::basic_matches(auth, h.get(header::PROXY_AUTHORIZATION));
     if ok {
         return Ok(true);
     }

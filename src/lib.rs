@@ -34,6 +34,7 @@ pub mod app;
 pub mod autoproxy;
 pub mod body;
 pub mod cli;
+pub mod client_auth;
 pub mod clientenv;
 pub mod clientpac;
 pub mod config;

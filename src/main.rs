@@ -127,6 +127,9 @@ fn check(file: Option<std::path::PathBuf>) -> ExitCode {
             // a PAC URL may carry userinfo or a token: shown redacted
             if let Some(pac) = &mut cfg.pac {
                 pac.source = waypost::redact::url(&pac.source);
+                for s in &mut pac.sources {
+                    *s = waypost::redact::url(s);
+                }
             }
             println!("configuration is valid; effective settings:\n{cfg:#?}");
             ExitCode::SUCCESS

@@ -14,6 +14,8 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use crate::wpad::netwatch::read_optional;
+
 /// How often resolv.conf is compared with what was seen last.
 pub const RESOLV_POLL: Duration = Duration::from_millis(250);
 /// The resolver configuration file (inside `ip netns exec NAME`, /etc/netns/NAME/resolv.conf
@@ -32,15 +34,26 @@ pub struct NetworkId {
 }
 
 impl NetworkId {
-    /// Looks at the machine now.
+    /// Looks at the machine now (what cannot be read counts as empty).
     pub fn observe() -> NetworkId {
         let (dns_servers, search) =
-            parse_resolv_conf(&std::fs::read_to_string(RESOLV_CONF).unwrap_or_default());
+            parse_resolv_conf(&read_optional(RESOLV_CONF).unwrap_or_default());
         NetworkId {
             interfaces: crate::wpad::netwatch::snapshot(),
             dns_servers,
             search,
         }
+    }
+
+    /// Looks at the machine now, or says why it could not: a read that failed (no file
+    /// descriptor left, say) is not a network change.
+    fn try_observe() -> std::io::Result<NetworkId> {
+        let (dns_servers, search) = parse_resolv_conf(&read_optional(RESOLV_CONF)?);
+        Ok(NetworkId {
+            interfaces: crate::wpad::netwatch::try_snapshot()?,
+            dns_servers,
+            search,
+        })
     }
 
     /// The fingerprint a WPAD-discovered script is bound to: like [`NetworkId::fingerprint`]
@@ -123,16 +136,21 @@ async fn observe(tx: watch::Sender<Arc<NetworkId>>) {
             }
             _ = tick.tick() => {
                 // only resolv.conf can change without a netlink event: read just that
-                let (servers, search) = parse_resolv_conf(
-                    &std::fs::read_to_string(RESOLV_CONF).unwrap_or_default(),
-                );
+                let Ok(text) = read_optional(RESOLV_CONF) else { continue };
+                let (servers, search) = parse_resolv_conf(&text);
                 let last = tx.borrow();
                 if servers == last.dns_servers && search == last.search {
                     continue;
                 }
             }
         }
-        let now = NetworkId::observe();
+        let now = match NetworkId::try_observe() {
+            Ok(now) => now,
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot look at the network now; keeping the last view");
+                continue;
+            }
+        };
         if now != **tx.borrow() {
             tracing::info!(
                 fingerprint = %now.fingerprint(),

@@ -180,12 +180,18 @@ enum Kind {
     Socks,
 }
 
+/// How often a returning accept failure (EMFILE) may log at warn level.
+const ACCEPT_WARN_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
 async fn accept_loop(live: Arc<Live>, listener: TcpListener, slots: Arc<Semaphore>, kind: Kind) {
     let admin_only = kind == Kind::Admin;
     let shutdown = live.current().shutdown.clone();
     // Failed accepts since the last good one: a shortage (EMFILE) logs one line when it starts
-    // and one when it ends, not one per retry.
+    // and one when it ends, not one per retry; a shortage that comes back within a minute of
+    // the last one logged (descriptors freeing one at a time) is logged at debug only.
     let mut failing: u64 = 0;
+    let mut warned_at: Option<tokio::time::Instant> = None;
+    let mut warned = false;
     loop {
         let (stream, peer) = tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -193,7 +199,13 @@ async fn accept_loop(live: Arc<Live>, listener: TcpListener, slots: Arc<Semaphor
                 Ok(x) => x,
                 Err(e) => {
                     if failing == 0 {
-                        tracing::warn!(error = %e, "accept failed; retrying every 50 ms until it works");
+                        warned = warned_at.is_none_or(|t| t.elapsed() >= ACCEPT_WARN_EVERY);
+                        if warned {
+                            warned_at = Some(tokio::time::Instant::now());
+                            tracing::warn!(error = %e, "accept failed; retrying every 50 ms until it works");
+                        } else {
+                            tracing::debug!(error = %e, "accept failed again; retrying every 50 ms");
+                        }
                     }
                     failing += 1;
                     // EMFILE and friends: back off briefly instead of spinning.
@@ -203,7 +215,11 @@ async fn accept_loop(live: Arc<Live>, listener: TcpListener, slots: Arc<Semaphor
             },
         };
         if failing > 0 {
-            tracing::info!(failed = failing, "accept works again");
+            if warned {
+                tracing::info!(failed = failing, "accept works again");
+            } else {
+                tracing::debug!(failed = failing, "accept works again");
+            }
             failing = 0;
         }
         let app = live.current();

@@ -8,7 +8,7 @@ use std::time::Duration;
 /// Validated `[pac]` settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PacSettings {
-    /// The sources as one line (`auto, http://wpad.corp/proxy.pac`), for messages.
+    /// The sources as one line (`auto, http://wpad.corp/proxy.pac`), redacted, for messages.
     pub source: String,
     /// Where the script comes from, tried in order: a path, `file://` or `http(s)://` URL, or
     /// `auto` (WPAD). Never empty. When none gives a script, `route.upstream` is used, else

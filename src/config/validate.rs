@@ -253,7 +253,12 @@ pub fn validate(raw: &RawConfig, env: &HashMap<String, String>) -> Result<Config
             );
         }
     }
-    let source = sources.join(", ");
+    // for messages only: redacted (a PAC URL may carry userinfo or a token)
+    let source = sources
+        .iter()
+        .map(|s| crate::redact::url(s))
+        .collect::<Vec<_>>()
+        .join(", ");
     let isolation = match pc.isolation.as_str() {
         "threads" => PacIsolation::Threads,
         "process" => PacIsolation::Process {

@@ -20,10 +20,8 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use base64::Engine;
 use http::{header, Method, Request, Response};
 use hyper::body::Incoming;
-use subtle::ConstantTimeEq;
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::app::App;
@@ -126,25 +124,8 @@ pub async fn admin_only(app: &App, req: Request<Incoming>) -> Response<Body> {
 fn client_authorized(app: &App, headers: &http::HeaderMap) -> bool {
     match &app.cfg.client_auth {
         None => true,
-        Some(auth) => basic_matches(auth, headers.get(header::PROXY_AUTHORIZATION)),
+        Some(auth) => {
+            crate::client_auth::basic_matches(auth, headers.get(header::PROXY_AUTHORIZATION))
+        }
     }
-}
-
-/// Whether `value` (an `Authorization` or `Proxy-Authorization` header) carries exactly the
-/// `client_auth` credentials as Basic (constant-time comparison).
-pub fn basic_matches(auth: &crate::config::ClientAuth, value: Option<&http::HeaderValue>) -> bool {
-    let Some(value) = value.and_then(|v| v.to_str().ok()) else {
-        return false;
-    };
-    let Some((scheme, b64)) = value.trim().split_once(' ') else {
-        return false;
-    };
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return false;
-    }
-    let Ok(given) = base64::engine::general_purpose::STANDARD.decode(b64.trim()) else {
-        return false;
-    };
-    let expected = format!("{}:{}", auth.username, auth.password);
-    given.len() == expected.len() && bool::from(given.ct_eq(expected.as_bytes()))
 }

@@ -75,27 +75,36 @@ async fn run(tx: watch::Sender<u64>, poll: Duration) {
     }
 }
 
-/// What counts as "the network": every interface address and every default route, sorted.
+/// What counts as "the network": every interface address and every default route, sorted
+/// (empty parts when they cannot be read).
 pub fn snapshot() -> Vec<String> {
+    try_snapshot().unwrap_or_default()
+}
+
+/// [`snapshot`], or the error that kept it from being read (e.g. no file descriptor left):
+/// a caller comparing snapshots must not take a failed read for a changed network.
+pub fn try_snapshot() -> std::io::Result<Vec<String>> {
     let mut s: Vec<String> = Vec::new();
-    if let Ok(addrs) = nix::ifaddrs::getifaddrs() {
-        for a in addrs {
-            let Some(addr) = a.address else { continue };
-            if let Some(v4) = addr.as_sockaddr_in() {
-                s.push(format!("addr {} {}", a.interface_name, v4.ip()));
-            } else if let Some(v6) = addr.as_sockaddr_in6() {
-                s.push(format!("addr {} {}", a.interface_name, v6.ip()));
-            }
+    for a in nix::ifaddrs::getifaddrs().map_err(std::io::Error::from)? {
+        let Some(addr) = a.address else { continue };
+        if let Some(v4) = addr.as_sockaddr_in() {
+            s.push(format!("addr {} {}", a.interface_name, v4.ip()));
+        } else if let Some(v6) = addr.as_sockaddr_in6() {
+            s.push(format!("addr {} {}", a.interface_name, v6.ip()));
         }
     }
-    s.extend(default_routes_v4(
-        &std::fs::read_to_string("/proc/net/route").unwrap_or_default(),
-    ));
-    s.extend(default_routes_v6(
-        &std::fs::read_to_string("/proc/net/ipv6_route").unwrap_or_default(),
-    ));
+    s.extend(default_routes_v4(&read_optional("/proc/net/route")?));
+    s.extend(default_routes_v6(&read_optional("/proc/net/ipv6_route")?));
     s.sort();
-    s
+    Ok(s)
+}
+
+/// A file's text; empty when it does not exist (no IPv6, no resolv.conf), an error otherwise.
+pub fn read_optional(path: &str) -> std::io::Result<String> {
+    match std::fs::read_to_string(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
+        r => r,
+    }
 }
 
 /// Default IPv4 routes (`iface gateway metric`) in a `/proc/net/route` text.
