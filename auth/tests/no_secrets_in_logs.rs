@@ -56,7 +56,12 @@ async fn trace_logs_of_full_handshakes_contain_no_secrets() {
             .status,
         StatusCode::OK
     );
-    let b = authenticator(Credentials::with_password(USER, PASSWORD), &config(), None);
+    // Basic to a plain-HTTP proxy only when chosen explicitly
+    let basic_cfg = waypost_auth::AuthConfig {
+        scheme: waypost_auth::SchemeChoice::Basic,
+        ..config()
+    };
+    let b = authenticator(Credentials::with_password(USER, PASSWORD), &basic_cfg, None);
     assert_eq!(
         fetch(&b, "localhost", basic.port, false, "/c").await.status,
         StatusCode::OK
