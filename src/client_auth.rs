@@ -1,6 +1,7 @@
 //! The clients' credentials (`client_auth`): the one check of a Basic `Authorization` or
 //! `Proxy-Authorization` value against them, used by the proxy port and the admin surface
-//! alike (constant-time comparison: a wrong guess learns nothing from the timing).
+//! alike, and the comparison the SOCKS5 login uses too (constant time: a wrong guess learns
+//! nothing from the timing).
 
 use base64::Engine;
 use subtle::ConstantTimeEq;
@@ -21,5 +22,10 @@ pub fn basic_matches(auth: &crate::config::ClientAuth, value: Option<&http::Head
         return false;
     };
     let expected = format!("{}:{}", auth.username, auth.password);
-    given.len() == expected.len() && bool::from(given.ct_eq(expected.as_bytes()))
+    same_secret(&given, expected.as_bytes())
+}
+
+/// Whether `given` equals `expected`, in time that depends only on the lengths.
+pub fn same_secret(given: &[u8], expected: &[u8]) -> bool {
+    given.len() == expected.len() && bool::from(given.ct_eq(expected))
 }

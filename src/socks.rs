@@ -14,9 +14,9 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use subtle::ConstantTimeEq;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use crate::client_auth::same_secret;
 use crate::target::Host;
 
 const VERSION: u8 = 5;
@@ -117,10 +117,8 @@ where
     let mut pass = vec![0u8; plen as usize];
     io.read_exact(&mut pass).await?;
     // both compared, always, in constant time for equal lengths
-    let user_ok =
-        user.len() == login.username.len() && bool::from(user.ct_eq(login.username.as_bytes()));
-    let pass_ok =
-        pass.len() == login.password.len() && bool::from(pass.ct_eq(login.password.as_bytes()));
+    let user_ok = same_secret(&user, login.username.as_bytes());
+    let pass_ok = same_secret(&pass, login.password.as_bytes());
     if user_ok & pass_ok {
         io.write_all(&[1, 0]).await?;
         Ok(())
