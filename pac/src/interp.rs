@@ -167,7 +167,10 @@ impl Interp {
                 .define_property_or_throw(JsString::from(name), desc, context)
                 .map_err(|e| call_error(e, context))?;
         }
-        let budget = Budget::new(options.call_timeout, options.instruction_budget, cancel);
+        // the caller's deadline decides (the pool abandons, the parent kills): the interpreter's
+        // own clock is a backstop a little later, so the two never race
+        let budget = Budget::new(options.call_timeout, options.instruction_budget, cancel)
+            .with_backstop(call_backstop(options.call_timeout));
         let value = match budget.run(self.caller.evaluate_async_with_budget(context, SLICE)) {
             Ok(Ok(value)) => value,
             Ok(Err(err)) => {
@@ -227,10 +230,20 @@ fn has_entry_point(context: &mut Context) -> Result<bool, JsError> {
     Ok(false)
 }
 
+/// When the interpreter stops a call on its own clock: past the caller's deadline by half of
+/// it (at least 100 ms, at most 2 s), so the caller's timer — which abandons or kills the worker
+/// and counts it — always fires first, and the interpreter's only covers a caller that is gone.
+pub(crate) fn call_backstop(deadline: Duration) -> Duration {
+    deadline + (deadline / 2).clamp(Duration::from_millis(100), Duration::from_secs(2))
+}
+
 /// Limits for one budgeted evaluation.
 pub(crate) struct Budget<'a> {
     started: Instant,
+    /// Reported in the timeout error.
     deadline: Duration,
+    /// When the wall clock stops the evaluation (the deadline unless a backstop is set).
+    stop_after: Duration,
     slices: u64,
     cancel: &'a AtomicBool,
     cycles: u64,
@@ -241,10 +254,16 @@ impl<'a> Budget<'a> {
         Budget {
             started: Instant::now(),
             deadline,
+            stop_after: deadline,
             slices: cycles.div_ceil(u64::from(SLICE)).max(1),
             cancel,
             cycles,
         }
+    }
+
+    /// Stops on the wall clock only after `stop_after` (still reporting the deadline).
+    pub fn with_backstop(self, stop_after: Duration) -> Budget<'a> {
+        Budget { stop_after, ..self }
     }
 
     /// Drives `evaluation` (a boa budgeted evaluation, which yields every [`SLICE`] cycles)
@@ -263,7 +282,7 @@ impl<'a> Budget<'a> {
                     cycles: self.cycles,
                 });
             }
-            if self.cancel.load(Ordering::Relaxed) || self.started.elapsed() >= self.deadline {
+            if self.cancel.load(Ordering::Relaxed) || self.started.elapsed() >= self.stop_after {
                 return Err(PacError::Timeout(self.deadline));
             }
         }

@@ -112,6 +112,16 @@ impl ThreadPool {
     }
 }
 
+/// Marks the job abandoned when its caller stops waiting, whatever the reason; a job already
+/// running ends at its interpreter's backstop.
+struct SkipIfGone<'a>(&'a Ticket);
+
+impl Drop for SkipIfGone<'_> {
+    fn drop(&mut self) {
+        self.0.abandoned.store(true, Ordering::Relaxed);
+    }
+}
+
 impl Backend for ThreadPool {
     fn replace(&self, candidate: Arc<ScriptText>) -> BoxFuture<'_, Result<(), PacError>> {
         Box::pin(async move {
@@ -137,6 +147,8 @@ impl Backend for ThreadPool {
                 reply,
             };
             self.queue_tx.send(job).map_err(|_| PacError::Shutdown)?;
+            // a caller that goes away (its client hung up) leaves a job no worker should start
+            let _gone = SkipIfGone(&ticket);
             let deadline = self.shared.options.call_timeout;
             match tokio::time::timeout(deadline, rx).await {
                 Ok(Ok(result)) => result,
