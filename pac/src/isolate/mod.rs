@@ -274,7 +274,8 @@ async fn sleep_until(at: Option<Instant>) {
 struct Worker {
     child: Child,
     stdin: ChildStdin,
-    stdout: ChildStdout,
+    /// Buffered: a frame's length and body come in one read.
+    stdout: BufReader<ChildStdout>,
     /// Ends with the process's stderr; true when it reported a failed allocation.
     stderr: Option<JoinHandle<bool>>,
     generation: u64,
@@ -311,7 +312,7 @@ impl Worker {
         let mut worker = Worker {
             child,
             stdin,
-            stdout,
+            stdout: BufReader::new(stdout),
             stderr: Some(tokio::spawn(watch_stderr(stderr))),
             generation: script.generation,
         };
