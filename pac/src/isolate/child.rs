@@ -13,9 +13,13 @@
 //! the runtime's own last words (an allocation failure or a panic), which the proxy reads to
 //! name the reason of a death.
 
-use std::io::{Stdin, Stdout};
+use std::io::{BufReader, Stdin, Stdout};
+use std::os::fd::AsFd;
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use crate::dns::DnsService;
 use crate::interp::{Interp, ScriptText, Shared};
@@ -30,13 +34,25 @@ const EXIT_PROTOCOL: i32 = 3;
 
 /// The stdin/stdout pair, shared by the serve loop and the DNS callback.
 struct Pipe {
-    input: Stdin,
+    /// Reads of 64 KiB: larger than `Stdin`'s own buffer, which they bypass, so what is
+    /// buffered is visible here.
+    input: Mutex<BufReader<Stdin>>,
     output: Stdout,
 }
 
+/// How long a worker that has nothing buffered polls its pipe before blocking in `read`. The
+/// proxy's next frame (the next call, a DNS answer) often comes within it, and a process asleep
+/// in `read` takes tens of microseconds to wake — more than a light script takes to run. The
+/// in-process workers poll their queue the same way ([`crate::worker`]).
+const SPIN: Duration = Duration::from_micros(50);
+
 impl Pipe {
     fn read(&self) -> std::io::Result<ToWorker> {
-        let body = wire::read_blocking(&mut self.input.lock(), wire::MAX_TO_WORKER)?;
+        let mut input = self.input.lock().unwrap_or_else(|p| p.into_inner());
+        if input.buffer().is_empty() {
+            spin_until_readable(input.get_ref());
+        }
+        let body = wire::read_blocking(&mut *input, wire::MAX_TO_WORKER)?;
         wire::decode(&body).map_err(std::io::Error::other)
     }
 
@@ -45,12 +61,24 @@ impl Pipe {
     }
 }
 
+/// Polls `input` without blocking until it is readable or [`SPIN`] has passed.
+fn spin_until_readable(input: &Stdin) {
+    let started = Instant::now();
+    while started.elapsed() < SPIN {
+        let mut fds = [PollFd::new(input.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::ZERO) {
+            Ok(0) => std::thread::yield_now(),
+            _ => return,
+        }
+    }
+}
+
 /// Entry point of `waypost pac-worker` (and `waypost-pac pac-worker`). Returns the exit status.
 /// Not meant to be run by hand: it expects the proxy's frames on stdin.
 pub fn worker_main() -> i32 {
     let _ = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_CORE, 0, 0);
     let pipe = Arc::new(Pipe {
-        input: std::io::stdin(),
+        input: Mutex::new(BufReader::with_capacity(64 * 1024, std::io::stdin())),
         output: std::io::stdout(),
     });
     let spawned = std::thread::Builder::new()
