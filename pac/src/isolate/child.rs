@@ -5,8 +5,8 @@
 //! file or socket can be opened). DNS questions go to the proxy.
 //!
 //! It ends when the proxy closes its stdin (also when the proxy dies: the pipe closes). A call
-//! that is running then stops at its own deadline (the interpreter's budget), its answer cannot
-//! be written, and the process exits. (PR_SET_PDEATHSIG is not used: it follows the *thread*
+//! that is running then stops at the interpreter's backstop (1.5x the call deadline), its
+//! answer cannot be written, and the process exits. (PR_SET_PDEATHSIG is not used: it follows the *thread*
 //! that spawned the child, and tokio may retire that thread while the proxy lives on.)
 //!
 //! It logs nothing itself: `alert()` lines travel to the proxy as frames; stderr carries only
