@@ -107,12 +107,11 @@ async fn killing_the_proxy_ends_its_pac_workers_idle_or_spinning() {
     proxy.wait().await.unwrap();
     let started = Instant::now();
     // the spinning one stops at its backstop (1.5 x call_timeout = 7.5 s), the idle one at once
-    until("every PAC worker has ended", Duration::from_secs(20), || {
-        workers
-            .iter()
-            .all(|(pid, _)| !running(*pid))
-            .then_some(())
-    })
+    until(
+        "every PAC worker has ended",
+        Duration::from_secs(20),
+        || workers.iter().all(|(pid, _)| !running(*pid)).then_some(()),
+    )
     .await;
     eprintln!("workers gone {:?} after the proxy died", started.elapsed());
 }

@@ -6,8 +6,9 @@
 //!
 //! It ends when the proxy closes its stdin (also when the proxy dies: the pipe closes). A call
 //! that is running then stops at the interpreter's backstop (1.5x the call deadline), its
-//! answer cannot be written, and the process exits. (PR_SET_PDEATHSIG is not used: it follows the *thread*
-//! that spawned the child, and tokio may retire that thread while the proxy lives on.)
+//! answer cannot be written, and the process exits. (PR_SET_PDEATHSIG is not used: it follows
+//! the *thread* that spawned the child, and tokio may retire that thread while the proxy lives
+//! on.)
 //!
 //! It logs nothing itself: `alert()` lines travel to the proxy as frames; stderr carries only
 //! the runtime's own last words (an allocation failure or a panic), which the proxy reads to
