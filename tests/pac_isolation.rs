@@ -15,7 +15,7 @@ use std::time::Duration;
 use support::harness::{self, metric, Origin};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use waypost_testsupport::eventually;
+use waypost_testsupport::{eventually, procfs};
 
 const HOSTILE: &str = r#"
 function f() { var x = 0; for (var i = 0; i < 1000; i++) { x += i; } return x; }
@@ -79,26 +79,14 @@ fn rss() -> u64 {
         * 1024
 }
 
-/// CPU clock ticks used so far by this process and its live children (the PAC workers).
+/// CPU clock ticks used so far by this process and its children (the PAC workers).
 fn cpu_ticks() -> u64 {
-    let me = std::process::id().to_string();
-    let ticks = |stat: &str| -> (u64, String) {
-        let after = stat.rsplit(") ").next().unwrap_or("");
-        let f: Vec<&str> = after.split_whitespace().collect();
-        let used = f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
-            + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-        (used, f.get(1).map(|s| s.to_string()).unwrap_or_default())
-    };
-    let mut total = ticks(&std::fs::read_to_string("/proc/self/stat").unwrap()).0;
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        if let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) {
-            let (used, parent) = ticks(&stat);
-            if parent == me {
-                total += used;
-            }
-        }
-    }
-    total
+    let me = procfs::stat("self").unwrap();
+    me.cpu_ticks
+        + procfs::children(me.pid)
+            .iter()
+            .map(|c| c.cpu_ticks)
+            .sum::<u64>()
 }
 
 /// Share of one core used over the next 500 ms by this process and its children.

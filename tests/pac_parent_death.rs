@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
+use waypost_testsupport::{eventually, procfs};
 
 const SPIN: &str = r#"
 function FindProxyForURL(url, host) {
@@ -16,50 +17,13 @@ function FindProxyForURL(url, host) {
 }
 "#;
 
-/// Pids whose parent is `parent`, with their CPU ticks (user + system); zombies left out.
-fn children(parent: u32) -> Vec<(u32, u64)> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        // fields after the command name in parentheses: state ppid ... utime(14) stime(15)
-        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
-            continue;
-        };
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        if fields.len() < 13 || fields[0] == "Z" || fields[1] != parent.to_string() {
-            continue;
-        }
-        let ticks = fields[11].parse::<u64>().unwrap_or(0) + fields[12].parse::<u64>().unwrap_or(0);
-        found.push((pid, ticks));
-    }
-    found
-}
-
-/// Whether `pid` still runs (a zombie waiting for its reaper has ended).
-fn running(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .and_then(|(_, r)| r.split_whitespace().next())
-            .is_some_and(|state| state != "Z" && state != "X"),
-        Err(_) => false,
-    }
-}
-
-async fn until<T>(what: &str, limit: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = probe() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+/// The running PAC workers of `proxy`, with the CPU ticks each has used.
+fn workers_of(proxy: u32) -> Vec<(u32, u64)> {
+    procfs::children(proxy)
+        .into_iter()
+        .filter(procfs::Stat::running)
+        .map(|s| (s.pid, s.cpu_ticks))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -79,10 +43,11 @@ async fn killing_the_proxy_ends_its_pac_workers_idle_or_spinning() {
     .unwrap();
     let (mut proxy, addr, _lines) = support::process::spawn_waypost(&config, None).await;
     let proxy_pid = proxy.id().unwrap();
-    let workers = until("both PAC workers run", Duration::from_secs(20), || {
-        let c = children(proxy_pid);
-        (c.len() == 2).then_some(c)
-    })
+    let workers = eventually(
+        Duration::from_secs(20),
+        || async { workers_of(proxy_pid) },
+        |w| w.len() == 2,
+    )
     .await;
 
     // one worker spins in a call (it burns CPU), the other waits for work
@@ -91,27 +56,30 @@ async fn killing_the_proxy_ends_its_pac_workers_idle_or_spinning() {
         .write_all(b"GET http://spin.test/ HTTP/1.1\r\nHost: spin.test\r\n\r\n")
         .await
         .unwrap();
-    until("a worker spins", Duration::from_secs(10), || {
-        let now = children(proxy_pid);
-        now.iter()
-            .any(|(pid, ticks)| {
-                workers
-                    .iter()
-                    .any(|(p, before)| p == pid && *ticks >= before + 10)
-            })
-            .then_some(())
-    })
+    let spun = |now: &Vec<(u32, u64)>| {
+        now.iter().any(|(pid, ticks)| {
+            workers
+                .iter()
+                .any(|(p, before)| p == pid && *ticks >= before + 10)
+        })
+    };
+    eventually(
+        Duration::from_secs(10),
+        || async { workers_of(proxy_pid) },
+        spun,
+    )
     .await;
 
     proxy.start_kill().unwrap();
     proxy.wait().await.unwrap();
     let started = Instant::now();
     // the spinning one stops at its backstop (1.5 x call_timeout = 7.5 s), the idle one at once
-    until(
-        "every PAC worker has ended",
-        Duration::from_secs(20),
-        || workers.iter().all(|(pid, _)| !running(*pid)).then_some(()),
-    )
-    .await;
+    let still_running = || async {
+        workers
+            .iter()
+            .filter(|(pid, _)| procfs::running(pid))
+            .count()
+    };
+    eventually(Duration::from_secs(20), still_running, |n| *n == 0).await;
     eprintln!("workers gone {:?} after the proxy died", started.elapsed());
 }

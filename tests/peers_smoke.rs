@@ -12,7 +12,7 @@ use support::peers::{self, Kdc, Origin, Socks5, Squid, WpadLab, PASSWORD, USER};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use waypost_testsupport::curl::Curl;
-use waypost_testsupport::{eventually, eventually_blocking};
+use waypost_testsupport::{eventually, eventually_blocking, procfs};
 
 /// An in-test origin: answers every request on a connection `200 hello`, then closes.
 async fn hello_origin() -> u16 {
@@ -121,24 +121,13 @@ async fn dropping_a_squid_stops_it_and_its_port_closes() {
         .next()
         .unwrap()
         .to_string();
-    assert!(running(&pid));
+    assert!(procfs::running(&pid));
     drop(squid);
     assert!(
         TcpStream::connect(addr).await.is_err(),
         "squid still accepts on {addr}"
     );
-    assert!(!running(&pid), "squid pid {pid} still alive");
-}
-
-/// The process exists and is no zombie (init reaps the stopped daemons a bit later).
-fn running(pid: &str) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return false;
-    };
-    let state = stat
-        .rsplit_once(") ")
-        .and_then(|(_, rest)| rest.chars().next());
-    state != Some('Z')
+    assert!(!procfs::running(&pid), "squid pid {pid} still alive");
 }
 
 #[test]

@@ -7,6 +7,7 @@
 //! - [`ca`]: a test CA minted with rcgen, leaves with chosen defects, rustls server configs,
 //!   and [`ca::Files`] for the PEM files a test hands to the code under test.
 //! - [`metrics`]: Prometheus text from a registry, and the value of one series in it.
+//! - [`procfs`]: a process's state, parent and CPU time from `/proc`, and its children.
 //! - [`peers`]: real third-party peers (squid, KDC, SOCKS5, a python origin, a WPAD lab)
 //!   started by the scripts in `tests/peers/`, and [`free_port`].
 //!
@@ -18,6 +19,7 @@ pub mod curl;
 mod eventually;
 pub mod metrics;
 pub mod peers;
+pub mod procfs;
 
 pub use eventually::{eventually, eventually_blocking, POLL_INTERVAL};
 pub use peers::free_port;
