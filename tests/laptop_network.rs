@@ -14,6 +14,7 @@
 
 mod support;
 
+use std::ffi::OsStr;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -21,13 +22,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use support::netns::NsWaypost;
 use support::peers::{require_program, WpadLab};
-
-/// The binary under test. `TEST_WAYPOST_BIN` overrides it: helpers building several worktrees
-/// into one shared target directory overwrite each other's `target/debug/waypost`.
-fn waypost() -> String {
-    std::env::var("TEST_WAYPOST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_waypost").into())
-}
 
 fn is_root() -> bool {
     fs::read_to_string("/proc/self/status")
@@ -145,129 +141,19 @@ impl Drop for Daemon {
     }
 }
 
-/// The real waypost binary in a namespace, with a config file; killed on drop.
-struct Waypost {
-    child: Child,
-    ns: String,
-    addr: String,
-    log: PathBuf,
-    dir: tempfile::TempDir,
+/// The real waypost binary in `ns` listening on 127.0.0.1:`port` with `config` (TOML,
+/// without `listen`); killed on drop.
+fn start_waypost(ns: &str, port: u16, config: &str) -> NsWaypost {
+    start_waypost_in(ns, port, config, tempfile::tempdir().expect("tempdir"))
 }
 
-impl Waypost {
-    /// Starts waypost in `ns` listening on 127.0.0.1:`port` with `config` (TOML, without
-    /// `listen`).
-    fn start(ns: &str, port: u16, config: &str) -> Waypost {
-        let dir = tempfile::tempdir().expect("tempdir");
-        Waypost::start_in(ns, port, config, dir)
-    }
-
-    fn start_in(ns: &str, port: u16, config: &str, dir: tempfile::TempDir) -> Waypost {
-        let addr = format!("127.0.0.1:{port}");
-        let cfg = dir.path().join("waypost.toml");
-        fs::write(&cfg, format!("listen = [\"{addr}\"]\n{config}")).expect("write config");
-        let log = dir.path().join(format!("waypost-{port}.log"));
-        let out = fs::File::create(&log).expect("log file");
-        let err = out.try_clone().expect("log file");
-        let child = Command::new("ip")
-            .args(["netns", "exec", ns, &waypost(), "--config"])
-            .arg(&cfg)
-            .arg("-v")
-            .env_remove("WAYPOST_CONFIG")
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .expect("spawn waypost under ip netns exec");
-        Waypost {
-            child,
-            ns: ns.to_string(),
-            addr,
-            log,
-            dir,
-        }
-    }
-
-    /// Stops it, keeping its directory (the last good PAC copy) for a restart.
-    fn stop(mut self) -> tempfile::TempDir {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let dir = tempfile::tempdir().expect("tempdir");
-        std::mem::replace(&mut self.dir, dir)
-    }
-
-    fn log(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn explain_once(&self, url: &str) -> Option<Value> {
-        let out = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &self.ns,
-                &waypost(),
-                "explain",
-                url,
-                "--json",
-            ])
-            .args(["--proxy", &self.addr])
-            .stdin(Stdio::null())
-            .output()
-            .expect("run waypost explain");
-        serde_json::from_slice(&out.stdout).ok()
-    }
-
-    /// Polls `waypost explain --json` until `done` holds (panics after `within`).
-    fn explain_until(&self, url: &str, within: Duration, done: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + within;
-        let mut last = None;
-        loop {
-            if let Some(v) = self.explain_once(url) {
-                if done(&v) {
-                    return v;
-                }
-                last = Some(v);
-            }
-            if Instant::now() >= deadline {
-                panic!(
-                    "explain did not reach the expected state within {within:?}; last report: {}\n--- waypost log\n{}",
-                    last.map(|v| v.to_string()).unwrap_or_default(),
-                    self.log()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// One metric's value from `/metrics` (0 when absent).
-    fn metric(&self, name: &str) -> f64 {
-        let out = Command::new("ip")
-            .args(["netns", "exec", &self.ns, "curl", "-s", "--noproxy", "*"])
-            .arg(format!("http://{}/metrics", self.addr))
-            .output()
-            .expect("curl /metrics");
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter(|l| l.starts_with(name))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
-    }
-}
-
-impl Drop for Waypost {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            let log = self.log();
-            let lines: Vec<&str> = log.lines().collect();
-            eprintln!(
-                "--- tail of the waypost log\n{}",
-                lines[lines.len().saturating_sub(40)..].join("\n")
-            );
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The same, in `dir` (the directory a stopped one left behind: a restart).
+fn start_waypost_in(ns: &str, port: u16, config: &str, dir: tempfile::TempDir) -> NsWaypost {
+    let addr = format!("127.0.0.1:{port}");
+    let cfg = dir.path().join("waypost.toml");
+    fs::write(&cfg, format!("listen = [\"{addr}\"]\n{config}")).expect("write config");
+    let args = [OsStr::new("--config"), cfg.as_os_str(), OsStr::new("-v")];
+    NsWaypost::spawn(ns, &addr, dir, &format!("waypost-{port}.log"), args, &[])
 }
 
 /// A port for a listener inside a fresh namespace (every port is free there; spread apart so
@@ -302,8 +188,8 @@ fn the_pac_route_follows_an_address_change_within_two_seconds_without_a_restart(
     // process isolation (the default: the parent must tell its workers the new address) and
     // worker threads
     let both = [
-        Waypost::start(&ns.name, port(0), &config),
-        Waypost::start(
+        start_waypost(&ns.name, port(0), &config),
+        start_waypost(
             &ns.name,
             port(1),
             &format!("{config}isolation = \"threads\"\n"),
@@ -386,7 +272,7 @@ fn a_rewritten_resolv_conf_is_followed_by_pac_lookups_within_two_seconds() {
     )
     .unwrap();
     // no [dns] section: the resolver is built from resolv.conf
-    let wp = Waypost::start(
+    let wp = start_waypost(
         &ns.name,
         port(0),
         &format!(
@@ -438,7 +324,7 @@ fn dns_resolve_in_a_pac_returns_dns_hosts_entries_and_resolver_system_reads_the_
         pac.display().to_string()
     );
     // [dns.hosts] answers the script as it answers waypost's own connections
-    let hosts = Waypost::start(
+    let hosts = start_waypost(
         &ns.name,
         port(0),
         &format!("{pac_line}[dns.hosts]\n\"static.corp.test\" = [\"10.4.4.4\"]\n"),
@@ -448,7 +334,7 @@ fn dns_resolve_in_a_pac_returns_dns_hosts_entries_and_resolver_system_reads_the_
     });
     assert_eq!(r["raw"], "PROXY 10.4.4.4:3128", "{r}");
     // resolver = "system": getaddrinfo, so the namespace's /etc/hosts
-    let system = Waypost::start(
+    let system = start_waypost(
         &ns.name,
         port(1),
         &format!("{pac_line}[dns]\nresolver = \"system\"\n"),
@@ -497,7 +383,7 @@ fn pac_sources_are_tried_in_order_and_the_static_upstream_is_the_last_fallback()
     let quick =
         "wpad_dhcp_timeout = \"500ms\"\nwpad_dns_timeout = \"500ms\"\ncache_file = \"none\"\n";
     // 1. auto fails, the second source gives the script
-    let wp = Waypost::start(
+    let wp = start_waypost(
         &ns.name,
         port(0),
         &format!(
@@ -523,7 +409,7 @@ fn pac_sources_are_tried_in_order_and_the_static_upstream_is_the_last_fallback()
     );
     assert_eq!(r["pac"]["entry"], pac.display().to_string(), "{r}");
     // 2. every source fails: route.upstream, not DIRECT
-    let none = Waypost::start(
+    let none = start_waypost(
         &ns.name,
         port(1),
         &format!(
@@ -545,14 +431,14 @@ fn pac_sources_are_tried_in_order_and_the_static_upstream_is_the_last_fallback()
     assert_eq!(r["reason"], "pac-unavailable-upstream", "{r}");
     assert_eq!(r["decision"][0], "http://static.invalid:3128", "{r}");
     // 3. the same without route.upstream: DIRECT, and refused under pac.mandatory
-    let direct = Waypost::start(
+    let direct = start_waypost(
         &ns.name,
         port(2),
         &format!("[pac]\nsource = [\"auto\", \"http://127.0.0.1:9/none.pac\"]\n{quick}"),
     );
     let r = direct.explain_until(URL, Duration::from_secs(20), |r| sources(r).len() == 2);
     assert_eq!(r["decision"][0], "DIRECT", "{r}");
-    let refused = Waypost::start(
+    let refused = start_waypost(
         &ns.name,
         port(3),
         &format!(
@@ -611,7 +497,7 @@ fn a_wpad_script_is_not_used_on_a_network_without_wpad_nor_after_a_restart_there
         "[pac]\nsource = \"auto\"\ncache_file = {:?}\nwpad_dhcp_timeout = \"1s\"\nwpad_dns_timeout = \"1s\"\n",
         cache.display().to_string()
     );
-    let wp = Waypost::start_in(&lab.client_ns, port(0), &config, dir);
+    let wp = start_waypost_in(&lab.client_ns, port(0), &config, dir);
     let r = wp.explain_until(URL, Duration::from_secs(20), |r| {
         r["raw"] == "PROXY wpad-proxy.invalid:3128"
     });
@@ -625,7 +511,7 @@ fn a_wpad_script_is_not_used_on_a_network_without_wpad_nor_after_a_restart_there
 
     // a restart on this network does not bring the kept copy back
     let dir = wp.stop();
-    let wp = Waypost::start_in(&lab.client_ns, port(1), &config, dir);
+    let wp = start_waypost_in(&lab.client_ns, port(1), &config, dir);
     let r = wp.explain_until(URL, Duration::from_secs(20), |r| {
         !r["pac_sources"].as_array().is_none_or(Vec::is_empty)
     });
@@ -654,7 +540,7 @@ fn an_explicit_url_source_keeps_its_last_good_copy_on_another_network_and_after_
         lab.server_ip,
         cache.display().to_string()
     );
-    let wp = Waypost::start_in(&lab.client_ns, port(0), &config, dir);
+    let wp = start_waypost_in(&lab.client_ns, port(0), &config, dir);
     wp.explain_until(URL, Duration::from_secs(20), |r| {
         r["raw"] == "PROXY wpad-proxy.invalid:3128"
     });
@@ -670,7 +556,7 @@ fn an_explicit_url_source_keeps_its_last_good_copy_on_another_network_and_after_
     let r = wp.explain_once(URL).expect("explain");
     assert_eq!(r["raw"], "PROXY wpad-proxy.invalid:3128", "{r}");
     let dir = wp.stop();
-    let wp = Waypost::start_in(&lab.client_ns, port(1), &config, dir);
+    let wp = start_waypost_in(&lab.client_ns, port(1), &config, dir);
     let r = wp.explain_until(URL, Duration::from_secs(20), |r| !r["raw"].is_null());
     assert_eq!(r["raw"], "PROXY wpad-proxy.invalid:3128", "{r}");
 }
@@ -741,7 +627,7 @@ fn off_the_office_network_an_unreachable_pac_proxy_costs_one_failure_and_a_netwo
         "function FindProxyForURL(url, host) { return 'PROXY 10.66.0.1:8080; DIRECT'; }\n",
     )
     .unwrap();
-    let wp = Waypost::start(
+    let wp = start_waypost(
         &ns.name,
         port(0),
         &format!(

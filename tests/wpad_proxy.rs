@@ -15,17 +15,13 @@
 mod support;
 
 use std::fs;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use support::netns::NsWaypost;
 use support::peers::{free_port, require_program, Squid, WpadLab};
-use waypost_testsupport::curl::Curl;
 use waypost_testsupport::eventually_blocking;
 use waypost_testsupport::metrics::find;
-
-const WAYPOST: &str = env!("CARGO_BIN_EXE_waypost");
 
 fn require_root() {
     let uid = fs::read_to_string("/proc/self/status").ok().and_then(|s| {
@@ -44,123 +40,24 @@ fn require_root() {
     }
 }
 
-/// The real `waypost` binary running in the lab's client namespace; killed on drop.
-struct Waypost {
-    child: Child,
-    ns: String,
-    addr: String,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Waypost {
-    /// `waypost --pac auto --listen 127.0.0.1:PORT` in the client namespace, with `env`.
-    fn start(lab: &WpadLab, env: &[(&str, &str)]) -> Waypost {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let log = dir.path().join("waypost.log");
-        let port = free_port(); // free in the host namespace; the client namespace is empty
-        let addr = format!("127.0.0.1:{port}");
-        let out = fs::File::create(&log).expect("log file");
-        let err = out.try_clone().expect("log file");
-        let mut cmd = lab.in_client(WAYPOST);
-        cmd.args(["--pac", "auto", "--listen", &addr, "-v"])
-            .env("WAYPOST_PAC__CACHE_FILE", "none")
-            .env("WAYPOST_ROUTE__BYPASS_LOOPBACK", "false")
-            .env_remove("WAYPOST_CONFIG")
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err);
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        // `ip netns exec` execs waypost: the child's pid is waypost's
-        let child = cmd.spawn().expect("spawn waypost under ip netns exec");
-        Waypost {
-            child,
-            ns: lab.client_ns.clone(),
-            addr,
-            log,
-            _dir: dir,
-        }
-    }
-
-    fn log(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// `waypost explain URL --proxy ADDR [--json]` run in the client namespace: (exit ok, stdout).
-    fn explain_raw(&self, url: &str, json: bool) -> (bool, String) {
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.ns, WAYPOST, "explain", url])
-            .args(["--proxy", &self.addr]);
-        if json {
-            cmd.arg("--json");
-        }
-        let out = cmd
-            .stdin(Stdio::null())
-            .output()
-            .expect("run waypost explain");
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-        )
-    }
-
-    fn explain(&self, url: &str) -> Value {
-        let (ok, out) = self.explain_raw(url, true);
-        assert!(ok, "waypost explain failed: {out}\n{}", self.log());
-        serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("explain --json: {e}: {out}"))
-    }
-
-    /// Polls `explain` until `done` holds for its report (or panics after `within`).
-    fn explain_until(&self, url: &str, within: Duration, done: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + within;
-        let mut last = String::new();
-        while Instant::now() < deadline {
-            if let (true, out) = self.explain_raw(url, true) {
-                if let Ok(v) = serde_json::from_str::<Value>(out.trim()) {
-                    if done(&v) {
-                        return v;
-                    }
-                }
-                last = out;
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        panic!(
-            "explain did not reach the expected state within {within:?}; last report: {last}\n--- waypost log\n{}",
-            self.log()
-        );
-    }
-
-    /// curl through waypost from inside the namespace: (HTTP status, body).
-    fn curl(&self, url: &str) -> (u16, String) {
-        let got = Curl::in_netns(&self.ns)
-            .proxy(&format!("http://{}", self.addr))
-            .fetch(url);
-        assert!(
-            got.output.success(),
-            "curl {url} through waypost failed: {}\n--- waypost log\n{}",
-            got.output.stderr,
-            self.log()
-        );
-        (got.status, got.body)
-    }
-}
-
-impl Drop for Waypost {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            let log = self.log();
-            let lines: Vec<&str> = log.lines().collect();
-            eprintln!(
-                "--- tail of the waypost log\n{}",
-                lines[lines.len().saturating_sub(40)..].join("\n")
-            );
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `waypost --pac auto --listen 127.0.0.1:PORT` in the lab's client namespace, with `env`;
+/// killed on drop.
+fn start_waypost(lab: &WpadLab, env: &[(&str, &str)]) -> NsWaypost {
+    let port = free_port(); // free in the host namespace; the client namespace is empty
+    let addr = format!("127.0.0.1:{port}");
+    let mut all = vec![
+        ("WAYPOST_PAC__CACHE_FILE", "none"),
+        ("WAYPOST_ROUTE__BYPASS_LOOPBACK", "false"),
+    ];
+    all.extend_from_slice(env);
+    NsWaypost::spawn(
+        &lab.client_ns,
+        &addr,
+        tempfile::tempdir().expect("tempdir"),
+        "waypost.log",
+        ["--pac", "auto", "--listen", &addr, "-v"],
+        &all,
+    )
 }
 
 fn via_squid(body: &str) -> bool {
@@ -186,7 +83,7 @@ fn with_only_pac_auto_a_dhcp_wpad_network_routes_through_the_pac_proxies_with_fa
     let dead = free_port();
     let pac = failover_pac(dead, &squid);
     lab.set_pac(&pac);
-    let wp = Waypost::start(&lab, &[]);
+    let wp = start_waypost(&lab, &[]);
     let site = format!("http://127.0.0.1:{}", origin.port);
 
     let first = wp.explain_until(&format!("{site}/ready"), Duration::from_secs(20), |r| {
@@ -271,7 +168,7 @@ fn with_only_pac_auto_and_no_dhcp_option_252_the_script_is_found_by_dns_and_foll
     let origin = lab.origin_in_client();
     let dead = free_port();
     lab.set_pac(&failover_pac(dead, &squid));
-    let wp = Waypost::start(&lab, &[]);
+    let wp = start_waypost(&lab, &[]);
     let site = format!("http://127.0.0.1:{}", origin.port);
 
     let r = wp.explain_until(&format!("{site}/ready"), Duration::from_secs(20), |r| {
@@ -307,7 +204,7 @@ fn when_the_wpad_script_changes_new_requests_follow_it_after_the_next_refresh() 
         "function FindProxyForURL(u, h) {{ return 'PROXY 127.0.0.1:{}'; }}\n",
         squid.port
     ));
-    let wp = Waypost::start(&lab, &[("WAYPOST_PAC__REFRESH", "500ms")]);
+    let wp = start_waypost(&lab, &[("WAYPOST_PAC__REFRESH", "500ms")]);
     let site = format!("http://127.0.0.1:{}", origin.port);
     let squid_raw = format!("PROXY 127.0.0.1:{}", squid.port);
 
@@ -348,7 +245,7 @@ fn a_network_change_makes_waypost_rediscover_and_follow_the_new_script_before_it
     let squid = lab.squid_in_client();
     let origin = lab.origin_in_client();
     // the default refresh (30 min) never comes during the test: only the network change can
-    let wp = Waypost::start(&lab, &[]);
+    let wp = start_waypost(&lab, &[]);
     let site = format!("http://127.0.0.1:{}", origin.port);
     let r = wp.explain_until(&format!("{site}/x"), Duration::from_secs(20), |r| {
         r["raw"] == "DIRECT"

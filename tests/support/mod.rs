@@ -7,6 +7,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod harness;
+pub mod netns;
 pub mod peers;
 pub mod process;
 pub mod wire;
