@@ -59,6 +59,9 @@ pub struct Metrics {
     pub request_seconds: HistogramVec,
     pub bytes: IntCounterVec,
     pub tunnels_active: IntGauge,
+    /// Tunnel relays started, by how their bytes move (`splice` socket to socket, `copy`
+    /// through buffers).
+    pub tunnel_relays: IntCounterVec,
     pub client_connections_active: IntGauge,
     pub client_connections: IntCounter,
     pub client_connections_rejected: IntCounterVec,
@@ -214,6 +217,12 @@ impl Metrics {
                     "Open CONNECT and upgrade tunnels.",
                 )
                 .expect("valid metric"),
+            ),
+            tunnel_relays: counter_vec(
+                &r,
+                "waypost_tunnel_relays_total",
+                "Tunnel and upgrade relays started, by how their bytes move: splice (socket to socket through a pipe, zero-copy) or copy (through buffers: TLS to an HTTPS proxy, or not Linux).",
+                &["way"],
             ),
             client_connections_active: reg(
                 &r,

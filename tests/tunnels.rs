@@ -52,6 +52,58 @@ async fn connect_tunnels_relay_bytes_both_ways() {
 }
 
 #[tokio::test]
+async fn plain_tunnels_are_relayed_socket_to_socket_and_quiet_ones_hold_no_pipe() {
+    let echo = harness::echo_server().await;
+    let proxy = harness::start_proxy(|_| {}).await;
+    let mut tunnels = Vec::new();
+    for i in 0..40u8 {
+        let mut s = TcpStream::connect(proxy.addrs[0]).await.unwrap();
+        // the first bytes of the tunnel come in the same packet as the CONNECT head
+        let mut hello = format!("CONNECT {echo} HTTP/1.1\r\nHost: {echo}\r\n\r\n").into_bytes();
+        hello.extend_from_slice(b"early");
+        s.write_all(&hello).await.unwrap();
+        assert!(read_head(&mut s).await.starts_with("HTTP/1.1 200"));
+        let payload = vec![i; 256 * 1024];
+        let (mut r, mut w) = s.into_split();
+        let writer = tokio::spawn(async move {
+            w.write_all(&payload).await.unwrap();
+            w
+        });
+        let mut got = vec![0u8; 5 + 256 * 1024];
+        r.read_exact(&mut got).await.unwrap();
+        assert_eq!(
+            &got[..5],
+            b"early",
+            "bytes sent with the CONNECT head come first"
+        );
+        assert!(
+            got[5..].iter().all(|b| *b == i),
+            "tunnel {i} mixed bytes up"
+        );
+        tunnels.push((r, writer.await.unwrap()));
+    }
+    let m = harness::metrics(proxy.addrs[0]).await;
+    assert_eq!(
+        metric(&m, "waypost_tunnel_relays_total{way=\"splice\"}"),
+        40.0,
+        "{m}"
+    );
+    // every relay direction went back to waiting on its socket and gave its pipe back
+    waypost_testsupport::eventually(
+        Duration::from_secs(10),
+        || async { waypost::relay::splice::pipes_in_use() },
+        |n| *n == 0,
+    )
+    .await;
+    // and a quiet tunnel still carries bytes
+    let (r, w) = &mut tunnels[17];
+    w.write_all(b"later").await.unwrap();
+    let mut got = [0u8; 5];
+    r.read_exact(&mut got).await.unwrap();
+    assert_eq!(&got, b"later");
+}
+
+#[tokio::test]
 async fn connect_to_a_closed_port_gives_502_before_any_200() {
     let port = support::peers::free_port();
     let proxy = harness::start_proxy(|_| {}).await;

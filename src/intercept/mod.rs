@@ -14,7 +14,7 @@
 //! gracefully: in-flight requests finish). This module picks no status codes: every failure goes through
 //! [`crate::error::rescue`].
 
-mod io;
+pub mod io;
 pub mod sni;
 
 use std::convert::Infallible;

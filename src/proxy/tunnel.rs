@@ -14,7 +14,7 @@ use super::Client;
 use crate::app::App;
 use crate::body::{self, Body};
 use crate::error::{rescue, ErrorKind, ProxyError};
-use crate::relay::relay;
+use crate::relay::relay_io;
 use crate::route::Purpose;
 use crate::target::Target;
 use crate::upstream::Tunnel;
@@ -105,7 +105,7 @@ pub(super) async fn relay_tunnel<C>(
     };
     let metrics = &app.metrics;
     metrics.tunnels_active.inc();
-    let end = relay(client_io, tunnel.io, app.cfg.timeouts.tunnel_idle).await;
+    let end = relay_io(client_io, tunnel.io, app.cfg.timeouts.tunnel_idle, metrics).await;
     metrics.tunnels_active.dec();
     drop(tunnel.permit);
     access

@@ -17,7 +17,7 @@ use super::Client;
 use crate::app::App;
 use crate::body::Body;
 use crate::error::ProxyError;
-use crate::relay::relay;
+use crate::relay::relay_io;
 use crate::route::{ConnectPlan, Purpose};
 use crate::target::Target;
 use crate::upstream::auth::{self, Replay};
@@ -99,10 +99,11 @@ fn spawn_relay(x: &Exchange, client: OnUpgrade, upstream: OnUpgrade, conn: Upgra
         let (c, u) = tokio::join!(client, upstream);
         if let (Ok(c), Ok(u)) = (c, u) {
             app.metrics.tunnels_active.inc();
-            let end = relay(
-                TokioIo::new(c),
-                TokioIo::new(u),
+            let end = relay_io(
+                Box::new(TokioIo::new(c)),
+                Box::new(TokioIo::new(u)),
                 app.cfg.timeouts.tunnel_idle,
+                &app.metrics,
             )
             .await;
             app.metrics.tunnels_active.dec();

@@ -4,6 +4,7 @@
 //! peer stopped reading), which is WinHTTP's send timeout. Reads are bounded elsewhere (response
 //! header and body timeouts) so that idle pooled connections are not killed by them.
 
+use std::any::Any;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -12,8 +13,21 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
 
-pub trait AsyncIo: AsyncRead + AsyncWrite + Send + Unpin {}
-impl<T: AsyncRead + AsyncWrite + Send + Unpin> AsyncIo for T {}
+pub trait AsyncIo: AsyncRead + AsyncWrite + Send + Unpin + 'static {
+    /// The concrete stream, for finding the socket under it (the zero-copy tunnel relay).
+    fn as_any(&self) -> &dyn Any;
+    /// The concrete stream, owned (see [`AsyncIo::as_any`]).
+    fn into_any(self: Box<Self>) -> Box<dyn Any + Send>;
+}
+
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> AsyncIo for T {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn into_any(self: Box<Self>) -> Box<dyn Any + Send> {
+        self
+    }
+}
 
 /// A boxed upstream stream.
 pub type BoxIo = Box<dyn AsyncIo>;
@@ -31,6 +45,11 @@ impl<T> SendTimeout<T> {
             timeout,
             stalled: None,
         }
+    }
+
+    /// The stream and its send timeout.
+    pub fn into_parts(self) -> (T, Duration) {
+        (self.inner, self.timeout)
     }
 
     fn check<R>(&mut self, cx: &mut Context<'_>, r: Poll<io::Result<R>>) -> Poll<io::Result<R>> {

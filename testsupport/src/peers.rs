@@ -40,8 +40,24 @@ const INSTALL_HINT: &str = "run scripts/install-deps.sh (as root) to install the
 
 /// `tests/peers/` of this checkout (the one copy of the scripts, whichever crate's tests
 /// start the peers).
+///
+/// Found from the running test's package directory (`cargo test` sets `CARGO_MANIFEST_DIR`
+/// when it runs a test), not only from the one this crate was compiled in: a target directory
+/// shared by two checkouts can hold a build of this crate made in the other one, and its
+/// scripts are not this checkout's.
 pub fn peers_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    let running = std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from);
+    let compiled = Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf();
+    for start in running.into_iter().chain([compiled.clone()]) {
+        if let Some(dir) = start
+            .ancestors()
+            .map(|d| d.join("tests").join("peers"))
+            .find(|d| d.join("lib.sh").is_file())
+        {
+            return dir;
+        }
+    }
+    compiled
         .parent()
         .expect("testsupport/ sits in the workspace root")
         .join("tests")

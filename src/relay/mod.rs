@@ -1,7 +1,16 @@
 //! Relaying bytes both ways for CONNECT tunnels and upgraded connections.
 //!
-//! Copies until either side closes, or until no byte moved in either direction for the tunnel
-//! idle timeout. Byte counts are kept even when the relay ends by timeout or error.
+//! Relays until both sides have closed (each end of stream is passed on as a half-close), one
+//! fails, or no byte moved in either direction for the tunnel idle timeout. Byte counts are kept
+//! even when the relay ends by timeout or error.
+//!
+//! [`relay_io`] picks the way: when both ends are plain sockets underneath ([`raw`]), bytes go
+//! socket to socket through a pipe ([`splice`], Linux), never through waypost's memory;
+//! otherwise (TLS to an HTTPS proxy, other systems) they are copied through buffers ([`relay`]).
+
+pub mod raw;
+#[cfg(target_os = "linux")]
+pub mod splice;
 
 use std::io;
 use std::pin::Pin;
@@ -12,6 +21,9 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
+
+use crate::metrics::Metrics;
+use crate::upstream::io::BoxIo;
 
 /// Counts bytes read and records the time of the last activity.
 struct Counted<T> {
@@ -65,7 +77,32 @@ pub struct RelayEnd {
     pub idle_timeout: bool,
 }
 
-/// Relays between `client` and `upstream` until one side closes or the idle timeout hits.
+/// Relays between two streams, socket to socket when both are plain sockets underneath;
+/// counts the way taken in `waypost_tunnel_relays_total`.
+pub async fn relay_io(
+    client: BoxIo,
+    upstream: BoxIo,
+    idle: Duration,
+    metrics: &Metrics,
+) -> RelayEnd {
+    let way = |w: &str| metrics.tunnel_relays.with_label_values(&[w]).inc();
+    #[cfg(target_os = "linux")]
+    let (client, upstream) = match (raw::unwrap(client), raw::unwrap(upstream)) {
+        (Ok(c), Ok(u)) => {
+            way("splice");
+            return splice::relay(c, u, idle).await;
+        }
+        (c, u) => (
+            c.map_or_else(|io| io, raw::RawSide::into_io),
+            u.map_or_else(|io| io, raw::RawSide::into_io),
+        ),
+    };
+    way("copy");
+    relay(client, upstream, idle).await
+}
+
+/// Relays between `client` and `upstream` through buffers until both sides close, one fails,
+/// or the idle timeout hits.
 pub async fn relay<A, B>(client: A, upstream: B, idle: Duration) -> RelayEnd
 where
     A: AsyncRead + AsyncWrite + Unpin,

@@ -1,0 +1,174 @@
+//! Finding the plain TCP socket under a tunnel's stream, so that its bytes can be relayed
+//! without passing through waypost's memory ([`super::splice`]).
+//!
+//! A tunnel's two ends arrive wrapped: the client's as hyper's upgraded connection (with the
+//! bytes hyper had already read past the CONNECT head), maybe behind the SNI gate's replay; the
+//! upstream's behind a send timeout, or as the upgraded connection of a CONNECT through an
+//! upstream proxy. [`unwrap`] peels those layers and keeps what they held: bytes already read
+//! (to be sent first) and the send timeout. A TLS layer (an HTTPS upstream proxy) cannot be
+//! peeled: such a stream is handed back unchanged for the buffered relay.
+
+use std::any::Any;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use hyper::upgrade::Upgraded;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+use crate::intercept::io::Rewind;
+use crate::upstream::io::{BoxIo, SendTimeout};
+
+/// A plain socket with what its wrappers held.
+#[derive(Debug)]
+pub struct RawSide {
+    pub tcp: TcpStream,
+    /// Bytes already read from `tcp` that the other side has not been sent yet.
+    pub pending: Bytes,
+    /// Fail a write to `tcp` that makes no progress for this long.
+    pub send_timeout: Option<Duration>,
+}
+
+impl RawSide {
+    fn plain(tcp: TcpStream) -> Self {
+        RawSide {
+            tcp,
+            pending: Bytes::new(),
+            send_timeout: None,
+        }
+    }
+
+    /// Bytes read before the ones already pending (an outer layer read them later).
+    fn after(mut self, later: Bytes) -> Self {
+        if self.pending.is_empty() {
+            self.pending = later;
+        } else if !later.is_empty() {
+            let mut all = BytesMut::with_capacity(self.pending.len() + later.len());
+            all.extend_from_slice(&self.pending);
+            all.extend_from_slice(&later);
+            self.pending = all.freeze();
+        }
+        self
+    }
+
+    /// Back to a stream for the buffered relay, replaying the pending bytes.
+    pub fn into_io(self) -> BoxIo {
+        let io: BoxIo = match self.send_timeout {
+            Some(t) => Box::new(SendTimeout::new(self.tcp, t)),
+            None => Box::new(self.tcp),
+        };
+        match self.pending.is_empty() {
+            true => io,
+            false => Box::new(Rewind::new(self.pending, io)),
+        }
+    }
+}
+
+/// Takes `io` as a `T` when it is one.
+fn take<T: Any>(io: BoxIo) -> Result<T, BoxIo> {
+    if !io.as_any().is::<T>() {
+        return Err(io);
+    }
+    match io.into_any().downcast::<T>() {
+        Ok(t) => Ok(*t),
+        // `is::<T>()` just said it is one
+        Err(_) => unreachable!("a stream changed type"),
+    }
+}
+
+/// The socket under `io`, or `io` itself when a layer cannot be peeled.
+pub fn unwrap(io: BoxIo) -> Result<RawSide, BoxIo> {
+    let io = match take::<TcpStream>(io) {
+        Ok(tcp) => return Ok(RawSide::plain(tcp)),
+        Err(io) => io,
+    };
+    let io = match take::<SendTimeout<TcpStream>>(io) {
+        Ok(s) => {
+            let (tcp, timeout) = s.into_parts();
+            return Ok(RawSide {
+                send_timeout: Some(timeout),
+                ..RawSide::plain(tcp)
+            });
+        }
+        Err(io) => io,
+    };
+    let io = match take::<TokioIo<Upgraded>>(io) {
+        Ok(up) => return upgraded(up.into_inner()),
+        Err(io) => io,
+    };
+    let io = match take::<Rewind<TokioIo<Upgraded>>>(io) {
+        Ok(r) => {
+            let (prefix, up) = r.into_parts();
+            return match upgraded(up.into_inner()) {
+                Ok(raw) => Ok(raw.after(prefix)),
+                Err(inner) => Err(Box::new(Rewind::new(prefix, inner))),
+            };
+        }
+        Err(io) => io,
+    };
+    match take::<Rewind<TcpStream>>(io) {
+        Ok(r) => {
+            let (prefix, tcp) = r.into_parts();
+            Ok(RawSide::plain(tcp).after(prefix))
+        }
+        Err(io) => Err(io),
+    }
+}
+
+/// The socket under a connection hyper handed over after CONNECT or 101: the client's own
+/// socket, or the stream to an upstream proxy (peeled further).
+fn upgraded(up: Upgraded) -> Result<RawSide, BoxIo> {
+    let up = match up.downcast::<TokioIo<TcpStream>>() {
+        Ok(parts) => return Ok(RawSide::plain(parts.io.into_inner()).after(parts.read_buf)),
+        Err(up) => up,
+    };
+    match up.downcast::<TokioIo<BoxIo>>() {
+        Ok(parts) => match unwrap(parts.io.into_inner()) {
+            Ok(raw) => Ok(raw.after(parts.read_buf)),
+            Err(inner) => Err(Box::new(Rewind::new(parts.read_buf, inner))),
+        },
+        Err(up) => Err(Box::new(TokioIo::new(up))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn pair() -> (TcpStream, TcpStream) {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let a = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
+        let (b, _) = l.accept().await.unwrap();
+        (a, b)
+    }
+
+    #[tokio::test]
+    async fn a_socket_behind_a_send_timeout_is_found_with_its_timeout() {
+        let (a, _b) = pair().await;
+        let io: BoxIo = Box::new(SendTimeout::new(a, Duration::from_secs(7)));
+        let Ok(raw) = unwrap(io) else {
+            panic!("not found as a plain socket")
+        };
+        assert_eq!(raw.send_timeout, Some(Duration::from_secs(7)));
+        assert!(raw.pending.is_empty());
+    }
+
+    #[tokio::test]
+    async fn replayed_bytes_come_out_as_pending_in_order() {
+        let (a, _b) = pair().await;
+        let io: BoxIo = Box::new(Rewind::new(Bytes::from_static(b"hello"), a));
+        let Ok(raw) = unwrap(io) else {
+            panic!("not found as a plain socket")
+        };
+        assert_eq!(&raw.pending[..], b"hello");
+        let raw = raw.after(Bytes::from_static(b" world"));
+        assert_eq!(&raw.pending[..], b"hello world");
+    }
+
+    #[tokio::test]
+    async fn a_stream_that_is_not_a_socket_is_handed_back() {
+        let (a, _b) = tokio::io::duplex(64);
+        let io: BoxIo = Box::new(a);
+        assert!(unwrap(io).is_err());
+    }
+}

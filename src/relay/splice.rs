@@ -1,0 +1,432 @@
+//! The zero-copy tunnel relay (Linux): bytes go from one socket into a pipe and from the pipe
+//! into the other socket with `splice(2)`, never through waypost's memory.
+//!
+//! A pipe is held only while bytes move: a direction borrows one from a small shared pool when
+//! its socket turns readable and gives it back once the socket has nothing more to read and the
+//! pipe is empty again. An idle tunnel therefore costs two sockets and a task, no buffer and no
+//! pipe, and ten thousand idle tunnels need no twenty thousand extra descriptors. When no pipe
+//! can be had (out of descriptors), that chunk is copied through a small buffer instead.
+//!
+//! Each direction ends at its reader's end of stream by shutting down the other socket's
+//! writing half, as a buffered copy does; an error on either ends both.
+
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use bytes::Bytes;
+use nix::fcntl::{splice, OFlag, SpliceFFlags};
+use tokio::io::Interest;
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use super::raw::RawSide;
+use super::RelayEnd;
+
+/// Most bytes moved by one `splice` call (the default pipe capacity).
+const CHUNK: usize = 64 * 1024;
+/// Empty pipes kept for the next transfer; more are closed.
+const POOL_KEEP: usize = 32;
+/// Buffer of the copy used when no pipe can be had.
+const FALLBACK_BUF: usize = 16 * 1024;
+
+/// The two ends of a pipe.
+struct Pipe {
+    read: OwnedFd,
+    write: OwnedFd,
+}
+
+static POOL: Mutex<Vec<Pipe>> = Mutex::new(Vec::new());
+/// Pipes held by relays right now (the pool's idle ones not counted).
+static IN_USE: AtomicUsize = AtomicUsize::new(0);
+
+/// Pipes held by tunnel relays right now (the pool's idle ones not counted).
+pub fn pipes_in_use() -> usize {
+    IN_USE.load(Ordering::Relaxed)
+}
+
+/// The pipe one direction holds while its bytes move. Given back to the pool only when empty
+/// ([`Held::release`]); dropped, it is closed with whatever it still holds.
+#[derive(Default)]
+struct Held(Option<Pipe>);
+
+impl Held {
+    /// The held pipe, taken from the pool or made when none is held; `None` when no pipe can
+    /// be made (out of descriptors).
+    fn get(&mut self) -> Option<&Pipe> {
+        if self.0.is_none() {
+            let pooled = POOL.lock().unwrap_or_else(|e| e.into_inner()).pop();
+            let pipe = match pooled {
+                Some(p) => p,
+                None => {
+                    let (read, write) =
+                        nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).ok()?;
+                    Pipe { read, write }
+                }
+            };
+            IN_USE.fetch_add(1, Ordering::Relaxed);
+            self.0 = Some(pipe);
+        }
+        self.0.as_ref()
+    }
+
+    /// Gives the (empty) pipe back to the pool, or closes it when the pool is full.
+    fn release(&mut self) {
+        if let Some(p) = self.0.take() {
+            IN_USE.fetch_sub(1, Ordering::Relaxed);
+            let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
+            if pool.len() < POOL_KEEP {
+                pool.push(p);
+            }
+        }
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if self.0.take().is_some() {
+            IN_USE.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+fn flags() -> SpliceFFlags {
+    SpliceFFlags::SPLICE_F_MOVE | SpliceFFlags::SPLICE_F_NONBLOCK
+}
+
+fn splice_io(from: impl AsFd, to: impl AsFd, len: usize) -> io::Result<usize> {
+    splice(from, None, to, None, len, flags()).map_err(io::Error::from)
+}
+
+/// Shared by both directions: bytes each way and when a byte last moved.
+struct Meter {
+    epoch: Instant,
+    last_ms: AtomicU64,
+}
+
+impl Meter {
+    fn touch(&self) {
+        let ms = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_ms.store(ms, Ordering::Relaxed);
+    }
+
+    fn idle_for(&self) -> Duration {
+        self.epoch
+            .elapsed()
+            .saturating_sub(Duration::from_millis(self.last_ms.load(Ordering::Relaxed)))
+    }
+}
+
+/// Relays between two sockets until both directions reached their end, one failed, or no
+/// byte moved for `idle`.
+pub async fn relay(client: RawSide, upstream: RawSide, idle: Duration) -> RelayEnd {
+    let meter = Meter {
+        epoch: Instant::now(),
+        last_ms: AtomicU64::new(0),
+    };
+    let (up, down) = (AtomicU64::new(0), AtomicU64::new(0));
+    let both = async {
+        tokio::try_join!(
+            pump(
+                &client.tcp,
+                &upstream.tcp,
+                client.pending.clone(),
+                upstream.send_timeout,
+                &up,
+                &meter
+            ),
+            pump(
+                &upstream.tcp,
+                &client.tcp,
+                upstream.pending.clone(),
+                client.send_timeout,
+                &down,
+                &meter
+            ),
+        )
+    };
+    tokio::pin!(both);
+    let mut idle_timeout = false;
+    loop {
+        let wait = idle.saturating_sub(meter.idle_for());
+        if wait.is_zero() {
+            idle_timeout = true;
+            break;
+        }
+        tokio::select! {
+            r = &mut both => {
+                if let Err(e) = r {
+                    tracing::debug!(error = %e, "tunnel relay ended with an error");
+                }
+                break;
+            }
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+    RelayEnd {
+        from_client: up.load(Ordering::Relaxed),
+        to_client: down.load(Ordering::Relaxed),
+        idle_timeout,
+    }
+}
+
+/// Moves `src`'s bytes to `dst` (after `first`, bytes already read from `src`) until `src`
+/// ends, then shuts down `dst`'s writing half.
+async fn pump(
+    src: &TcpStream,
+    dst: &TcpStream,
+    first: Bytes,
+    stall: Option<Duration>,
+    moved: &AtomicU64,
+    meter: &Meter,
+) -> io::Result<()> {
+    if !first.is_empty() {
+        write_all(dst, &first, stall).await?;
+        moved.fetch_add(first.len() as u64, Ordering::Relaxed);
+        meter.touch();
+    }
+    let mut held = Held::default();
+    loop {
+        src.readable().await?;
+        let Some(pipe) = held.get() else {
+            // no pipe to be had: this chunk goes through a buffer
+            match copy_chunk(src, dst, stall).await? {
+                0 => break,
+                n => {
+                    moved.fetch_add(n as u64, Ordering::Relaxed);
+                    meter.touch();
+                    continue;
+                }
+            }
+        };
+        let n = match src.try_io(Interest::READABLE, || splice_io(src, &pipe.write, CHUNK)) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                // nothing more to read for now: the (empty) pipe goes back while we wait
+                held.release();
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        moved.fetch_add(n as u64, Ordering::Relaxed);
+        meter.touch();
+        let mut left = n;
+        while left > 0 {
+            writable(dst, stall).await?;
+            match dst.try_io(Interest::WRITABLE, || splice_io(&pipe.read, dst, left)) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(m) => left -= m,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                // `held` is dropped, not pooled: the pipe may still hold bytes
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    held.release();
+    match socket2::SockRef::from(dst).shutdown(std::net::Shutdown::Write) {
+        Err(e) if e.kind() != io::ErrorKind::NotConnected => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Waits until `dst` takes bytes, failing after `stall` without progress.
+async fn writable(dst: &TcpStream, stall: Option<Duration>) -> io::Result<()> {
+    match stall {
+        None => dst.writable().await,
+        Some(t) => tokio::time::timeout(t, dst.writable())
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "send timeout"))?,
+    }
+}
+
+async fn write_all(dst: &TcpStream, mut bytes: &[u8], stall: Option<Duration>) -> io::Result<()> {
+    while !bytes.is_empty() {
+        writable(dst, stall).await?;
+        match dst.try_write(bytes) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// One read through a buffer and its write; 0 at the end of `src`.
+async fn copy_chunk(
+    src: &TcpStream,
+    dst: &TcpStream,
+    stall: Option<Duration>,
+) -> io::Result<usize> {
+    let mut buf = vec![0u8; FALLBACK_BUF];
+    loop {
+        match src.try_read(&mut buf) {
+            Ok(n) => {
+                write_all(dst, &buf[..n], stall).await?;
+                return Ok(n);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => src.readable().await?,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// The tests here watch the process-wide pipe count: one at a time.
+    static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+    /// (the end a test drives, the end the relay gets)
+    async fn pair() -> (TcpStream, TcpStream) {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let a = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
+        let (b, _) = l.accept().await.unwrap();
+        (a, b)
+    }
+
+    fn side(tcp: TcpStream, pending: &'static [u8]) -> RawSide {
+        RawSide {
+            tcp,
+            pending: Bytes::from_static(pending),
+            send_timeout: Some(Duration::from_secs(10)),
+        }
+    }
+
+    fn pattern(len: usize, seed: u8) -> Vec<u8> {
+        (0..len)
+            .map(|i| (i as u8).wrapping_mul(31) ^ seed)
+            .collect()
+    }
+
+    async fn read_to_end(mut s: impl AsyncReadExt + Unpin) -> Vec<u8> {
+        let mut got = Vec::new();
+        tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut got))
+            .await
+            .expect("the stream ends in time")
+            .unwrap();
+        got
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn bytes_cross_both_ways_at_once_in_order_and_are_counted() {
+        let _one = SERIAL.lock().await;
+        let (client, client_end) = pair().await;
+        let (upstream, upstream_end) = pair().await;
+        let relay = tokio::spawn(relay(
+            side(client_end, b"early "),
+            side(upstream_end, b""),
+            Duration::from_secs(30),
+        ));
+        let up_bytes = pattern(6 << 20, 1);
+        let down_bytes = pattern(5 << 20, 2);
+        let (cr, mut cw) = client.into_split();
+        let (ur, mut uw) = upstream.into_split();
+        let (u, d) = (up_bytes.clone(), down_bytes.clone());
+        let writers = tokio::spawn(async move {
+            tokio::join!(
+                async {
+                    cw.write_all(&u).await.unwrap();
+                    cw.shutdown().await.unwrap();
+                },
+                async {
+                    uw.write_all(&d).await.unwrap();
+                    uw.shutdown().await.unwrap();
+                }
+            );
+        });
+        let (at_upstream, at_client) = tokio::join!(read_to_end(ur), read_to_end(cr));
+        writers.await.unwrap();
+        assert_eq!(&at_upstream[..6], b"early ");
+        assert!(
+            at_upstream[6..] == up_bytes[..],
+            "client -> upstream bytes differ"
+        );
+        assert!(at_client == down_bytes, "upstream -> client bytes differ");
+        let end = relay.await.unwrap();
+        assert_eq!(end.from_client, 6 + (6 << 20));
+        assert_eq!(end.to_client, 5 << 20);
+        assert!(!end.idle_timeout);
+        assert_eq!(pipes_in_use(), 0, "a finished relay gave its pipes back");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_half_close_is_passed_on_and_the_answer_still_arrives() {
+        let _one = SERIAL.lock().await;
+        let (mut client, client_end) = pair().await;
+        let (mut upstream, upstream_end) = pair().await;
+        let relay = tokio::spawn(relay(
+            side(client_end, b""),
+            side(upstream_end, b""),
+            Duration::from_secs(30),
+        ));
+        client.write_all(b"question").await.unwrap();
+        client.shutdown().await.unwrap();
+        // the upstream sees the question and then the end of it
+        let mut asked = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), upstream.read_to_end(&mut asked))
+            .await
+            .expect("the half-close reached the upstream")
+            .unwrap();
+        assert_eq!(asked, b"question");
+        upstream.write_all(b"answer").await.unwrap();
+        drop(upstream);
+        assert_eq!(read_to_end(client).await, b"answer");
+        let end = relay.await.unwrap();
+        assert_eq!((end.from_client, end.to_client), (8, 6));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_quiet_tunnel_holds_no_pipe() {
+        let _one = SERIAL.lock().await;
+        let mut tunnels = Vec::new();
+        for _ in 0..20 {
+            let (mut client, client_end) = pair().await;
+            let (mut upstream, upstream_end) = pair().await;
+            tokio::spawn(relay(
+                side(client_end, b""),
+                side(upstream_end, b""),
+                Duration::from_secs(60),
+            ));
+            client.write_all(&[7u8; 100_000]).await.unwrap();
+            let mut got = vec![0u8; 100_000];
+            upstream.read_exact(&mut got).await.unwrap();
+            upstream.write_all(b"pong").await.unwrap();
+            let mut pong = [0u8; 4];
+            client.read_exact(&mut pong).await.unwrap();
+            tunnels.push((client, upstream));
+        }
+        // every direction has read all there was and gone back to waiting for its socket
+        waypost_testsupport::eventually(
+            Duration::from_secs(10),
+            || async { pipes_in_use() },
+            |n| *n == 0,
+        )
+        .await;
+        // and a quiet tunnel still carries bytes when they come
+        let (client, upstream) = &mut tunnels[7];
+        client.write_all(b"again").await.unwrap();
+        let mut got = [0u8; 5];
+        upstream.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"again");
+    }
+
+    #[tokio::test]
+    async fn the_buffered_fallback_moves_a_chunk_and_sees_the_end() {
+        let (mut a, a_end) = pair().await;
+        let (b_end, mut b) = pair().await;
+        a.write_all(b"no pipe").await.unwrap();
+        let n = copy_chunk(&a_end, &b_end, None).await.unwrap();
+        assert_eq!(n, 7);
+        let mut got = [0u8; 7];
+        b.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"no pipe");
+        drop(a);
+        assert_eq!(copy_chunk(&a_end, &b_end, None).await.unwrap(), 0);
+    }
+}
