@@ -46,6 +46,7 @@ pub mod explain;
 pub mod headers;
 pub mod intercept;
 pub mod logging;
+pub mod memory;
 pub mod metrics;
 pub mod network;
 pub mod proxy;

@@ -298,6 +298,7 @@ async fn run(args: RunArgs, inherited: waypost::systemd::Inherited) -> ExitCode 
     if let Err(e) = running.live.spawn_sighup() {
         tracing::warn!(error = %e, "cannot listen for SIGHUP; reloads happen only on file changes");
     }
+    waypost::memory::spawn(running.app.metrics.clone());
     if activated {
         tracing::info!("serving on sockets handed over by socket activation");
     }

@@ -151,7 +151,7 @@ impl Default for RawLimits {
             max_request_header_size: 64 * 1024,
             max_response_drain_size: 1024 * 1024,
             connect_retries: 5,
-            max_idle_per_server: 32,
+            max_idle_per_server: 256,
             max_replay_memory: 64 * 1024 * 1024,
         }
     }
