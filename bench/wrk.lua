@@ -3,7 +3,7 @@
 --             wrk's own URL is a proxy, so the request line is in absolute form.
 -- BENCH_HOST: Host header (the origin's authority; wrk would send the proxy's).
 -- BENCH_CLOSE=1: send "Connection: close" (a new connection per request).
--- Prints one machine-readable line: "WRK rps=.. p50_ms=.. p99_ms=.. errors=.. non2xx=.."
+-- Prints one machine-readable line: "WRK rps=.. p50_ms=.. p99_ms=.. errors=.. non2xx=.. bytes=.. requests=.."
 
 wrk.method = "GET"
 wrk.path = os.getenv("BENCH_PATH") or "/"
@@ -18,8 +18,8 @@ function done(summary, latency, requests)
    local e = summary.errors
    local errors = e.connect + e.read + e.write + e.timeout
    local seconds = summary.duration / 1e6
-   io.write(string.format("WRK rps=%.1f p50_ms=%.3f p99_ms=%.3f errors=%d non2xx=%d bytes=%d\n",
+   io.write(string.format("WRK rps=%.1f p50_ms=%.3f p99_ms=%.3f errors=%d non2xx=%d bytes=%d requests=%d\n",
       summary.requests / seconds,
       latency:percentile(50) / 1000, latency:percentile(99) / 1000,
-      errors, e.status, summary.bytes))
+      errors, e.status, summary.bytes, summary.requests))
 end

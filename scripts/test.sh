@@ -8,7 +8,9 @@
 # 2. cargo test --workspace, including the suites that start real peers on loopback
 #    (tests/peers/). CARGO_TARGET_DIR defaults to a cache shared by every checkout
 #    (~/.cache/waypost-target), so a fresh clone does not rebuild the dependencies.
-# 3. scripts/fuzz.sh: every libFuzzer target of fuzz/ for WP_FUZZ_SECONDS each (default
+# 3. bench/run.sh --smoke: one ~1 s round of every benchmark section against the debug
+#    build (a broken benchmark fails here, slow numbers never do); WP_BENCH_SMOKE=0 skips it.
+# 4. scripts/fuzz.sh: every libFuzzer target of fuzz/ for WP_FUZZ_SECONDS each (default
 #    10; 0 skips), after the tests passed. Installs nightly and cargo-fuzz when missing. Its
 #    instrumented build has its own target dir (~/.cache/waypost-fuzz-target): the first one
 #    takes ~15-25 min on 2 cores, later ones only rebuild what changed (1-5 min).
@@ -25,6 +27,16 @@ command -v cargo >/dev/null || { echo "cargo not found: install Rust (rustup) fi
 
 echo "[test] cargo $(cargo --version | cut -d' ' -f2), target dir $CARGO_TARGET_DIR" >&2
 cargo test --workspace "$@" </dev/null
+
+# 3. the benchmark's smoke run (issue 15): every section of bench/run.sh once, ~1 s per run,
+#    with the debug build the tests just used; it checks that each section produced a number,
+#    never the numbers themselves. WP_BENCH_SMOKE=0 skips it.
+if [ "${WP_BENCH_SMOKE:-1}" != 0 ]; then
+    waypost_debug="$CARGO_TARGET_DIR/debug/waypost"
+    cargo build --bin waypost </dev/null   # a no-op after the tests; fresh either way
+    echo "[test] bench/run.sh --smoke with $waypost_debug" >&2
+    WAYPOST_BIN="$waypost_debug" bench/run.sh --smoke </dev/null
+fi
 
 # (not WAYPOST_*: that prefix is the proxy's own configuration, read by the tests' waypost)
 fuzz_seconds="${WP_FUZZ_SECONDS:-10}"

@@ -59,6 +59,53 @@ async fn ntlm_authenticates_once_and_reuses_the_connection_for_later_requests() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn basic_counts_one_handshake_per_pooled_connection_and_sends_credentials_with_every_request()
+{
+    let squid = tokio::task::spawn_blocking(|| Squid::start("basic"))
+        .await
+        .unwrap();
+    let origin = Origin::echo().await;
+    let port = squid.port;
+    let proxy = harness::start_proxy(|c| {
+        with_credentials(c, port);
+        c.auth.scheme = waypost_auth::SchemeChoice::Basic;
+    })
+    .await;
+    let addr = proxy.addrs[0];
+    let mut client = Client::connect(addr).await;
+    for i in 0..10 {
+        let (code, _, _) = client.get(&origin.url(&format!("/basic-{i}"))).await;
+        assert_eq!(code, 200);
+    }
+    let m = harness::metrics(addr).await;
+    let opened = metric(
+        &m,
+        &format!("waypost_pool_opened_total{{upstream=\"localhost:{port}\"}}"),
+    );
+    assert_eq!(
+        opened, 1.0,
+        "ten sequential requests, one pooled connection: {m}"
+    );
+    assert_eq!(
+        metric(
+            &m,
+            "waypost_auth_handshakes_total{outcome=\"authenticated\",scheme=\"basic\"}"
+        ),
+        opened,
+        "one handshake per pooled connection, not per request: {m}"
+    );
+    // squid saw every request with the user: Basic is per request
+    let log = squid.access_log();
+    for i in 0..10 {
+        let line = log
+            .lines()
+            .find(|l| l.contains(&format!("/basic-{i}")))
+            .unwrap_or_else(|| panic!("/basic-{i} not in squid's log: {log}"));
+        assert!(line.contains(USER), "{line}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_tunnels_authenticate_with_ntlm_and_basic() {
     for mode in ["ntlm", "basic", "ntlm-mic"] {
         let squid = tokio::task::spawn_blocking(move || Squid::start(mode))

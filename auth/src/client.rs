@@ -11,13 +11,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{CONNECTION, PROXY_AUTHORIZATION};
-use http::{HeaderName, HeaderValue, Request, Response, Version};
+use http::{HeaderName, HeaderValue, Request, Response, StatusCode, Version};
 use http_body::Body;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 use tokio::time::Instant;
-use tracing::{debug, info_span, trace, Instrument};
+use tracing::{debug, debug_span, trace, Instrument};
 
 use crate::context::AuthContext;
 use crate::handshake::{Action, AuthResult, Handshake, Leg};
@@ -78,9 +78,9 @@ impl AuthError {
 }
 
 /// Runs `f` where blocking is allowed: Kerberos steps may wait for a KDC.
-fn blocking<T>(f: impl FnOnce() -> T) -> T {
+fn blocking<T>(may_block: bool, f: impl FnOnce() -> T) -> T {
     match tokio::runtime::Handle::try_current() {
-        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+        Ok(h) if may_block && h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
             tokio::task::block_in_place(f)
         }
         _ => f(),
@@ -143,9 +143,10 @@ where
             )
         }
     };
-    let span = info_span!("proxy_auth", proxy = %ctx.proxy.key(), identity = %hs.params().identity);
+    let span =
+        debug_span!("proxy_auth", proxy = %ctx.proxy.key(), identity = %hs.params().identity);
     async move {
-        let mut header = blocking(|| hs.start());
+        let mut header = blocking(hs.may_block(), || hs.start());
         loop {
             let mut req = make_request(header.clone());
             if let Some(h) = &header {
@@ -161,7 +162,12 @@ where
                 .await
                 .map_err(AuthError::Connection)?;
             let closes = response_closes(&resp);
-            let action = blocking(|| hs.on_response(resp.status(), resp.headers(), closes));
+            let may_block = hs.may_block()
+                || (resp.status() == StatusCode::PROXY_AUTHENTICATION_REQUIRED
+                    && hs.params().usable.kerberos);
+            let action = blocking(may_block, || {
+                hs.on_response(resp.status(), resp.headers(), closes)
+            });
             trace!(status = resp.status().as_u16(), closes, ?action, "response");
             match action {
                 Action::SendToken(h) => {
@@ -210,7 +216,10 @@ fn finish(ctx: &AuthContext, hs: &Handshake, started: Instant) -> AuthOutcome {
     debug!(outcome = label, plan = ?plan.map(|p| p.to_string()), legs = outcome.legs.len(), spn = %outcome.spn, "handshake finished");
     if let Some(m) = ctx.auth.metrics() {
         let scheme = plan.map_or("none", |p| p.scheme.label());
-        if result != AuthResult::NotRequired {
+        // Basic's credentials go with every request on an authenticated connection: that is
+        // not a new handshake (one is counted per connection, as for NTLM and Negotiate)
+        let per_request_basic = ctx.reused_connection && hs.legs().len() <= 1;
+        if result != AuthResult::NotRequired && !per_request_basic {
             m.handshakes.with_label_values(&[scheme, label]).inc();
             m.duration_for(scheme)
                 .observe(started.elapsed().as_secs_f64());

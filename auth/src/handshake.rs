@@ -229,6 +229,20 @@ impl Handshake {
         }
     }
 
+    /// Whether the next step may wait on something outside the process: only Kerberos does
+    /// (the system GSSAPI can ask a KDC for a service ticket). Basic and NTLM are a few
+    /// microseconds of computation, run inline by the driver rather than moving the async
+    /// worker thread aside for them.
+    pub fn may_block(&self) -> bool {
+        if !self.params.usable.kerberos {
+            return false;
+        }
+        let known = self
+            .current
+            .or_else(|| self.memory.get(&self.params.proxy_key));
+        !matches!(known, Some(p) if p.mech != Mech::Kerberos)
+    }
+
     /// Whether a token went out on the current connection and no verdict came yet: such a
     /// connection must never be pooled.
     pub fn mid_handshake(&self) -> bool {
