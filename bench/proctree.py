@@ -61,7 +61,44 @@ def rss_kib(pid, key="VmRSS"):
     return sum(status_kib(p, key) for p in tree(pid))
 
 
+def _task_ns(p):
+    """CPU time of every live thread of process p, in ns (schedstat: exact, where /proc/PID/stat
+    counts 10 ms ticks, too coarse for a 100 MiB relay that costs ~0.1 s)."""
+    total = 0
+    try:
+        tids = os.listdir("/proc/%d/task" % p)
+    except OSError:
+        return None
+    for tid in tids:
+        try:
+            with open("/proc/%d/task/%s/schedstat" % (p, tid)) as f:
+                total += int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            pass
+    return total
+
+
 def cpu_seconds(pid):
+    """CPU seconds of the live tree: threads' schedstat (ns) where the kernel has it, else
+    utime + stime ticks; the root's ended children (cutime + cstime) are added in ticks."""
+    ns = 0
+    ticks = 0
+    for p in tree(pid):
+        try:
+            f = _stat_fields(p)
+        except OSError:
+            continue
+        exact = _task_ns(p)
+        if exact:
+            ns += exact
+        else:
+            ticks += int(f[11]) + int(f[12])
+        if p == pid:
+            ticks += int(f[13]) + int(f[14])
+    return ns / 1e9 + ticks / CLK_TCK
+
+
+def cpu_seconds_ticks(pid):
     ticks = 0
     for p in tree(pid):
         try:
@@ -82,7 +119,7 @@ def main():
     elif what == "hwm":
         print(rss_kib(pid, "VmHWM"))
     elif what == "cpu":
-        print("%.2f" % cpu_seconds(pid))
+        print("%.4f" % cpu_seconds(pid))
     elif what == "pids":
         print(" ".join(map(str, tree(pid))))
     else:

@@ -60,6 +60,7 @@ chain_metrics = [
 CHAIN_LABEL = {
     "chain_squid": "squid -> squid",
     "chain_waypost": "waypost -> squid",
+    "chain_baseline": "baseline -> squid",
     "chain_pac": "waypost+pac -> squid",
     "chain_px": "px -> squid",
     "chain_cntlm": "cntlm -> squid",
@@ -148,6 +149,8 @@ if chain_targets:
     print()
     head = ["metric"] + [CHAIN_LABEL.get(t, t) for t in chain_targets]
     pairs = [(t, "chain_squid") for t in ("chain_waypost", "chain_pac") if t in chain_targets]
+    if "chain_baseline" in chain_targets and "chain_waypost" in chain_targets:
+        pairs.append(("chain_waypost", "chain_baseline"))
     if "chain_squid" not in chain_targets:
         pairs = []
     head += ["%s / %s" % (CHAIN_LABEL[a], CHAIN_LABEL[b]) for a, b in pairs]

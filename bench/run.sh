@@ -34,7 +34,7 @@
 # Knobs (environment): WAYPOST_BIN, WAYPOST_BASELINE_BIN, BENCH_TARGETS, BENCH_ROUNDS (3),
 # BENCH_SECONDS (10), BENCH_CONNS (50), BENCH_CONNS_1M (16), BENCH_THREADS (2, wrk's),
 # BENCH_TLS_SECONDS (5), BENCH_NGINX_WORKERS (1), BENCH_DOWNLOAD_MIB (100),
-# BENCH_CHAIN ("squid waypost pac px"; "" skips the chain), BENCH_WORKER_THREADS ("1 2";
+# BENCH_CHAIN ("squid waypost pac px", add baseline for WAYPOST_BASELINE_BIN; "" skips), BENCH_WORKER_THREADS ("1 2";
 # "" skips), BENCH_TUNNELS (2000; 0 skips), BENCH_BURST_WAIT (10), BENCH_POOL_CONNS (32),
 # BENCH_QUICK=1, BENCH_KEEP=1. bench/README.md says how each row is measured.
 # --smoke: 1 round of 1 s runs, 10 MiB download, 100 tunnels, 2 s after the burst; fails
@@ -87,7 +87,7 @@ for t in $BENCH_TARGETS; do
     case "$t" in direct | waypost | baseline | squid | tinyproxy) ;; *) wp_die "unknown target $t (direct waypost baseline squid tinyproxy)" ;; esac
 done
 for c in $BENCH_CHAIN; do
-    case "$c" in squid | waypost | pac | px | cntlm) ;; *) wp_die "unknown chain target $c (squid waypost pac px)" ;; esac
+    case "$c" in squid | waypost | baseline | pac | px | cntlm) ;; *) wp_die "unknown chain target $c (squid waypost baseline pac px)" ;; esac
 done
 # tunnels hold two descriptors each in the proxy (client + origin) and one in nginx
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
@@ -122,7 +122,7 @@ import socket, sys
 socks = [socket.socket() for _ in range(int(sys.argv[1]))]
 for s in socks: s.bind(("127.0.0.1", 0))
 print(" ".join(str(s.getsockname()[1]) for s in socks))' "$1"; }
-read -r -a SPARE_PORTS <<<"$(free_ports 40)"
+read -r -a SPARE_PORTS <<<"$(free_ports 80)"
 next_port() { # sets PORT_NEXT (no subshell: the list must shrink)
     PORT_NEXT="${SPARE_PORTS[0]}"; SPARE_PORTS=("${SPARE_PORTS[@]:1}")
 }
@@ -194,13 +194,23 @@ waypost_conf() {
 }
 
 # start_waypost NAME BIN [TOML tables...] : a waypost with its own config and admin port
+# (ports picked at the start can be taken meanwhile by a client's ephemeral port: a port in
+# use means another pair of ports, a few times)
 start_waypost() {
-    local name="$1" bin="$2" port admin; shift 2
-    next_port; port="$PORT_NEXT"; next_port; admin="$PORT_NEXT"
-    waypost_conf "$name" "$port" "$admin" "$(( BENCH_TUNNELS + 1024 ))" "$@"
-    chmod a+r "$BENCH_DIR/waypost/$name.toml"
-    wp_daemon "$name" "$bin" run --config "$BENCH_DIR/waypost/$name.toml"
-    wp_wait_tcp "$name" "$port" 30 || wp_fail "$name" "waypost ($name) did not start"
+    local name="$1" bin="$2" port admin attempt; shift 2
+    for attempt in 1 2 3 4 5; do
+        next_port; port="$PORT_NEXT"; next_port; admin="$PORT_NEXT"
+        waypost_conf "$name" "$port" "$admin" "$(( BENCH_TUNNELS + 1024 ))" "$@"
+        chmod a+r "$BENCH_DIR/waypost/$name.toml"
+        wp_daemon "$name" "$bin" run --config "$BENCH_DIR/waypost/$name.toml"
+        wp_wait_tcp "$name" "$port" 30 && break
+        if [ "$attempt" -lt 5 ] && grep -q 'Address already in use' "$STATE/log/$name.out" 2>/dev/null; then
+            log "$name: a port was taken meanwhile; trying others"
+            wp_stop "$name"; mv "$STATE/log/$name.out" "$STATE/log/$name.out.$attempt"
+            continue
+        fi
+        wp_fail "$name" "waypost ($name) did not start"
+    done
     PORT_OF[$name]="$port" ADMIN_OF[$name]="$admin" STARTED[$name]=1
     PID_OF[$name]="$(head -n1 "$(wp_pidfile "$name")")"
 }
@@ -335,6 +345,10 @@ for c in $BENCH_CHAIN; do
                 start_waypost chain_pac "$WAYPOST_BIN_PATH" \
                     "$(printf '[route]\nbypass_loopback = false\n[pac]\nsource = "%s"\ncache_file = "none"' "$BENCH_DIR/waypost/chain.pac")" "$chain_auth"
             fi ;;
+        baseline)
+            if [ -z "$BASELINE_BIN_PATH" ]; then log "chain baseline: skipped (no WAYPOST_BASELINE_BIN)"; continue; fi
+            start_waypost chain_baseline "$BASELINE_BIN_PATH" \
+                "$(printf '[route]\nupstream = "http://127.0.0.1:%s"\nbypass_loopback = false' "$P_SQB")" "$chain_auth" ;;
         px)
             if ! ensure_px; then log "chain px: skipped (px-proxy did not install)"; continue; fi
             start_px chain_px || continue ;;
@@ -345,7 +359,8 @@ for c in $BENCH_CHAIN; do
     CHAIN_TARGETS+=" chain_$c"
 done
 
-sleep 1
+# idle = settled: waypost gives its startup-only pages back 2 s after it starts
+sleep 3
 tree_kib() { python3 "$ROOT/bench/proctree.py" "$1" "$2" 2>/dev/null || echo 0; }
 for t in "${!PID_OF[@]}"; do printf '%s\tidle_rss_mib\t%s\n' "$t" "$(tree_kib rss "${PID_OF[$t]}")" >>"$RESULTS.rss"; done
 
@@ -495,7 +510,7 @@ for t in "${!PID_OF[@]}"; do printf '%s\tpeak_rss_mib\t%s\n' "$t" "$(tree_kib hw
 awk -F'\t' -v OFS='\t' '{ printf "%s\t%s\t%.1f\n", $1, $2, $3 / 1024 }' "$RESULTS.rss" >>"$RESULTS"
 # one handshake per pooled connection, not per request: waypost's own counters
 for t in $CHAIN_TARGETS; do
-    case "$t" in chain_waypost | chain_pac) ;; *) continue ;; esac
+    case "$t" in chain_waypost | chain_baseline | chain_pac) ;; *) continue ;; esac
     opened="$(metric "$t" waypost_pool_opened_total)"
     handshakes="$(metric "$t" waypost_auth_handshakes_total 'outcome="authenticated"')"
     reused="$(metric "$t" waypost_auth_connections_reused_total)"
@@ -517,7 +532,7 @@ if [ "$BENCH_TUNNELS" -gt 0 ]; then
             squid) start_squid tun_squid --mode open ;;
             tinyproxy) start_tinyproxy tun_tinyproxy "$(( BENCH_TUNNELS + 64 ))" ;;
         esac
-        sleep 1
+        sleep 3   # settled, as for the idle RSS above
         out="$(python3 "$ROOT/bench/tunnels.py" --proxy "127.0.0.1:${PORT_OF[tun_$t]}" --target "127.0.0.1:$P_HTTPS" \
             --pid "${PID_OF[tun_$t]}" --count "$BENCH_TUNNELS" --wait "$BENCH_BURST_WAIT" | grep '^TUNNELS ' || true)"
         log "$(printf '%-13s %-9s %s' "$t" tunnels "${out:-no result}")"

@@ -4,7 +4,8 @@
     tunnels.py --proxy 127.0.0.1:3128 --target 127.0.0.1:8443 --pid PID
                [--count 2000] [--wait 10] [--concurrency 200]
 
-1. RSS of PID and its descendants (bench/proctree.py) at rest;
+1. RSS of PID and its descendants (bench/proctree.py) at rest, after a warm-up of 10 tunnels
+   opened and closed (so the proxy has paged in the code that serves tunnels);
 2. opens COUNT tunnels through the proxy (CONNECT to the HTTPS origin, a TLS handshake and
    one GET /1k inside, so both relay directions have moved bytes), at most CONCURRENCY
    setups in flight, and holds them all idle;
@@ -61,11 +62,21 @@ async def one_tunnel(proxy, target, ctx, sem, timeout):
 
 
 async def run(a):
-    rest = proctree.rss_kib(a.pid)
     ctx = ssl.create_default_context()
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
     sem = asyncio.Semaphore(a.concurrency)
+    # warm-up: a few tunnels opened and closed first, so that "rest" is a proxy that has
+    # served tunnels (code paged in, buffers sized), not one fresh from its start
+    warm = await asyncio.gather(
+        *(one_tunnel(a.proxy, a.target, ctx, sem, a.timeout) for _ in range(min(10, a.count))),
+        return_exceptions=True,
+    )
+    for w in warm:
+        if not isinstance(w, BaseException):
+            w.close()
+    await asyncio.sleep(1)
+    rest = proctree.rss_kib(a.pid)
     started = time.monotonic()
     results = await asyncio.gather(
         *(one_tunnel(a.proxy, a.target, ctx, sem, a.timeout) for _ in range(a.count)),

@@ -13,7 +13,13 @@ fn main() -> ExitCode {
         .nth(1)
         .is_some_and(|a| a == "pac-worker")
     {
-        return ExitCode::from(waypost_pac::worker_main().clamp(0, 255) as u8);
+        // once its script is loaded, the worker gives back the pages loading left (as the
+        // proxy does after its start)
+        let after_load = || {
+            waypost::memory::drop_clean_file_pages();
+            waypost::memory::release_free_heap();
+        };
+        return ExitCode::from(waypost_pac::worker_main_with(after_load).clamp(0, 255) as u8);
     }
     // Usage errors exit 1 (as `waypost pac` documents); 2 stays "invalid config / script error".
     let cli = match Cli::try_parse() {
@@ -44,7 +50,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match cli.command {
+    let code = match cli.command {
         None => runtime.block_on(run(cli.run, inherited)),
         Some(Command::Run(args)) => runtime.block_on(run(args, inherited)),
         Some(Command::Config(ConfigCommand::Check { file })) => check(file),
@@ -86,7 +92,10 @@ fn main() -> ExitCode {
                 }
             }
         }
-    }
+    };
+    // log lines still waiting in the batch go out before the process ends
+    waypost::logging::flush();
+    code
 }
 
 /// `waypost env`: the lines for the shell, from the configuration `run` would load.

@@ -12,8 +12,8 @@
 //!   ten thousand tunnels close the resident set stays near its peak. [`release_free_heap`]
 //!   asks glibc to hand every free page back to the kernel (`malloc_trim`).
 //!
-//! [`spawn`] runs both once the proxy has started, and the heap release again whenever the
-//! number of open connections and tunnels has fallen well below its recent peak. Both are
+//! [`spawn`] runs both once the proxy has started, and again whenever the number of open
+//! connections and tunnels has fallen well below its recent peak (a burst ended). Both are
 //! measured in `bench/` (idle RSS, RSS 10 s after a burst).
 
 use std::sync::Arc;
@@ -45,8 +45,15 @@ pub fn spawn(metrics: Arc<Metrics>) {
             let now = open();
             peak = peak.max(now);
             if peak - now >= BURST {
+                let dropped = drop_clean_file_pages();
                 let released = release_free_heap();
-                tracing::debug!(peak, now, released, "a burst ended: free heap given back");
+                tracing::debug!(
+                    peak,
+                    now,
+                    dropped,
+                    released,
+                    "a burst ended: pages given back"
+                );
                 peak = now;
             }
         }

@@ -37,7 +37,7 @@ pub use bindings::PAC_FUNCTIONS;
 pub use dns::{DnsLookup, HickoryLookup, LookupFuture};
 pub use engine::{PacAnswer, PacEngine};
 pub use error::{ErrorKind, KillReason, PacError, Position};
-pub use isolate::worker_main;
+pub use isolate::{worker_main, worker_main_with};
 pub use options::{Isolation, PacOptions, WorkerProcess};
 pub use sanitize::{sanitize, ScriptInput};
 pub use verdict::{format_result, parse_result, EntryError, ProxyEntry, ProxyKind};

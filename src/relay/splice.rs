@@ -25,8 +25,10 @@ use tokio::time::Instant;
 use super::raw::RawSide;
 use super::RelayEnd;
 
-/// Most bytes moved by one `splice` call (the default pipe capacity).
-const CHUNK: usize = 64 * 1024;
+/// Capacity asked for each pipe, and so the most bytes one `splice` call moves: 64 page slots
+/// (the default 16 fill up early when a socket's data sits in small fragments). Memory only
+/// while bytes are in the pipe.
+const CHUNK: usize = 256 * 1024;
 /// Empty pipes kept for the next transfer; more are closed.
 const POOL_KEEP: usize = 32;
 /// Buffer of the copy used when no pipe can be had.
@@ -63,6 +65,9 @@ impl Held {
                 None => {
                     let (read, write) =
                         nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).ok()?;
+                    // at the default size when the system refuses more (pipe-max-size)
+                    let _ =
+                        nix::fcntl::fcntl(&write, nix::fcntl::FcntlArg::F_SETPIPE_SZ(CHUNK as i32));
                     Pipe { read, write }
                 }
             };
@@ -121,7 +126,13 @@ impl Meter {
 
 /// Relays between two sockets until both directions reached their end, one failed, or no
 /// byte moved for `idle`.
-pub async fn relay(client: RawSide, upstream: RawSide, idle: Duration) -> RelayEnd {
+pub async fn relay(mut client: RawSide, mut upstream: RawSide, idle: Duration) -> RelayEnd {
+    // the bytes already read go to the pumps, which drop them once sent (they may be a slice
+    // of a larger buffer, which the tunnel must not keep for its whole life)
+    let (client_first, upstream_first) = (
+        std::mem::take(&mut client.pending),
+        std::mem::take(&mut upstream.pending),
+    );
     let meter = Meter {
         epoch: Instant::now(),
         last_ms: AtomicU64::new(0),
@@ -132,7 +143,7 @@ pub async fn relay(client: RawSide, upstream: RawSide, idle: Duration) -> RelayE
             pump(
                 &client.tcp,
                 &upstream.tcp,
-                client.pending.clone(),
+                client_first,
                 upstream.send_timeout,
                 &up,
                 &meter
@@ -140,7 +151,7 @@ pub async fn relay(client: RawSide, upstream: RawSide, idle: Duration) -> RelayE
             pump(
                 &upstream.tcp,
                 &client.tcp,
-                upstream.pending.clone(),
+                upstream_first,
                 client.send_timeout,
                 &down,
                 &meter
@@ -187,6 +198,7 @@ async fn pump(
         moved.fetch_add(first.len() as u64, Ordering::Relaxed);
         meter.touch();
     }
+    drop(first);
     let mut held = Held::default();
     loop {
         src.readable().await?;

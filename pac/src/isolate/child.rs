@@ -77,6 +77,12 @@ fn spin_until_readable(input: &Stdin) {
 /// Entry point of `waypost pac-worker` (and `waypost-pac pac-worker`). Returns the exit status.
 /// Not meant to be run by hand: it expects the proxy's frames on stdin.
 pub fn worker_main() -> i32 {
+    worker_main_with(|| {})
+}
+
+/// As [`worker_main`], calling `after_load` once the first script is loaded, before the worker
+/// closes its access to files (the proxy gives back the pages loading left behind).
+pub fn worker_main_with(after_load: fn()) -> i32 {
     let _ = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_CORE, 0, 0);
     let pipe = Arc::new(Pipe {
         input: Mutex::new(BufReader::with_capacity(64 * 1024, std::io::stdin())),
@@ -85,14 +91,14 @@ pub fn worker_main() -> i32 {
     let spawned = std::thread::Builder::new()
         .name("waypost-pac-worker".into())
         .stack_size(crate::worker::STACK_SIZE)
-        .spawn(move || serve(pipe));
+        .spawn(move || serve(pipe, after_load));
     match spawned.map(|t| t.join()) {
         Ok(Ok(code)) => code,
         _ => EXIT_PROTOCOL,
     }
 }
 
-fn serve(pipe: Arc<Pipe>) -> i32 {
+fn serve(pipe: Arc<Pipe>, after_load: fn()) -> i32 {
     let Ok(ToWorker::Init {
         options,
         script,
@@ -114,6 +120,7 @@ fn serve(pipe: Arc<Pipe>) -> i32 {
     let cancel = Arc::new(AtomicBool::new(false));
     let mut interp = None;
     let loaded = load(&shared, &cancel, &mut interp);
+    after_load();
     // the zone data and everything else the runtime reads is open now: no more files
     let _ = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, 3, 3);
     if pipe.write(&FromWorker::Loaded(loaded)).is_err() {

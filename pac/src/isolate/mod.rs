@@ -34,7 +34,7 @@ use crate::options::WorkerProcess;
 use crate::PacError;
 use wire::{FromWorker, ToWorker, WorkerOptions};
 
-pub use child::worker_main;
+pub use child::{worker_main, worker_main_with};
 
 /// Pause before a slot tries again after its worker failed to start.
 const RETRY: Duration = Duration::from_secs(1);

@@ -9,8 +9,16 @@
 //! failure lines `request_id`, `route`, `code`, `error`), and `span` / `spans` (the
 //! connection's `client`, the request's `method`, `uri` and `request_id`), so every line logged
 //! while serving a request can be found by the id the client got in `X-Request-Id`.
+//!
+//! Lines go to stderr through [`sink`]: batched by a writer thread (at most 20 ms late;
+//! warnings, errors and a terminal's lines at once), so an access line costs the serving thread
+//! no system call. [`flush`] before exit; a panic flushes too.
+
+mod sink;
 
 use tracing_subscriber::EnvFilter;
+
+pub use sink::flush;
 
 use crate::config::{LogConfig, LogFormat};
 
@@ -26,11 +34,17 @@ pub fn init(cfg: &LogConfig, verbosity: i8) {
     let filter = EnvFilter::try_from_env("WAYPOST_LOG").unwrap_or_else(|_| EnvFilter::new(level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(sink::Sink::get())
         // colours only for a person at a terminal: files and collectors get plain text
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let _ = match cfg.format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder.try_init(),
     };
+    // a panic's message (written straight to stderr) comes after the lines logged before it
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        flush();
+        previous(info);
+    }));
 }
