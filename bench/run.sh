@@ -107,6 +107,10 @@ if [ -n "$HAVE_WAYPOST" ]; then cp "$WAYPOST_BIN_PATH" "$BENCH_DIR/bin/waypost";
 if [ -n "$BASELINE_BIN_PATH" ]; then cp "$BASELINE_BIN_PATH" "$BENCH_DIR/bin/baseline"; BASELINE_BIN_PATH="$BENCH_DIR/bin/baseline"; fi
 cleanup() {
     local pf d
+    # a run that dies midway keeps what it measured (bench/report.py can still render it)
+    if [ -s "$RESULTS" ] && [ ! -e "$BENCH_DIR/.reported" ]; then
+        mkdir -p "$ROOT/bench/results" && cp "$RESULTS" "$ROOT/bench/results/partial.tsv"
+    fi
     for pf in "$STATE"/pids/*.pid; do [ -e "$pf" ] && wp_stop "$(basename "$pf" .pid)"; done
     for d in "$BENCH_DIR"/*/pids; do
         [ "$d" = "$STATE/pids" ] || "$ROOT/tests/peers/stop.sh" --state "${d%/pids}" || true
@@ -122,9 +126,16 @@ import socket, sys
 socks = [socket.socket() for _ in range(int(sys.argv[1]))]
 for s in socks: s.bind(("127.0.0.1", 0))
 print(" ".join(str(s.getsockname()[1]) for s in socks))' "$1"; }
-read -r -a SPARE_PORTS <<<"$(free_ports 80)"
-next_port() { # sets PORT_NEXT (no subshell: the list must shrink)
-    PORT_NEXT="${SPARE_PORTS[0]}"; SPARE_PORTS=("${SPARE_PORTS[@]:1}")
+# a port is picked when it is needed (one picked long before can be in use by then: the run
+# makes hundreds of thousands of loopback connections), and never twice in a run
+declare -A PORT_USED=()
+next_port() { # sets PORT_NEXT (no subshell: PORT_USED must remember)
+    local p
+    for _ in 1 2 3 4 5 6 7 8; do
+        p="$(free_ports 1)"
+        [ -n "${PORT_USED[$p]:-}" ] || break
+    done
+    PORT_USED[$p]=1; PORT_NEXT="$p"
 }
 next_port; P_HTTP="$PORT_NEXT"; next_port; P_HTTPS="$PORT_NEXT"
 
@@ -556,6 +567,7 @@ out="$ROOT/bench/results/$([ -n "$SMOKE" ] && echo smoke || echo latest)"   # a 
 report="$out.md"
 python3 "$ROOT/bench/report.py" "$RESULTS" "$BENCH_TARGETS" "$THREAD_TARGETS" "$CHAIN_TARGETS" >"$report"
 cp "$RESULTS" "$out.tsv"
+: >"$BENCH_DIR/.reported"
 {
     echo
     [ -z "$HAVE_WAYPOST" ] || echo "waypost: $WAYPOST_BIN_SHOWN$([ -z "$BASELINE_BIN_SHOWN" ] || echo "; baseline: $BASELINE_BIN_SHOWN")."
