@@ -61,41 +61,47 @@ def rss_kib(pid, key="VmRSS"):
     return sum(status_kib(p, key) for p in tree(pid))
 
 
-def _task_ns(p):
-    """CPU time of every live thread of process p, in ns (schedstat: exact, where /proc/PID/stat
-    counts 10 ms ticks, too coarse for a 100 MiB relay that costs ~0.1 s)."""
-    total = 0
+def _live_threads(p):
+    """(ticks, ns) of the live threads of process p: utime + stime from each thread's stat,
+    and CPU time from each thread's schedstat (ns; None when the kernel has no schedstat)."""
+    ticks, ns = 0, 0
     try:
         tids = os.listdir("/proc/%d/task" % p)
     except OSError:
-        return None
+        return 0, None
     for tid in tids:
         try:
+            with open("/proc/%d/task/%s/stat" % (p, tid)) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
             with open("/proc/%d/task/%s/schedstat" % (p, tid)) as f:
-                total += int(f.read().split()[0])
+                t_ns = int(f.read().split()[0])
         except (OSError, ValueError, IndexError):
-            pass
-    return total
+            return 0, None
+        ticks += int(fields[11]) + int(fields[12])
+        ns += t_ns
+    return ticks, ns
 
 
 def cpu_seconds(pid):
-    """CPU seconds of the live tree: threads' schedstat (ns) where the kernel has it, else
-    utime + stime ticks; the root's ended children (cutime + cstime) are added in ticks."""
-    ns = 0
-    ticks = 0
+    """CPU seconds of the live tree. A process's utime + stime (10 ms ticks) include its exited
+    threads (a thread-per-connection proxy's are most of it); its live threads are counted
+    exactly instead (schedstat, ns), since ticks are too coarse for a 0.1 s relay. The root's
+    reaped children (cutime + cstime) are added in ticks."""
+    seconds = 0.0
     for p in tree(pid):
         try:
             f = _stat_fields(p)
         except OSError:
             continue
-        exact = _task_ns(p)
-        if exact:
-            ns += exact
+        total_ticks = int(f[11]) + int(f[12])
+        live_ticks, live_ns = _live_threads(p)
+        if live_ns is None:
+            seconds += total_ticks / CLK_TCK
         else:
-            ticks += int(f[11]) + int(f[12])
+            seconds += max(total_ticks - live_ticks, 0) / CLK_TCK + live_ns / 1e9
         if p == pid:
-            ticks += int(f[13]) + int(f[14])
-    return ns / 1e9 + ticks / CLK_TCK
+            seconds += (int(f[13]) + int(f[14])) / CLK_TCK
+    return seconds
 
 
 def cpu_seconds_ticks(pid):
