@@ -96,7 +96,8 @@ impl Activity {
         })
     }
 
-    fn touch(&self) {
+    /// Notes that a byte moved now.
+    pub fn touch(&self) {
         let ms = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
         self.last_ms.store(ms, Ordering::Relaxed);
     }

@@ -12,6 +12,7 @@ pub mod raw;
 #[cfg(target_os = "linux")]
 pub mod splice;
 
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,8 +21,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::time::Instant;
 
+use crate::intercept::io::Activity;
 use crate::metrics::Metrics;
 use crate::upstream::io::BoxIo;
 
@@ -29,8 +30,7 @@ use crate::upstream::io::BoxIo;
 struct Counted<T> {
     inner: T,
     read: Arc<AtomicU64>,
-    last: Arc<AtomicU64>,
-    epoch: Instant,
+    activity: Arc<Activity>,
 }
 
 impl<T: AsyncRead + Unpin> AsyncRead for Counted<T> {
@@ -44,8 +44,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for Counted<T> {
         let n = buf.filled().len() - before;
         if n > 0 {
             self.read.fetch_add(n as u64, Ordering::Relaxed);
-            let now = self.epoch.elapsed().as_millis() as u64;
-            self.last.store(now, Ordering::Relaxed);
+            self.activity.touch();
         }
         r
     }
@@ -108,41 +107,50 @@ where
     A: AsyncRead + AsyncWrite + Unpin,
     B: AsyncRead + AsyncWrite + Unpin,
 {
-    let epoch = Instant::now();
-    let last = Arc::new(AtomicU64::new(0));
+    let activity = Activity::new();
     let (up, down) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let mut a = Counted {
         inner: client,
         read: up.clone(),
-        last: last.clone(),
-        epoch,
+        activity: activity.clone(),
     };
     let mut b = Counted {
         inner: upstream,
         read: down.clone(),
-        last: last.clone(),
-        epoch,
+        activity: activity.clone(),
     };
     let copy = tokio::io::copy_bidirectional_with_sizes(&mut a, &mut b, 64 * 1024, 64 * 1024);
-    tokio::pin!(copy);
-    let mut idle_timeout = false;
-    loop {
-        let since_last = epoch
-            .elapsed()
-            .saturating_sub(Duration::from_millis(last.load(Ordering::Relaxed)));
-        let wait = idle.saturating_sub(since_last);
-        if wait.is_zero() {
-            idle_timeout = true;
-            break;
-        }
-        tokio::select! {
-            _ = &mut copy => break,
-            _ = tokio::time::sleep(wait) => {}
-        }
-    }
+    let idle_timeout = until_idle(copy, &activity, idle).await.is_none();
     RelayEnd {
         from_client: up.load(Ordering::Relaxed),
         to_client: down.load(Ordering::Relaxed),
         idle_timeout,
     }
+}
+
+/// Runs `work` until it ends (`Some` of its output) or no byte moved for `idle` by `activity`
+/// (`None`; `work` is dropped).
+async fn until_idle<F: Future>(work: F, activity: &Activity, idle: Duration) -> Option<F::Output> {
+    tokio::pin!(work);
+    loop {
+        let wait = idle.saturating_sub(activity.last().elapsed());
+        if wait.is_zero() {
+            return None;
+        }
+        tokio::select! {
+            r = &mut work => return Some(r),
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+/// A connected pair of loopback sockets, for the relay's tests.
+#[cfg(test)]
+async fn socket_pair() -> (tokio::net::TcpStream, tokio::net::TcpStream) {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let a = tokio::net::TcpStream::connect(l.local_addr().unwrap())
+        .await
+        .unwrap();
+    let (b, _) = l.accept().await.unwrap();
+    (a, b)
 }

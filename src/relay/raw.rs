@@ -135,12 +135,7 @@ fn upgraded(up: Upgraded) -> Result<RawSide, BoxIo> {
 mod tests {
     use super::*;
 
-    async fn pair() -> (TcpStream, TcpStream) {
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let a = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
-        let (b, _) = l.accept().await.unwrap();
-        (a, b)
-    }
+    use super::super::socket_pair as pair;
 
     #[tokio::test]
     async fn a_socket_behind_a_send_timeout_is_found_with_its_timeout() {

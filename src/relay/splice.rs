@@ -20,10 +20,10 @@ use bytes::Bytes;
 use nix::fcntl::{splice, OFlag, SpliceFFlags};
 use tokio::io::Interest;
 use tokio::net::TcpStream;
-use tokio::time::Instant;
 
 use super::raw::RawSide;
-use super::RelayEnd;
+use super::{until_idle, RelayEnd};
+use crate::intercept::io::Activity;
 
 /// Capacity asked for each pipe, and so the most bytes one `splice` call moves: 64 page slots
 /// (the default 16 fill up early when a socket's data sits in small fragments). Memory only
@@ -105,25 +105,6 @@ fn splice_io(from: impl AsFd, to: impl AsFd, len: usize) -> io::Result<usize> {
     splice(from, None, to, None, len, flags()).map_err(io::Error::from)
 }
 
-/// Shared by both directions: bytes each way and when a byte last moved.
-struct Meter {
-    epoch: Instant,
-    last_ms: AtomicU64,
-}
-
-impl Meter {
-    fn touch(&self) {
-        let ms = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.last_ms.store(ms, Ordering::Relaxed);
-    }
-
-    fn idle_for(&self) -> Duration {
-        self.epoch
-            .elapsed()
-            .saturating_sub(Duration::from_millis(self.last_ms.load(Ordering::Relaxed)))
-    }
-}
-
 /// Relays between two sockets until both directions reached their end, one failed, or no
 /// byte moved for `idle`.
 pub async fn relay(mut client: RawSide, mut upstream: RawSide, idle: Duration) -> RelayEnd {
@@ -133,10 +114,7 @@ pub async fn relay(mut client: RawSide, mut upstream: RawSide, idle: Duration) -
         std::mem::take(&mut client.pending),
         std::mem::take(&mut upstream.pending),
     );
-    let meter = Meter {
-        epoch: Instant::now(),
-        last_ms: AtomicU64::new(0),
-    };
+    let activity = Activity::new();
     let (up, down) = (AtomicU64::new(0), AtomicU64::new(0));
     let both = async {
         tokio::try_join!(
@@ -146,7 +124,7 @@ pub async fn relay(mut client: RawSide, mut upstream: RawSide, idle: Duration) -
                 client_first,
                 upstream.send_timeout,
                 &up,
-                &meter
+                &activity
             ),
             pump(
                 &upstream.tcp,
@@ -154,28 +132,15 @@ pub async fn relay(mut client: RawSide, mut upstream: RawSide, idle: Duration) -
                 upstream_first,
                 client.send_timeout,
                 &down,
-                &meter
+                &activity
             ),
         )
     };
-    tokio::pin!(both);
-    let mut idle_timeout = false;
-    loop {
-        let wait = idle.saturating_sub(meter.idle_for());
-        if wait.is_zero() {
-            idle_timeout = true;
-            break;
-        }
-        tokio::select! {
-            r = &mut both => {
-                if let Err(e) = r {
-                    tracing::debug!(error = %e, "tunnel relay ended with an error");
-                }
-                break;
-            }
-            _ = tokio::time::sleep(wait) => {}
-        }
+    let ended = until_idle(both, &activity, idle).await;
+    if let Some(Err(e)) = &ended {
+        tracing::debug!(error = %e, "tunnel relay ended with an error");
     }
+    let idle_timeout = ended.is_none();
     RelayEnd {
         from_client: up.load(Ordering::Relaxed),
         to_client: down.load(Ordering::Relaxed),
@@ -191,12 +156,12 @@ async fn pump(
     first: Bytes,
     stall: Option<Duration>,
     moved: &AtomicU64,
-    meter: &Meter,
+    activity: &Activity,
 ) -> io::Result<()> {
     if !first.is_empty() {
         write_all(dst, &first, stall).await?;
         moved.fetch_add(first.len() as u64, Ordering::Relaxed);
-        meter.touch();
+        activity.touch();
     }
     drop(first);
     let mut held = Held::default();
@@ -208,7 +173,7 @@ async fn pump(
                 0 => break,
                 n => {
                     moved.fetch_add(n as u64, Ordering::Relaxed);
-                    meter.touch();
+                    activity.touch();
                     continue;
                 }
             }
@@ -224,7 +189,7 @@ async fn pump(
             Err(e) => return Err(e),
         };
         moved.fetch_add(n as u64, Ordering::Relaxed);
-        meter.touch();
+        activity.touch();
         let mut left = n;
         while left > 0 {
             writable(dst, stall).await?;
@@ -295,12 +260,7 @@ mod tests {
     static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
     /// (the end a test drives, the end the relay gets)
-    async fn pair() -> (TcpStream, TcpStream) {
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let a = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
-        let (b, _) = l.accept().await.unwrap();
-        (a, b)
-    }
+    use super::super::socket_pair as pair;
 
     fn side(tcp: TcpStream, pending: &'static [u8]) -> RawSide {
         RawSide {
