@@ -1,16 +1,22 @@
 #!/usr/bin/env bash
-# Builds and runs every libFuzzer target of fuzz/ for a bounded time each.
+# The fuzzing campaign (opt-in; not part of scripts/test.sh): builds and runs every libFuzzer
+# target of fuzz/ for a bounded time each.
 #
 #   scripts/fuzz.sh [seconds-per-target] [target...]     (default: 60 s, every target)
+#
+# The tests replay what fuzzing found without any of this: each target's body is a plain
+# function of `waypost-fuzz` (fuzz/src/), and `cargo test` (fuzz/tests/replay.rs) runs it over
+# fuzz/corpus/<target>/ and every past crash input in fuzz/artifacts/<target>/. Run this script
+# on a schedule (nightly CI, or a timer; the README's "Fuzzing" section) and commit what it finds.
 #
 # Needs the nightly toolchain (installed with rustup when missing) and cargo-fuzz (installed
 # with `cargo install` when missing). The instrumented build has its own target directory
 # (WP_FUZZ_TARGET_DIR, default ~/.cache/waypost-fuzz-target) so it never invalidates the
 # stable one. Each target starts from its checked-in seeds (fuzz/corpus/<target>/, read only)
 # plus the corpus earlier runs grew (kept in the target directory, not in git). A crash fails
-# the script; the input is kept in fuzz/artifacts/<target>/ (reproduce it with
-# `cargo +nightly fuzz run --fuzz-dir fuzz -s none <target> <file>`, or run the built binary
-# on the file), and becomes a regression test in the crate that owns the code.
+# the script; the input is kept in fuzz/artifacts/<target>/ (reproduce it with `cargo test -p
+# waypost-fuzz`, which replays that folder, or run the built binary on the file); fix the code,
+# add a regression test in the crate that owns it, and commit the input.
 #
 # Sanitizer: none. The targets are safe Rust; what they look for is panics, overflow
 # (debug assertions are on), hangs (-timeout) and runaway memory (-rss_limit_mb). Without ASan
@@ -35,12 +41,13 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
 fi
 
 fuzz=(cargo +nightly fuzz)
-common=(--fuzz-dir fuzz --sanitizer none --target-dir "$target_dir")
+common=(--fuzz-dir fuzz --sanitizer none --target-dir "$target_dir" --features libfuzzer)
 
 if [ "$#" -gt 0 ]; then
     targets=("$@")
 else
     mapfile -t targets < <("${fuzz[@]}" list --fuzz-dir fuzz)
+    [ "${#targets[@]}" -gt 0 ] || { echo "[fuzz] no targets listed" >&2; exit 1; }
 fi
 
 start=$(date +%s)

@@ -23,10 +23,10 @@ PACKAGES=(
     dnsmasq-base busybox iproute2 bind9-dnsutils
     # PAC reference implementation for comparison tests
     python3-pacparser
-    # the status page's browser test (tests/status_page.rs drives headless chromium)
+    # the status page's browser test (tests/integration/status_page.rs drives headless chromium)
     chromium fonts-dejavu-core
-    # socket activation without a running systemd (tests/socket_activation.rs:
-    # systemd-socket-activate); man renders `waypost man` (tests/client_access.rs)
+    # socket activation without a running systemd (tests/integration/socket_activation.rs:
+    # systemd-socket-activate); man renders `waypost man` (tests/integration/client_access.rs)
     systemd man-db
     # benchmark (bench/run.sh)
     nginx tinyproxy wrk
@@ -34,17 +34,17 @@ PACKAGES=(
     build-essential pkg-config libclang-dev libkrb5-dev libssl-dev
     # tools the scripts use: setpriv/setsid (util-linux), ps (procps)
     util-linux procps
-    # deploy checks: the scratch container image (tests/deploy_container.rs: podman build +
-    # create + export; systemd-analyze verify on deploy/systemd (tests/deploy_systemd.rs)
+    # deploy checks: the scratch container image (tests/integration/deploy_container.rs: podman build +
+    # create + export; systemd-analyze verify on deploy/systemd (tests/integration/deploy_systemd.rs)
     podman systemd
-    # real clients end to end (tests/clients.rs): git http-backend, pip (node: below)
+    # real clients end to end (tests/integration/clients.rs): git http-backend, pip (node: below)
     git python3-pip
 )
 # node + npm for the client tests: Debian's, unless a node with its own npm is already
 # installed (NodeSource's nodejs package conflicts with Debian's npm)
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then PACKAGES+=(nodejs npm); fi
 : "${PYSPNEGO_SPEC:=pyspnego>=0.11}"
-# Kubernetes schema validation of deploy/kubernetes (tests/deploy_kubernetes.rs); brings PyYAML
+# Kubernetes schema validation of deploy/kubernetes (tests/integration/deploy_kubernetes.rs); brings PyYAML
 : "${KUBERNETES_VALIDATE_SPEC:=kubernetes-validate>=1.31}"
 
 log() { printf '[install-deps] %s\n' "$*" >&2; }

@@ -146,6 +146,12 @@ pub async fn serve<B>(app: &App, req: &Request<B>) -> Response<Body> {
             let _ = app.router.bad.snapshot();
             (StatusCode::OK, "application/json", format!("{:#}\n", crate::status::data(app)))
         }
+        // a browser opening the admin root gets the status page; scripts keep the usage text
+        "/" if prefers_html(req.headers().get(header::ACCEPT)) => (
+            StatusCode::OK,
+            "text/html; charset=utf-8",
+            crate::status::html(&crate::status::data(app)),
+        ),
         "/status" | "/status/" => (
             StatusCode::OK,
             "text/html; charset=utf-8",
@@ -174,6 +180,33 @@ pub async fn serve<B>(app: &App, req: &Request<B>) -> Response<Body> {
         );
     }
     resp
+}
+
+/// Whether an `Accept` header asks for HTML before anything else a browser would (browsers send
+/// `text/html,...`; curl sends `*/*`, scripts nothing or `text/plain`). `q=0` refuses a type.
+pub fn prefers_html(accept: Option<&HeaderValue>) -> bool {
+    let Some(accept) = accept.and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let mut best: Option<(f32, bool)> = None;
+    for item in accept.split(',') {
+        let mut parts = item.split(';');
+        let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+        let q = parts
+            .filter_map(|p| p.trim().strip_prefix("q=").map(str::trim))
+            .find_map(|q| q.parse::<f32>().ok())
+            .unwrap_or(1.0);
+        let html = match media.as_str() {
+            "text/html" | "application/xhtml+xml" => true,
+            "*/*" | "text/*" | "text/plain" | "application/json" => false,
+            _ => continue,
+        };
+        // the first of the highest q wins; a wildcard alone never means a browser
+        if q > 0.0 && best.is_none_or(|(bq, _)| q > bq) {
+            best = Some((q, html));
+        }
+    }
+    best.is_some_and(|(_, html)| html)
 }
 
 /// Decodes `%XX` and `+` in a query value.
@@ -213,4 +246,27 @@ pub fn percent_encode(s: &str) -> String {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prefers_html;
+    use http::HeaderValue;
+
+    fn html(accept: &str) -> bool {
+        prefers_html(Some(&HeaderValue::from_str(accept).unwrap()))
+    }
+
+    #[test]
+    fn browsers_asking_for_html_first_get_the_page_and_scripts_get_text() {
+        // Chromium / Firefox
+        assert!(html("text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8"));
+        assert!(html("text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"));
+        // curl, wget, Prometheus, a script asking for text or JSON, nothing at all
+        assert!(!html("*/*"));
+        assert!(!html("text/plain"));
+        assert!(!html("application/json, text/html;q=0.5"));
+        assert!(!html("text/html;q=0"));
+        assert!(!prefers_html(None));
+    }
 }

@@ -1,7 +1,7 @@
 //! waypost: a local forward proxy that decides per URL how to reach it, the way WinHTTP does.
 //!
 //! Module map, in the order a request meets them (each stage a module; arrows are imports,
-//! and there is no cycle among them: `tests/module_graph.rs` checks):
+//! and there is no cycle among them: `tests/integration/module_graph.rs` checks):
 //! - [`server`]: listeners (bound, or inherited by socket activation: [`systemd`]), client ACL,
 //!   connection caps (tunnels hold their slot), shutdown; SOCKS5 clients' handshake: [`socks`].
 //! - [`proxy`]: the pipeline — classify, parse the target, decide, plan, connect + authenticate

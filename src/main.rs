@@ -251,12 +251,7 @@ async fn doctor(args: waypost::cli::DoctorArgs) -> ExitCode {
         admin: args.admin.clone(),
         standalone: args.standalone,
         url: args.url.clone(),
-        config_name: args
-            .run
-            .config
-            .as_ref()
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|| "the built-in defaults".into()),
+        config_file: args.run.config.clone(),
     };
     let verdicts = doctor::run(load_config(&args.run), &opts).await;
     if args.json {

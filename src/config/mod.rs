@@ -198,6 +198,40 @@ pub const RESERVED_ENV: [&str; 4] = [
     "WAYPOST_AUTH_PASSWORD",
 ];
 
+/// The keys whose value is a list of scalars: in the environment they are written
+/// comma-separated (`WAYPOST_TLS__CONNECT_PORTS=443,8443`; one entry alone is a list of one,
+/// an empty value the empty list). Every row of
+/// docs/configuration.md whose default is a list must be here (`tests/integration/config_reference.rs`
+/// sets each one from the environment). `pac.source` is not: a URL may hold a comma, so the
+/// environment sets one source.
+pub const LIST_KEYS: [&str; 18] = [
+    "listen",
+    "admin_listen",
+    "admin_allow",
+    "socks_listen",
+    "allow",
+    "route.bypass",
+    "pac.my_ip",
+    "pac.wpad_interfaces",
+    "pac.wpad_domains",
+    "auth.allow_proxies",
+    "auth.intranet_suffixes",
+    "tls.ca_files",
+    "tls.crl_files",
+    "tls.connect_ports",
+    "tls.intercept.hosts",
+    "tls.sni_rules.allow",
+    "tls.sni_rules.deny",
+    "dns.servers",
+];
+
+/// The dotted key a `WAYPOST_` variable sets (`WAYPOST_TLS__CONNECT_PORTS` -> `tls.connect_ports`).
+fn env_key(var: &str) -> String {
+    var.trim_start_matches("WAYPOST_")
+        .replace("__", ".")
+        .to_lowercase()
+}
+
 /// Values given on the command line; they win over file and environment.
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
@@ -241,18 +275,30 @@ pub fn load_with_env(
             .add_source(config::File::from_str(text, config::FileFormat::Toml).required(true));
         let _ = path;
     }
+    // list keys are split here, not by the config crate: it parses a lone `443` or `true` as a
+    // scalar before it looks for a list, and keeps an empty value as `[""]`
+    let (env_lists, env_scalars): (Vec<_>, Vec<_>) = waypost_env
+        .iter()
+        .map(|(k, v)| (env_key(k), k, v))
+        .partition(|(key, _, _)| LIST_KEYS.contains(&key.as_str()));
     builder = builder.add_source(
         config::Environment::with_prefix("WAYPOST")
             .prefix_separator("_")
             .separator("__")
             .try_parsing(true)
-            .list_separator(",")
-            .with_list_parse_key("listen")
-            .with_list_parse_key("admin_listen")
-            .with_list_parse_key("allow")
-            .with_list_parse_key("route.bypass")
-            .source(Some(waypost_env.clone().into_iter().collect())),
+            .source(Some(env_scalars.iter().map(|(_, k, v)| ((*k).clone(), (*v).clone())).collect())),
     );
+    for (key, var, value) in &env_lists {
+        let list: Vec<String> = value
+            .split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .map(String::from)
+            .collect();
+        builder = builder
+            .set_override(key.as_str(), list)
+            .map_err(|e| single(key, e.to_string(), Some(format!("environment {var}"))))?;
+    }
     let set = |b: config::ConfigBuilder<config::builder::DefaultState>,
                k: &str,
                v: config::Value| { b.set_override(k, v) };

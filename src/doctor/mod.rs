@@ -66,8 +66,27 @@ pub struct Options {
     pub standalone: bool,
     /// The sample URL.
     pub url: String,
-    /// How the configuration was given (`FILE` or "the defaults"), for messages.
-    pub config_name: String,
+    /// The configuration file given (`--config`); None = the built-in defaults (and the
+    /// environment), which messages say in their own words.
+    pub config_file: Option<std::path::PathBuf>,
+}
+
+impl Options {
+    /// The `config` check's detail: the file, or the defaults in words (not as a file name).
+    fn config_valid(&self) -> String {
+        match &self.config_file {
+            Some(f) => format!("{} is valid", f.display()),
+            None => "the configuration (built-in defaults, no file) is valid".into(),
+        }
+    }
+
+    /// The command that starts an instance with this configuration.
+    fn run_command(&self) -> String {
+        match &self.config_file {
+            Some(f) => format!("waypost run --config {}", f.display()),
+            None => "waypost run".into(),
+        }
+    }
 }
 
 /// Runs every check. `cfg`: the loaded configuration, or every problem found in it.
@@ -78,7 +97,7 @@ pub async fn run(cfg: Result<Config, String>, opts: &Options) -> Vec<Verdict> {
             out.push(verdict(
                 "config",
                 Status::Ok,
-                format!("{} is valid", opts.config_name),
+                opts.config_valid(),
             ));
             c
         }
@@ -161,9 +180,8 @@ async fn running(cfg: &Config, opts: &Options) -> Verdict {
             format!("nothing answers at {base}: {e}"),
         )
         .fix(format!(
-            "start it (`waypost run --config {}`), pass --admin with its address, or run \
-             `waypost doctor --standalone`",
-            opts.config_name
+            "start it (`{}`), pass --admin with its address, or run `waypost doctor --standalone`",
+            opts.run_command()
         )),
         Err(_) => verdict(
             "listening",
@@ -376,4 +394,38 @@ pub fn render_text(v: &[Verdict]) -> String {
         )
     });
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Options;
+
+    fn opts(file: Option<&str>) -> Options {
+        Options {
+            admin: None,
+            standalone: true,
+            url: "http://example.com/".into(),
+            config_file: file.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn without_a_config_file_the_messages_name_the_defaults_in_words_not_as_a_file() {
+        let o = opts(None);
+        assert_eq!(
+            o.config_valid(),
+            "the configuration (built-in defaults, no file) is valid"
+        );
+        assert_eq!(o.run_command(), "waypost run");
+    }
+
+    #[test]
+    fn with_a_config_file_the_messages_name_the_file() {
+        let o = opts(Some("/etc/waypost/waypost.toml"));
+        assert_eq!(o.config_valid(), "/etc/waypost/waypost.toml is valid");
+        assert_eq!(
+            o.run_command(),
+            "waypost run --config /etc/waypost/waypost.toml"
+        );
+    }
 }

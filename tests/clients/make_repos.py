@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Lays out, in DIR, what tests/clients.rs serves with `python3 -m http.server`:
+"""Lays out, in DIR, what tests/integration/clients.rs serves with `python3 -m http.server`:
 
   simple/waypost-probe/index.html + files/waypost_probe-1.0-py3-none-any.whl
       a PEP 503 "simple" index with one tiny wheel (pip install --index-url BASE/simple/)

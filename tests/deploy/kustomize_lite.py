@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Renders deploy/kubernetes overlays without a kustomize binary, for tests/deploy_kubernetes.rs.
+"""Renders deploy/kubernetes overlays without a kustomize binary, for tests/integration/deploy_kubernetes.rs.
 
 Debian 12 has no kustomize (its kubernetes-client is 1.20, whose built-in kustomize predates
 the overlays' syntax) and neither PyPI nor npm ships a usable binary, so this implements the

@@ -19,6 +19,16 @@ pub async fn spawn_waypost(
     config: &Path,
     nofile: Option<u32>,
 ) -> (tokio::process::Child, SocketAddr, Lines) {
+    spawn_waypost_with_env(config, nofile, &[]).await
+}
+
+/// As [`spawn_waypost`], with `env` added to the child's environment only (process-wide
+/// settings such as `KRB5_CONFIG` stay out of the test process and its other tests).
+pub async fn spawn_waypost_with_env(
+    config: &Path,
+    nofile: Option<u32>,
+    env: &[(&str, &std::ffi::OsStr)],
+) -> (tokio::process::Child, SocketAddr, Lines) {
     let exe = env!("CARGO_BIN_EXE_waypost");
     let mut cmd = match nofile {
         Some(n) => {
@@ -33,6 +43,7 @@ pub async fn spawn_waypost(
         .args(["run", "--config"])
         .arg(config)
         .env("WAYPOST_LOG", "info")
+        .envs(env.iter().copied())
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()

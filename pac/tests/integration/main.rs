@@ -1,0 +1,12 @@
+//! The PAC engine's integration tests, one binary (linked once) with a module per subject:
+//! the command line (`cli`), the third-party corpus, the engine and its functions, hostile
+//! scripts, and evaluation in isolated worker processes.
+
+mod common;
+
+mod cli;
+mod corpus;
+mod engine;
+mod functions;
+mod hostile;
+mod isolation;

@@ -1,0 +1,136 @@
+//! waypost chained to a real squid (Debian package, started on loopback by tests/peers/).
+
+use crate::support;
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use support::harness::{self, metric, Client, Origin};
+use support::peers::Squid;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use waypost_testsupport::eventually;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_requests_go_through_squid_on_pooled_keep_alive_connections() {
+    let squid = tokio::task::spawn_blocking(|| Squid::start("open"))
+        .await
+        .unwrap();
+    let origin = Origin::echo().await;
+    let upstream = format!("http://127.0.0.1:{}", squid.port);
+    let proxy = harness::start_proxy(|c| {
+        c.route.upstream = upstream.clone();
+        c.route.bypass_loopback = false;
+    })
+    .await;
+    let mut client = Client::connect(proxy.addrs[0]).await;
+    for i in 0..5 {
+        let (status, _, body) = client.get(&origin.url(&format!("/via-squid/{i}"))).await;
+        assert_eq!(status, 200, "{body}");
+        assert!(body.starts_with(&format!("GET /via-squid/{i}")), "{body}");
+        assert!(
+            body.to_ascii_lowercase().contains("via: 1.1"),
+            "squid adds Via: {body}"
+        );
+    }
+    let m = harness::metrics(proxy.addrs[0]).await;
+    let label = format!("upstream=\"127.0.0.1:{}\"", squid.port);
+    assert_eq!(
+        metric(&m, &format!("waypost_pool_opened_total{{{label}}}")),
+        1.0,
+        "{m}"
+    );
+    assert_eq!(
+        metric(&m, &format!("waypost_pool_reused_total{{{label}}}")),
+        4.0,
+        "{m}"
+    );
+    // squid logs each request when its transaction ends, the last maybe after our response
+    eventually(
+        Duration::from_secs(10),
+        || async { squid.access_log() },
+        |log| log.matches("/via-squid/").count() == 5,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_tunnels_go_through_squid() {
+    let squid = tokio::task::spawn_blocking(|| Squid::start("open"))
+        .await
+        .unwrap();
+    let origin = Origin::echo().await;
+    let upstream = format!("http://127.0.0.1:{}", squid.port);
+    let proxy = harness::start_proxy(|c| {
+        c.route.upstream = upstream.clone();
+        c.route.bypass_loopback = false;
+    })
+    .await;
+    let mut s = TcpStream::connect(proxy.addrs[0]).await.unwrap();
+    s.write_all(format!("CONNECT {0} HTTP/1.1\r\nHost: {0}\r\n\r\n", origin.addr).as_bytes())
+        .await
+        .unwrap();
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(
+            s.read(&mut b).await.unwrap(),
+            1,
+            "{}",
+            String::from_utf8_lossy(&head)
+        );
+        head.push(b[0]);
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    // speak HTTP to the origin inside the tunnel
+    s.write_all(b"GET /inside-tunnel HTTP/1.1\r\nHost: o\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut out = String::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_string(&mut out))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(out.contains("GET /inside-tunnel"), "{out}");
+    // a tunnel is logged when it closes
+    eventually(
+        Duration::from_secs(10),
+        || async { squid.access_log() },
+        |log| log.contains("CONNECT"),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bypassed_hosts_skip_squid() {
+    let squid = tokio::task::spawn_blocking(|| Squid::start("open"))
+        .await
+        .unwrap();
+    let origin = Origin::echo().await;
+    let upstream = format!("http://127.0.0.1:{}", squid.port);
+    let proxy = harness::start_proxy(|c| {
+        c.route.upstream = upstream.clone();
+        c.route.bypass_loopback = false;
+        c.route.bypass = vec!["127.0.0.0/8".into()];
+    })
+    .await;
+    let (status, _, body) = harness::get(proxy.addrs[0], &origin.url("/direct")).await;
+    assert_eq!(status, 200);
+    assert!(!body.to_ascii_lowercase().contains("via:"), "{body}");
+    assert!(!squid.access_log().contains("/direct"));
+    assert_eq!(origin.connections.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn an_unreachable_upstream_proxy_gives_502_connect_refused() {
+    let port = support::peers::free_port();
+    let proxy = harness::start_proxy(|c| {
+        c.route.upstream = format!("http://127.0.0.1:{port}");
+        c.route.bypass_loopback = false;
+    })
+    .await;
+    let (status, headers, body) = harness::get(proxy.addrs[0], "http://example.test/").await;
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(headers["x-waypost-error"], "connect-refused");
+}

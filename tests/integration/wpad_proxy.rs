@@ -1,0 +1,294 @@
+//! The "Done means" of autoproxy: a user who sets only `pac = "auto"` on a network with WPAD
+//! gets the PAC's proxy choices, with failover, and `waypost explain` says why.
+//!
+//! Everything runs in a WPAD lab ([`WpadLab`]: dnsmasq for DHCP option 252 and DNS, busybox
+//! httpd for `wpad.dat`, in a namespace of its own) and its client namespace, where the real
+//! `waypost` binary, a squid and the python origin listen on the namespace's own 127.0.0.1
+//! and curl is the client. The only settings besides `--pac auto` are test plumbing: no last
+//! good copy on disk (`WAYPOST_PAC__CACHE_FILE=none`, so runs stay independent), loopback
+//! not bypassed (the origin is on loopback), and a short refresh for the roaming test.
+//!
+//! Needs root (network namespaces), ip, dnsmasq, busybox, squid, python3 and curl; without
+//! them a test fails naming what is missing. Every process and namespace is removed on drop,
+//! also when a test fails (and by the peers' watchdog when the test process is killed).
+
+use crate::support;
+
+use std::fs;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use support::netns::NsWaypost;
+use support::peers::{free_port, require_program, Squid, WpadLab};
+use waypost_testsupport::eventually_blocking;
+use waypost_testsupport::metrics::find;
+
+fn require_root() {
+    let uid = fs::read_to_string("/proc/self/status").ok().and_then(|s| {
+        s.lines().find_map(|l| {
+            l.strip_prefix("Uid:")
+                .and_then(|v| v.split_whitespace().nth(1).map(str::to_string))
+        })
+    });
+    assert_eq!(
+        uid.as_deref(),
+        Some("0"),
+        "these tests need root (network namespaces, DHCP on udp/68): run them as root"
+    );
+    for program in ["ip", "dnsmasq", "busybox", "curl"] {
+        require_program(program);
+    }
+}
+
+/// `waypost --pac auto --listen 127.0.0.1:PORT` in the lab's client namespace, with `env`;
+/// killed on drop.
+fn start_waypost(lab: &WpadLab, env: &[(&str, &str)]) -> NsWaypost {
+    let port = free_port(); // free in the host namespace; the client namespace is empty
+    let addr = format!("127.0.0.1:{port}");
+    let mut all = vec![
+        ("WAYPOST_PAC__CACHE_FILE", "none"),
+        ("WAYPOST_ROUTE__BYPASS_LOOPBACK", "false"),
+    ];
+    all.extend_from_slice(env);
+    NsWaypost::spawn(
+        &lab.client_ns,
+        &addr,
+        tempfile::tempdir().expect("tempdir"),
+        "waypost.log",
+        ["--pac", "auto", "--listen", &addr, "-v"],
+        &all,
+    )
+}
+
+fn via_squid(body: &str) -> bool {
+    // the origin echoes each request header as "> Name: value"
+    body.lines()
+        .any(|l| l.to_ascii_lowercase().starts_with("> via:") && l.contains("squid"))
+}
+
+fn failover_pac(dead: u16, squid: &Squid) -> String {
+    format!(
+        "function FindProxyForURL(url, host) {{ return 'PROXY 127.0.0.1:{dead}; PROXY 127.0.0.1:{}; DIRECT'; }}\n",
+        squid.port
+    )
+}
+
+#[test]
+fn with_only_pac_auto_a_dhcp_wpad_network_routes_through_the_pac_proxies_with_failover_and_explain_says_why(
+) {
+    require_root();
+    let lab = WpadLab::start("function FindProxyForURL(u, h) { return 'DIRECT'; }\n");
+    let squid = lab.squid_in_client();
+    let origin = lab.origin_in_client();
+    let dead = free_port();
+    let pac = failover_pac(dead, &squid);
+    lab.set_pac(&pac);
+    let wp = start_waypost(&lab, &[]);
+    let site = format!("http://127.0.0.1:{}", origin.port);
+
+    let first = wp.explain_until(&format!("{site}/ready"), Duration::from_secs(20), |r| {
+        !r["pac"].is_null()
+    });
+    assert_eq!(first["pac"]["method"], "dhcp", "{first}");
+    assert_eq!(first["pac"]["source"], lab.wpad_url.as_str(), "{first}");
+
+    let (status, body) = wp.curl(&format!("{site}/through-wpad"));
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        via_squid(&body),
+        "the origin saw squid's Via: the dead first proxy was skipped within the request:\n{body}"
+    );
+    // squid logged the request (when its transaction ended, maybe after curl was done)
+    eventually_blocking(
+        Duration::from_secs(10),
+        || squid.access_log(),
+        |log| log.contains("/through-wpad"),
+    );
+
+    let r = wp.explain(&format!("{site}/why"));
+    let dead_hop = format!("http://127.0.0.1:{dead}");
+    let squid_hop = format!("http://127.0.0.1:{}", squid.port);
+    assert_eq!(r["pac"]["method"], "dhcp", "{r}");
+    assert_eq!(
+        r["raw"],
+        format!(
+            "PROXY 127.0.0.1:{dead}; PROXY 127.0.0.1:{}; DIRECT",
+            squid.port
+        ),
+        "{r}"
+    );
+    assert_eq!(
+        r["proxies"],
+        serde_json::json!([
+            format!("PROXY 127.0.0.1:{dead}"),
+            format!("PROXY 127.0.0.1:{}", squid.port),
+            "DIRECT"
+        ]),
+        "{r}"
+    );
+    assert_eq!(r["bad_proxies"][0]["proxy"], dead_hop.as_str(), "{r}");
+    assert_eq!(
+        r["decision"],
+        serde_json::json!([squid_hop, "DIRECT", dead_hop]),
+        "the dead proxy is tried last while marked bad: {r}"
+    );
+    assert_eq!(r["hop_now"], squid_hop.as_str(), "{r}");
+
+    let metrics = wp.curl(&format!("http://{}/metrics", wp.addr)).1;
+    assert!(
+        find(
+            &metrics,
+            "waypost_pac_fetches_total{outcome=\"ok\",source=\"dhcp\"}"
+        )
+        .is_some(),
+        "{metrics}"
+    );
+    for series in [
+        "waypost_route_failovers_total{reason=\"connect-refused\"}",
+        "waypost_proxies_marked_bad",
+    ] {
+        assert_eq!(find(&metrics, series), Some(1.0), "{series}:\n{metrics}");
+    }
+
+    let (ok, text) = wp.explain_raw(&format!("{site}/why"), false);
+    assert!(ok, "{text}");
+    assert!(
+        text.contains(&format!("pac:        {} (via dhcp,", lab.wpad_url)),
+        "{text}"
+    );
+    assert!(text.contains(&format!("marked bad: {dead_hop}")), "{text}");
+}
+
+#[test]
+fn with_only_pac_auto_and_no_dhcp_option_252_the_script_is_found_by_dns_and_followed() {
+    require_root();
+    let lab =
+        WpadLab::start_without_option_252("function FindProxyForURL(u, h) { return 'DIRECT'; }\n");
+    let squid = lab.squid_in_client();
+    let origin = lab.origin_in_client();
+    let dead = free_port();
+    lab.set_pac(&failover_pac(dead, &squid));
+    let wp = start_waypost(&lab, &[]);
+    let site = format!("http://127.0.0.1:{}", origin.port);
+
+    let r = wp.explain_until(&format!("{site}/ready"), Duration::from_secs(20), |r| {
+        !r["pac"].is_null()
+    });
+    assert_eq!(r["pac"]["method"], "dns", "{r}");
+    assert_eq!(
+        r["pac"]["source"], "http://wpad.corp.example.test/wpad.dat",
+        "{r}"
+    );
+    let (status, body) = wp.curl(&format!("{site}/found-by-dns"));
+    assert_eq!(status, 200, "{body}");
+    assert!(via_squid(&body), "{body}");
+    eventually_blocking(
+        Duration::from_secs(10),
+        || squid.access_log(),
+        |log| log.contains("/found-by-dns"),
+    );
+    let log = lab.dnsmasq_log();
+    assert!(
+        log.contains("DHCPINFORM") && log.contains("query[A] wpad.corp.example.test"),
+        "DHCP was asked first, then DNS:\n{log}"
+    );
+}
+
+#[test]
+fn when_the_wpad_script_changes_new_requests_follow_it_after_the_next_refresh() {
+    require_root();
+    let lab = WpadLab::start("function FindProxyForURL(u, h) { return 'DIRECT'; }\n");
+    let squid = lab.squid_in_client();
+    let origin = lab.origin_in_client();
+    lab.set_pac(&format!(
+        "function FindProxyForURL(u, h) {{ return 'PROXY 127.0.0.1:{}'; }}\n",
+        squid.port
+    ));
+    let wp = start_waypost(&lab, &[("WAYPOST_PAC__REFRESH", "500ms")]);
+    let site = format!("http://127.0.0.1:{}", origin.port);
+    let squid_raw = format!("PROXY 127.0.0.1:{}", squid.port);
+
+    let r = wp.explain_until(&format!("{site}/x"), Duration::from_secs(20), |r| {
+        r["raw"] == squid_raw.as_str()
+    });
+    assert_eq!(r["pac"]["method"], "dhcp", "{r}");
+    let (_, body) = wp.curl(&format!("{site}/office"));
+    assert!(via_squid(&body), "through squid first: {body}");
+
+    // the network now says: DIRECT for this origin, squid for everything else
+    lab.set_pac(&format!(
+        "function FindProxyForURL(u, h) {{ if (shExpMatch(u, '*/roamed*')) return 'DIRECT'; return 'PROXY 127.0.0.1:{}'; }}\n",
+        squid.port
+    ));
+    let started = Instant::now();
+    let r = wp.explain_until(&format!("{site}/roamed"), Duration::from_secs(10), |r| {
+        r["raw"] == "DIRECT"
+    });
+    eprintln!("new script in use after {:?}", started.elapsed());
+    assert_eq!(r["decision"], serde_json::json!(["DIRECT"]), "{r}");
+    let (status, body) = wp.curl(&format!("{site}/roamed-request"));
+    assert_eq!(status, 200, "{body}");
+    assert!(!via_squid(&body), "the new script sends it DIRECT: {body}");
+    assert!(
+        !squid.access_log().contains("/roamed-request"),
+        "{}",
+        squid.access_log()
+    );
+    let (_, body) = wp.curl(&format!("{site}/still-proxied"));
+    assert!(via_squid(&body), "{body}");
+}
+
+#[test]
+fn a_network_change_makes_waypost_rediscover_and_follow_the_new_script_before_its_refresh_is_due() {
+    require_root();
+    let lab = WpadLab::start("function FindProxyForURL(u, h) { return 'DIRECT'; }\n");
+    let squid = lab.squid_in_client();
+    let origin = lab.origin_in_client();
+    // the default refresh (30 min) never comes during the test: only the network change can
+    let wp = start_waypost(&lab, &[]);
+    let site = format!("http://127.0.0.1:{}", origin.port);
+    let r = wp.explain_until(&format!("{site}/x"), Duration::from_secs(20), |r| {
+        r["raw"] == "DIRECT"
+    });
+    assert_eq!(r["pac"]["method"], "dhcp", "{r}");
+    let (_, body) = wp.curl(&format!("{site}/before-move"));
+    assert!(!via_squid(&body), "DIRECT at first: {body}");
+
+    lab.set_pac(&format!(
+        "function FindProxyForURL(u, h) {{ return 'PROXY 127.0.0.1:{}'; }}\n",
+        squid.port
+    ));
+    std::thread::sleep(Duration::from_millis(500));
+    let r = wp.explain(&format!("{site}/x"));
+    assert_eq!(
+        r["raw"], "DIRECT",
+        "no refresh without a network change: {r}"
+    );
+    // the laptop gets a new address: netlink tells waypost, which runs discovery again
+    let (net, _) = lab.client_ip.rsplit_once('.').expect("dotted client ip");
+    let out = Command::new("ip")
+        .args(["-n", &lab.client_ns, "addr", "add", &format!("{net}.77/24")])
+        .args(["dev", &lab.client_iface])
+        .output()
+        .expect("ip addr add");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let squid_raw = format!("PROXY 127.0.0.1:{}", squid.port);
+    let r = wp.explain_until(&format!("{site}/x"), Duration::from_secs(10), |r| {
+        r["raw"] == squid_raw.as_str()
+    });
+    assert_eq!(r["pac"]["method"], "dhcp", "{r}");
+    let (_, body) = wp.curl(&format!("{site}/after-move"));
+    assert!(
+        via_squid(&body),
+        "the new script routes through squid: {body}"
+    );
+    assert!(
+        wp.log().contains("network changed"),
+        "the reload was caused by the network change:\n{}",
+        wp.log()
+    );
+}
