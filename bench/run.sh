@@ -2,14 +2,15 @@
 # Side-by-side benchmark on loopback: direct (nginx) vs waypost vs squid vs tinyproxy, and
 # the same chained through an authenticating (Basic) upstream squid.
 #
-#   bench/run.sh                       # needs scripts/install-deps.sh and a release build
+#   bench/run.sh                       # needs scripts/install-deps.sh and a dist build
 #   bench/run.sh --smoke               # one very short round of every section (CI: ~1-2 min);
-#                                      # falls back to the debug build without a release one
+#                                      # falls back to the debug build without a dist one
 #   BENCH_QUICK=1 bench/run.sh         # 1 round of 3 s runs
 #   BENCH_TARGETS="direct squid tinyproxy" bench/run.sh   # without waypost
 #
 # Starts nginx (origin: /1k, /1m, /100m over HTTP, and an HTTPS vhost), waypost
-# ($WAYPOST_BIN, default $CARGO_TARGET_DIR/release/waypost or target/release/waypost, with a
+# ($WAYPOST_BIN, default $CARGO_TARGET_DIR/dist/waypost or target/dist/waypost: the shipped
+# profile, `cargo build --profile dist`; with a
 # config file: DIRECT, CONNECT to any port), squid (tests/peers/start-squid.sh --mode open)
 # and tinyproxy, all on 127.0.0.1 and unprivileged, then measures, round by round (medians
 # over rounds):
@@ -55,8 +56,8 @@ done
 # waypost reads WAYPOST_* variables as configuration: keep ours out of its environment
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 if [ -n "${WAYPOST_BIN:-}" ]; then WAYPOST_BIN_PATH="$WAYPOST_BIN"
-elif [ -n "$SMOKE" ] && [ ! -x "$TARGET_DIR/release/waypost" ]; then WAYPOST_BIN_PATH="$TARGET_DIR/debug/waypost"
-else WAYPOST_BIN_PATH="$TARGET_DIR/release/waypost"; fi
+elif [ -n "$SMOKE" ] && [ ! -x "$TARGET_DIR/dist/waypost" ]; then WAYPOST_BIN_PATH="$TARGET_DIR/debug/waypost"
+else WAYPOST_BIN_PATH="$TARGET_DIR/dist/waypost"; fi
 # target `baseline`: another waypost build (e.g. main before a change) measured in the same run
 BASELINE_BIN_PATH="${WAYPOST_BASELINE_BIN:-}"
 unset WAYPOST_BIN WAYPOST_BASELINE_BIN
@@ -78,7 +79,7 @@ done
 HAVE_WAYPOST=""
 case " $BENCH_TARGETS " in *" waypost "*)
     HAVE_WAYPOST=1
-    [ -x "$WAYPOST_BIN_PATH" ] || wp_die "no waypost binary at $WAYPOST_BIN_PATH: cargo build --release (or set WAYPOST_BIN, or leave waypost out of BENCH_TARGETS)" ;;
+    [ -x "$WAYPOST_BIN_PATH" ] || wp_die "no waypost binary at $WAYPOST_BIN_PATH: cargo build --profile dist (or set WAYPOST_BIN, or leave waypost out of BENCH_TARGETS)" ;;
 esac
 case " $BENCH_TARGETS " in *" baseline "*)
     [ -x "$BASELINE_BIN_PATH" ] || wp_die "target baseline needs WAYPOST_BASELINE_BIN (another waypost binary)" ;;

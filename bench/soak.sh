@@ -7,7 +7,7 @@
 #   bench/soak.sh [--minutes M] [--tunnels N]
 #
 # 1. Tunnels: waypost (release build, $WAYPOST_BIN, default
-#    /root/.cache/waypost-release/release/waypost; built there once if missing) listens on
+#    /root/.cache/waypost-release/dist/waypost; built there once if missing) listens on
 #    loopback with max_client_connections = 25000; bench/soak.py opens N CONNECT tunnels to an
 #    echo origin (200 handshakes at a time), checks each echoes, holds them all and reads the
 #    proxy's RSS and open fds from /proc; closes them and waits for the fds to return to the
@@ -34,11 +34,11 @@ done
 ulimit -Hn 200000 2>/dev/null || true
 ulimit -n "$(ulimit -Hn)"
 echo "[soak] fd limit $(ulimit -n)" >&2
-BIN="${WAYPOST_BIN:-/root/.cache/waypost-release/release/waypost}"
+BIN="${WAYPOST_BIN:-/root/.cache/waypost-release/dist/waypost}"
 if [ ! -x "$BIN" ]; then
     echo "[soak] building the release binary into /root/.cache/waypost-release" >&2
-    CARGO_TARGET_DIR=/root/.cache/waypost-release cargo build --release --bin waypost
-    BIN=/root/.cache/waypost-release/release/waypost
+    CARGO_TARGET_DIR=/root/.cache/waypost-release cargo build --profile dist --bin waypost
+    BIN=/root/.cache/waypost-release/dist/waypost
 fi
 RESULTS="$ROOT/bench/results"
 mkdir -p "$RESULTS"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmarks waypost's PAC engine against pacparser on the corpus scripts named in issue 3.
-# Builds the release binary, then for each script runs `waypost-pac bench` (in-process threads,
+# Builds the dist binary (PROFILE=release for the other profile), then for each script runs `waypost-pac bench` (in-process threads,
 # then `--process`: through a pac-worker child process, as the running proxy) and the pacparser
 # timing script on the same URLs. URLs are chosen so that neither engine needs the network
 # (IP-literal hosts or names the scripts decide without DNS).
@@ -10,8 +10,10 @@ cd "$(dirname "$0")/.."
 ITER="${1:-3000}"
 CORPUS="${WAYPOST_PAC_CORPUS:-../shared/pac-corpus}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/root/.cache/waypost-target}"
-cargo build --release -q -p waypost-pac --bin waypost-pac
-BIN="$CARGO_TARGET_DIR/release/waypost-pac"
+# the shipped profile (fat LTO) unless PROFILE says otherwise (PROFILE=release: the faster build)
+PROFILE="${PROFILE:-dist}"
+cargo build --profile "$PROFILE" -q -p waypost-pac --bin waypost-pac
+BIN="$CARGO_TARGET_DIR/$PROFILE/waypost-pac"
 
 run() {
   local script="$1"; shift

@@ -100,7 +100,7 @@ fn the_dockerfile_paths_agree_with_the_repository() {
     assert!(manifest.contains("name = \"waypost\"\npath = \"src/main.rs\""));
     let (src, dest) = binary_copy(&stage);
     assert!(
-        run.contains(&format!("target/release/waypost {src}")),
+        run.contains(&format!("target/dist/waypost {src}")),
         "the build stage installs {src}: {run}"
     );
     // the build context filter keeps what the build needs
