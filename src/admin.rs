@@ -260,8 +260,12 @@ mod tests {
     #[test]
     fn browsers_asking_for_html_first_get_the_page_and_scripts_get_text() {
         // Chromium / Firefox
-        assert!(html("text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8"));
-        assert!(html("text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"));
+        assert!(html(
+            "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8"
+        ));
+        assert!(html(
+            "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+        ));
         // curl, wget, Prometheus, a script asking for text or JSON, nothing at all
         assert!(!html("*/*"));
         assert!(!html("text/plain"));

@@ -67,6 +67,23 @@ pub fn add_via(headers: &mut HeaderMap, version: http::Version, pseudonym: &str)
     }
 }
 
+/// The `Via` values a request arrived with, to send on in a CONNECT to an upstream proxy: at
+/// most 16 values of at most 1 KiB in all (a loop is stopped at its second visit, so a longer
+/// chain is no loop of ours; what does not fit is left out, never cut mid-value).
+pub fn incoming_via(headers: &HeaderMap) -> Vec<HeaderValue> {
+    let mut size = 0;
+    headers
+        .get_all(header::VIA)
+        .iter()
+        .take(16)
+        .take_while(|v| {
+            size += v.len();
+            size <= 1024
+        })
+        .cloned()
+        .collect()
+}
+
 /// Whether a `Via` entry names `pseudonym` (this waypost's token: the request came back).
 pub fn via_names(headers: &HeaderMap, pseudonym: &str) -> bool {
     headers

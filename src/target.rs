@@ -11,6 +11,55 @@ use http::Uri;
 
 use crate::error::{ErrorKind, ProxyError};
 
+/// The WHATWG URL standard's IPv4 parser: `Ok(None)` when `host` does not end in a number
+/// (a name), `Ok(Some)` for 1-4 dot-separated parts in decimal, `0x` hex or `0` octal (the last
+/// part fills the remaining bytes), an error for a number that does not fit.
+fn whatwg_ipv4(host: &str) -> Result<Option<std::net::Ipv4Addr>, String> {
+    let parts: Vec<&str> = host.split('.').collect();
+    let number = |p: &str| -> Option<u64> {
+        let (digits, radix) = if let Some(h) = p.strip_prefix("0x").or_else(|| p.strip_prefix("0X"))
+        {
+            (h, 16)
+        } else if p.len() > 1 && p.starts_with('0') {
+            (&p[1..], 8)
+        } else {
+            (p, 10)
+        };
+        if digits.is_empty() {
+            return (radix == 16).then_some(0);
+        }
+        if digits.len() > 20 {
+            return Some(u64::MAX);
+        }
+        u64::from_str_radix(digits, radix).ok()
+    };
+    // only a host whose last label is a number is an address (`1.example` is a name)
+    let last = parts.last().copied().unwrap_or("");
+    let is_number = !last.is_empty()
+        && (last.bytes().all(|b| b.is_ascii_digit())
+            || number(last).is_some() && (last.starts_with("0x") || last.starts_with("0X")));
+    if !is_number {
+        return Ok(None);
+    }
+    let bad = || format!("invalid IPv4 address {host:?}");
+    if parts.len() > 4 {
+        return Err(bad());
+    }
+    let numbers: Vec<u64> = parts
+        .iter()
+        .map(|p| number(p).ok_or_else(bad))
+        .collect::<Result<_, _>>()?;
+    let (init, last) = numbers.split_at(numbers.len() - 1);
+    if init.iter().any(|n| *n > 255) || last[0] >= 1u64 << (8 * (5 - numbers.len())) {
+        return Err(bad());
+    }
+    let mut addr = last[0];
+    for (i, n) in init.iter().enumerate() {
+        addr += n << (8 * (3 - i));
+    }
+    Ok(Some(std::net::Ipv4Addr::from(addr as u32)))
+}
+
 /// A host as waypost uses it: a normalised DNS name or an IP literal.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Host {
@@ -53,6 +102,12 @@ impl Host {
         // would slip past every check made on addresses (loopback, allow lists, CIDR rules).
         if let Ok(ip) = ascii.parse::<IpAddr>() {
             return Ok(Host::Ip(ip));
+        }
+        // `127.1`, `2130706433`, `0x7f.0.0.1`, `0177.0.0.1`: what browsers, curl and the C
+        // resolver read as IPv4 addresses is one here too (the WHATWG URL standard's IPv4 parser),
+        // so that no numeric spelling of an address slips past the checks made on addresses.
+        if let Some(v4) = whatwg_ipv4(&ascii)? {
+            return Ok(Host::Ip(IpAddr::V4(v4)));
         }
         Ok(Host::Name(ascii))
     }
@@ -335,6 +390,40 @@ impl fmt::Display for ProxyAddr {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn numeric_spellings_of_an_ipv4_address_are_that_address() {
+        for (spelling, ip) in [
+            ("127.1", "127.0.0.1"),
+            ("2130706433", "127.0.0.1"),
+            ("0x7f000001", "127.0.0.1"),
+            ("0x7f.0.0.1", "127.0.0.1"),
+            ("0177.0.0.1", "127.0.0.1"),
+            ("127.0.1", "127.0.0.1"),
+            ("0", "0.0.0.0"),
+            ("10.0x10.513", "10.16.2.1"),
+        ] {
+            assert_eq!(
+                Host::parse(spelling),
+                Ok(Host::Ip(ip.parse().unwrap())),
+                "{spelling}"
+            );
+        }
+        for name in ["1.example", "a1", "0x.example", "123abc"] {
+            assert!(matches!(Host::parse(name), Ok(Host::Name(_))), "{name}");
+        }
+        for bad in [
+            "256.0.0.1.1",
+            "1.2.3.4.5",
+            "4294967296",
+            "1.256.0.0",
+            "09.1",
+            "example.0x",
+        ] {
+            assert!(Host::parse(bad).is_err(), "{bad}");
+        }
+    }
+
     use super::*;
 
     fn abs(s: &str) -> Result<Target, ProxyError> {

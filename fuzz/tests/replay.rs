@@ -14,7 +14,12 @@ fn fuzz_dir() -> &'static Path {
 /// The files of `dir`, sorted (none when it does not exist).
 fn inputs(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|d| d.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.is_file()).collect())
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.is_file())
+                .collect()
+        })
         .unwrap_or_default();
     files.sort();
     files
@@ -29,7 +34,10 @@ fn every_libfuzzer_binary_has_a_replayed_body_and_a_seed_corpus() {
     binaries.sort();
     let mut replayed: Vec<String> = TARGETS.iter().map(|(n, _)| n.to_string()).collect();
     replayed.sort();
-    assert_eq!(binaries, replayed, "fuzz_targets/*.rs and waypost_fuzz::TARGETS differ");
+    assert_eq!(
+        binaries, replayed,
+        "fuzz_targets/*.rs and waypost_fuzz::TARGETS differ"
+    );
     for name in &replayed {
         assert!(
             !inputs(&fuzz_dir().join("corpus").join(name)).is_empty(),
@@ -54,5 +62,9 @@ fn every_target_handles_its_corpus_and_every_past_crash_input() {
         }
     }
     assert!(replayed >= 40, "only {replayed} inputs replayed");
-    assert!(failures.is_empty(), "inputs that fail (the panic is printed above):\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "inputs that fail (the panic is printed above):\n{}",
+        failures.join("\n")
+    );
 }

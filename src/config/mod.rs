@@ -286,7 +286,12 @@ pub fn load_with_env(
             .prefix_separator("_")
             .separator("__")
             .try_parsing(true)
-            .source(Some(env_scalars.iter().map(|(_, k, v)| ((*k).clone(), (*v).clone())).collect())),
+            .source(Some(
+                env_scalars
+                    .iter()
+                    .map(|(_, k, v)| ((*k).clone(), (*v).clone()))
+                    .collect(),
+            )),
     );
     for (key, var, value) in &env_lists {
         let list: Vec<String> = value

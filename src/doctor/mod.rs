@@ -94,11 +94,7 @@ pub async fn run(cfg: Result<Config, String>, opts: &Options) -> Vec<Verdict> {
     let mut out = Vec::new();
     let mut cfg = match cfg {
         Ok(c) => {
-            out.push(verdict(
-                "config",
-                Status::Ok,
-                opts.config_valid(),
-            ));
+            out.push(verdict("config", Status::Ok, opts.config_valid()));
             c
         }
         Err(problems) => {

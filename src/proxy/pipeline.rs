@@ -28,6 +28,8 @@ pub struct Exchange {
     pub client: Client,
     pub target: Target,
     pub access: Arc<Access>,
+    /// The `Via` values the request arrived with (sent on by a CONNECT to an upstream proxy).
+    via: Vec<HeaderValue>,
 }
 
 impl Exchange {
@@ -57,21 +59,13 @@ impl Exchange {
             client,
             target,
             access,
+            via: headers::incoming_via(headers),
         }
     }
 
     /// A request that carries this instance's `Via` token has been here before: a loop.
     pub fn check_loop(&self, headers: &HeaderMap) -> Result<(), ProxyError> {
-        let token = self.app.via_token.as_ref();
-        let seen = headers
-            .get_all(header::VIA)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .any(|v| {
-                v.split(',')
-                    .any(|e| e.split_whitespace().nth(1) == Some(token))
-            });
-        if seen {
+        if headers::via_names(headers, &self.app.via_token) {
             return Err(ProxyError::new(
                 ErrorKind::Loop,
                 "this request has already passed through this waypost (its Via token came back): \
@@ -106,6 +100,7 @@ impl Exchange {
             if crate::destination::restricts(self.client.addr) {
                 plan = plan.restricted();
             }
+            plan.via = self.via.clone();
             let span = tracing::debug_span!("hop", hop = %hop);
             match connect(plan.clone()).instrument(span).await {
                 Ok(t) => return Ok((t, plan)),

@@ -51,6 +51,10 @@ pub struct ConnectPlan {
     pub identity: Option<String>,
     /// What makes connections carrying this plan interchangeable.
     pub key: PoolKey,
+    /// The `Via` values the client's request arrived with. A CONNECT to an upstream proxy sends
+    /// them on before this instance's own entry, so that a chain which leads back to any
+    /// waypost on it is recognised there (a CONNECT has no other header to carry the mark).
+    pub via: Vec<http::HeaderValue>,
 }
 
 impl ConnectPlan {
@@ -121,6 +125,7 @@ pub fn plan(
         absolute_form,
         identity,
         key,
+        via: Vec::new(),
     }
 }
 

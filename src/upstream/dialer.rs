@@ -151,7 +151,7 @@ impl Dialer {
             }
             Path::Connect(p) => {
                 let tunnel = self
-                    .connect_tunnel(p, host, port, plan.identity.is_some())
+                    .connect_tunnel(p, host, port, plan.identity.is_some(), &plan.via)
                     .await?;
                 self.finish(host, tunnel, plan.tls).await
             }
@@ -228,17 +228,19 @@ impl Dialer {
     /// Opens a tunnel to `host:port` through an HTTP proxy with CONNECT; returns the raw stream
     /// after the proxy's 2xx. With `authenticate`, a 407 is answered on the same connection
     /// (Negotiate, NTLM, Basic), reconnecting when the proxy closes after its 407. A refusal
-    /// keeps the proxy's status and (bounded) body for the client.
+    /// keeps the proxy's status and (bounded) body for the client. `via`: the client's `Via`
+    /// values, sent before this instance's own entry (loop detection along proxy chains).
     pub async fn connect_tunnel(
         &self,
         proxy: &ProxyAddr,
         host: &Host,
         port: u16,
         authenticate: bool,
+        via: &[HeaderValue],
     ) -> Result<BoxIo, ProxyError> {
         let what = format!("proxy {}", proxy.label());
         let authority = format!("{}:{port}", host.to_authority_host());
-        let via = HeaderValue::from_str(&format!("1.1 {}", self.via_token)).ok();
+        let own_via = HeaderValue::from_str(&format!("1.1 {}", self.via_token)).ok();
         let make = |_: Option<HeaderValue>| {
             let mut req = Request::new(body::empty());
             *req.method_mut() = Method::CONNECT;
@@ -247,8 +249,8 @@ impl Dialer {
             if let Ok(h) = HeaderValue::from_str(&authority) {
                 req.headers_mut().insert(header::HOST, h);
             }
-            if let Some(v) = &via {
-                req.headers_mut().insert(header::VIA, v.clone());
+            for v in via.iter().chain(&own_via) {
+                req.headers_mut().append(header::VIA, v.clone());
             }
             req
         };

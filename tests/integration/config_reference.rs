@@ -157,12 +157,12 @@ fn two_entries(key: &str, dir: &Path) -> Option<[String; 2]> {
         "pac.wpad_domains" => pair("a.corp", "b.corp"),
         "auth.allow_proxies" => pair("proxy.a.corp", "proxy.b.corp"),
         "auth.intranet_suffixes" => pair("a.corp", "b.corp"),
-        "tls.ca_files" => Some(["a", "b"].map(|n| {
-            write(&format!("{n}-ca.pem"), TestCa::new(n).pem.as_bytes())
-        })),
-        "tls.crl_files" => Some(["a", "b"].map(|n| {
-            write(&format!("{n}.crl"), &TestCa::new(n).crl(&[7]))
-        })),
+        "tls.ca_files" => {
+            Some(["a", "b"].map(|n| write(&format!("{n}-ca.pem"), TestCa::new(n).pem.as_bytes())))
+        }
+        "tls.crl_files" => {
+            Some(["a", "b"].map(|n| write(&format!("{n}.crl"), &TestCa::new(n).crl(&[7]))))
+        }
         "tls.connect_ports" => pair("443", "8080"),
         "tls.intercept.hosts" | "tls.sni_rules.allow" | "tls.sni_rules.deny" => {
             pair("*.a.corp", "b.corp")
@@ -232,7 +232,8 @@ fn an_empty_environment_list_is_the_empty_list_and_entries_are_trimmed() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("any-port.toml");
     std::fs::write(&file, "[tls]\nconnect_ports = []\n").unwrap();
-    let any_port = config::load_with_env(Some(&file), &Overrides::default(), HashMap::new()).unwrap();
+    let any_port =
+        config::load_with_env(Some(&file), &Overrides::default(), HashMap::new()).unwrap();
     assert_eq!(load(""), format!("{:?}", any_port.tls));
     std::fs::write(&file, "[tls]\nconnect_ports = [443, 8080]\n").unwrap();
     let two = config::load_with_env(Some(&file), &Overrides::default(), HashMap::new()).unwrap();

@@ -124,12 +124,7 @@ async fn every_well_formed_corpus_script_loads_and_answers_alike_in_threads_and_
     assert!(all.len() > 50, "found only {} scripts", all.len());
     for (name, text) in &all {
         let in_threads = answers(name, text, corpus_options()).await;
-        let in_processes = answers(
-            name,
-            text,
-            generous(common::process_options()),
-        )
-        .await;
+        let in_processes = answers(name, text, generous(common::process_options())).await;
         assert_eq!(in_threads, in_processes, "{name}");
     }
 }
