@@ -30,6 +30,7 @@ mod limits;
 mod module_graph;
 mod no_secrets_in_logs;
 mod operations;
+mod pac_command;
 mod pac_parent_death;
 mod peers_smoke;
 mod proxy_auth;
