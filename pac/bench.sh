@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmarks waypost's PAC engine against pacparser on the corpus scripts named in issue 3.
-# Builds the dist binary (PROFILE=release for the other profile), then for each script runs `waypost-pac bench` (in-process threads,
-# then `--process`: through a pac-worker child process, as the running proxy) and the pacparser
+# Builds the dist binary (PROFILE=release for the other profile), then for each script runs
+# `waypost-pac bench` (`--in-process` threads, then the default: through a pac-worker child
+# process, as the running proxy) and the pacparser
 # timing script on the same URLs. URLs are chosen so that neither engine needs the network
 # (IP-literal hosts or names the scripts decide without DNS).
 # Usage: pac/bench.sh [ITERATIONS]   (needs python3-pacparser for the comparison: apt-get install python3-pacparser)
@@ -20,9 +21,9 @@ run() {
   local args=()
   for u in "$@"; do args+=(--url "$u"); done
   echo "== $script"
-  "$BIN" bench "$CORPUS/$script" "${args[@]}" --iterations "$ITER" --no-dns --my-ip 192.0.2.10
+  "$BIN" bench "$CORPUS/$script" "${args[@]}" --iterations "$ITER" --no-dns --my-ip 192.0.2.10 --in-process
   # the running proxy's path: the same calls through a pac-worker process (frames on a pipe)
-  "$BIN" bench "$CORPUS/$script" "${args[@]}" --iterations "$ITER" --no-dns --my-ip 192.0.2.10 --process
+  "$BIN" bench "$CORPUS/$script" "${args[@]}" --iterations "$ITER" --no-dns --my-ip 192.0.2.10
   if /usr/bin/python3 -c 'import pacparser' 2>/dev/null; then
     /usr/bin/python3 pac/bench/pacparser_bench.py "$ITER" "$CORPUS/$script" "$@"
   else

@@ -35,7 +35,8 @@ pub struct PacOptions {
     /// `alert()` lines kept per second per worker; more are dropped.
     pub alert_max_per_second: u32,
     /// Where scripts run: worker threads in this process (default), or supervised child
-    /// processes (what the proxy uses: a hostile script cannot hurt the process).
+    /// processes (what the proxy and the `waypost pac` commands use: a hostile script cannot
+    /// hurt the process).
     pub isolation: Isolation,
     /// Maximum JS call depth.
     pub recursion_limit: usize,
@@ -140,6 +141,8 @@ impl WorkerProcess {
     /// Default memory limit: 512 MiB of address space (a loaded 363 KB script with its boa
     /// heap uses ~60 MB; thread stacks and allocator arenas reserve more address space).
     pub const DEFAULT_MEMORY_LIMIT: u64 = 512 << 20;
+    /// The smallest memory limit a JS engine can work in (64 MiB); smaller is refused.
+    pub const MIN_MEMORY_LIMIT: u64 = 64 << 20;
 
     /// This process's own executable with `pac-worker`.
     pub fn current_exe() -> std::io::Result<WorkerProcess> {

@@ -268,7 +268,8 @@ impl Default for RawPac {
             workers: 0,
             isolation: "process".into(),
             worker_exe: String::new(),
-            worker_memory_limit: 512 << 20,
+            // one default for the proxy and `waypost pac eval`
+            worker_memory_limit: waypost_pac::WorkerProcess::DEFAULT_MEMORY_LIMIT,
             call_timeout: "5s".into(),
             result_cache_ttl: "30s".into(),
             my_ip: vec![],

@@ -274,12 +274,14 @@ pub fn validate(raw: &RawConfig, env: &HashMap<String, String>) -> Result<Config
             PacIsolation::Threads
         }
     };
-    if pc.isolation == "process" && pc.worker_memory_limit < 64 << 20 {
+    let least = waypost_pac::WorkerProcess::MIN_MEMORY_LIMIT;
+    if pc.isolation == "process" && pc.worker_memory_limit < least {
         p.add(
             "pac.worker_memory_limit",
             format!(
-                "{} bytes is too small for a JS engine (write at least 67108864 = 64 MiB)",
-                pc.worker_memory_limit
+                "{} bytes is too small for a JS engine (write at least {least} = {} MiB)",
+                pc.worker_memory_limit,
+                least >> 20
             ),
         );
     }
@@ -545,6 +547,29 @@ mod tests {
         raw.pac.isolation = "threads".into();
         let cfg = validate(&raw, &HashMap::new()).unwrap();
         assert_eq!(cfg.pac.unwrap().isolation, PacIsolation::Threads);
+    }
+
+    #[test]
+    fn the_proxys_default_pac_budgets_are_those_of_waypost_pac_eval() {
+        let mut raw = RawConfig::default();
+        raw.pac.source = "auto".into();
+        let pac = validate(&raw, &HashMap::new()).unwrap().pac.unwrap();
+        let cli = waypost_pac::PacOptions::default();
+        let mut cli_isolation = cli.clone();
+        waypost_pac::cli::IsolationArgs::default()
+            .apply(&mut cli_isolation)
+            .unwrap();
+        let waypost_pac::Isolation::Process(worker) = cli_isolation.isolation else {
+            panic!("waypost pac eval runs in-process by default");
+        };
+        assert_eq!(
+            pac.isolation,
+            PacIsolation::Process {
+                exe: None,
+                memory_limit: worker.memory_limit
+            }
+        );
+        assert_eq!(pac.call_timeout, cli.call_timeout);
     }
 
     #[test]

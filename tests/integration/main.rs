@@ -31,6 +31,7 @@ mod module_graph;
 mod no_secrets_in_logs;
 mod operations;
 mod own_destinations;
+mod pac_command;
 mod pac_parent_death;
 mod peers_smoke;
 mod proxy_auth;

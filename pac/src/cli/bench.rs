@@ -1,6 +1,7 @@
 //! `waypost pac bench`: load time, then per-URL median/p99 latency and throughput with the
 //! result cache off (every call runs the script) and on, then throughput with 1..=N
-//! concurrent callers to show scaling across workers.
+//! concurrent callers to show scaling across workers. Calls cross to `pac-worker` processes,
+//! as in the running proxy, unless `--in-process` (worker threads; what a profiler sees best).
 
 use std::time::{Duration, Instant};
 
@@ -24,14 +25,12 @@ pub(crate) async fn bench(args: BenchArgs) -> i32 {
     if let Some(w) = args.workers {
         options.workers = w.max(1);
     }
-    if let Err(e) = args.env.apply(&mut options) {
+    if let Err(e) = args
+        .env
+        .apply(&mut options)
+        .and_then(|()| args.isolation.apply(&mut options))
+    {
         return usage(e);
-    }
-    if args.process {
-        match crate::WorkerProcess::current_exe() {
-            Ok(p) => options.isolation = crate::Isolation::Process(p),
-            Err(e) => return usage(format!("cannot find this executable: {e}")),
-        }
     }
     let text = match read_script(&args.file, options.max_script_bytes).await {
         Ok(t) => t,
@@ -55,10 +54,10 @@ pub(crate) async fn bench(args: BenchArgs) -> i32 {
         "script {} ({} bytes, {}): load {:.1} ms",
         args.file,
         text.len(),
-        if args.process {
-            "worker process"
-        } else {
+        if args.isolation.in_process {
             "in-process threads"
+        } else {
+            "worker process"
         },
         started.elapsed().as_secs_f64() * 1e3
     );

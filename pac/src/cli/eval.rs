@@ -1,5 +1,8 @@
-//! `waypost pac eval` and `waypost pac check`: load one script with one worker (so global state
-//! carries from URL to URL, as in the proxy) and print one line per URL.
+//! `waypost pac eval` and `waypost pac check`: load one script into one worker (a `pac-worker`
+//! process under the proxy's budgets, unless `--in-process`), so global state carries from URL
+//! to URL as in the proxy, and print one line per URL. A URL whose call kills the worker (memory
+//! limit, deadline, crash) gets that error on its line; the next URL runs in a fresh worker
+//! (with fresh globals). Nothing a script does ends the command early.
 
 use std::time::Instant;
 
@@ -18,6 +21,9 @@ struct JsonLine<'a> {
 struct JsonError {
     kind: &'static str,
     message: String,
+    /// Why the worker process was killed (`memory`, `deadline`, `crash`); only when it was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    killed: Option<&'static str>,
 }
 
 use super::{read_script, usage, CheckArgs, EvalArgs, EXIT_OK, EXIT_SCRIPT};
@@ -61,7 +67,11 @@ pub(crate) async fn eval(args: EvalArgs) -> i32 {
         cache_ttl: std::time::Duration::ZERO,
         ..PacOptions::default()
     };
-    if let Err(e) = args.env.apply(&mut options) {
+    if let Err(e) = args
+        .env
+        .apply(&mut options)
+        .and_then(|()| args.isolation.apply(&mut options))
+    {
         return usage(e);
     }
     let requests = match requests(&args) {
@@ -126,6 +136,10 @@ fn print_line(
             Some(JsonError {
                 kind: e.kind().as_str(),
                 message: e.to_string(),
+                killed: match e {
+                    PacError::WorkerKilled(reason) => Some(reason.label()),
+                    _ => None,
+                },
             }),
         ),
     };
@@ -154,11 +168,14 @@ pub fn functions_used(text: &str) -> Vec<&'static str> {
 }
 
 pub(crate) async fn check(args: CheckArgs) -> i32 {
-    let options = PacOptions {
+    let mut options = PacOptions {
         workers: 1,
         no_dns: true,
         ..PacOptions::default()
     };
+    if let Err(e) = args.isolation.apply(&mut options) {
+        return usage(e);
+    }
     let text = match read_script(&args.file, options.max_script_bytes).await {
         Ok(t) => t,
         Err(e) => return usage(e),

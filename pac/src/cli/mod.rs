@@ -1,16 +1,19 @@
 //! The `waypost pac` command: `eval` (the pactester of this project), `check` and `bench`.
-//! Arguments stay close to what the user typed (strings); `Settings` turns them into engine
-//! options, reporting bad values as usage errors (exit 1). Output goes to stdout.
+//! Arguments stay close to what the user typed (strings); `apply` turns them into engine
+//! options, reporting bad values as usage errors (exit 1). Scripts run in a `pac-worker`
+//! process under the proxy's budgets (`isolation`). Output goes to stdout.
 
 mod bench;
 mod eval;
 mod fetch;
+mod isolation;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::PacOptions;
+pub use isolation::IsolationArgs;
 
 /// Exit status: a result was printed.
 pub const EXIT_OK: i32 = 0;
@@ -73,6 +76,8 @@ pub struct EvalArgs {
     pub json: bool,
     #[command(flatten)]
     pub env: ScriptEnvArgs,
+    #[command(flatten)]
+    pub isolation: IsolationArgs,
 }
 
 /// `waypost pac check`
@@ -81,6 +86,8 @@ pub struct CheckArgs {
     /// PAC script: a file path or an http:// URL.
     #[arg(value_name = "FILE")]
     pub file: String,
+    #[command(flatten)]
+    pub isolation: IsolationArgs,
 }
 
 /// `waypost pac bench`
@@ -98,12 +105,12 @@ pub struct BenchArgs {
     /// Worker threads (default: number of cores).
     #[arg(long)]
     pub workers: Option<usize>,
-    /// Evaluate in `pac-worker` processes of this binary, as the running proxy does (measures
-    /// the process boundary), instead of worker threads.
-    #[arg(long)]
-    pub process: bool,
     #[command(flatten)]
     pub env: ScriptEnvArgs,
+    // where the script runs: pac-worker processes, as the running proxy (default; measures the
+    // process boundary), or --in-process worker threads
+    #[command(flatten)]
+    pub isolation: IsolationArgs,
 }
 
 /// Runs a `waypost pac` subcommand; returns the exit status.

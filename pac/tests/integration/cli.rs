@@ -1,10 +1,12 @@
 //! The `waypost pac` command end to end, through the crate's `waypost-pac` binary: output
-//! formats, repeated --url/--host pairing, pinned environment and exit codes.
+//! formats, repeated --url/--host pairing, pinned environment and exit codes. Scripts run in
+//! `pac-worker` processes of that binary (the default), so every test here crosses the process
+//! boundary; `cli_hostile` gives the command hostile scripts.
 
 use std::io::Write;
 use std::process::Command;
 
-fn script(text: &str) -> tempfile::NamedTempFile {
+pub(crate) fn script(text: &str) -> tempfile::NamedTempFile {
     let mut f = tempfile::NamedTempFile::new().unwrap();
     f.write_all(text.as_bytes()).unwrap();
     f
@@ -206,6 +208,26 @@ fn usage_errors_exit_1_with_a_hint() {
         ],
         vec!["eval", "--pac", "/does/not/exist.pac", "--url", "http://a/"],
         vec!["eval", "--pac", p],
+        vec![
+            "eval",
+            "--pac",
+            p,
+            "--url",
+            "http://a/",
+            "--memory-limit",
+            "lots",
+        ],
+        vec![
+            "eval",
+            "--pac",
+            p,
+            "--url",
+            "http://a/",
+            "--in-process",
+            "--memory-limit",
+            "1GiB",
+        ],
+        vec!["check", p, "--memory-limit", "1MiB"],
     ] {
         let (code, _) = run(&args);
         assert_eq!(code, 1, "{args:?}");
