@@ -48,6 +48,9 @@ pub enum ErrorKind {
     RequestHeadersTooLarge,
     /// The request uses a transfer coding other than `chunked` (e.g. `gzip, chunked`).
     UnsupportedTransferCoding,
+    /// The client sent its request body slower than `limits.min_request_body_rate` after the
+    /// grace period (408; the client connection is closed).
+    RequestBodyTooSlow,
     /// The upstream side framed its response ambiguously (`Content-Length` with chunked).
     BadUpstreamFraming,
     /// Name resolution failed (no such host).
@@ -102,6 +105,7 @@ impl ErrorKind {
             ErrorKind::AdminAuthRequired => "admin-auth-required",
             ErrorKind::RequestHeadersTooLarge => "request-headers-too-large",
             ErrorKind::UnsupportedTransferCoding => "unsupported-transfer-coding",
+            ErrorKind::RequestBodyTooSlow => "request-body-too-slow",
             ErrorKind::BadUpstreamFraming => "bad-upstream-framing",
             ErrorKind::Dns => "dns",
             ErrorKind::DnsTimeout => "dns-timeout",
@@ -134,7 +138,8 @@ impl ErrorKind {
             | ErrorKind::AdminRefused
             | ErrorKind::AdminAuthRequired
             | ErrorKind::RequestHeadersTooLarge
-            | ErrorKind::UnsupportedTransferCoding => Blame::Client,
+            | ErrorKind::UnsupportedTransferCoding
+            | ErrorKind::RequestBodyTooSlow => Blame::Client,
             ErrorKind::Internal | ErrorKind::Loop | ErrorKind::TooManyConnections => {
                 Blame::Internal
             }
@@ -165,6 +170,7 @@ impl ErrorKind {
             ErrorKind::AdminAuthRequired => StatusCode::UNAUTHORIZED,
             ErrorKind::RequestHeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ErrorKind::UnsupportedTransferCoding => StatusCode::NOT_IMPLEMENTED,
+            ErrorKind::RequestBodyTooSlow => StatusCode::REQUEST_TIMEOUT,
             ErrorKind::ClientAuthRequired | ErrorKind::AuthRejected | ErrorKind::AuthNotSent(_) => {
                 StatusCode::PROXY_AUTHENTICATION_REQUIRED
             }
@@ -302,7 +308,8 @@ pub fn rescue(err: &ProxyError) -> Response<Body> {
             HeaderValue::from_static("Basic realm=\"waypost admin\""),
         );
     }
-    let keep = err.kind.blame() == Blame::Client
+    // a client too slow to send its body is not kept (RFC 9110 408: "close")
+    let keep = (err.kind.blame() == Blame::Client && err.kind != ErrorKind::RequestBodyTooSlow)
         || (status == StatusCode::PROXY_AUTHENTICATION_REQUIRED && err.relayed.is_none());
     if !keep {
         // keep-alive only for the client's retry with credentials
@@ -383,6 +390,17 @@ mod tests {
         assert_eq!(err.kind.status(), StatusCode::LOOP_DETECTED);
         assert_eq!(err.to_string(), "loop: hop is waypost itself");
         assert_eq!(chain(&err), "loop: hop is waypost itself: peer said no");
+    }
+
+    #[test]
+    fn a_body_too_slow_is_408_and_closes_the_client_connection() {
+        let resp = rescue(&ProxyError::new(
+            ErrorKind::RequestBodyTooSlow,
+            "the client sent 3 bytes of its request body in 5.0s of waiting",
+        ));
+        assert_eq!(resp.status(), StatusCode::REQUEST_TIMEOUT);
+        assert_eq!(resp.headers()[ERROR_HEADER], "request-body-too-slow");
+        assert_eq!(resp.headers()[header::CONNECTION], "close");
     }
 
     #[test]

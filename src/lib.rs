@@ -15,6 +15,8 @@
 //!   the small HTTP client for waypost's own requests.
 //! - [`destination`]: the destination policy (own listeners; loopback and link-local for
 //!   clients on other machines), applied by the dialer to every address it dials.
+//! - [`body`]: the one body type and the pause limit; [`body_rate`]: the minimum data rate every
+//!   client request body is held to (408 `request-body-too-slow`).
 //! - [`intercept`]: opt-in TLS interception; [`relay`]: byte relays; [`access`]: the access log.
 //! - [`config`]: raw -> validated typed configuration (it imports no runtime module);
 //!   [`metrics`]: every metric in one registry; [`app`]: composes the parts into one
@@ -33,6 +35,7 @@ pub mod admin;
 pub mod app;
 pub mod autoproxy;
 pub mod body;
+pub mod body_rate;
 pub mod cli;
 pub mod client_auth;
 pub mod clientenv;

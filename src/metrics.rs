@@ -58,6 +58,9 @@ pub struct Metrics {
     pub requests: IntCounterVec,
     pub request_seconds: HistogramVec,
     pub bytes: IntCounterVec,
+    /// Client request bodies cut for coming slower than `limits.min_request_body_rate`, by how
+    /// waypost took them (`held` for a replay, `streamed`).
+    pub request_bodies_too_slow: IntCounterVec,
     pub tunnels_active: IntGauge,
     /// Tunnel relays started, by how their bytes move (`splice` socket to socket, `copy`
     /// through buffers).
@@ -209,6 +212,12 @@ impl Metrics {
                 "waypost_bytes_total",
                 "Body and tunnel bytes by direction (in = from client, out = to client).",
                 &["kind", "direction"],
+            ),
+            request_bodies_too_slow: counter_vec(
+                &r,
+                "waypost_request_bodies_too_slow_total",
+                "Client request bodies cut for coming slower than limits.min_request_body_rate after the grace period, by how waypost took them (held: read whole for an authentication replay; streamed: forwarded as it came).",
+                &["body"],
             ),
             tunnels_active: reg(
                 &r,

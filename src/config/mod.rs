@@ -109,6 +109,18 @@ pub struct Limits {
     pub max_idle_per_server: usize,
     /// Request bodies held in memory for authentication replays, all requests together.
     pub max_replay_memory: u64,
+    /// The slowest a client may send a request body, after a grace period (None = no minimum).
+    pub min_request_body_rate: Option<MinDataRate>,
+}
+
+/// The minimum request-body data rate (`limits.min_request_body_rate`, `min_request_body_grace`;
+/// Kestrel's `MinRequestBodyDataRate`), enforced by `crate::body_rate`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MinDataRate {
+    /// Bytes a second, averaged over the time spent waiting for the client.
+    pub bytes_per_second: std::num::NonZeroU32,
+    /// Waiting time before the rate is checked at all.
+    pub grace: Duration,
 }
 
 /// The TLS policy built during validation; `Debug` does not print its internals.

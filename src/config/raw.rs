@@ -141,6 +141,8 @@ pub struct RawLimits {
     pub connect_retries: u32,
     pub max_idle_per_server: usize,
     pub max_replay_memory: u64,
+    pub min_request_body_rate: u32,
+    pub min_request_body_grace: String,
 }
 
 impl Default for RawLimits {
@@ -153,6 +155,8 @@ impl Default for RawLimits {
             connect_retries: 5,
             max_idle_per_server: 256,
             max_replay_memory: 64 * 1024 * 1024,
+            min_request_body_rate: 240,
+            min_request_body_grace: "5s".into(),
         }
     }
 }

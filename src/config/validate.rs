@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
 use std::time::Duration;
 
 use ipnet::IpNet;
@@ -9,7 +10,8 @@ use ipnet::IpNet;
 use super::raw::RawConfig;
 use super::{BypassRule, PacIsolation, PacSettings, StaticRoutes, WpadOptions};
 use super::{
-    ClientAuth, Config, DnsConfig, Limits, LogConfig, LogFormat, Problem, ResolverKind, Timeouts,
+    ClientAuth, Config, DnsConfig, Limits, LogConfig, LogFormat, MinDataRate, Problem,
+    ResolverKind, Timeouts,
 };
 use crate::target::ProxyAddr;
 
@@ -120,6 +122,11 @@ pub fn validate(raw: &RawConfig, env: &HashMap<String, String>) -> Result<Config
     let tunnel_idle = dur("timeouts.tunnel_idle", &t.tunnel_idle, false);
     let client_header = dur("timeouts.client_header", &t.client_header, false);
     let pool_idle = dur("timeouts.pool_idle", &t.pool_idle, false);
+    let body_grace = dur(
+        "limits.min_request_body_grace",
+        &raw.limits.min_request_body_grace,
+        false,
+    );
     let pc = &raw.pac;
     let pac_refresh = dur("pac.refresh", &pc.refresh, false);
     let pac_wait = dur("pac.first_load_wait", &pc.first_load_wait, false);
@@ -359,6 +366,12 @@ pub fn validate(raw: &RawConfig, env: &HashMap<String, String>) -> Result<Config
             connect_retries: l.connect_retries,
             max_idle_per_server: l.max_idle_per_server,
             max_replay_memory: l.max_replay_memory,
+            min_request_body_rate: NonZeroU32::new(l.min_request_body_rate).map(|rate| {
+                MinDataRate {
+                    bytes_per_second: rate,
+                    grace: body_grace.expect(missing),
+                }
+            }),
         },
         client_auth,
         dns: DnsConfig {
@@ -606,6 +619,24 @@ mod tests {
         assert!(keys.contains(&"timeouts.connect"), "{keys:?}");
         assert!(keys.contains(&"route.upstream"), "{keys:?}");
         assert!(keys.contains(&"listen[0]"), "{keys:?}");
+    }
+
+    #[test]
+    fn the_request_body_rate_is_kestrels_by_default_and_zero_turns_it_off() {
+        let mut raw = RawConfig::default();
+        let rate = validate(&raw, &HashMap::new())
+            .unwrap()
+            .limits
+            .min_request_body_rate
+            .unwrap();
+        assert_eq!(rate.bytes_per_second.get(), 240);
+        assert_eq!(rate.grace, Duration::from_secs(5));
+        raw.limits.min_request_body_rate = 0;
+        let cfg = validate(&raw, &HashMap::new()).unwrap();
+        assert!(cfg.limits.min_request_body_rate.is_none());
+        raw.limits.min_request_body_grace = "0s".into();
+        let problems = validate(&raw, &HashMap::new()).unwrap_err();
+        assert_eq!(problems[0].key, "limits.min_request_body_grace");
     }
 
     #[test]

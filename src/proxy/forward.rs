@@ -15,6 +15,7 @@ use super::Client;
 use crate::access::Counted;
 use crate::app::App;
 use crate::body::{self, Body, IdleTimeout};
+use crate::body_rate::MinRate;
 use crate::error::{rescue, ErrorKind, ProxyError};
 use crate::headers;
 use crate::route::{ConnectPlan, Decision, Purpose};
@@ -115,7 +116,8 @@ async fn send(
 
 /// Holds the body when a hop may need to resend it for authentication (small, known size,
 /// within the replay budget), reading it before any connection is taken (a client pausing it
-/// longer than `timeouts.receive` is cut); else streams it (pauses up to `relay_read`).
+/// longer than `timeouts.receive` is cut); else streams it (pauses up to `relay_read`). Either
+/// way it is held to `limits.min_request_body_rate` ([`guarded`]).
 async fn outgoing(
     x: &Exchange,
     decision: &Decision,
@@ -132,26 +134,50 @@ async fn outgoing(
         p.absolute_form && p.identity.is_some()
     });
     if !may_authenticate || !replayable(&size) {
-        return Ok(stream(counted, t.relay_read));
+        return Ok(Outgoing::Stream(guarded(
+            x,
+            counted,
+            "streamed",
+            t.relay_read,
+        )));
     }
     let Some(budget) = x.app.upstream.replay_budget(size.upper().unwrap_or(0)) else {
-        return Ok(stream(counted, t.relay_read));
+        return Ok(Outgoing::Stream(guarded(
+            x,
+            counted,
+            "streamed",
+            t.relay_read,
+        )));
     };
     // a held body is read before any connection is taken; a client pausing it is cut
-    let held: Body = IdleTimeout::new(counted, t.receive).boxed();
-    match held.collect().await {
+    match guarded(x, counted, "held", t.receive).collect().await {
         Ok(b) => Ok(Outgoing::Held(b.to_bytes(), Some(budget))),
-        Err(e) => Err(ProxyError::new(
-            ErrorKind::BadRequest,
-            "the client's request body could not be read",
-        )
-        .with_source(BoxedError(e))),
+        Err(e) => Err(crate::body_rate::cause_in(&*e).unwrap_or_else(|| {
+            ProxyError::new(
+                ErrorKind::BadRequest,
+                "the client's request body could not be read",
+            )
+            .with_source(BoxedError(e))
+        })),
     }
 }
 
-/// A body sent once, cut when the client pauses it longer than `idle`.
-fn stream(body: Body, idle: std::time::Duration) -> Outgoing {
-    Outgoing::Stream(IdleTimeout::new(body, idle).boxed())
+/// The one way a client's request body is read, held (`how` = `held`) or streamed: cut when it
+/// comes slower than `limits.min_request_body_rate` after the grace period, or pauses longer
+/// than `idle`.
+fn guarded(x: &Exchange, body: Body, how: &str, idle: std::time::Duration) -> Body {
+    let body = match x.app.cfg.limits.min_request_body_rate {
+        Some(rate) => {
+            let cuts = x
+                .app
+                .metrics
+                .request_bodies_too_slow
+                .with_label_values(&[how]);
+            MinRate::new(body, rate, cuts).boxed()
+        }
+        None => body,
+    };
+    IdleTimeout::new(body, idle).boxed()
 }
 
 /// A boxed error as a concrete error type (for [`ProxyError::with_source`]).

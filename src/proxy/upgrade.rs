@@ -41,6 +41,9 @@ pub async fn upgrade(
         return x.fail("-", e);
     }
     let client_upgrade = hyper::upgrade::on(&mut req);
+    // an upgrade's body is neither read nor forwarded (hyper reads a body only as it is
+    // polled), so nothing here waits on the client before the switch and no body limit
+    // (`limits.min_request_body_rate`) applies; after it, bytes are the relay's (`tunnel_idle`)
     let (parts, _no_body) = req.into_parts();
     let head = RequestHead::new(parts, &x.target, true);
     let decision = match x.decide(|| head.url(&x.target)).await {

@@ -397,3 +397,95 @@ async fn a_client_stalling_a_held_body_is_cut_after_the_receive_timeout_without_
         "no upstream connection is held while the body is awaited"
     );
 }
+
+/// Sends `head` to the proxy, then trickles the body a byte every 50 ms (20 B/s) until the
+/// proxy answers; returns what the proxy sent until it closed (or 10 s passed).
+async fn trickle_body(proxy: SocketAddr, head: &str) -> String {
+    let (mut r, mut w) = TcpStream::connect(proxy).await.unwrap().into_split();
+    w.write_all(head.as_bytes()).await.unwrap();
+    let writer = tokio::spawn(async move {
+        while w.write_all(b"x").await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 1024];
+    let read = async {
+        while let Ok(n @ 1..) = r.read(&mut buf).await {
+            answer.extend_from_slice(&buf[..n]);
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(10), read).await;
+    writer.abort();
+    String::from_utf8_lossy(&answer).to_ascii_lowercase()
+}
+
+/// A minimum rate far above [`trickle_body`]'s 20 B/s (1000 B/s after 300 ms): the body must
+/// be cut with 408 `request-body-too-slow` (without the minimum, nothing would answer the
+/// client before `receive_response`, 90 s).
+fn slow_body_limits(c: &mut waypost::config::raw::RawConfig) {
+    c.limits.min_request_body_rate = 1000;
+    c.limits.min_request_body_grace = "300ms".into();
+}
+
+#[tokio::test]
+async fn a_streamed_body_below_the_minimum_rate_gets_408_and_its_upstream_connection_is_closed() {
+    let closed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let seen = closed.clone();
+    // an origin that reads the body and never answers, noting when waypost closes on it
+    let origin = raw_origin(move |mut s| {
+        let seen = seen.clone();
+        async move {
+            let mut buf = [0u8; 256];
+            while let Ok(1..) = s.read(&mut buf).await {}
+            seen.store(true, Ordering::SeqCst);
+        }
+    })
+    .await;
+    let proxy = harness::start_proxy(slow_body_limits).await;
+    let head = format!(
+        "POST http://{origin}/upload HTTP/1.1\r\nHost: {origin}\r\nContent-Length: 1000\r\n\r\n"
+    );
+    let answer = trickle_body(proxy.addrs[0], &head).await;
+    assert!(answer.starts_with("http/1.1 408"), "{answer}");
+    assert!(
+        answer.contains("x-waypost-error: request-body-too-slow"),
+        "{answer}"
+    );
+    assert!(answer.contains("min_request_body_rate"), "{answer}");
+    eventually(
+        Duration::from_secs(5),
+        || async { closed.load(Ordering::SeqCst) },
+        |c| *c,
+    )
+    .await;
+    let m = harness::registry_metrics(&proxy);
+    let series = "waypost_request_bodies_too_slow_total{body=\"streamed\"}";
+    assert_eq!(metric(&m, series), 1.0, "{m}");
+}
+
+#[tokio::test]
+async fn a_held_body_below_the_minimum_rate_gets_408_without_an_upstream_connection() {
+    let upstream = harness::Origin::echo().await;
+    let port = upstream.addr.port();
+    let proxy = harness::start_proxy(|c| {
+        // credentials for the upstream proxy make waypost hold small bodies for a replay
+        c.route.upstream = format!("http://localhost:{port}");
+        c.route.bypass_loopback = false;
+        c.auth.user = Some("user".into());
+        c.auth.password = Some(waypost_auth::credentials::SecretString::new("pw"));
+        slow_body_limits(c);
+    })
+    .await;
+    let head = "POST http://origin.test/upload HTTP/1.1\r\nHost: origin.test\r\nContent-Length: 1000\r\n\r\n";
+    let answer = trickle_body(proxy.addrs[0], head).await;
+    assert!(answer.starts_with("http/1.1 408"), "{answer}");
+    assert!(
+        answer.contains("x-waypost-error: request-body-too-slow"),
+        "{answer}"
+    );
+    assert_eq!(upstream.connections.load(Ordering::SeqCst), 0);
+    let m = harness::registry_metrics(&proxy);
+    let series = "waypost_request_bodies_too_slow_total{body=\"held\"}";
+    assert_eq!(metric(&m, series), 1.0, "{m}");
+}
