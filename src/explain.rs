@@ -2,7 +2,8 @@
 //! `waypost explain URL`.
 //!
 //! Read-only: it asks the same decision function requests use, plus the PAC source, its age,
-//! the raw answer, cache hit or miss, and the proxies marked bad.
+//! the raw answer, cache hit or miss, and the proxies marked bad. URLs it shows (the one asked
+//! about, PAC sources, errors) go through [`crate::redact`]: no userinfo, no query.
 
 use serde_json::{json, Value};
 
@@ -14,7 +15,7 @@ use crate::target::{Scheme, Target};
 pub async fn report(app: &App, url: &str) -> Result<Value, String> {
     let uri: http::Uri = url
         .parse()
-        .map_err(|e| format!("invalid URL {url:?}: {e}"))?;
+        .map_err(|e| format!("invalid URL {:?}: {e}", crate::redact::url(url)))?;
     let target = Target::from_absolute(&uri, false).map_err(|e| e.detail)?;
     let bad: Vec<Value> = app
         .router
@@ -53,7 +54,7 @@ pub async fn report(app: &App, url: &str) -> Result<Value, String> {
                         .collect::<Vec<_>>());
                     cached = json!(answer.cached);
                 }
-                Err(e) => pac_error = json!(e.message),
+                Err(e) => pac_error = json!(crate::redact::text(&e.message)),
             },
         }
     }
@@ -70,7 +71,7 @@ pub async fn report(app: &App, url: &str) -> Result<Value, String> {
         Err(e) => (vec![], "refused", json!(e.to_string())),
     };
     Ok(json!({
-        "url": url,
+        "url": crate::redact::url(url),
         "target": target.to_string(),
         "pac": pac,
         "pac_error": pac_error,

@@ -314,8 +314,11 @@ pub struct ProxyAddr {
 
 impl ProxyAddr {
     /// Parses `http://host:port`, `https://...`, `socks5://...`, `socks4://...` or bare
-    /// `host:port` (HTTP). A path, query or credentials are refused.
+    /// `host:port` (HTTP). A path, query or credentials are refused; an error quotes `s`
+    /// without its userinfo and query (a proxy URL comes from config, the environment or a PAC
+    /// script, and may carry a token).
     pub fn parse(s: &str) -> Result<ProxyAddr, String> {
+        let shown = |s: &str| format!("{:?}", crate::redact::url(s));
         let (kind, rest) = match s.split_once("://") {
             Some((scheme, rest)) => {
                 let kind = match scheme.to_ascii_lowercase().as_str() {
@@ -341,18 +344,19 @@ impl ProxyAddr {
         }
         if rest.contains('/') || rest.contains('?') {
             return Err(format!(
-                "proxy {s:?} must be scheme://host:port without a path"
+                "proxy {} must be scheme://host:port without a path",
+                shown(s)
             ));
         }
         let (host, port) =
-            split_host_port(rest).ok_or_else(|| format!("invalid proxy address {s:?}"))?;
+            split_host_port(rest).ok_or_else(|| format!("invalid proxy address {}", shown(s)))?;
         let host = Host::parse(host)?;
         let port = match port {
             Some(p) => p
                 .parse::<u16>()
                 .ok()
                 .filter(|p| *p != 0)
-                .ok_or_else(|| format!("invalid port in {s:?}"))?,
+                .ok_or_else(|| format!("invalid port in {}", shown(s)))?,
             None => kind.default_port(),
         };
         Ok(ProxyAddr { kind, host, port })

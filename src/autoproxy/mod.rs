@@ -320,6 +320,7 @@ impl AutoProxy {
     }
 
     fn failed(&self, why: String) {
+        let why = crate::redact::text(&why);
         tracing::warn!(error = %why, "cannot obtain a PAC script; keeping the last good one if any");
         *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(why);
     }
@@ -379,7 +380,7 @@ impl AutoProxy {
                 engine
                     .replace_script(text)
                     .await
-                    .map_err(|e| e.to_string())?;
+                    .map_err(shown_load_error)?;
                 tracing::info!(source = %source, method, "new PAC script installed; result cache flushed");
             }
         } else {
@@ -387,7 +388,7 @@ impl AutoProxy {
             // the autoproxy's own registry: a reload's new autoproxy registers afresh
             let engine = PacEngine::new(text, options, Some(&self.registry))
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(shown_load_error)?;
             let _ = self.engine.set(engine);
             tracing::info!(source = %source, method, "PAC script loaded");
         }
@@ -606,4 +607,18 @@ pub fn unix_now() -> f64 {
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0)
+}
+
+/// A script's load error as waypost shows it (status, `/explain`, readiness, logs): the
+/// engine's message is cut to its error class ([`crate::redact::script_message`]), since a file
+/// that does not load may not be a script at all and the message quotes its text.
+fn shown_load_error(e: PacError) -> String {
+    match e {
+        PacError::Load { message, position } => PacError::Load {
+            message: crate::redact::script_message(&message),
+            position,
+        }
+        .to_string(),
+        other => other.to_string(),
+    }
 }

@@ -58,7 +58,42 @@ pub fn deserialize(mut tree: Value) -> Result<(RawConfig, Vec<KeyProblem>), Vec<
     Err(problems)
 }
 
-/// The key and a message for one deserialisation error.
+/// Whether `key` (`a.b`, `a.b[1].c`) names a configuration key: a probe (an empty table) set
+/// at that path alone is refused as a value of the wrong type, or taken, but never reported as
+/// an unknown key. Used to decide whether a key read from text that does not parse may be shown.
+pub fn is_known(key: &str) -> bool {
+    let Some(steps) = steps(key) else {
+        return false;
+    };
+    let mut probe = Value::new(None, ValueKind::Table(Default::default()));
+    let mut path = Vec::new();
+    for step in steps.iter().rev() {
+        probe = match step {
+            Step::Key(k) => {
+                path.push(k.to_string());
+                Value::new(
+                    None,
+                    ValueKind::Table([(k.to_string(), probe)].into_iter().collect()),
+                )
+            }
+            Step::Index(_) => {
+                path.push("[0]".into());
+                Value::new(None, ValueKind::Array(vec![probe]))
+            }
+        };
+    }
+    path.reverse();
+    let probed = path.join(".").replace(".[", "[");
+    let problems = match deserialize(probe) {
+        Ok((_, problems)) | Err(problems) => problems,
+    };
+    problems.iter().all(|p| p.message != UNKNOWN)
+        && (problems.is_empty() || problems.iter().any(|p| p.key == probed))
+}
+
+/// The key and a message for one deserialisation error. Under a secret key
+/// ([`crate::redact::is_secret_key`]) the value is never quoted: only its type is named, and a
+/// message that may quote it is replaced.
 fn describe(e: &config::ConfigError) -> KeyProblem {
     let (key, inner) = match e {
         config::ConfigError::Type {
@@ -66,10 +101,24 @@ fn describe(e: &config::ConfigError) -> KeyProblem {
             unexpected,
             expected,
             ..
-        } => (
-            key.clone(),
-            format!("invalid type: {unexpected}, expected {expected}"),
-        ),
+        } => {
+            // "string \"...\"", "64-bit integer `5`": the type is the words before the value
+            let found = unexpected.to_string();
+            let found = if crate::redact::is_secret_key(key) {
+                found
+                    .split(['`', '"'])
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_string()
+            } else {
+                found
+            };
+            (
+                key.clone(),
+                format!("invalid type: {found}, expected {expected}"),
+            )
+        }
         config::ConfigError::At {
             key: Some(key),
             error,
@@ -92,10 +141,34 @@ fn describe(e: &config::ConfigError) -> KeyProblem {
             message: UNKNOWN.into(),
         };
     }
+    let key = dotted(&key);
+    let secret_message =
+        crate::redact::is_secret_key(&key) && !matches!(e, config::ConfigError::Type { .. });
     KeyProblem {
+        message: if secret_message {
+            "invalid value (the reason is not shown: it may quote the secret)".into()
+        } else {
+            inner
+        },
         key: if key.is_empty() { "config".into() } else { key },
-        message: inner,
     }
+}
+
+/// `a[0]b`, as the config crate names a field of an array's element, written `a[0].b`.
+fn dotted(key: &str) -> String {
+    let mut out = String::with_capacity(key.len() + 2);
+    let mut chars = key.chars().peekable();
+    while let Some(c) = chars.next() {
+        out.push(c);
+        if c == ']'
+            && chars
+                .peek()
+                .is_some_and(|n| n.is_ascii_alphanumeric() || *n == '_')
+        {
+            out.push('.');
+        }
+    }
+    out
 }
 
 /// One step of a dotted key path: a table key or an array index.
@@ -224,5 +297,50 @@ mod tests {
         let (raw, problems) = deserialize(t).unwrap();
         assert_eq!(keys(&problems), ["tls.connect_ports[1]"], "{problems:?}");
         assert_eq!(raw.tls.connect_ports, [443, 8443]);
+    }
+
+    #[test]
+    fn a_secret_of_the_wrong_type_is_named_by_its_type_only() {
+        let t = tree("[client_auth]\nusername = \"u\"\npassword = [\"CANARY\"]\n[socks]\npassword = { a = \"CANARY\" }\n");
+        let (_, problems) = deserialize(t).unwrap();
+        assert_eq!(keys(&problems).len(), 2, "{problems:?}");
+        assert!(!format!("{problems:?}").contains("CANARY"), "{problems:?}");
+    }
+
+    #[test]
+    fn a_field_of_an_array_element_is_named_with_its_dot() {
+        assert_eq!(
+            dotted("auth.proxies[0]password"),
+            "auth.proxies[0].password"
+        );
+        assert_eq!(dotted("tls.connect_ports[1]"), "tls.connect_ports[1]");
+        assert_eq!(dotted("a[0][1]b"), "a[0][1].b");
+    }
+
+    #[test]
+    fn known_keys_are_told_from_words_that_are_not_keys() {
+        for key in [
+            "listen",
+            "client_auth.password",
+            "route.upstream",
+            "tls.min_version",
+            "tls.crl_fetch.timeout",
+            "auth.password",
+            "auth.proxies[1].password",
+            "pac.source",
+            "dns.hosts.proxy",
+        ] {
+            assert!(is_known(key), "{key}");
+        }
+        for key in [
+            "CANARY",
+            "route.CANARY",
+            "tls.CANARY",
+            "listen.CANARY",
+            "a b",
+            "",
+        ] {
+            assert!(!is_known(key), "{key}");
+        }
     }
 }

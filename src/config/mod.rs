@@ -5,18 +5,25 @@
 //! merged tree is deserialised into [`raw::RawConfig`] while every unknown key is collected;
 //! [`validate`] then checks every value and reports all problems at once, each with its key path
 //! and, when it comes from the file, the file and line.
+//!
+//! A problem never quotes what may be a secret ([`ConfigError::new`] is the one way to make a
+//! report): values are shown through [`crate::redact::value`] (a secret key's value hidden,
+//! URL userinfo and query redacted), every message passes [`crate::redact::text`], and a file
+//! that is not valid TOML is reported by position, never by its text ([`syntax`]).
 
 mod collect;
 mod exposure;
+mod locate;
 mod pac;
 pub mod raw;
 pub mod routes;
+mod syntax;
 mod validate;
 
 use std::collections::HashMap;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use ipnet::IpNet;
@@ -171,7 +178,8 @@ pub struct DnsConfig {
 pub struct Problem {
     pub key: String,
     pub message: String,
-    /// `file:line` or `environment WAYPOST_...` when known.
+    /// `file:line` (`file:line:column` for a syntax error) or `environment WAYPOST_...` when
+    /// known.
     pub location: Option<String>,
 }
 
@@ -179,6 +187,21 @@ pub struct Problem {
 #[derive(Debug, Clone)]
 pub struct ConfigError {
     pub problems: Vec<Problem>,
+}
+
+impl ConfigError {
+    /// The report of `problems`, each message swept by [`crate::redact::text`] (a URL a library
+    /// quoted in its error loses its userinfo and query).
+    pub fn new(problems: Vec<Problem>) -> ConfigError {
+        let problems = problems
+            .into_iter()
+            .map(|p| Problem {
+                message: crate::redact::text(&p.message),
+                ..p
+            })
+            .collect();
+        ConfigError { problems }
+    }
 }
 
 impl fmt::Display for ConfigError {
@@ -264,6 +287,8 @@ pub fn load_with_env(
     overrides: &Overrides,
     env: HashMap<String, String>,
 ) -> Result<Config, ConfigError> {
+    // the file as read once: parsed from this text, and the text searched for lines (a
+    // symlink swapped between two reads cannot mix two files)
     let file_text = match file {
         Some(p) => match std::fs::read_to_string(p) {
             Ok(t) => Some((p.to_path_buf(), t)),
@@ -335,10 +360,12 @@ pub fn load_with_env(
         builder = set(builder, "log.level", l.clone().into())
             .map_err(|e| single("log.level", e.to_string(), Some("command line".into())))?;
     }
-    let locate = |key: &str| locate_key(file_text.as_ref(), &waypost_env, key);
-    let merged = builder.build().map_err(|e| {
-        let loc = file_text.as_ref().map(|(p, _)| p.display().to_string());
-        single("config", e.to_string(), loc)
+    let locate = |key: &str| locate::locate_key(file_text.as_ref(), &waypost_env, key);
+    let merged = builder.build().map_err(|e| match (&file_text, &e) {
+        (Some((path, text)), config::ConfigError::FileParse { .. }) => {
+            ConfigError::new(vec![syntax::problem(path, text, &e)])
+        }
+        _ => single("config", e.to_string(), None),
     })?;
     let (raw, key_problems) = match collect::deserialize(merged.cache) {
         Ok((raw, problems)) => (Some(raw), problems),
@@ -353,13 +380,13 @@ pub fn load_with_env(
         })
         .collect();
     let Some(raw) = raw else {
-        return Err(ConfigError { problems });
+        return Err(ConfigError::new(problems));
     };
     match validate(&raw, &env_for_routes()) {
         Ok(cfg) if problems.is_empty() => Ok(cfg),
         Ok(_) => {
             problems.sort_by_key(|p| file_line(p.location.as_deref()).unwrap_or(usize::MAX));
-            Err(ConfigError { problems })
+            Err(ConfigError::new(problems))
         }
         Err(mut more) => {
             for p in &mut more {
@@ -371,7 +398,7 @@ pub fn load_with_env(
             // in the order of the file, so the report reads top to bottom (stable: problems
             // without a line keep their order, after those with one)
             problems.sort_by_key(|p| file_line(p.location.as_deref()).unwrap_or(usize::MAX));
-            Err(ConfigError { problems })
+            Err(ConfigError::new(problems))
         }
     }
 }
@@ -393,117 +420,16 @@ fn env_for_routes() -> HashMap<String, String> {
 }
 
 fn single(key: &str, message: String, location: Option<String>) -> ConfigError {
-    ConfigError {
-        problems: vec![Problem {
-            key: key.to_string(),
-            message,
-            location,
-        }],
-    }
-}
-
-/// Finds where a dotted key was set: `file:line`, or the environment variable's name.
-fn locate_key(
-    file: Option<&(PathBuf, String)>,
-    env: &HashMap<String, String>,
-    key: &str,
-) -> Option<String> {
-    let base = key.split('[').next().unwrap_or(key);
-    if let Some((path, text)) = file {
-        if let Some(line) = find_entry_line(text, key).or_else(|| find_line(text, base)) {
-            return Some(format!("{}:{}", path.display(), line));
-        }
-    }
-    let var = format!("WAYPOST_{}", base.replace('.', "__").to_ascii_uppercase());
-    if env.contains_key(&var) {
-        return Some(format!("environment {var}"));
-    }
-    None
-}
-
-/// The 1-based line of `a.b[i].c` in a TOML text: the `c = ` line of the i-th `[[a.b]]`
-/// table (its header line when `c` is not there), e.g. `auth.proxies[1].password_file`.
-fn find_entry_line(text: &str, key: &str) -> Option<usize> {
-    let (table, rest) = key.split_once('[')?;
-    let (index, field) = rest.split_once("].")?;
-    let index: usize = index.parse().ok()?;
-    let field = field.split(['[', '.']).next()?;
-    let header = format!("[[{table}]]");
-    let mut seen = 0;
-    let mut start = None;
-    for (i, line) in text.lines().enumerate() {
-        let l = line.trim();
-        if l.starts_with('[') {
-            if start.is_some() {
-                break; // the entry ended without the field
-            }
-            if l.replace(' ', "") == header {
-                if seen == index {
-                    start = Some(i + 1);
-                }
-                seen += 1;
-            }
-            continue;
-        }
-        if start.is_some() {
-            if let Some((k, _)) = l.split_once('=') {
-                if k.trim().trim_matches('"') == field {
-                    return Some(i + 1);
-                }
-            }
-        }
-    }
-    start
-}
-
-/// The 1-based line of `a.b.c` in a TOML text: a `c = ` line inside `[a.b]`, or a dotted key.
-fn find_line(text: &str, key: &str) -> Option<usize> {
-    let mut table = String::new();
-    for (i, line) in text.lines().enumerate() {
-        let l = line.trim();
-        if l.starts_with('#') || l.is_empty() {
-            continue;
-        }
-        if l.starts_with('[') {
-            let name = l
-                .trim_start_matches('[')
-                .split(']')
-                .next()
-                .unwrap_or("")
-                .trim();
-            table = name.replace(['"', ' '], "");
-            if table == key {
-                return Some(i + 1);
-            }
-            continue;
-        }
-        if let Some((k, _)) = l.split_once('=') {
-            let k = k.trim().trim_matches('"');
-            let full = if table.is_empty() {
-                k.to_string()
-            } else {
-                format!("{table}.{k}")
-            };
-            if full == key {
-                return Some(i + 1);
-            }
-        }
-    }
-    None
+    ConfigError::new(vec![Problem {
+        key: key.to_string(),
+        message,
+        location,
+    }])
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn find_line_follows_tables() {
-        let t = "listen = []\n\n[route]\n# c\nupstream = \"x\"\n[timeouts]\nconnect = \"1s\"\n";
-        assert_eq!(find_line(t, "route.upstream"), Some(5));
-        assert_eq!(find_line(t, "timeouts.connect"), Some(7));
-        assert_eq!(find_line(t, "listen"), Some(1));
-        assert_eq!(find_line(t, "nope"), None);
-    }
 
     #[test]
     fn a_bad_auth_proxies_entry_is_reported_with_file_line_and_key() {
@@ -530,16 +456,5 @@ mod tests {
             format!("{}:9", path.display())
         );
         assert_eq!(e.problems.len(), 2, "{e}");
-    }
-
-    #[test]
-    fn find_entry_line_finds_the_key_of_the_nth_table_in_an_array() {
-        let t = "[auth]\nuser = \"u\"\n[[auth.proxies]]\nmatch = \"a\"\nuser = \"x\"\n\n\
-                 [[auth.proxies]]\nmatch = \"b\"\npassword_file = \"/no\"\n[dns]\n";
-        assert_eq!(find_entry_line(t, "auth.proxies[1].password_file"), Some(9));
-        assert_eq!(find_entry_line(t, "auth.proxies[0].user"), Some(5));
-        assert_eq!(find_entry_line(t, "auth.proxies[1].keytab"), Some(7));
-        assert_eq!(find_entry_line(t, "auth.proxies[2].user"), None);
-        assert_eq!(find_entry_line(t, "auth.user"), None);
     }
 }

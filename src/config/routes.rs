@@ -48,7 +48,10 @@ impl BypassRule {
         }
         let norm = |n: &str| match Host::parse(n) {
             Ok(Host::Name(n)) => Ok(n),
-            _ => Err(format!("invalid bypass rule {s:?}")),
+            _ => Err(format!(
+                "invalid bypass rule {}",
+                crate::redact::value("route.bypass", s)
+            )),
         };
         if let Some(suffix) = s.strip_prefix("*.").or_else(|| s.strip_prefix('.')) {
             return Ok(BypassRule::Subdomains(norm(suffix)?));

@@ -1,4 +1,6 @@
 //! Raw configuration to typed [`Config`], collecting every problem instead of stopping at one.
+//! A message quotes a value only through [`crate::redact::value`] (`shown`): a secret key's
+//! value is never shown, a URL's userinfo and query never.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -13,6 +15,7 @@ use super::{
     ClientAuth, Config, DnsConfig, Limits, LogConfig, LogFormat, MinDataRate, Problem,
     ResolverKind, Timeouts,
 };
+use crate::redact::value as shown;
 use crate::target::ProxyAddr;
 
 struct Problems(Vec<Problem>);
@@ -62,7 +65,10 @@ pub fn validate(raw: &RawConfig, env: &HashMap<String, String>) -> Result<Config
             Ok(a) => listen.push(a),
             Err(_) => p.add(
                 format!("listen[{i}]"),
-                format!("invalid address {l:?} (write e.g. \"127.0.0.1:3128\" or \"[::1]:3128\")"),
+                format!(
+                    "invalid address {} (write e.g. \"127.0.0.1:3128\" or \"[::1]:3128\")",
+                    shown("listen", l)
+                ),
             ),
         }
     }
@@ -72,7 +78,10 @@ pub fn validate(raw: &RawConfig, env: &HashMap<String, String>) -> Result<Config
             Ok(a) => admin_listen.push(a),
             Err(_) => p.add(
                 format!("admin_listen[{i}]"),
-                format!("invalid address {l:?} (write e.g. \"0.0.0.0:9128\")"),
+                format!(
+                    "invalid address {} (write e.g. \"0.0.0.0:9128\")",
+                    shown("admin_listen", l)
+                ),
             ),
         }
     }
@@ -82,7 +91,10 @@ pub fn validate(raw: &RawConfig, env: &HashMap<String, String>) -> Result<Config
             Ok(a) => socks_listen.push(a),
             Err(_) => p.add(
                 format!("socks_listen[{i}]"),
-                format!("invalid address {l:?} (write e.g. \"127.0.0.1:1080\")"),
+                format!(
+                    "invalid address {} (write e.g. \"127.0.0.1:1080\")",
+                    shown("socks_listen", l)
+                ),
             ),
         }
     }
@@ -143,7 +155,10 @@ pub fn validate(raw: &RawConfig, env: &HashMap<String, String>) -> Result<Config
         other => {
             p.add(
                 "log.format",
-                format!("unknown format {other:?} (expected \"text\" or \"json\")"),
+                format!(
+                    "unknown format {} (expected \"text\" or \"json\")",
+                    shown("log.format", other)
+                ),
             );
             LogFormat::Text
         }
@@ -152,8 +167,8 @@ pub fn validate(raw: &RawConfig, env: &HashMap<String, String>) -> Result<Config
         p.add(
             "log.level",
             format!(
-                "invalid level {:?} (expected error, warn, info, debug, trace or a filter)",
-                raw.log.level
+                "invalid level {} (expected error, warn, info, debug, trace or a filter)",
+                shown("log.level", &raw.log.level)
             ),
         );
     }
@@ -185,7 +200,10 @@ pub fn validate(raw: &RawConfig, env: &HashMap<String, String>) -> Result<Config
         other => {
             p.add(
                 "dns.resolver",
-                format!("unknown resolver {other:?} (expected \"hickory\" or \"system\")"),
+                format!(
+                    "unknown resolver {} (expected \"hickory\" or \"system\")",
+                    shown("dns.resolver", other)
+                ),
             );
             ResolverKind::Hickory
         }
@@ -199,7 +217,10 @@ pub fn validate(raw: &RawConfig, env: &HashMap<String, String>) -> Result<Config
             Ok(a) => servers.push(a),
             Err(_) => p.add(
                 format!("dns.servers[{i}]"),
-                format!("{srv:?} is not an address (write e.g. \"10.0.0.53\" or \"10.0.0.53:53\")"),
+                format!(
+                    "{} is not an address (write e.g. \"10.0.0.53\" or \"10.0.0.53:53\")",
+                    shown("dns.servers", srv)
+                ),
             ),
         }
     }
@@ -217,7 +238,7 @@ pub fn validate(raw: &RawConfig, env: &HashMap<String, String>) -> Result<Config
                 Ok(ip) => ips.push(ip),
                 Err(_) => p.add(
                     format!("dns.hosts.{name}"),
-                    format!("{a:?} is not an IP address"),
+                    format!("{} is not an IP address", shown("dns.hosts", a)),
                 ),
             }
         }
@@ -230,7 +251,7 @@ pub fn validate(raw: &RawConfig, env: &HashMap<String, String>) -> Result<Config
             Ok(a) => my_ip.push(a),
             Err(_) => p.add(
                 format!("pac.my_ip[{i}]"),
-                format!("{ip:?} is not an IP address"),
+                format!("{} is not an IP address", shown("pac.my_ip", ip)),
             ),
         }
     }
@@ -248,7 +269,8 @@ pub fn validate(raw: &RawConfig, env: &HashMap<String, String>) -> Result<Config
                 p.add(
                     key,
                     format!(
-                        "{source:?} is neither \"auto\", an http(s):// URL, nor a readable file"
+                        "{} is neither \"auto\", an http(s):// URL, nor a readable file",
+                        shown("pac.source", source)
                     ),
                 );
             }
@@ -256,7 +278,7 @@ pub fn validate(raw: &RawConfig, env: &HashMap<String, String>) -> Result<Config
         if sources[..i].contains(source) {
             p.add(
                 format!("pac.source[{i}]"),
-                format!("{source:?} is listed twice"),
+                format!("{} is listed twice", shown("pac.source", source)),
             );
         }
     }
@@ -276,7 +298,10 @@ pub fn validate(raw: &RawConfig, env: &HashMap<String, String>) -> Result<Config
         other => {
             p.add(
                 "pac.isolation",
-                format!("{other:?} is neither \"process\" (worker processes) nor \"threads\""),
+                format!(
+                    "{} is neither \"process\" (worker processes) nor \"threads\"",
+                    shown("pac.isolation", other)
+                ),
             );
             PacIsolation::Threads
         }
@@ -485,7 +510,10 @@ fn networks(list: &[String], key: &str, p: &mut Problems) -> Vec<IpNet> {
             Ok(n) => out.push(n),
             Err(_) => p.add(
                 format!("{key}[{i}]"),
-                format!("invalid network {a:?} (write e.g. \"10.0.0.0/8\")"),
+                format!(
+                    "invalid network {} (write e.g. \"10.0.0.0/8\")",
+                    shown(key, a)
+                ),
             ),
         }
     }

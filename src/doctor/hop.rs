@@ -47,7 +47,10 @@ pub(super) async fn authenticate(
     } else {
         match (app.upstream.connection(&plan).await, url.parse()) {
             (Err(e), _) => Err(e),
-            (_, Err(e)) => Err(ProxyError::bad_request(format!("{url}: {e}"))),
+            (_, Err(e)) => Err(ProxyError::bad_request(format!(
+                "{}: {e}",
+                crate::redact::url(url)
+            ))),
             (Ok(conn), Ok(uri)) => {
                 let mut headers = HeaderMap::new();
                 if let Ok(h) = target.host_header().parse() {

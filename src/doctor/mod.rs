@@ -10,7 +10,8 @@
 //!
 //! It builds the parts with the same code the proxy uses ([`App`]) and runs them in-process,
 //! so what it reports is what requests would meet; it never binds a listener, never uses the
-//! PAC copy kept on disk (that would hide a broken script), and prints no secret.
+//! PAC copy kept on disk (that would hide a broken script), and prints no secret: URLs (the
+//! sample URL, PAC sources) go through [`crate::redact`].
 
 mod hop;
 mod kdc;
@@ -192,7 +193,8 @@ async fn checks(app: &App, opts: &Options, out: &mut Vec<Verdict>) {
     let uri: http::Uri = match opts.url.parse() {
         Ok(u) => u,
         Err(e) => {
-            out.push(verdict("url", Status::Fail, format!("{}: {e}", opts.url)));
+            let url = crate::redact::url(&opts.url);
+            out.push(verdict("url", Status::Fail, format!("{url}: {e}")));
             return;
         }
     };
@@ -237,7 +239,7 @@ async fn checks(app: &App, opts: &Options, out: &mut Vec<Verdict>) {
         Status::Ok,
         format!(
             "{} goes {} ({})",
-            opts.url,
+            crate::redact::url(&opts.url),
             decision
                 .hops
                 .iter()
@@ -300,7 +302,7 @@ async fn checks(app: &App, opts: &Options, out: &mut Vec<Verdict>) {
             Status::Skip,
             format!(
                 "{} is http; pass --url https://... to check TLS through the chain",
-                opts.url
+                crate::redact::url(&opts.url)
             ),
         ));
     }
@@ -335,8 +337,11 @@ async fn pac(app: &App, url: &str) -> (Verdict, Vec<Hop>) {
                 "pac",
                 Status::Ok,
                 format!(
-                    "found by {} at {}; for {url} it answers \"{}\"",
-                    loaded.method, loaded.source, answer.raw
+                    "found by {} at {}; for {} it answers \"{}\"",
+                    loaded.method,
+                    loaded.source,
+                    crate::redact::url(url),
+                    answer.raw
                 ),
             ),
             crate::route::hops_from_pac(&answer.entries, |_| false),
@@ -354,7 +359,12 @@ async fn pac(app: &App, url: &str) -> (Verdict, Vec<Hop>) {
                 format!("fix the script: `waypost pac check {src}` shows each error with its line and column")
             };
             (
-                verdict("pac", Status::Fail, format!("{src}: {e}")).fix(fix),
+                verdict(
+                    "pac",
+                    Status::Fail,
+                    crate::redact::text(&format!("{src}: {e}")),
+                )
+                .fix(fix),
                 Vec::new(),
             )
         }

@@ -72,9 +72,13 @@ impl HttpClient {
         Ok(HttpClient::new(dialer))
     }
 
-    /// GET `url` with `accept`; the body up to `max` bytes (more is an error).
+    /// GET `url` with `accept`; the body up to `max` bytes (more is an error). An error names
+    /// the URL without its userinfo and query (a PAC URL may carry a token).
     pub async fn get(&self, url: &str, accept: &str, max: usize) -> Result<Fetched, String> {
-        let uri: Uri = url.parse().map_err(|e| format!("invalid URL {url}: {e}"))?;
+        let shown = crate::redact::url(url);
+        let uri: Uri = url
+            .parse()
+            .map_err(|e| format!("invalid URL {shown}: {e}"))?;
         let target = Target::from_absolute(&uri, false).map_err(|e| e.detail)?;
         let tls = target.scheme == Scheme::Https;
         let (io, _) = self
@@ -82,7 +86,7 @@ impl HttpClient {
             .direct(&target.host, target.port, tls)
             .await
             .map_err(|e| crate::error::chain(&e))?;
-        let mut sender = super::handshake(&self.dialer, io, false, url)
+        let mut sender = super::handshake(&self.dialer, io, false, &shown)
             .await
             .map_err(|e| e.to_string())?;
         let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
@@ -98,21 +102,21 @@ impl HttpClient {
         let timeout = self.dialer.timeouts.receive_response;
         let resp = tokio::time::timeout(timeout, sender.send_request(req))
             .await
-            .map_err(|_| format!("{url}: no response within {timeout:?}"))?
-            .map_err(|e| format!("{url}: {e}"))?;
+            .map_err(|_| format!("{shown}: no response within {timeout:?}"))?
+            .map_err(|e| format!("{shown}: {e}"))?;
         let (parts, mut incoming) = resp.into_parts();
         let mut bytes = BytesMut::new();
         let pause = self.dialer.timeouts.receive;
         loop {
             let frame = match tokio::time::timeout(pause, incoming.frame()).await {
-                Err(_) => return Err(format!("{url}: the body paused longer than {pause:?}")),
+                Err(_) => return Err(format!("{shown}: the body paused longer than {pause:?}")),
                 Ok(None) => break,
-                Ok(Some(f)) => f.map_err(|e| format!("{url}: {e}"))?,
+                Ok(Some(f)) => f.map_err(|e| format!("{shown}: {e}"))?,
             };
             if let Some(d) = frame.data_ref() {
                 bytes.extend_from_slice(d);
                 if bytes.len() > max {
-                    return Err(format!("{url} is over the {max}-byte limit"));
+                    return Err(format!("{shown} is over the {max}-byte limit"));
                 }
             }
         }

@@ -37,6 +37,7 @@ mod peers_smoke;
 mod proxy_auth;
 mod proxy_auth_keytab;
 mod request_path;
+mod secrets_never_echoed;
 mod security_and_shutdown;
 mod socket_activation;
 mod socks_upstream;
