@@ -3,110 +3,23 @@
 //! `/status` and `/status.json` ([`crate::status`]), `/explain`, `/proxy.pac` and `/wpad.dat`
 //! (a PAC pointing clients at this waypost: [`crate::clientpac`]).
 //!
-//! Anything else gets a short 400 saying that this is a proxy and how to use it. Like the rest
-//! of the proxy port it serves only clients the listener admits (loopback, or the `allow` list;
-//! admin listeners: `admin_allow`, else the same).
+//! Anything else gets a short 400 saying that this is a proxy and how to use it.
 //!
-//! Every admin request first passes [`admit`], the one gate of the admin surface (a new admin
-//! path added to [`serve`] is behind it without doing anything): the `Host` must be
-//! `localhost` or an IP literal, so a web page cannot read the surface through DNS rebinding
-//! (a browser always sends the name it resolved; a missing or empty `Host` cannot come from
-//! one), and, when `client_auth` is configured, the request must carry those credentials as
-//! Basic in `Authorization` (or `Proxy-Authorization`). `/healthz` says only "ok" and needs no
-//! credentials; `/readyz` without them says only ready or not (liveness and readiness probes
-//! work without the password, the reasons need it). `/proxy.pac` and `/wpad.dat` are served
-//! under any `Host` and without credentials: browsers fetch a PAC under the name they were given
-//! and cannot answer a 401 for it, and it tells only what every client is told anyway.
+//! Who may read it is not decided here: every admin request has passed
+//! [`crate::admission::admit`] first (the address lists, the `Host` rule against DNS rebinding,
+//! the `client_auth` credentials), which hands [`serve`] only whether the request carried the
+//! credentials. `/healthz` says only "ok"; `/readyz` without the credentials says only ready or
+//! not (liveness and readiness probes work without the password, the reasons need it);
+//! `/proxy.pac` and `/wpad.dat` tell only what every client is told anyway.
 
 use http::{header, HeaderValue, Request, Response, StatusCode};
 
 use crate::app::App;
 use crate::body::{self, Body};
-use crate::error::{rescue, ErrorKind, ProxyError};
 
-/// Paths answered without `client_auth` credentials (they reveal nothing).
-const OPEN_PATHS: &[&str] = &["/healthz", "/readyz", "/proxy.pac", "/wpad.dat"];
-
-/// Paths answered whatever the `Host`: the client PAC is fetched by browsers and operating
-/// systems under the name they were configured with (`http://wpad.corp/wpad.dat`,
-/// `http://proxyhost:3128/proxy.pac`), and it tells a reader only what every client of this
-/// proxy is told anyway (this proxy's address and the bypass list).
-const ANY_HOST_PATHS: &[&str] = &["/proxy.pac", "/wpad.dat"];
-
-/// The admin surface's gate: the Host check, then `client_auth` (see the module comment).
-/// `Ok(true)`: authenticated (or no `client_auth` configured); `Ok(false)`: an open path asked
-/// without credentials.
-pub fn admit<B>(app: &App, req: &Request<B>) -> Result<bool, ProxyError> {
-    let any_host = ANY_HOST_PATHS.contains(&req.uri().path());
-    if !any_host && !host_allowed(req.headers().get(header::HOST)) {
-        return Err(ProxyError::new(
-            ErrorKind::AdminRefused,
-            "waypost's admin paths answer only Host: localhost or an IP address (a web page \
-             cannot reach them through DNS rebinding)",
-        ));
-    }
-    let Some(auth) = &app.cfg.client_auth else {
-        return Ok(true);
-    };
-    let h = req.headers();
-    let ok = crate::client_auth::basic_matches(auth, h.get(header::AUTHORIZATION))
-        || crate::client_auth::basic_matches(auth, h.get(header::PROXY_AUTHORIZATION));
-    if ok {
-        return Ok(true);
-    }
-    if OPEN_PATHS.contains(&req.uri().path()) {
-        return Ok(false);
-    }
-    Err(ProxyError::new(
-        ErrorKind::AdminAuthRequired,
-        "waypost's admin paths need the client_auth credentials (Basic, e.g. curl -u user:password)",
-    ))
-}
-
-/// Whether a `Host` value names this machine the way only a local tool would: `localhost`
-/// (with any port), an IPv4 literal or a bracketed IPv6 literal; a missing or empty Host too.
-pub fn host_allowed(host: Option<&HeaderValue>) -> bool {
-    let Some(host) = host else { return true };
-    let Ok(host) = host.to_str() else {
-        return false;
-    };
-    let host = host.trim();
-    if host.is_empty() {
-        return true;
-    }
-    let name = match host.strip_prefix('[') {
-        Some(rest) => match rest.split_once(']') {
-            Some((v6, port)) if port.is_empty() || valid_port(port) => {
-                return v6.parse::<std::net::Ipv6Addr>().is_ok()
-            }
-            _ => return false,
-        },
-        None => match host.rsplit_once(':') {
-            Some((name, port)) if valid_port(port) => name,
-            Some(_) => return false,
-            None => host,
-        },
-    };
-    let name = name.strip_suffix('.').unwrap_or(name);
-    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::Ipv4Addr>().is_ok()
-}
-
-fn valid_port(p: &str) -> bool {
-    p.strip_prefix(':').unwrap_or(p).parse::<u16>().is_ok()
-}
-
-pub async fn serve<B>(app: &App, req: &Request<B>) -> Response<Body> {
-    let authenticated = match admit(app, req) {
-        Ok(a) => a,
-        Err(e) => {
-            tracing::info!(
-                code = e.kind.code(),
-                path = req.uri().path(),
-                "admin request refused"
-            );
-            return rescue(&e);
-        }
-    };
+/// Answers an admin request that [`crate::admission::admit`] let through (`authenticated`: it
+/// carried the `client_auth` credentials, or none are configured).
+pub async fn serve<B>(app: &App, req: &Request<B>, authenticated: bool) -> Response<Body> {
     let (status, ctype, text) = match req.uri().path() {
         "/explain" => {
             let url = req.uri().query().unwrap_or("").split('&').find_map(|kv| kv.strip_prefix("url=")).map(percent_decode);

@@ -33,14 +33,15 @@ pub enum ErrorKind {
     BadRequest,
     /// The URL carries `user:pass@` and `reject_userpwd_in_url` is on.
     UserPwdInUrl,
-    /// The client's address is outside the `allow` list.
+    /// The client's address is outside the `allow` list (or `admin_allow`), or it asked an
+    /// admin listener to proxy; the connection is closed after the answer.
     Forbidden,
     /// The proxy itself requires client credentials (sidecar mode) and none or wrong were given.
     ClientAuthRequired,
     /// The CONNECT port or target is not permitted.
     TargetNotAllowed,
     /// An admin path asked with a Host that is not `localhost` or an IP literal (DNS
-    /// rebinding), or from outside `admin_allow`.
+    /// rebinding).
     AdminRefused,
     /// An admin path needs the `client_auth` credentials (401 with `WWW-Authenticate`).
     AdminAuthRequired,
@@ -308,8 +309,11 @@ pub fn rescue(err: &ProxyError) -> Response<Body> {
             HeaderValue::from_static("Basic realm=\"waypost admin\""),
         );
     }
-    // a client too slow to send its body is not kept (RFC 9110 408: "close")
-    let keep = (err.kind.blame() == Blame::Client && err.kind != ErrorKind::RequestBodyTooSlow)
+    // a client too slow to send its body is not kept (RFC 9110 408: "close"), and a client
+    // outside `allow` gets nothing more on this connection (a reload may have just revoked it:
+    // its keep-alive connection ends here)
+    let keep = (err.kind.blame() == Blame::Client
+        && !matches!(err.kind, ErrorKind::RequestBodyTooSlow | ErrorKind::Forbidden))
         || (status == StatusCode::PROXY_AUTHENTICATION_REQUIRED && err.relayed.is_none());
     if !keep {
         // keep-alive only for the client's retry with credentials

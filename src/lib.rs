@@ -2,8 +2,10 @@
 //!
 //! Module map, in the order a request meets them (each stage a module; arrows are imports,
 //! and there is no cycle among them: `tests/integration/module_graph.rs` checks):
-//! - [`server`]: listeners (bound, or inherited by socket activation: [`systemd`]), client ACL,
-//!   connection caps (tunnels hold their slot), shutdown; SOCKS5 clients' handshake: [`socks`].
+//! - [`server`]: listeners (bound, or inherited by socket activation: [`systemd`]), connection
+//!   caps (tunnels hold their slot), shutdown; SOCKS5 clients' handshake: [`socks`].
+//! - [`admission`]: may this client do this now (`allow`, `admin_allow`, `client_auth`, the
+//!   admin Host rule), one decision asked at accept and again for every request and tunnel.
 //! - [`proxy`]: the pipeline — classify, parse the target, decide, plan, connect + authenticate
 //!   with one failover loop, then send-and-stream, reply-200-and-relay, or relay an upgrade;
 //!   every error goes through [`error::rescue`].
@@ -32,12 +34,12 @@
 pub mod access;
 pub mod activity;
 pub mod admin;
+pub mod admission;
 pub mod app;
 pub mod autoproxy;
 pub mod body;
 pub mod body_rate;
 pub mod cli;
-pub mod client_auth;
 pub mod clientenv;
 pub mod clientpac;
 pub mod config;

@@ -5,6 +5,8 @@
 //! is refused: every problem logged (start-up's format), `waypost_config_reloads_total{outcome=
 //! "invalid"}` bumped, and the current generation keeps serving. A valid one becomes the next
 //! [`App`] generation, which new requests get; requests and tunnels already running keep theirs.
+//! A new request on an open connection is admitted again under it ([`crate::admission`]): a
+//! client the reload revoked is cut at its next request.
 //! Settings bound at start-up (listen addresses, connection caps, logging, the pool's limits)
 //! cannot change without a restart: a change to one is logged as such and the running value kept.
 //! When only a file PAC changed, the autoproxy reloads its script (keeping the old script if

@@ -1,4 +1,5 @@
-//! Accepting clients: listeners, the client ACL, the connection cap, and graceful shutdown.
+//! Accepting clients: listeners, the first admission check (before anything is read; every
+//! request is judged again: [`crate::admission`]), the connection cap, and graceful shutdown.
 //!
 //! Every connection holds a slot of `max_client_connections` (admin listeners: their own
 //! `admin_max_connections`) until it ends and every tunnel or upgrade started on it ends.
@@ -18,6 +19,7 @@ use tokio::sync::Semaphore;
 
 use tracing::Instrument;
 
+use crate::admission::{self, Ask, Entry};
 use crate::app::App;
 use crate::config::Config;
 use crate::error::{rescue_raw, ErrorKind, ProxyError};
@@ -124,19 +126,19 @@ pub async fn start_with(
     let admin_slots = Arc::new(Semaphore::new(app.cfg.admin_max_connections));
     let accept_tasks = listeners
         .into_iter()
-        .map(|l| tokio::spawn(accept_loop(live.clone(), l, slots.clone(), Kind::Proxy)))
+        .map(|l| tokio::spawn(accept_loop(live.clone(), l, slots.clone(), Entry::Proxy)))
         .chain(admin_listeners.into_iter().map(|l| {
             tokio::spawn(accept_loop(
                 live.clone(),
                 l,
                 admin_slots.clone(),
-                Kind::Admin,
+                Entry::Admin,
             ))
         }))
         .chain(
             socks_listeners
                 .into_iter()
-                .map(|l| tokio::spawn(accept_loop(live.clone(), l, slots.clone(), Kind::Socks))),
+                .map(|l| tokio::spawn(accept_loop(live.clone(), l, slots.clone(), Entry::Socks))),
         )
         .collect();
     tracing::info!(listen = ?addrs, "waypost is listening");
@@ -169,22 +171,11 @@ async fn bind_all(
     Ok(listeners)
 }
 
-/// What a listener serves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    /// HTTP proxy (and the admin surface for origin-form requests).
-    Proxy,
-    /// The admin surface only (`admin_listen`).
-    Admin,
-    /// SOCKS5 clients (`socks_listen`): same allow list and connection cap as the proxy.
-    Socks,
-}
-
 /// How often a returning accept failure (EMFILE) may log at warn level.
 const ACCEPT_WARN_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
-async fn accept_loop(live: Arc<Live>, listener: TcpListener, slots: Arc<Semaphore>, kind: Kind) {
-    let admin_only = kind == Kind::Admin;
+async fn accept_loop(live: Arc<Live>, listener: TcpListener, slots: Arc<Semaphore>, entry: Entry) {
+    let admin_only = entry == Entry::Admin;
     let shutdown = live.current().shutdown.clone();
     // Failed accepts since the last good one: a shortage (EMFILE) logs one line when it starts
     // and one when it ends, not one per retry; a shortage that comes back within a minute of
@@ -222,24 +213,11 @@ async fn accept_loop(live: Arc<Live>, listener: TcpListener, slots: Arc<Semaphor
             }
             failing = 0;
         }
+        // the cheap refusal before anything is read; every request is judged again
         let app = live.current();
-        let admitted = if admin_only {
-            admin_allowed(&app, peer)
-        } else {
-            client_allowed(&app, peer)
-        };
-        if !admitted {
-            app.metrics
-                .client_connections_rejected
-                .with_label_values(&["not-allowed"])
-                .inc();
-            let list = if admin_only { "admin_allow" } else { "allow" };
-            tracing::warn!(client = %peer, list, "client outside the allow list refused");
-            let err = ProxyError::new(
-                ErrorKind::Forbidden,
-                format!("your address is not in waypost's {list} list"),
-            );
-            app.tracker.spawn(refuse(stream, err, kind));
+        if let Err(err) = admission::admit(&app.cfg, entry, peer, Ask::Connection) {
+            crate::proxy::refused(&app, peer, &err);
+            app.tracker.spawn(refuse(stream, err, entry));
             continue;
         }
         let Ok(permit) = slots.clone().try_acquire_owned() else {
@@ -257,7 +235,7 @@ async fn accept_loop(live: Arc<Live>, listener: TcpListener, slots: Arc<Semaphor
                 ErrorKind::TooManyConnections,
                 format!("{limit} reached (tunnels and upgrades hold their connection's slot)"),
             );
-            app.tracker.spawn(refuse(stream, err, kind));
+            app.tracker.spawn(refuse(stream, err, entry));
             continue;
         };
         let _ = stream.set_nodelay(true);
@@ -266,42 +244,20 @@ async fn accept_loop(live: Arc<Live>, listener: TcpListener, slots: Arc<Semaphor
             slot: ClientSlot::new(permit, app.metrics.clone(), !admin_only),
         };
         let span = tracing::info_span!("conn", client = %peer);
-        if kind == Kind::Socks {
-            let socks = crate::proxy::serve_socks(app.clone(), client, stream);
+        if entry == Entry::Socks {
+            let socks = crate::proxy::serve_socks(live.clone(), client, stream);
             app.tracker.spawn(socks.instrument(span));
             continue;
         }
         app.tracker
-            .spawn(serve(live.clone(), app.clone(), stream, client, admin_only).instrument(span));
-    }
-}
-
-fn client_allowed(app: &App, peer: SocketAddr) -> bool {
-    allowed(&app.cfg.allow, peer)
-}
-
-/// Admin listeners: `admin_allow`, or the proxy's `allow` when it is empty.
-fn admin_allowed(app: &App, peer: SocketAddr) -> bool {
-    match app.cfg.admin_allow.is_empty() {
-        true => allowed(&app.cfg.allow, peer),
-        false => allowed(&app.cfg.admin_allow, peer),
-    }
-}
-
-/// Without an allow list only loopback clients are served; with one, exactly its networks.
-fn allowed(list: &[ipnet::IpNet], peer: SocketAddr) -> bool {
-    let ip = crate::destination::canonical(peer.ip());
-    if list.is_empty() {
-        ip.is_loopback()
-    } else {
-        list.iter().any(|n| n.contains(&ip))
+            .spawn(serve(live.clone(), app.clone(), stream, client, entry).instrument(span));
     }
 }
 
 /// Answers a connection refused before any request is read, with [`rescue_raw`]'s bytes (a
 /// SOCKS client: no acceptable method).
-async fn refuse(mut stream: TcpStream, err: ProxyError, kind: Kind) {
-    if kind == Kind::Socks {
+async fn refuse(mut stream: TcpStream, err: ProxyError, entry: Entry) {
+    if entry == Entry::Socks {
         let grace = std::time::Duration::from_secs(5);
         let _ = tokio::time::timeout(grace, crate::socks::refuse_greeting(&mut stream)).await;
         return;
@@ -312,16 +268,11 @@ async fn refuse(mut stream: TcpStream, err: ProxyError, kind: Kind) {
 }
 
 /// Serves one client connection (`app`: the generation current when it was accepted, for the
-/// connection's own settings; each request gets the generation current when it arrives). Its
+/// connection's own settings; each request gets the generation current when it arrives, and is
+/// admitted again under it: a client a reload revoked gets 403 and the connection closes). Its
 /// slot (and the active-connections gauge) is released when the last holder lets go: this
 /// function, or a tunnel or upgrade started on the connection.
-async fn serve(
-    live: Arc<Live>,
-    app: Arc<App>,
-    stream: TcpStream,
-    client: Client,
-    admin_only: bool,
-) {
+async fn serve(live: Arc<Live>, app: Arc<App>, stream: TcpStream, client: Client, entry: Entry) {
     let svc_client = client.clone();
     let local = stream.local_addr().ok();
     let svc = service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
@@ -331,14 +282,7 @@ async fn serve(
         let app = live.current();
         let client = svc_client.clone();
         let span = tracing::info_span!("req", method = %req.method(), uri = %crate::access::redacted_uri(req.uri()), request_id = tracing::field::Empty);
-        async move {
-            if admin_only {
-                Ok(crate::proxy::admin_only(&app, req).await)
-            } else {
-                crate::proxy::handle(app, client, req).await
-            }
-        }
-        .instrument(span)
+        async move { crate::proxy::handle(app, entry, client, req).await }.instrument(span)
     });
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder

@@ -8,15 +8,15 @@
 //! waypost's tracing subscriber would print with `-v`.
 //!
 //! Lifecycle of a connection: greeting (methods offered) -> method chosen: none, or
-//! username/password when `client_auth` is set (checked in constant time; a wrong one gets
-//! status 1 and the connection closes) -> request (only CONNECT; domain name, IPv4 or IPv6)
-//! -> one reply: success, then the tunnel; or an error code, then close.
+//! username/password when the caller asks for a login (judged by the caller's check; a wrong
+//! one gets status 1 and the connection closes) -> request (only CONNECT; domain name, IPv4 or
+//! IPv6), returned with the login given -> one reply: success, then the tunnel; or an error
+//! code, then close.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use crate::client_auth::same_secret;
 use crate::target::Host;
 
 const VERSION: u8 = 5;
@@ -60,23 +60,37 @@ pub enum SocksError {
     Io(#[from] std::io::Error),
 }
 
-/// The client's login, as configured (`client_auth`).
-pub struct Login<'a> {
-    pub username: &'a str,
-    pub password: &'a str,
+/// The login a client gave (RFC 1929). Never printed: `Debug` shows the username's length only.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Login {
+    pub username: Vec<u8>,
+    pub password: Vec<u8>,
 }
 
-/// What a client asked to reach.
+impl std::fmt::Debug for Login {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Login({} bytes, password hidden)", self.username.len())
+    }
+}
+
+/// How a client's login is judged (the caller's rule; this module only carries the bytes).
+pub type LoginCheck<'a> = &'a (dyn Fn(&Login) -> bool + Sync);
+
+/// What a client asked to reach, and the login it gave (when one was asked for).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
     pub host: Host,
     pub port: u16,
+    pub login: Option<Login>,
 }
 
-/// Reads the greeting, the login (when `login` is set) and the request; answers every step but
-/// the last (the caller sends the one [`reply`]). Errors have been answered already, where
-/// the protocol has an answer for them.
-pub async fn handshake<IO>(io: &mut IO, login: Option<Login<'_>>) -> Result<Request, SocksError>
+/// Reads the greeting, the login (when `login` is set: it judges the one given) and the
+/// request; answers every step but the last (the caller sends the one [`reply`]). Errors have
+/// been answered already, where the protocol has an answer for them.
+pub async fn handshake<IO>(
+    io: &mut IO,
+    login: Option<LoginCheck<'_>>,
+) -> Result<Request, SocksError>
 where
     IO: AsyncRead + AsyncWrite + Unpin,
 {
@@ -96,14 +110,20 @@ where
         }));
     }
     io.write_all(&[VERSION, want]).await?;
-    if let Some(login) = login {
-        check_login(io, &login).await?;
-    }
-    read_request(io).await
+    let given = match login {
+        Some(check) => Some(check_login(io, check).await?),
+        None => None,
+    };
+    let (host, port) = read_request(io).await?;
+    Ok(Request {
+        host,
+        port,
+        login: given,
+    })
 }
 
 /// RFC 1929: VER=1 ULEN UNAME PLEN PASSWD, answered VER=1 STATUS.
-async fn check_login<IO>(io: &mut IO, login: &Login<'_>) -> Result<(), SocksError>
+async fn check_login<IO>(io: &mut IO, check: LoginCheck<'_>) -> Result<Login, SocksError>
 where
     IO: AsyncRead + AsyncWrite + Unpin,
 {
@@ -111,17 +131,15 @@ where
     if ver != 1 {
         return Err(SocksError::Malformed("username/password version is not 1"));
     }
-    let mut user = vec![0u8; ulen as usize];
-    io.read_exact(&mut user).await?;
+    let mut username = vec![0u8; ulen as usize];
+    io.read_exact(&mut username).await?;
     let [plen] = read_array(io).await?;
-    let mut pass = vec![0u8; plen as usize];
-    io.read_exact(&mut pass).await?;
-    // both compared, always, in constant time for equal lengths
-    let user_ok = same_secret(&user, login.username.as_bytes());
-    let pass_ok = same_secret(&pass, login.password.as_bytes());
-    if user_ok & pass_ok {
+    let mut password = vec![0u8; plen as usize];
+    io.read_exact(&mut password).await?;
+    let login = Login { username, password };
+    if check(&login) {
         io.write_all(&[1, 0]).await?;
-        Ok(())
+        Ok(login)
     } else {
         io.write_all(&[1, 1]).await?;
         Err(SocksError::BadCredentials)
@@ -129,7 +147,7 @@ where
 }
 
 /// VER CMD RSV ATYP DST.ADDR DST.PORT.
-async fn read_request<IO>(io: &mut IO) -> Result<Request, SocksError>
+async fn read_request<IO>(io: &mut IO) -> Result<(Host, u16), SocksError>
 where
     IO: AsyncRead + AsyncWrite + Unpin,
 {
@@ -190,7 +208,7 @@ where
         )
         .await;
     }
-    Ok(Request { host, port })
+    Ok((host, port))
 }
 
 async fn refuse<IO, T>(io: &mut IO, code: Reply, why: String) -> Result<T, SocksError>
@@ -240,7 +258,7 @@ mod tests {
     /// Runs the handshake against `client_bytes`; returns its result and what it wrote.
     async fn run(
         client_bytes: &[u8],
-        login: Option<Login<'_>>,
+        login: Option<LoginCheck<'_>>,
     ) -> (Result<Request, SocksError>, Vec<u8>) {
         let (mut client, mut server) = tokio::io::duplex(1024);
         client.write_all(client_bytes).await.unwrap();
@@ -252,11 +270,12 @@ mod tests {
         (r, out)
     }
 
-    fn login() -> Option<Login<'static>> {
-        Some(Login {
-            username: "app",
-            password: "s3cret",
-        })
+    fn app_s3cret(l: &Login) -> bool {
+        l.username == b"app" && l.password == b"s3cret"
+    }
+
+    fn login() -> Option<LoginCheck<'static>> {
+        Some(&app_s3cret)
     }
 
     #[tokio::test]
@@ -266,7 +285,8 @@ mod tests {
             r.unwrap(),
             Request {
                 host: Host::Name("example.com".into()),
-                port: 443
+                port: 443,
+                login: None,
             }
         );
         assert_eq!(out, [5, 0]);
@@ -291,7 +311,11 @@ mod tests {
     async fn the_right_login_is_accepted_and_a_wrong_one_gets_status_1() {
         let ok = b"\x05\x02\x00\x02\x01\x03app\x06s3cret\x05\x01\x00\x03\x01a\x00\x50";
         let (r, out) = run(ok, login()).await;
-        assert_eq!(r.unwrap().port, 80);
+        let r = r.unwrap();
+        assert_eq!(r.port, 80);
+        let given = r.login.expect("the login given is returned");
+        assert_eq!(given.username, b"app");
+        assert!(!format!("{given:?}").contains("s3cret"));
         assert_eq!(out, [5, 2, 1, 0]);
         let (r, out) = run(b"\x05\x01\x02\x01\x03app\x05wrong", login()).await;
         assert!(matches!(r, Err(SocksError::BadCredentials)), "{r:?}");

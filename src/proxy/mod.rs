@@ -1,7 +1,8 @@
 //! The hyper service: the classify stage, then one pipeline for every kind of traffic.
 //!
 //! Stages of a request (see [`pipeline`]): accept (the server, a span per connection) ->
-//! classify ([`handle`]: admin surface, CONNECT, absolute-form, upgrade) -> parse the target ->
+//! admit ([`handle`] asks [`crate::admission`] under the generation current now, for every
+//! request) -> classify (admin surface, CONNECT, absolute-form, upgrade) -> parse the target ->
 //! decide (the [`crate::router::Router`]) -> plan each hop ([`crate::route::plan`]) -> connect +
 //! authenticate ([`crate::upstream`]) with one failover loop ([`pipeline::Exchange::connect`])
 //! -> the last stage, which is all that differs: [`forward`] sends and streams, [`tunnel`]
@@ -20,10 +21,11 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use http::{header, Method, Request, Response};
+use http::{Method, Request, Response};
 use hyper::body::Incoming;
 use tokio::sync::OwnedSemaphorePermit;
 
+use crate::admission::{self, Ask, Entry, Grant};
 use crate::app::App;
 use crate::body::Body;
 use crate::error::{rescue, ErrorKind, ProxyError};
@@ -71,61 +73,55 @@ pub struct Client {
     pub slot: Arc<ClientSlot>,
 }
 
-/// Entry point for every request on a client connection: the classify stage.
+/// Entry point for every request on a client connection, on every HTTP listener: admission
+/// against the generation current now (`app`), then the classify stage.
 pub async fn handle(
     app: Arc<App>,
+    entry: Entry,
     client: Client,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
+    let grant = match admission::admit(&app.cfg, entry, client.addr, Ask::http(&req)) {
+        Ok(g) => g,
+        Err(e) => {
+            refused(&app, client.addr, &e);
+            return Ok(rescue(&e));
+        }
+    };
     if let Err(e) = head::check(&req, app.cfg.limits.max_request_header_size) {
         return Ok(rescue(&e));
     }
-    let is_connect = req.method() == Method::CONNECT;
-    if !is_connect && req.uri().scheme().is_none() {
-        if req.uri().authority().is_some() {
-            return Ok(rescue(&ProxyError::bad_request(
-                "authority-form targets are only valid with CONNECT",
-            )));
-        }
-        return Ok(crate::admin::serve(&app, &req).await);
+    if let Grant::Admin { authenticated } = grant {
+        return Ok(crate::admin::serve(&app, &req, authenticated).await);
     }
-    if !client_authorized(&app, req.headers()) {
-        let err = ProxyError::new(
-            ErrorKind::ClientAuthRequired,
-            "this proxy requires Basic credentials (Proxy-Authorization)",
-        );
-        return Ok(rescue(&err));
+    if req.method() == Method::CONNECT {
+        return Ok(tunnel::tunnel(app, client, req).await);
     }
-    if is_connect {
-        Ok(tunnel::tunnel(app, client, req).await)
-    } else {
-        Ok(forward(app, client, req).await)
+    if req.uri().scheme().is_none() {
+        return Ok(rescue(&ProxyError::bad_request(
+            "authority-form targets are only valid with CONNECT",
+        )));
     }
+    Ok(forward(app, client, req).await)
 }
 
-/// The admin-only port: the admin surface, and a refusal for anything that would be proxied.
-pub async fn admin_only(app: &App, req: Request<Incoming>) -> Response<Body> {
-    if let Err(e) = head::check(&req, app.cfg.limits.max_request_header_size) {
-        return rescue(&e);
-    }
-    if req.method() != Method::CONNECT
-        && req.uri().scheme().is_none()
-        && req.uri().authority().is_none()
-    {
-        return crate::admin::serve(app, &req).await;
-    }
-    rescue(&ProxyError::new(
-        ErrorKind::Forbidden,
-        "this is waypost's admin port (admin_listen); it does not proxy",
-    ))
-}
-
-/// Sidecar mode: the client must present the configured Basic credentials (constant-time check).
-fn client_authorized(app: &App, headers: &http::HeaderMap) -> bool {
-    match &app.cfg.client_auth {
-        None => true,
-        Some(auth) => {
-            crate::client_auth::basic_matches(auth, headers.get(header::PROXY_AUTHORIZATION))
+/// Logs (and counts) a client that [`admission::admit`] refused, once, where it is handled: a
+/// client refused outright (outside the allow lists, or proxying through an admin listener) at
+/// warn level and in `waypost_client_connections_rejected_total{reason="not-allowed"}` (its
+/// connection is closed), a missing login at debug (the first step of every authenticated
+/// client), the rest at info.
+pub fn refused(app: &App, peer: SocketAddr, err: &ProxyError) {
+    match err.kind {
+        ErrorKind::Forbidden => {
+            app.metrics
+                .client_connections_rejected
+                .with_label_values(&["not-allowed"])
+                .inc();
+            tracing::warn!(client = %peer, reason = %err.detail, "client refused");
         }
+        ErrorKind::ClientAuthRequired => {
+            tracing::debug!(client = %peer, "client asked for the client_auth credentials")
+        }
+        _ => tracing::info!(client = %peer, code = err.kind.code(), "request refused"),
     }
 }

@@ -1,8 +1,9 @@
-//! The last stage for a SOCKS5 client: after the SOCKS handshake ([`crate::socks`]), the
-//! client's CONNECT goes through the same stages as an HTTP CONNECT — decide (bypass, PAC),
+//! The last stage for a SOCKS5 client: after the SOCKS handshake ([`crate::socks`]) and
+//! admission under the generation current then ([`crate::admission`], as every HTTP request),
+//! the client's CONNECT goes through the same stages as an HTTP CONNECT — decide (bypass, PAC),
 //! connect with failover and upstream authentication (a hop back to waypost is refused as a
-//! loop by the dialer) — and the tunnel is relayed the same way (SNI rules included). Only the answers differ: SOCKS reply codes instead of
-//! status lines ([`reply_for`]).
+//! loop by the dialer) — and the tunnel is relayed the same way (SNI rules included). Only the
+//! answers differ: SOCKS reply codes instead of status lines ([`reply_for`]).
 
 use std::sync::Arc;
 
@@ -11,23 +12,35 @@ use tokio::net::TcpStream;
 
 use super::pipeline::Exchange;
 use super::Client;
+use crate::admission::{self, Ask, Entry};
 use crate::app::App;
 use crate::error::{ErrorKind, ProxyError};
+use crate::reload::Live;
 use crate::route::Purpose;
-use crate::socks::{self, Login, Reply, SocksError};
+use crate::socks::{self, LoginCheck, Reply, SocksError};
 use crate::target::{Scheme, Target};
 
-/// Serves one SOCKS5 client connection from greeting to the tunnel's end.
-pub async fn serve(app: Arc<App>, client: Client, mut stream: TcpStream) {
-    let login = app.cfg.client_auth.as_ref().map(|a| Login {
-        username: &a.username,
-        password: &a.password,
-    });
-    let within = app.cfg.timeouts.client_header;
+/// Serves one SOCKS5 client connection from greeting to the tunnel's end. The login and the
+/// CONNECT are each admitted under the generation current at that moment (a reload between
+/// them applies to the CONNECT), and the tunnel runs on the CONNECT's generation.
+pub async fn serve(live: Arc<Live>, client: Client, mut stream: TcpStream) {
+    let greeting = live.current();
+    let peer = client.addr;
+    let check = |l: &socks::Login| {
+        let login = Some((&l.username[..], &l.password[..]));
+        let now = live.current();
+        admission::admit(&now.cfg, Entry::Socks, peer, Ask::Socks { login }).is_ok()
+    };
+    let login = greeting
+        .cfg
+        .client_auth
+        .is_some()
+        .then_some(&check as LoginCheck);
+    let within = greeting.cfg.timeouts.client_header;
     let request = match tokio::time::timeout(within, socks::handshake(&mut stream, login)).await {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => {
-            handshake_failed(&app, &e);
+            handshake_failed(&greeting, &e);
             return;
         }
         Err(_) => {
@@ -35,6 +48,16 @@ pub async fn serve(app: Arc<App>, client: Client, mut stream: TcpStream) {
             return;
         }
     };
+    let app = live.current();
+    let login = request
+        .login
+        .as_ref()
+        .map(|l| (&l.username[..], &l.password[..]));
+    if let Err(e) = admission::admit(&app.cfg, Entry::Socks, peer, Ask::Socks { login }) {
+        super::refused(&app, peer, &e);
+        let _ = socks::reply(&mut stream, reply_for(&e.kind)).await;
+        return;
+    }
     let target = Target {
         scheme: Scheme::Https,
         host: request.host,

@@ -9,6 +9,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod admission;
 mod autoproxy;
 mod autoproxy_more;
 mod client_access;
