@@ -313,7 +313,10 @@ pub fn rescue(err: &ProxyError) -> Response<Body> {
     // outside `allow` gets nothing more on this connection (a reload may have just revoked it:
     // its keep-alive connection ends here)
     let keep = (err.kind.blame() == Blame::Client
-        && !matches!(err.kind, ErrorKind::RequestBodyTooSlow | ErrorKind::Forbidden))
+        && !matches!(
+            err.kind,
+            ErrorKind::RequestBodyTooSlow | ErrorKind::Forbidden
+        ))
         || (status == StatusCode::PROXY_AUTHENTICATION_REQUIRED && err.relayed.is_none());
     if !keep {
         // keep-alive only for the client's retry with credentials
