@@ -6,6 +6,10 @@
 //!
 //! The resolver is rebuilt on a network change ([`Resolver::rebuild`]: resolv.conf read again,
 //! cached answers dropped); clones share it, so the PAC engine's lookups follow too.
+//!
+//! [`Resolver::canonical_name`] asks the same resolver for a proxy's canonical name (the
+//! Kerberos SPN's host): the `[dns]` settings that decide where a connection goes decide the
+//! SPN too (hickory's answer, or getaddrinfo's `AI_CANONNAME` with `resolver = "system"`).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -16,6 +20,7 @@ use hickory_resolver::config::{NameServerConfig, ResolverConfig};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::TokioResolver;
 
+use crate::canonical_name::{self, Cache as CanonicalCache};
 use crate::config::{DnsConfig, ResolverKind};
 use crate::error::{ErrorKind, ProxyError};
 use crate::target::Host;
@@ -28,6 +33,8 @@ pub struct Resolver {
     cfg: Arc<DnsConfig>,
     hosts: Arc<HashMap<String, Vec<IpAddr>>>,
     timeout: Option<Duration>,
+    /// Canonical names found for SPNs, shared by clones, dropped on a rebuild.
+    canonical: Arc<CanonicalCache>,
 }
 
 fn hickory(cfg: &DnsConfig) -> Result<TokioResolver, hickory_resolver::net::NetError> {
@@ -59,6 +66,7 @@ impl Resolver {
             cfg: Arc::new(cfg.clone()),
             hosts: Arc::new(cfg.hosts.clone()),
             timeout,
+            canonical: Arc::default(),
         }
     }
 
@@ -67,6 +75,7 @@ impl Resolver {
     pub fn rebuild(&self) {
         let fresh = Self::build(&self.cfg);
         *self.hickory.write().unwrap_or_else(|p| p.into_inner()) = fresh;
+        self.canonical.clear();
     }
 
     fn build(cfg: &DnsConfig) -> Option<Arc<TokioResolver>> {
@@ -111,6 +120,64 @@ impl Resolver {
                 ErrorKind::Dns,
                 format!("cannot resolve {name}: {why}"),
             )),
+        }
+    }
+
+    /// The canonical name of `host` for its Kerberos SPN, as Chromium finds it (CNAMEs
+    /// followed, a short name completed); `None` = use the name as given: an address, a
+    /// `[dns.hosts]` name, `localhost`, or a lookup that failed or outran the resolve timeout
+    /// ([`canonical_name::DEFAULT_BUDGET`] when that is infinite). Answers are cached briefly.
+    pub async fn canonical_name(&self, host: &str) -> Option<String> {
+        let name = canonical_name::normalize(host.trim_start_matches('[').trim_end_matches(']'))?;
+        if name.parse::<IpAddr>().is_ok()
+            || self.hosts.contains_key(&name)
+            || name == "localhost"
+            || name.ends_with(".localhost")
+        {
+            return None;
+        }
+        if let Some(known) = self.canonical.get(&name, tokio::time::Instant::now()) {
+            return known;
+        }
+        let budget = self.timeout.unwrap_or(canonical_name::DEFAULT_BUDGET);
+        let found = tokio::time::timeout(budget, self.lookup_canonical(&name))
+            .await
+            .ok()
+            .flatten();
+        match &found {
+            Some(c) => tracing::debug!(proxy = %name, canonical = %c, "canonical name for the SPN"),
+            None => {
+                tracing::debug!(proxy = %name, "no canonical name for the SPN; using the name as given")
+            }
+        }
+        self.canonical
+            .put(&name, found.clone(), tokio::time::Instant::now());
+        found
+    }
+
+    async fn lookup_canonical(&self, name: &str) -> Option<String> {
+        let hickory = self
+            .hickory
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        match hickory {
+            Some(r) => {
+                let fqdn = if name.contains('.') {
+                    format!("{name}.")
+                } else {
+                    name.to_string()
+                };
+                let answer = r.lookup_ip(fqdn.as_str()).await.ok()?;
+                canonical_name::from_answers(answer.as_lookup().answers())
+            }
+            None => {
+                let name = name.to_string();
+                tokio::task::spawn_blocking(move || canonical_name::getaddrinfo_canonical(&name))
+                    .await
+                    .ok()
+                    .flatten()
+            }
         }
     }
 

@@ -62,13 +62,19 @@ pub async fn report(app: &App, url: &str) -> Result<Value, String> {
         Scheme::Https => format!("https://{}/", target.host_header()),
         Scheme::Http => url.to_string(),
     };
-    let (decision, reason, error) = match app.router.decide(&target, || pac_url.clone()).await {
-        Ok(d) => (
-            d.hops.iter().map(Hop::to_string).collect::<Vec<_>>(),
-            d.reason,
-            Value::Null,
-        ),
+    let (decision_hops, reason, error) = match app.router.decide(&target, || pac_url.clone()).await
+    {
+        Ok(d) => (d.hops, d.reason, Value::Null),
         Err(e) => (vec![], "refused", json!(e.to_string())),
+    };
+    let decision = decision_hops.iter().map(Hop::to_string).collect::<Vec<_>>();
+    let spn = match decision_hops.first() {
+        Some(Hop::Proxy(p)) => {
+            let (auth, proxy) =
+                crate::upstream::auth::proxy_target(&app.upstream.dialer, &p.host, p.port).await;
+            json!(auth.spn(&proxy))
+        }
+        _ => Value::Null,
     };
     Ok(json!({
         "url": crate::redact::url(url),
@@ -83,6 +89,7 @@ pub async fn report(app: &App, url: &str) -> Result<Value, String> {
         "decision": decision,
         "reason": reason,
         "hop_now": decision.first(),
+        "spn": spn,
         "error": error,
     }))
 }

@@ -15,6 +15,8 @@
 //! - [`upstream`]: carries a plan out — the dialer (DNS, TCP retries, TLS, SOCKS, CONNECT), the
 //!   pool and per-server limits, authentication on connections, streamed response bodies, and
 //!   the small HTTP client for waypost's own requests.
+//! - [`dns`]: name resolution for connections, and a proxy's canonical name for its Kerberos
+//!   SPN (answers read and cached by [`canonical_name`]).
 //! - [`destination`]: the destination policy (own listeners; loopback and link-local for
 //!   clients on other machines), applied by the dialer to every address it dials.
 //! - [`body`]: the one body type and the pause limit; [`body_rate`]: the minimum data rate every
@@ -39,6 +41,7 @@ pub mod app;
 pub mod autoproxy;
 pub mod body;
 pub mod body_rate;
+pub mod canonical_name;
 pub mod cli;
 pub mod clientenv;
 pub mod clientpac;

@@ -65,6 +65,8 @@ pub struct AuthConfig {
     pub kdc: Option<String>,
     pub spn_include_port: bool,
     pub spn_override: Option<String>,
+    /// SPN from the proxy's canonical name (CNAMEs followed), as Chromium does; `false` =
+    /// Chromium's `DisableAuthNegotiateCnameLookup`. Global: every identity follows it.
     pub canonicalize_spn: bool,
     pub policy: AutologonPolicy,
     pub allow_proxies: Vec<String>,
@@ -84,8 +86,8 @@ pub struct AuthConfig {
 ///
 /// An entry is a whole identity: it inherits none of the global identity keys (user,
 /// domain, secrets, keytab, ccache, kdc, scheme, SPN settings); an omitted key has its
-/// default. The policy, the allow list, intranet suffixes, lockout and `max_attempts`
-/// are global and apply to every identity.
+/// default. The policy, the allow list, intranet suffixes, lockout, `max_attempts` and
+/// `canonicalize_spn` are global and apply to every identity.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProxyAuthConfig {
@@ -148,7 +150,7 @@ impl Default for AuthConfig {
             kdc: None,
             spn_include_port: false,
             spn_override: None,
-            canonicalize_spn: false,
+            canonicalize_spn: true,
             policy: AutologonPolicy::Medium,
             allow_proxies: Vec::new(),
             intranet_suffixes: Vec::new(),

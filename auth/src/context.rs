@@ -16,14 +16,17 @@ use crate::mech::{CredentialMechanisms, MechanismFactory};
 use crate::metrics::AuthMetrics;
 use crate::policy::{Lockout, Policy};
 use crate::scheme::{SchemeMemory, Usable};
-use crate::spn::{host_is_ip, Canonicalizer, SpnRule};
+use crate::spn::{host_is_ip, SpnRule};
 
 /// An upstream proxy as configured (or as chosen by PAC).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProxyTarget {
-    /// Host name as configured: the SPN and the policy use it, never a resolved address.
+    /// Host name as configured: the policy and the pool use it, never a resolved address.
     pub host: String,
     pub port: u16,
+    /// The host's canonical name as DNS gave it (CNAMEs followed), when the caller looked it
+    /// up: the SPN's host when `canonicalize_spn` is on.
+    pub canonical: Option<String>,
     /// DER of the proxy's TLS end-entity certificate when we speak TLS to the proxy
     /// (channel bindings); `None` for plain-HTTP proxies.
     pub tls_cert_der: Option<Vec<u8>>,
@@ -34,8 +37,15 @@ impl ProxyTarget {
         ProxyTarget {
             host: host.to_string(),
             port,
+            canonical: None,
             tls_cert_der: None,
         }
+    }
+
+    /// With the host's canonical name (see [`Authenticator::wants_canonical_name`]).
+    pub fn with_canonical_name(mut self, name: String) -> Self {
+        self.canonical = Some(name);
+        self
     }
 
     pub fn with_tls_cert(mut self, der: Vec<u8>) -> Self {
@@ -135,7 +145,7 @@ impl Authenticator {
             spn: SpnRule {
                 include_port: cfg.spn_include_port,
                 override_spn: cfg.spn_override.clone(),
-                canonicalize: None,
+                canonicalize: cfg.canonicalize_spn,
             },
             lockout: Arc::new(Lockout::new(cfg.lockout_after, cfg.lockout_for)),
             memory: Arc::new(SchemeMemory::new()),
@@ -155,10 +165,10 @@ impl Authenticator {
         self
     }
 
-    /// CNAME canonicalisation for SPNs (used when `canonicalize_spn` is set by the caller).
-    pub fn with_canonicalizer(mut self, c: Canonicalizer) -> Self {
-        self.spn.canonicalize = Some(c);
-        self
+    /// Whether the SPN for a proxy named `host` would use its canonical name, so the caller
+    /// should look it up (canonicalisation on, no override, not an address).
+    pub fn wants_canonical_name(&self, host: &str) -> bool {
+        self.spn.wants_canonical_name(host)
     }
 
     /// The non-secret identity for pool keys (`EXAMPLE\user`, `kerberos:ccache:default`).
@@ -206,7 +216,8 @@ impl Authenticator {
     }
 
     pub fn spn(&self, proxy: &ProxyTarget) -> String {
-        self.spn.spn(&proxy.host, proxy.port)
+        self.spn
+            .spn(&proxy.host, proxy.canonical.as_deref(), proxy.port)
     }
 
     /// Mechanisms usable for `proxy` with our credentials and the configured scheme. Basic

@@ -46,6 +46,9 @@ pub struct KerberosStatus {
     pub expires: Option<String>,
     pub expires_in_seconds: Option<i64>,
     pub detail: Option<String>,
+    /// The SPN asked for: `HTTP/<canonical name of the proxy>` (CNAMEs followed, the
+    /// default), `HTTP/<proxy name as given>`, with `:<port>` when asked, or the override.
+    pub spn: String,
 }
 
 /// The status of every identity of `cfg`; `env` reads the environment (the default
@@ -130,6 +133,7 @@ fn identity(
                 expires: None,
                 expires_in_seconds: None,
                 detail: Some(detail),
+                spn: String::new(),
             }
         }
         KerberosSource::Password { user, realm, .. } => KerberosStatus {
@@ -139,7 +143,17 @@ fn identity(
             expires: None,
             expires_in_seconds: None,
             detail: None,
+            spn: String::new(),
         },
+    });
+    let rule = crate::spn::SpnRule {
+        include_port: cfg.spn_include_port,
+        override_spn: cfg.spn_override.clone(),
+        canonicalize: cfg.canonicalize_spn,
+    };
+    let kerberos = kerberos.map(|k| KerberosStatus {
+        spn: rule.describe(),
+        ..k
     });
     IdentityStatus {
         matches: name.to_string(),
@@ -180,6 +194,7 @@ fn ticket_cache(cache: &str, state: TicketState, now: SystemTime) -> KerberosSta
         expires,
         expires_in_seconds,
         detail,
+        spn: String::new(),
     }
 }
 
@@ -219,6 +234,7 @@ pub fn render(report: &[IdentityStatus]) -> String {
             }
             out.push_str(&line);
             out.push('\n');
+            out.push_str(&format!("  spn       {}\n", k.spn));
         }
         if let Some(p) = &s.problem {
             out.push_str(&format!("  problem   {p}\n"));
@@ -260,6 +276,10 @@ mod tests {
         );
         let text = render(&r);
         assert!(text.contains("proxies matching *:3128"), "{text}");
+        assert!(
+            text.contains("spn       HTTP/<canonical name of the proxy>"),
+            "{text}"
+        );
         assert!(
             !text.contains("Secret-Pass-1") && !text.contains("a4f49c"),
             "{text}"

@@ -12,7 +12,7 @@ use crate::error::{self, ErrorKind, ProxyError};
 use crate::ready;
 use crate::route::{Hop, Purpose};
 use crate::target::{Scheme, Target};
-use crate::upstream::auth::{send_replay, Replay};
+use crate::upstream::auth::{proxy_target, send_replay, Replay};
 
 /// Authentication to one proxy with a real request (GET for an http URL, CONNECT for https).
 /// Returns the verdict and the proxy's `Date` header when it sent one.
@@ -69,7 +69,8 @@ pub(super) async fn authenticate(
         }
     };
     let host = p.host.to_string();
-    let spn = auth.spn(&waypost_auth::context::ProxyTarget::new(&host, p.port));
+    let (_, proxy) = proxy_target(&app.upstream.dialer, &p.host, p.port).await;
+    let spn = auth.spn(&proxy);
     let identity = plan.identity.clone();
     let date = result
         .as_ref()

@@ -1,8 +1,10 @@
 //! Upstream proxy authentication on waypost's connections, driven by `waypost-auth`.
 //!
 //! The 407 state machine lives in that crate; this module builds its per-connection context
-//! (proxy name as configured for the SPN, the HTTPS proxy's certificate for channel bindings,
-//! kept with pooled connections), and sends requests through the driver in three ways:
+//! (proxy name as configured, its canonical name for the Kerberos SPN when
+//! `auth.canonicalize_spn` is on — looked up through the dialer's resolver, bounded and cached
+//! there —, the HTTPS proxy's certificate for channel bindings, kept with pooled connections),
+//! and sends requests through the driver in three ways:
 //! - [`send_replay`]: a request whose body is held (small, known size, within the replay
 //!   budget) is sent again for each leg;
 //! - [`send_streaming`]: a body of any size or unknown length is sent once: on a new connection
@@ -90,20 +92,37 @@ pub fn replayable(size: &http_body::SizeHint) -> bool {
     size.upper().is_some_and(|u| u <= MAX_REPLAY_BODY)
 }
 
+/// The proxy `host:port` as authentication sees it, and the identity that authenticates to
+/// it: with its canonical name when that identity's SPN wants one.
+pub async fn proxy_target(
+    dialer: &Dialer,
+    host: &Host,
+    port: u16,
+) -> (Arc<waypost_auth::Authenticator>, waypost_auth::ProxyTarget) {
+    let name = host.to_string();
+    // the same choice as the plan's identity (`App::plan`): host as named, and port
+    let auth = dialer.auth.for_proxy(&name, port).clone();
+    let mut target = waypost_auth::ProxyTarget::new(&name, port);
+    if auth.wants_canonical_name(&name) {
+        if let Some(canonical) = dialer.resolver.canonical_name(&name).await {
+            target = target.with_canonical_name(canonical);
+        }
+    }
+    (auth, target)
+}
+
 /// The driver's context for one connection to the proxy `host:port`.
-pub fn context(
+pub async fn context(
     dialer: &Dialer,
     host: &Host,
     port: u16,
     cert: Option<Arc<[u8]>>,
     reused: bool,
 ) -> waypost_auth::AuthContext {
-    let mut target = waypost_auth::ProxyTarget::new(&host.to_string(), port);
+    let (auth, mut target) = proxy_target(dialer, host, port).await;
     if let Some(der) = cert {
         target = target.with_tls_cert(der.to_vec());
     }
-    // the same choice as the plan's identity (`App::plan`): host as named, and port
-    let auth = dialer.auth.for_proxy(&host.to_string(), port).clone();
     let ctx = waypost_auth::AuthContext::new(auth, target);
     if reused {
         ctx.on_reused_connection()
@@ -151,7 +170,7 @@ pub fn rejected(what: &str, outcome: &waypost_auth::AuthOutcome) -> ProxyError {
     )
 }
 
-fn ctx_for(dialer: &Dialer, plan: &ConnectPlan, conn: &Pooled) -> waypost_auth::AuthContext {
+async fn ctx_for(dialer: &Dialer, plan: &ConnectPlan, conn: &Pooled) -> waypost_auth::AuthContext {
     if conn.reused {
         dialer.auth.connection_reused();
     }
@@ -162,6 +181,7 @@ fn ctx_for(dialer: &Dialer, plan: &ConnectPlan, conn: &Pooled) -> waypost_auth::
         conn.tls_cert.clone(),
         conn.reused,
     )
+    .await
 }
 
 /// Runs one exchange through the driver under the receive-response timeout.
@@ -195,7 +215,7 @@ pub async fn send_replay(
         drop(conn);
         conn = up.fresh_connection(plan).await?;
     }
-    let ctx = ctx_for(&up.dialer, plan, &conn);
+    let ctx = ctx_for(&up.dialer, plan, &conn).await;
     for _ in 0..3 {
         match exchange(up, &what, conn.sender(), |_| replay.build(), &ctx).await? {
             None => {
@@ -230,7 +250,7 @@ pub async fn send_streaming(
     if !conn.reused {
         conn = authenticate_connection(up, plan, conn, &head, &what).await?;
     }
-    let ctx = ctx_for(&up.dialer, plan, &conn);
+    let ctx = ctx_for(&up.dialer, plan, &conn).await;
     let pending = Mutex::new(Some(body));
     let mut legs = 0;
     let make = |_: Option<HeaderValue>| {
@@ -265,7 +285,7 @@ async fn authenticate_connection(
     head: &Replay,
     what: &str,
 ) -> Result<Pooled, ProxyError> {
-    let ctx = ctx_for(&up.dialer, plan, &conn);
+    let ctx = ctx_for(&up.dialer, plan, &conn).await;
     for _ in 0..3 {
         let Some((resp, outcome)) =
             exchange(up, what, conn.sender(), |_| head.probe(), &ctx).await?
@@ -311,7 +331,8 @@ pub async fn send_upgrade(
         plan.key.port,
         conn.tls_cert.clone(),
         false,
-    );
+    )
+    .await;
     for _ in 0..3 {
         match exchange(up, &what, &mut conn.sender, |_| head.build(), &ctx).await? {
             None => *conn = up.upgrade_connection(plan).await?,

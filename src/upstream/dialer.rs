@@ -267,9 +267,12 @@ impl Dialer {
                         .map_err(|e| super::map_hyper_error(&e, &what))?;
                     return Ok(Some(resp));
                 }
-                let ctx = ctx.get_or_insert_with(|| {
-                    super::auth::context(self, &proxy.host, proxy.port, cert, false)
-                });
+                let ctx = match &mut ctx {
+                    Some(c) => c,
+                    None => ctx.insert(
+                        super::auth::context(self, &proxy.host, proxy.port, cert, false).await,
+                    ),
+                };
                 match waypost_auth::authenticate_request(&mut sender, make, ctx).await {
                     Err(e) if e.is_reconnect() => Ok(None),
                     Err(e) => Err(super::auth::map_error(e, &what)),

@@ -42,6 +42,7 @@ mod secrets_never_echoed;
 mod security_and_shutdown;
 mod socket_activation;
 mod socks_upstream;
+mod spn_canonical;
 mod squid_upstream;
 mod status_page;
 mod tls_upstream;
