@@ -57,12 +57,10 @@ async fn curl_socks5_hostname_reaches_an_origin_through_a_pac_selected_ntlm_squi
     let out = curl(&["--socks5-hostname", &socks.to_string(), &url]).await;
     assert!(out.success(), "{}", out.text());
     assert!(out.stdout.contains("GET /via-socks"), "{}", out.text());
-    let log = squid.access_log();
+    let connect = format!("CONNECT origin.example.test:{}", origin.addr.port());
+    let log = squid.access_log_when(|l| l.contains(&connect)).await;
     assert!(
-        log.contains(&format!(
-            "CONNECT origin.example.test:{}",
-            origin.addr.port()
-        )),
+        log.contains(&connect),
         "the tunnel went through squid: {log}"
     );
     assert!(
@@ -292,7 +290,7 @@ async fn chromium_with_proxy_pac_url_reaches_an_origin_through_waypost_and_the_n
         "{dom}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let log = squid.access_log();
+    let log = squid.access_log_when(|l| l.contains(&url)).await;
     assert!(log.contains(&url), "the page came through squid: {log}");
     let m = harness::metrics(proxy.addrs[0]).await;
     assert!(

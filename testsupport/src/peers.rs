@@ -457,6 +457,18 @@ impl Squid {
         fs::read_to_string(self.state_dir().join("log/access.log")).unwrap_or_default()
     }
 
+    /// The access log once `done` holds for it, polled for up to 10 s: squid writes a
+    /// transaction's line after the reply went out, so a client can read the log before the
+    /// line of its last request is there.
+    pub async fn access_log_when(&self, done: impl Fn(&str) -> bool) -> String {
+        crate::eventually(
+            std::time::Duration::from_secs(10),
+            || async { self.access_log() },
+            |log| done(log),
+        )
+        .await
+    }
+
     pub fn cache_log(&self) -> String {
         fs::read_to_string(self.state_dir().join("log/cache.log")).unwrap_or_default()
     }
