@@ -10,6 +10,14 @@ use std::sync::Arc;
 use crate::interp::ScriptText;
 use crate::PacError;
 
+/// What a backend answers: the script's string and the generation of the script that ran
+/// ([`ScriptText::generation`]), which the engine checks against the one in force.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Evaluated {
+    pub raw: String,
+    pub generation: u64,
+}
+
 pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Where a loaded script is evaluated.
@@ -17,8 +25,13 @@ pub(crate) trait Backend: Send + Sync {
     /// Validates `script` (loads it once, within the load deadline) and puts it in service;
     /// on error the old script stays.
     fn replace(&self, script: Arc<ScriptText>) -> BoxFuture<'_, Result<(), PacError>>;
-    /// Runs the entry point with `url` and `host` as given, within the call deadline.
-    fn eval<'a>(&'a self, url: &'a str, host: &'a str) -> BoxFuture<'a, Result<String, PacError>>;
+    /// Runs the entry point with `url` and `host` as given, within the call deadline, with the
+    /// script in service when a worker takes the job up (never an older one).
+    fn eval<'a>(
+        &'a self,
+        url: &'a str,
+        host: &'a str,
+    ) -> BoxFuture<'a, Result<Evaluated, PacError>>;
     /// Live workers (threads or processes).
     fn workers(&self) -> usize;
     /// The local addresses changed (already set in the shared DNS service): workers that

@@ -1,6 +1,11 @@
 //! The result cache, as WinHTTP caches autoproxy results: keyed by the sanitised URL (all https
 //! requests to one origin share an entry), with a TTL and a size bound, and tagged with the
 //! script generation so answers of a replaced script are never served.
+//!
+//! A flush names the generation now in force and the cache keeps it as a floor, under the same
+//! lock as the entries: an insert from an older generation (an evaluation that was in flight
+//! during the flush) is refused, so no answer of a replaced script or of the old network's
+//! addresses enters the cache after the flush, whatever the interleaving.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -19,7 +24,13 @@ pub(crate) struct CachedAnswer {
 pub(crate) struct ResultCache {
     ttl: Duration,
     capacity: usize,
-    map: Mutex<HashMap<String, (Instant, u64, CachedAnswer)>>,
+    map: Mutex<Entries>,
+}
+
+struct Entries {
+    /// The generation of the last flush: inserts from older generations are refused.
+    floor: u64,
+    map: HashMap<String, (Instant, u64, CachedAnswer)>,
 }
 
 impl ResultCache {
@@ -27,7 +38,10 @@ impl ResultCache {
         ResultCache {
             ttl,
             capacity,
-            map: Mutex::new(HashMap::new()),
+            map: Mutex::new(Entries {
+                floor: 0,
+                map: HashMap::new(),
+            }),
         }
     }
 
@@ -36,16 +50,22 @@ impl ResultCache {
     }
 
     pub fn get(&self, key: &str, generation: u64) -> Option<CachedAnswer> {
-        let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        let (at, g, answer) = map.get(key)?;
+        let entries = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        let (at, g, answer) = entries.map.get(key)?;
         (*g == generation && at.elapsed() < self.ttl).then(|| answer.clone())
     }
 
+    /// Stores `answer`, evaluated under `generation`; refused when a flush for a newer
+    /// generation came first.
     pub fn insert(&self, key: String, generation: u64, answer: CachedAnswer) {
         if !self.enabled() {
             return;
         }
-        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        let mut entries = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        if generation < entries.floor {
+            return;
+        }
+        let map = &mut entries.map;
         if map.len() >= self.capacity && !map.contains_key(&key) {
             let ttl = self.ttl;
             map.retain(|_, (at, g, _)| *g == generation && at.elapsed() < ttl);
@@ -60,13 +80,17 @@ impl ResultCache {
         map.insert(key, (Instant::now(), generation, answer));
     }
 
-    pub fn clear(&self) {
-        self.map.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    /// Empties the cache for `generation` (the one now in force): from now on, inserts from
+    /// older generations are refused.
+    pub fn flush(&self, generation: u64) {
+        let mut entries = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        entries.floor = entries.floor.max(generation);
+        entries.map.clear();
     }
 
     #[cfg(test)]
     pub fn len(&self) -> usize {
-        self.map.lock().unwrap_or_else(|p| p.into_inner()).len()
+        self.map.lock().unwrap_or_else(|p| p.into_inner()).map.len()
     }
 }
 
@@ -95,6 +119,24 @@ mod tests {
         let c = ResultCache::new(Duration::from_secs(10), 8);
         c.insert("k".into(), 1, answer("DIRECT"));
         assert!(c.get("k", 2).is_none());
+    }
+
+    #[tokio::test]
+    async fn an_answer_evaluated_before_a_flush_is_not_cached_after_it() {
+        let c = ResultCache::new(Duration::from_secs(10), 8);
+        c.flush(3);
+        c.insert("old".into(), 2, answer("PROXY old.example:1"));
+        assert_eq!(
+            c.len(),
+            0,
+            "an insert from generation 2 after the flush for 3"
+        );
+        assert!(c.get("old", 2).is_none());
+        c.insert("new".into(), 3, answer("PROXY new.example:1"));
+        assert!(c.get("new", 3).is_some());
+        c.flush(1);
+        c.insert("older".into(), 2, answer("DIRECT"));
+        assert!(c.get("older", 2).is_none(), "the floor never goes down");
     }
 
     #[tokio::test]

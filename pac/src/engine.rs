@@ -2,6 +2,21 @@
 //! calls to its backend (worker threads in this process, or supervised worker processes — see
 //! [`crate::options::Isolation`]), parses verdicts and records metrics. Cheap to clone;
 //! `Send + Sync`. A cached answer never reaches the backend.
+//!
+//! Invariant: no stale verdicts. The engine keeps one generation counter, bumped by every
+//! change of the script or of its inputs (a replaced script, a network change: new local
+//! addresses, forgotten DNS answers), after the change is in service and before the result
+//! cache is flushed for it. Every [`PacAnswer`] carries the generation it was produced under.
+//! [`PacEngine::find_proxy`] reads the counter before it asks (one atomic load) and again when
+//! the verdict comes back: a verdict whose script or inputs were replaced while it was in
+//! flight (or that ran a script newer than the generation read) is neither returned nor
+//! cached; the call is evaluated again with what is in service now, at most [`ATTEMPTS`]
+//! times, then fails with [`PacError::Superseded`] (the caller's usual PAC fallback). The
+//! backends guarantee their half: a job taken up after a script was put in service runs that
+//! script (or a newer one) and reports which one ran. The cache refuses inserts from a
+//! generation older than its last flush ([`crate::cache`]), so a late insert cannot bring an
+//! old answer back. A verdict handed over before a change completes may still be acted on
+//! just after it: the guarantee is for every call that is answered after the change.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -9,7 +24,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::backend::Backend;
+use crate::backend::{Backend, Evaluated};
 use crate::bindings::log_alerts;
 use crate::cache::{CachedAnswer, ResultCache};
 use crate::dns::DnsService;
@@ -18,7 +33,7 @@ use crate::metrics::Metrics;
 use crate::options::Isolation;
 use crate::sanitize::sanitize;
 use crate::verdict::{parse_result, ProxyEntry};
-use crate::{PacError, PacOptions};
+use crate::{ErrorKind, PacError, PacOptions};
 
 /// The answer to one `find_proxy` / `eval_raw` call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,7 +46,14 @@ pub struct PacAnswer {
     pub cached: bool,
     /// Time spent answering.
     pub duration: Duration,
+    /// The generation (script and its inputs, see the module comment) this answer was
+    /// produced under: from `find_proxy`, the one in force when the evaluation ended; from
+    /// `eval_raw`, the generation at which the script that ran was installed.
+    pub generation: u64,
 }
+
+/// How many times `find_proxy` evaluates one call whose script keeps being replaced under it.
+pub const ATTEMPTS: u32 = 3;
 
 /// A loaded PAC script, served by a pool of workers (threads or processes).
 #[derive(Clone)]
@@ -141,49 +163,71 @@ impl PacEngine {
         inner
             .per_host
             .store(!crate::analysis::reads_url(script), Ordering::SeqCst);
+        // in service first, then the generation: a call that reads the new generation runs
+        // the new script; then the flush, which refuses late inserts of the old generation
         inner.generation.store(generation, Ordering::SeqCst);
-        inner.cache.clear();
+        inner.cache.flush(generation);
         Ok(())
     }
 
     /// Sanitises `url` (spec §5), answers from the cache when possible, else evaluates. The
     /// cache key is the sanitised URL, or only the host when the script provably never reads
-    /// `url`.
+    /// `url`. The answer comes from the script and inputs in force when it is returned (see
+    /// the module comment): a verdict overtaken by a replacement is evaluated again.
     pub async fn find_proxy(&self, url: &str) -> Result<PacAnswer, PacError> {
         let start = Instant::now();
         let input = sanitize(url)?;
         let inner = &self.inner;
-        let generation = inner.generation.load(Ordering::SeqCst);
-        // a script that never reads `url` answers alike for every URL of a host
-        let key = if inner.per_host.load(Ordering::SeqCst) {
-            format!("host {}", input.host)
-        } else {
-            input.url.clone()
-        };
-        if inner.cache.enabled() {
-            if let Some(hit) = inner.cache.get(&key, generation) {
-                inner.metrics.cache_hit.inc();
-                return Ok(PacAnswer {
-                    raw: hit.raw,
-                    entries: hit.entries,
-                    cached: true,
-                    duration: start.elapsed(),
-                });
+        for _ in 0..ATTEMPTS {
+            let generation = inner.generation.load(Ordering::SeqCst);
+            // a script that never reads `url` answers alike for every URL of a host
+            let key = if inner.per_host.load(Ordering::SeqCst) {
+                format!("host {}", input.host)
+            } else {
+                input.url.clone()
+            };
+            if inner.cache.enabled() {
+                if let Some(hit) = inner.cache.get(&key, generation) {
+                    inner.metrics.cache_hit.inc();
+                    return Ok(PacAnswer {
+                        raw: hit.raw,
+                        entries: hit.entries,
+                        cached: true,
+                        duration: start.elapsed(),
+                        generation,
+                    });
+                }
+                inner.metrics.cache_miss.inc();
             }
-            inner.metrics.cache_miss.inc();
-        }
-        let answer = self.eval_raw(&input.url, &input.host).await?;
-        if inner.generation.load(Ordering::SeqCst) == generation {
+            let answer = self.eval_raw(&input.url, &input.host).await?;
+            // the script that ran is the one in force at `generation` (it is not newer, and
+            // the backend never runs an older one), and nothing was replaced since
+            let current = answer.generation <= generation
+                && inner.generation.load(Ordering::SeqCst) == generation;
+            if !current {
+                tracing::debug!(
+                    generation,
+                    "the PAC script or its inputs changed during the evaluation; evaluating again"
+                );
+                continue;
+            }
             let cached = CachedAnswer {
                 raw: answer.raw.clone(),
                 entries: answer.entries.clone(),
             };
             inner.cache.insert(key, generation, cached);
+            return Ok(PacAnswer {
+                duration: start.elapsed(),
+                generation,
+                ..answer
+            });
         }
-        Ok(PacAnswer {
-            duration: start.elapsed(),
-            ..answer
-        })
+        inner
+            .metrics
+            .evaluations
+            .with_label_values(&[ErrorKind::Call.as_str()])
+            .inc();
+        Err(PacError::Superseded { attempts: ATTEMPTS })
     }
 
     /// Calls the script with `url` and `host` exactly as given (no sanitising, no cache).
@@ -201,12 +245,13 @@ impl PacEngine {
                 .inc(),
         }
         inner.metrics.duration.observe(duration.as_secs_f64());
-        let raw = result?;
+        let Evaluated { raw, generation } = result?;
         Ok(PacAnswer {
             entries: parse_result(&raw),
             raw,
             cached: false,
             duration,
+            generation,
         })
     }
 
@@ -218,10 +263,15 @@ impl PacEngine {
         let inner = &self.inner;
         let ips = inner.dns.network_changed();
         inner.backend.network_changed();
-        // answers computed before this point must not be cached after it
-        inner.generation.fetch_add(1, Ordering::SeqCst);
-        inner.cache.clear();
+        // answers computed before this point are neither used nor cached after it
+        let generation = inner.generation.fetch_add(1, Ordering::SeqCst) + 1;
+        inner.cache.flush(generation);
         ips
+    }
+
+    /// The generation in force now (see the module comment).
+    pub fn generation(&self) -> u64 {
+        self.inner.generation.load(Ordering::SeqCst)
     }
 
     /// The local addresses scripts see now.

@@ -63,6 +63,10 @@ pub enum PacError {
     /// The URL could not be parsed.
     #[error("invalid URL {url:?}: {reason}")]
     BadUrl { url: String, reason: String },
+    /// The script (or its inputs) was replaced during each of `attempts` evaluations of one
+    /// call: no verdict of the script in force could be had.
+    #[error("the PAC script changed during each of {attempts} evaluations of this request")]
+    Superseded { attempts: u32 },
     /// The engine has shut down (its workers are gone).
     #[error("the PAC engine is shut down")]
     Shutdown,
@@ -149,6 +153,7 @@ impl PacError {
             | PacError::NotAString { .. }
             | PacError::ResultTooLong { .. }
             | PacError::BadUrl { .. }
+            | PacError::Superseded { .. }
             | PacError::Shutdown => ErrorKind::Call,
         }
     }

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::oneshot;
 
-use crate::backend::{Backend, BoxFuture};
+use crate::backend::{Backend, BoxFuture, Evaluated};
 use crate::interp::{Interp, ScriptText, Shared};
 use crate::metrics::Metrics;
 use crate::worker::{self, Job, Ticket, WorkerControl};
@@ -136,7 +136,11 @@ impl Backend for ThreadPool {
         })
     }
 
-    fn eval<'a>(&'a self, url: &'a str, host: &'a str) -> BoxFuture<'a, Result<String, PacError>> {
+    fn eval<'a>(
+        &'a self,
+        url: &'a str,
+        host: &'a str,
+    ) -> BoxFuture<'a, Result<Evaluated, PacError>> {
         Box::pin(async move {
             let ticket = Arc::new(Ticket::default());
             let (reply, rx) = oneshot::channel();

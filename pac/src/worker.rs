@@ -14,6 +14,7 @@ use std::time::Instant;
 
 use tokio::sync::oneshot;
 
+use crate::backend::Evaluated;
 use crate::interp::{Interp, Shared};
 use crate::PacError;
 
@@ -28,7 +29,7 @@ pub(crate) struct Job {
     pub url: String,
     pub host: String,
     pub ticket: Arc<Ticket>,
-    pub reply: oneshot::Sender<Result<String, PacError>>,
+    pub reply: oneshot::Sender<Result<Evaluated, PacError>>,
 }
 
 /// Shared between the waiting caller and the worker running the job.
@@ -131,7 +132,8 @@ fn serve(
     loaded: &mut Option<Interp>,
     url: &str,
     host: &str,
-) -> Result<String, PacError> {
+) -> Result<Evaluated, PacError> {
+    // the script in service now: a job taken up after a replacement never runs the old one
     let script = shared.current_script();
     if loaded
         .as_ref()
@@ -143,7 +145,10 @@ fn serve(
     let Some(interp) = loaded.as_mut() else {
         return Err(PacError::NoEntryPoint);
     };
-    let result = interp.call(&shared.options, &control.cancel, url, host);
+    let generation = interp.generation;
+    let result = interp
+        .call(&shared.options, &control.cancel, url, host)
+        .map(|raw| Evaluated { raw, generation });
     if matches!(
         result,
         Err(PacError::Timeout(_) | PacError::Budget { .. } | PacError::LoopLimit { .. })

@@ -14,11 +14,19 @@
 //! or URL keeps being used when a refresh fails.
 //! Lifecycle: Loading -> Ready(script) -> (refresh) Ready(new script) | Ready(kept script);
 //! Loading -> Failed (no script: DIRECT or 502 per `pac.mandatory`) -> Ready on a later refresh.
+//!
+//! No stale verdicts: a verdict is used only if the script that gave it, and the inputs it
+//! saw (the network's local addresses), are still in force when it comes back. The engine
+//! keeps that for a replaced script and a network change (its generation counter, see
+//! [`waypost_pac::engine`]); this module adds the one change the engine does not see, a script
+//! taken out of service ([`AutoProxy::drop_script`]): [`AutoProxy::find`] reads a counter of
+//! drops before asking and again after (an atomic load each), and asks again when it moved.
 
 pub mod badproxy;
 pub mod fetch;
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -72,6 +80,9 @@ pub struct AutoProxy {
     reload_now: tokio::sync::Notify,
     /// Ends the refresh task when a reload replaces this autoproxy.
     retired: tokio_util::sync::CancellationToken,
+    /// Bumped each time the script in use is taken out of service: a verdict evaluated
+    /// across a drop is not used.
+    drops: AtomicU64,
 }
 
 impl AutoProxy {
@@ -87,6 +98,7 @@ impl AutoProxy {
             registry: prometheus::Registry::new(),
             reload_now: tokio::sync::Notify::new(),
             retired: tokio_util::sync::CancellationToken::new(),
+            drops: AtomicU64::new(0),
         })
     }
 
@@ -152,8 +164,24 @@ impl AutoProxy {
             .clone()
     }
 
-    /// Evaluates the script for `url`. Err = no script, or the script failed.
+    /// Evaluates the script for `url`. Err = no script, or the script failed. The answer comes
+    /// from the script in use when it is returned (see the module comment).
     pub async fn find(&self, url: &str) -> Result<(Arc<Loaded>, PacAnswer), FindError> {
+        // a drop sets the state to None first: the second round then finds no script
+        for _ in 0..2 {
+            let drops = self.drops.load(Ordering::SeqCst);
+            let found = self.find_once(url).await?;
+            if self.drops.load(Ordering::SeqCst) == drops {
+                return Ok(found);
+            }
+            tracing::debug!("the PAC script was dropped during the evaluation; asking again");
+        }
+        Err(FindError::plain(
+            "the PAC script was taken out of service during the evaluation".into(),
+        ))
+    }
+
+    async fn find_once(&self, url: &str) -> Result<(Arc<Loaded>, PacAnswer), FindError> {
         let loaded = self.loaded().await.ok_or_else(|| {
             FindError::plain(
                 self.last_error()
@@ -313,6 +341,8 @@ impl AutoProxy {
     fn drop_script(&self) {
         tracing::info!("dropping the WPAD-discovered PAC script: it belongs to another network");
         self.state.send_replace(None);
+        // after the state: a call that sees the new count finds no script
+        self.drops.fetch_add(1, Ordering::SeqCst);
         self.installed_text
             .lock()
             .unwrap_or_else(|p| p.into_inner())

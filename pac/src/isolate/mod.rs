@@ -7,7 +7,9 @@
 //! Supervisor lifecycle (one per worker slot):
 //! Starting (spawn + `Init`, within the load deadline) -> Idle -> Busy (one call; DNS and
 //! alerts relayed) -> Idle | Dead (killed at the call deadline, or died) -> Starting.
-//! A new script moves every Idle worker to Loading (`Load` frame) -> Idle. After a failed
+//! A new script moves every Idle worker to Loading (`Load` frame) -> Idle; a job taken up
+//! while a new script is pending waits for that load (a job is never run by a replaced
+//! script, whatever order `select!` picked the two events in). After a failed
 //! start the slot waits [`RETRY`] before trying again and answers calls with the error.
 //! When the engine is dropped the job queue closes, supervisors end and their children are
 //! killed (`kill_on_drop`); if the proxy itself dies, their stdin closes and they exit.
@@ -26,7 +28,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::backend::{Backend, BoxFuture};
+use crate::backend::{Backend, BoxFuture, Evaluated};
 use crate::error::KillReason;
 use crate::interp::{ScriptText, Shared};
 use crate::metrics::Metrics;
@@ -46,7 +48,7 @@ struct Job {
     url: String,
     host: String,
     deadline: Instant,
-    reply: oneshot::Sender<Result<String, PacError>>,
+    reply: oneshot::Sender<Result<Evaluated, PacError>>,
 }
 
 struct State {
@@ -117,7 +119,11 @@ impl Backend for ProcessPool {
         })
     }
 
-    fn eval<'a>(&'a self, url: &'a str, host: &'a str) -> BoxFuture<'a, Result<String, PacError>> {
+    fn eval<'a>(
+        &'a self,
+        url: &'a str,
+        host: &'a str,
+    ) -> BoxFuture<'a, Result<Evaluated, PacError>> {
         Box::pin(async move {
             let call_timeout = self.state.shared.options.call_timeout;
             let (reply, rx) = oneshot::channel();
@@ -157,6 +163,8 @@ async fn supervise(state: Arc<State>, mut ready: Option<oneshot::Sender<Result<(
     let mut failed: Option<(Instant, PacError)> = None;
     // whether this slot is counted in `state.live`
     let mut counted = false;
+    // a job taken up while a new script was pending: it runs after the reload
+    let mut pending: Option<Job> = None;
     loop {
         let script = script_rx.borrow_and_update().clone();
         let stale = worker.as_ref().map(|w| w.generation) != Some(script.generation);
@@ -201,15 +209,25 @@ async fn supervise(state: Arc<State>, mut ready: Option<oneshot::Sender<Result<(
             }
         }
         let retry_at = failed.as_ref().map(|(at, _)| *at + RETRY);
-        let job = tokio::select! {
-            job = async { state.jobs.lock().await.recv().await } => match job {
-                Some(job) => job,
-                None => return,
-            },
-            _ = script_rx.changed() => continue,
-            _ = sleep_until(retry_at) => continue,
+        let job = match pending.take() {
+            Some(job) => job,
+            None => {
+                let job = tokio::select! {
+                    job = async { state.jobs.lock().await.recv().await } => match job {
+                        Some(job) => job,
+                        None => return,
+                    },
+                    _ = script_rx.changed() => continue,
+                    _ = sleep_until(retry_at) => continue,
+                };
+                state.metrics.queue_depth.dec();
+                if script_rx.has_changed().unwrap_or(false) {
+                    pending = Some(job);
+                    continue;
+                }
+                job
+            }
         };
-        state.metrics.queue_depth.dec();
         if job.reply.is_closed() {
             continue;
         }
@@ -235,6 +253,7 @@ async fn supervise(state: Arc<State>, mut ready: Option<oneshot::Sender<Result<(
                 continue;
             }
         }
+        let generation = w.generation;
         let answer = match w
             .exchange(
                 &state,
@@ -247,7 +266,7 @@ async fn supervise(state: Arc<State>, mut ready: Option<oneshot::Sender<Result<(
             )
             .await
         {
-            Ok(FromWorker::Answer(answer)) => answer,
+            Ok(FromWorker::Answer(answer)) => answer.map(|raw| Evaluated { raw, generation }),
             Ok(_) => {
                 let reason = KillReason::Crash {
                     status: "it broke the worker protocol".into(),

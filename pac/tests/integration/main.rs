@@ -12,3 +12,4 @@ mod engine;
 mod functions;
 mod hostile;
 mod isolation;
+mod switches;
