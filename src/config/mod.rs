@@ -262,7 +262,8 @@ pub const LIST_KEYS: [&str; 18] = [
 
 /// The dotted key a `WAYPOST_` variable sets (`WAYPOST_TLS__CONNECT_PORTS` -> `tls.connect_ports`).
 fn env_key(var: &str) -> String {
-    var.trim_start_matches("WAYPOST_")
+    var.strip_prefix("WAYPOST_")
+        .unwrap_or(var)
         .replace("__", ".")
         .to_lowercase()
 }
