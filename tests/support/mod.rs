@@ -1,5 +1,7 @@
-//! Helpers shared by the integration tests (`mod support;` at the top of a test file).
-//! Not every test file uses every helper.
+//! Helpers shared by the integration tests: `tests/integration/main.rs` declares this module
+//! once (`use crate::support;` in each of its modules), and the suites with binaries of their
+//! own (`tests/pac_isolation.rs`, `tests/proxy_auth_kerberos.rs`) declare it with `mod support;`.
+//! Not every test uses every helper.
 //!
 //! `harness` is the root crate's own (waypost in-process, origins, a hyper client); `peers`
 //! and everything else shared with `auth/tests` and `tls/tests` (eventually, curl, the test
