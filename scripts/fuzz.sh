@@ -5,7 +5,7 @@
 #   scripts/fuzz.sh [seconds-per-target] [target...]     (default: 60 s, every target)
 #
 # The tests replay what fuzzing found without any of this: each target's body is a plain
-# function of `waypost-fuzz` (fuzz/src/), and `cargo test` (fuzz/tests/replay.rs) runs it over
+# function of `waypost-fuzz` (fuzz/src/), and `cargo test` (fuzz/src/replay.rs) runs it over
 # fuzz/corpus/<target>/ and every past crash input in fuzz/artifacts/<target>/. Run this script
 # on a schedule (nightly CI, or a timer; the README's "Fuzzing" section) and commit what it finds.
 #

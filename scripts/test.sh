@@ -7,7 +7,7 @@
 #    nginx, ... ; apt-get as root, skipped when all are present) and the pyspnego venv.
 # 2. cargo test --workspace, including the suites that start real peers on loopback
 #    (tests/peers/) and the replay of every fuzz target over its corpus and past crash inputs
-#    (fuzz/tests/replay.rs). CARGO_TARGET_DIR defaults to a cache shared by every checkout
+#    (fuzz/src/replay.rs). CARGO_TARGET_DIR defaults to a cache shared by every checkout
 #    (~/.cache/waypost-target), so a fresh clone does not rebuild the dependencies.
 # 3. bench/run.sh --smoke: one ~1 s round of every benchmark section against the debug
 #    binary the tests just built (no second build); a broken benchmark fails here, slow

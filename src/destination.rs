@@ -113,7 +113,15 @@ pub fn is_own(own: &[SocketAddr], addr: SocketAddr) -> bool {
 pub fn classify(own: &[SocketAddr], addr: SocketAddr) -> Destination {
     if is_own(own, addr) {
         Destination::OwnListener
-    } else if is_local(effective(addr.ip())) {
+    } else {
+        beyond_own(addr)
+    }
+}
+
+/// [`classify`] for an address that is not one of waypost's listeners (asks the kernel, through
+/// [`is_local`], only here).
+fn beyond_own(addr: SocketAddr) -> Destination {
+    if is_local(effective(addr.ip())) {
         Destination::ThisMachine
     } else if is_link_local(addr.ip()) {
         Destination::LinkLocal
@@ -129,12 +137,19 @@ pub fn check(
     host: &dyn std::fmt::Display,
     addr: SocketAddr,
 ) -> Result<(), ProxyError> {
-    match classify(own, addr) {
-        Destination::OwnListener => Err(ProxyError::new(
+    if is_own(own, addr) {
+        return Err(ProxyError::new(
             ErrorKind::Loop,
             format!("{host} ({addr}) is this waypost itself; refusing to connect to it"),
-        )),
-        Destination::ThisMachine | Destination::LinkLocal if restricted => Err(ProxyError::new(
+        ));
+    }
+    // the rest of the classification (a socket bound to ask the kernel) only where a rule
+    // depends on it: not on every unrestricted dial
+    if !restricted {
+        return Ok(());
+    }
+    match beyond_own(addr) {
+        Destination::ThisMachine | Destination::LinkLocal => Err(ProxyError::new(
             ErrorKind::TargetNotAllowed,
             format!(
                 "{host} ({}) is on this machine or link-local; clients on other machines may \

@@ -16,10 +16,10 @@
 //!   pool and per-server limits, authentication on connections, streamed response bodies, and
 //!   the small HTTP client for waypost's own requests.
 //! - [`dns`]: name resolution for connections, and a proxy's canonical name for its Kerberos
-//!   SPN (answers read and cached by [`canonical_name`]).
+//!   SPN (answers read and cached by [`dns::canonical_name`]).
 //! - [`destination`]: the destination policy (own listeners; loopback and link-local for
 //!   clients on other machines), applied by the dialer to every address it dials.
-//! - [`body`]: the one body type and the pause limit; [`body_rate`]: the minimum data rate every
+//! - [`body`]: the one body type and the pause limit; [`body::rate`]: the minimum data rate every
 //!   client request body is held to (408 `request-body-too-slow`).
 //! - [`intercept`]: opt-in TLS interception; [`relay`]: byte relays; [`access`]: the access log.
 //! - [`config`]: raw -> validated typed configuration (it imports no runtime module);
@@ -40,8 +40,6 @@ pub mod admission;
 pub mod app;
 pub mod autoproxy;
 pub mod body;
-pub mod body_rate;
-pub mod canonical_name;
 pub mod cli;
 pub mod clientenv;
 pub mod clientpac;

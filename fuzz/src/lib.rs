@@ -1,5 +1,5 @@
 //! The bodies of waypost's fuzz targets as plain functions of the input bytes, one per parser
-//! of untrusted input. They build on stable: `tests/replay.rs` runs each over its checked-in
+//! of untrusted input. They build on stable: `src/replay.rs` runs each over its checked-in
 //! corpus (`corpus/<target>/`) and every past crash input (`artifacts/<target>/`) in every
 //! `cargo test`, and the libFuzzer binaries of `fuzz_targets/` (nightly, cargo-fuzz, the
 //! `libfuzzer` feature; `scripts/fuzz.sh`) only wrap them. A function returns normally for any
@@ -13,6 +13,9 @@ mod pac;
 pub use auth::{ntlm_challenge, proxy_authenticate, spnego_token};
 pub use net::{config_load, dhcp_ack, request_target, socks_reply};
 pub use pac::{pac_script, pac_verdict};
+
+#[cfg(test)]
+mod replay;
 
 /// Every target by its name (the name of its `fuzz_targets/<name>.rs` and of its corpus folder).
 pub const TARGETS: &[(&str, fn(&[u8]))] = &[

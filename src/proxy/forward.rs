@@ -14,8 +14,8 @@ use super::pipeline::{Exchange, RequestHead};
 use super::Client;
 use crate::access::Counted;
 use crate::app::App;
+use crate::body::rate::MinRate;
 use crate::body::{self, Body, IdleTimeout};
-use crate::body_rate::MinRate;
 use crate::error::{rescue, ErrorKind, ProxyError};
 use crate::headers;
 use crate::route::{ConnectPlan, Decision, Purpose};
@@ -152,7 +152,7 @@ async fn outgoing(
     // a held body is read before any connection is taken; a client pausing it is cut
     match guarded(x, counted, "held", t.receive).collect().await {
         Ok(b) => Ok(Outgoing::Held(b.to_bytes(), Some(budget))),
-        Err(e) => Err(crate::body_rate::cause_in(&*e).unwrap_or_else(|| {
+        Err(e) => Err(crate::body::rate::cause_in(&*e).unwrap_or_else(|| {
             ProxyError::new(
                 ErrorKind::BadRequest,
                 "the client's request body could not be read",

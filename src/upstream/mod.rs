@@ -238,7 +238,7 @@ pub fn describe(plan: &ConnectPlan) -> String {
 /// Maps a hyper client error to a proxy error, naming `what` (e.g. `origin example.com:80`).
 pub fn map_hyper_error(e: &hyper::Error, what: &str) -> ProxyError {
     // the client's body, not the upstream, failed the send
-    if let Some(slow) = crate::body_rate::cause_in(e) {
+    if let Some(slow) = crate::body::rate::cause_in(e) {
         return slow;
     }
     let (kind, detail) = if e.is_parse_too_large() {

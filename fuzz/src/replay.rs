@@ -1,11 +1,11 @@
-//! Every fuzz target replayed over its checked-in corpus (`corpus/<target>/`) and every past
+//! (The unit tests of this crate.) Every fuzz target replayed over its checked-in corpus (`corpus/<target>/`) and every past
 //! crash input (`artifacts/<target>/`), on stable, in every `cargo test`: a finding of a fuzzing
 //! campaign stays a failing test until it is fixed, without nightly or cargo-fuzz.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
-use waypost_fuzz::TARGETS;
+use crate::TARGETS;
 
 fn fuzz_dir() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -20,7 +20,9 @@ use hickory_resolver::config::{NameServerConfig, ResolverConfig};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::TokioResolver;
 
-use crate::canonical_name::{self, Cache as CanonicalCache};
+mod canonical_name;
+
+use self::canonical_name::Cache as CanonicalCache;
 use crate::config::{DnsConfig, ResolverKind};
 use crate::error::{ErrorKind, ProxyError};
 use crate::target::Host;

@@ -242,5 +242,4 @@ fn same_secret(given: &[u8], expected: &[u8]) -> bool {
 }
 
 #[cfg(test)]
-#[path = "admission_tests.rs"]
 mod tests;
