@@ -19,8 +19,8 @@
 //!   SPN (answers read and cached by [`dns::canonical_name`]).
 //! - [`destination`]: the destination policy (own listeners; loopback and link-local for
 //!   clients on other machines), applied by the dialer to every address it dials.
-//! - [`body`]: the one body type and the pause limit; [`body::rate`]: the minimum data rate every
-//!   client request body is held to (408 `request-body-too-slow`).
+//! - [`body`]: the one body type and the pause limit; [`upstream::body_rate`]: the minimum
+//!   data rate every client request body is held to (408 `request-body-too-slow`).
 //! - [`intercept`]: opt-in TLS interception; [`relay`]: byte relays; [`access`]: the access log.
 //! - [`config`]: raw -> validated typed configuration (it imports no runtime module);
 //!   [`metrics`]: every metric in one registry; [`app`]: composes the parts into one

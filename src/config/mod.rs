@@ -121,7 +121,7 @@ pub struct Limits {
 }
 
 /// The minimum request-body data rate (`limits.min_request_body_rate`, `min_request_body_grace`;
-/// Kestrel's `MinRequestBodyDataRate`), enforced by `crate::body::rate`.
+/// Kestrel's `MinRequestBodyDataRate`), enforced by `crate::upstream::body_rate`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MinDataRate {
     /// Bytes a second, averaged over the time spent waiting for the client.

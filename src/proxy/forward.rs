@@ -14,13 +14,13 @@ use super::pipeline::{Exchange, RequestHead};
 use super::Client;
 use crate::access::Counted;
 use crate::app::App;
-use crate::body::rate::MinRate;
 use crate::body::{self, Body, IdleTimeout};
 use crate::error::{rescue, ErrorKind, ProxyError};
 use crate::headers;
 use crate::route::{ConnectPlan, Decision, Purpose};
 use crate::target::Target;
 use crate::upstream::auth::{self, replayable};
+use crate::upstream::body_rate::MinRate;
 
 /// The request body on its way: held whole (replayable), or streamed once.
 enum Outgoing {
@@ -152,13 +152,15 @@ async fn outgoing(
     // a held body is read before any connection is taken; a client pausing it is cut
     match guarded(x, counted, "held", t.receive).collect().await {
         Ok(b) => Ok(Outgoing::Held(b.to_bytes(), Some(budget))),
-        Err(e) => Err(crate::body::rate::cause_in(&*e).unwrap_or_else(|| {
-            ProxyError::new(
-                ErrorKind::BadRequest,
-                "the client's request body could not be read",
-            )
-            .with_source(BoxedError(e))
-        })),
+        Err(e) => Err(
+            crate::upstream::body_rate::cause_in(&*e).unwrap_or_else(|| {
+                ProxyError::new(
+                    ErrorKind::BadRequest,
+                    "the client's request body could not be read",
+                )
+                .with_source(BoxedError(e))
+            }),
+        ),
     }
 }
 

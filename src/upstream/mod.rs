@@ -9,6 +9,7 @@
 
 pub mod auth;
 pub mod body;
+pub mod body_rate;
 pub mod client;
 pub mod crl;
 pub mod dialer;
@@ -238,7 +239,7 @@ pub fn describe(plan: &ConnectPlan) -> String {
 /// Maps a hyper client error to a proxy error, naming `what` (e.g. `origin example.com:80`).
 pub fn map_hyper_error(e: &hyper::Error, what: &str) -> ProxyError {
     // the client's body, not the upstream, failed the send
-    if let Some(slow) = crate::body::rate::cause_in(e) {
+    if let Some(slow) = body_rate::cause_in(e) {
         return slow;
     }
     let (kind, detail) = if e.is_parse_too_large() {

@@ -505,7 +505,10 @@ fn a_wpad_script_is_not_used_on_a_network_without_wpad_nor_after_a_restart_there
     assert!(cache.is_file(), "the WPAD script is kept on disk");
 
     leave_the_wpad_network(&lab);
-    let r = wp.explain_until(URL, Duration::from_secs(15), |r| r["raw"].is_null());
+    // the script is dropped and the PAC status cleared as two steps: wait for both
+    let r = wp.explain_until(URL, Duration::from_secs(15), |r| {
+        r["raw"].is_null() && r["pac"].is_null()
+    });
     assert_eq!(r["decision"][0], "DIRECT", "{r}");
     assert!(r["pac"].is_null(), "{r}");
 

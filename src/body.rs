@@ -1,10 +1,8 @@
-//! Body types shared by the server and the upstream side, and the limits on how a request body
-//! may arrive: the pause limit here, the minimum data rate in [`rate`].
+//! Body types shared by the server and the upstream side, and the pause limit on a request body
+//! (the minimum data rate is [`crate::upstream::body_rate`]'s).
 //!
 //! The proxy speaks one boxed body type in both directions so that streamed origin bodies, pooled
 //! response bodies and small synthetic answers can be mixed freely. Nothing here buffers a body.
-
-pub mod rate;
 
 use bytes::Bytes;
 use http_body_util::{combinators::BoxBody, BodyExt, Empty, Full};
