@@ -34,6 +34,7 @@ use crate::upstream::crl::CrlDownloader;
 use crate::upstream::dialer::Dialer;
 use crate::upstream::pool::Pool;
 use crate::upstream::Upstream;
+use waypost_auth::Speaker;
 
 pub struct App {
     pub cfg: Config,
@@ -52,6 +53,8 @@ pub struct App {
     pub generation: u64,
     /// This generation's TLS and auth metrics (exposed while it is the current one).
     pub registry: prometheus::Registry,
+    /// Whether the network has proven itself (credentials for network-named proxies).
+    pub trust: Arc<crate::trust::Trust>,
 }
 
 /// Operational state shared by every generation (each field behind its own short lock).
@@ -233,6 +236,7 @@ impl App {
             );
         }
         let network = c.ops.network.clone();
+        let trust = start_trust(&cfg, &dialer, autoproxy.is_some(), network.clone(), &shutdown);
         let app = Arc::new(App {
             upstream: Upstream::new(dialer, pool),
             router,
@@ -245,26 +249,87 @@ impl App {
             ops: c.ops,
             generation: c.generation,
             registry,
+            trust,
         });
         follow_network(Arc::downgrade(&app), network);
         Ok(app)
     }
 
-    /// The connect plan for one hop: the autologon policy decides whether credentials (HTTP
-    /// proxy authentication, SOCKS5 username/password) may go to the hop's proxy; with a PAC
-    /// script discovered through WPAD, under the stricter rule for discovered scripts. The
-    /// identity is the proxy's (`[[auth.proxies]]`, else the default).
-    pub fn plan(&self, hop: &Hop, target: &Target, purpose: Purpose) -> ConnectPlan {
+    /// The connect plan for one hop of `decision`: what may be sent to the hop's proxy is
+    /// decided here ([`waypost_auth::policy::Policy::grant`]): by the autologon policy, by who
+    /// named the proxy ([`App::speaker`]) and by whether the network has proven itself
+    /// ([`crate::trust`]). The identity is the proxy's (`[[auth.proxies]]`, else the default).
+    pub fn plan(&self, hop: &Hop, target: &Target, purpose: Purpose, speaker: Speaker) -> ConnectPlan {
         let auth = &self.upstream.dialer.auth;
-        let discovered = self
-            .router
-            .autoproxy
-            .as_ref()
-            .is_some_and(|ap| ap.discovers());
+        let proven = self.trust.proven();
         route::plan(hop, target, purpose, |proxy| {
-            auth.identity_for(&proxy.host.to_string(), proxy.port, discovered)
+            auth.grant_for(&proxy.host.to_string(), proxy.port, speaker, proven)
         })
     }
+
+    /// Who named the proxies of `decision`: the network when they come from a script found by
+    /// WPAD or fetched over plain `http://` (anyone on the path can serve that); the user for
+    /// the configuration, a PAC file on local disk, and an `https://` PAC URL (its certificate
+    /// verified by the TLS policy: the word of that server's owner).
+    pub fn speaker(&self, decision: &route::Decision) -> Speaker {
+        if decision.reason != "pac" {
+            return Speaker::User;
+        }
+        let Some(ap) = &self.router.autoproxy else {
+            return Speaker::User;
+        };
+        match ap.current() {
+            Some(l) => script_speaker(&l.entry, l.method),
+            // no script in use (it was just dropped): the stricter reading
+            None => Speaker::Network,
+        }
+    }
+
+    /// Waits for the network's proof when `decision` would send credentials on its word (a
+    /// network-named proxy); any other request goes on at once.
+    pub async fn await_trust(&self, decision: &route::Decision) -> Speaker {
+        let speaker = self.speaker(decision);
+        let names_proxy = decision.hops.iter().any(|h| matches!(h, Hop::Proxy(_)));
+        if speaker == Speaker::Network && names_proxy {
+            self.trust.decided().await;
+        }
+        speaker
+    }
+}
+
+/// Who speaks through a script from `entry` (a `pac.source` entry) loaded by `method`.
+pub fn script_speaker(entry: &str, method: &str) -> Speaker {
+    match method {
+        "dhcp" | "dns" => Speaker::Network,
+        _ if entry == "auto" => Speaker::Network,
+        _ if entry.get(..7).is_some_and(|p| p.eq_ignore_ascii_case("http://")) => Speaker::Network,
+        _ => Speaker::User,
+    }
+}
+
+/// Proves the network only where it matters: a PAC source (its proxies may be the network's
+/// word) and a policy that trusts network-named proxies by proof.
+fn start_trust(
+    cfg: &Config,
+    dialer: &Arc<Dialer>,
+    has_pac: bool,
+    network: tokio::sync::watch::Receiver<Arc<crate::network::NetworkId>>,
+    shutdown: &CancellationToken,
+) -> Arc<crate::trust::Trust> {
+    let default = dialer.auth.default_identity();
+    if !has_pac || !default.needs_network_proof() {
+        return crate::trust::Trust::not_needed();
+    }
+    let prover = crate::trust::Prover {
+        ccache: default.proof_ccache(),
+        kdc: cfg.auth.kdc.clone(),
+        probe: cfg
+            .auth
+            .trust_probe
+            .clone()
+            .map(|u| (u, HttpClient::new(dialer.clone()))),
+    };
+    crate::trust::Trust::start(prover, network, shutdown.clone())
 }
 
 /// A per-instance token for `Via` (`waypost-` and 12 hex digits): unpredictable enough to tell

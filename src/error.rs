@@ -81,6 +81,9 @@ pub enum ErrorKind {
     /// Credentials were not sent to the upstream proxy, for the reason named by the code
     /// (`auth-basic-cleartext-refused`, `auth-policy-refused`); its 407 is relayed.
     AuthNotSent(&'static str),
+    /// A proxy named by the network (WPAD, `http://` PAC) on a network that has not proven
+    /// itself asked for credentials; none were sent and its page is not relayed (502).
+    UntrustedProxy,
     /// TLS to the upstream failed; the string is the kind (`tls-unknown-ca`, ...).
     Tls(&'static str),
     /// No PAC script could be obtained and `pac_mandatory` is set.
@@ -121,6 +124,7 @@ impl ErrorKind {
             ErrorKind::ProxyConnect(_) => "proxy-connect-refused",
             ErrorKind::AuthRejected => "auth-rejected",
             ErrorKind::AuthNotSent(code) => code,
+            ErrorKind::UntrustedProxy => "auth-untrusted-proxy",
             ErrorKind::Tls(kind) => kind,
             ErrorKind::PacUnavailable => "pac-unavailable",
             ErrorKind::Loop => "loop",

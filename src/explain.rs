@@ -62,11 +62,14 @@ pub async fn report(app: &App, url: &str) -> Result<Value, String> {
         Scheme::Https => format!("https://{}/", target.host_header()),
         Scheme::Http => url.to_string(),
     };
-    let (decision_hops, reason, error) = match app.router.decide(&target, || pac_url.clone()).await
-    {
-        Ok(d) => (d.hops, d.reason, Value::Null),
-        Err(e) => (vec![], "refused", json!(e.to_string())),
-    };
+    let (decision_hops, reason, error, credentials) =
+        match app.router.decide(&target, || pac_url.clone()).await {
+            Ok(d) => {
+                let credentials = credentials(app, &d, &target).await;
+                (d.hops, d.reason, Value::Null, credentials)
+            }
+            Err(e) => (vec![], "refused", json!(e.to_string()), json!([])),
+        };
     let decision = decision_hops.iter().map(Hop::to_string).collect::<Vec<_>>();
     let spn = match decision_hops.first() {
         Some(Hop::Proxy(p)) => {
@@ -90,8 +93,44 @@ pub async fn report(app: &App, url: &str) -> Result<Value, String> {
         "reason": reason,
         "hop_now": decision.first(),
         "spn": spn,
+        "credentials": credentials,
+        "network_trust": app.trust.verdict().describe(),
         "error": error,
     }))
+}
+
+/// Per proxy hop of `decision`: whether credentials would be sent, and why.
+async fn credentials(app: &App, decision: &crate::route::Decision, target: &Target) -> Value {
+    use waypost_auth::{Grant, Speaker, Withheld};
+    let speaker = app.await_trust(decision).await;
+    let named_by = match speaker {
+        Speaker::User => "named by the user (configuration, local or https:// PAC)",
+        Speaker::Network => "named by the network (WPAD or http:// PAC)",
+    };
+    let trust = app.trust.verdict().describe();
+    let mut out = Vec::new();
+    for hop in &decision.hops {
+        let plan = app.plan(hop, target, crate::route::Purpose::Request, speaker);
+        let (Some(proxy), Some(grant)) = (plan.proxy(), plan.grant) else {
+            continue;
+        };
+        let (sent, why) = match grant {
+            Grant::All => ("yes", format!("{named_by}; allowed by the policy")),
+            Grant::KerberosOnly => (
+                "kerberos only",
+                format!("{named_by}; network {trust}; NTLM and Basic only to allow_proxies / intranet_suffixes"),
+            ),
+            Grant::Withheld(Withheld::UnprovenNetwork) => {
+                ("withheld", format!("{named_by}; network {trust}"))
+            }
+            Grant::Withheld(Withheld::Policy) => (
+                "withheld",
+                format!("{named_by}; the autologon policy does not allow it"),
+            ),
+        };
+        out.push(json!({ "proxy": proxy.label(), "sent": sent, "why": why }));
+    }
+    json!(out)
 }
 
 /// Human-readable rendering of a report.
@@ -164,6 +203,14 @@ pub fn render_text(v: &Value) -> String {
         decision.join(" -> "),
         s("reason")
     ));
+    for c in v["credentials"].as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "credentials: {} {} ({})\n",
+            c["proxy"].as_str().unwrap_or("?"),
+            c["sent"].as_str().unwrap_or("?"),
+            c["why"].as_str().unwrap_or("")
+        ));
+    }
     if !v["error"].is_null() {
         out.push_str(&format!("error:      {}\n", s("error")));
     }

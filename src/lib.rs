@@ -25,7 +25,9 @@
 //! - [`config`]: raw -> validated typed configuration (it imports no runtime module);
 //!   [`metrics`]: every metric in one registry; [`app`]: composes the parts into one
 //!   configuration generation; [`reload`]: the generation in use and hot reload (SIGHUP, file
-//!   changes); [`network`]: which network this is, and the change event its dependants follow.
+//!   changes); [`network`]: which network this is, and the change event its dependants follow;
+//!   [`trust`]: whether that network has proven itself (the realm's KDC, or an HTTPS probe),
+//!   which decides whether proxies a WPAD script names may get credentials.
 //! - Operating it: [`admin`]: `/metrics`, `/healthz`, `/readyz`, `/status`, `/status.json`,
 //!   `/explain`; [`ready`]: readiness checks; [`status`]: the status page; [`activity`]: the
 //!   in-process rings of recent requests and chart samples; [`doctor`]: `waypost doctor`;
@@ -67,5 +69,6 @@ pub mod socks;
 pub mod status;
 pub mod systemd;
 pub mod target;
+pub mod trust;
 pub mod upstream;
 pub mod wpad;

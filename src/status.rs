@@ -100,13 +100,22 @@ pub fn data(app: &App) -> Value {
     for r in rows.values_mut().filter(|r| r.upstream != "direct") {
         let (host, port) = r.upstream.rsplit_once(':').unwrap_or(("", ""));
         let auth = auth.for_proxy(host, port.parse().unwrap_or(0));
-        let allowed = auth.allows(host.trim_start_matches('[').trim_end_matches(']'));
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        // the proxies the PAC names speak with the network's voice when the script does
+        let speaker = match app.router.autoproxy.as_ref().and_then(|ap| ap.current()) {
+            Some(l) if !static_upstream(app, bare) => {
+                crate::app::script_speaker(&l.entry, l.method)
+            }
+            _ => waypost_auth::Speaker::User,
+        };
+        let allowed = auth.grant(bare, speaker, app.trust.proven()).allows_any();
         r.auth = Some(json!({
             "configured": configured,
             "credentials_sent": allowed,
             "scheme": auth.memory().get(&r.upstream).map(|p| p.to_string()),
             "identity": allowed.then(|| auth.identity()),
             "locked_out": auth.lockout().locked_count() > 0,
+            "network_trust": app.trust.verdict().describe(),
         }));
     }
     let pac = app.router.autoproxy.as_ref().map(|ap| {
@@ -550,4 +559,13 @@ mod tests {
         assert!(!page.contains("<img"), "{page}");
         assert!(page.contains("&lt;script&gt;"));
     }
+}
+
+/// Whether `host` is one of the configured static upstreams (the user's own proxy).
+fn static_upstream(app: &App, host: &str) -> bool {
+    let r = app.router.routes();
+    [&r.http_upstream, &r.https_upstream]
+        .into_iter()
+        .flatten()
+        .any(|p| p.host.to_string().trim_start_matches('[').trim_end_matches(']') == host)
 }

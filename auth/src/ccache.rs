@@ -2,7 +2,9 @@
 //! expiry — without using it: what readiness, the status page and `waypost doctor` report.
 //!
 //! Only `FILE:` caches (MIT format versions 3 and 4) are read; other kinds (`KEYRING:`, `KCM:`,
-//! `DIR:`) are reported as not inspectable. No key or ticket bytes leave this module.
+//! `DIR:`) are reported as not inspectable. Key and ticket bytes leave this module only for
+//! [`crate::proof`] (the network proof asks the realm's KDC with the ticket-granting ticket),
+//! through [`read_tgt`].
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -130,8 +132,79 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// (default principal, end time of its TGT for its own realm if any).
-fn parse(b: &[u8]) -> Result<(String, Option<u32>), String> {
+/// The ticket-granting ticket of a cache's default principal for its own realm: what a TGS
+/// request needs (client name, session key, the ticket as DER).
+pub(crate) struct Tgt {
+    pub client_realm: String,
+    pub client_name_type: u32,
+    pub client_components: Vec<String>,
+    /// The TGT's realm (`krbtgt/REALM@REALM`).
+    pub realm: String,
+    pub enctype: u16,
+    pub key: Vec<u8>,
+    pub ticket: Vec<u8>,
+    pub endtime: u32,
+}
+
+impl std::fmt::Debug for Tgt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tgt")
+            .field("client_realm", &self.client_realm)
+            .field("realm", &self.realm)
+            .field("enctype", &self.enctype)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Reads the TGT of the cache `configured` (or the default one); only `FILE:` caches.
+pub(crate) fn read_tgt(configured: Option<&str>) -> Result<Tgt, String> {
+    let cache = cache_name(configured);
+    let path = match cache.split_once(':') {
+        Some(("FILE", p)) => PathBuf::from(p),
+        Some((kind, _)) if kind.len() > 1 => {
+            return Err(format!("{kind}: caches cannot be read for the network proof (only FILE:)"))
+        }
+        _ => PathBuf::from(&cache),
+    };
+    let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut tgt = None;
+    walk(&bytes, |c| {
+        if c.is_own_tgt {
+            tgt = Some(c.into_tgt());
+        }
+    })?;
+    tgt.ok_or_else(|| format!("no ticket-granting ticket in {cache}"))
+}
+
+/// One credential of a cache, as read.
+struct Cred<'a> {
+    realm: String,
+    name_type: u32,
+    components: Vec<String>,
+    enctype: u16,
+    key: &'a [u8],
+    ticket: &'a [u8],
+    endtime: u32,
+    is_own_tgt: bool,
+}
+
+impl Cred<'_> {
+    fn into_tgt(self) -> Tgt {
+        Tgt {
+            realm: self.realm.clone(),
+            client_realm: self.realm,
+            client_name_type: self.name_type,
+            client_components: self.components,
+            enctype: self.enctype,
+            key: self.key.to_vec(),
+            ticket: self.ticket.to_vec(),
+            endtime: self.endtime,
+        }
+    }
+}
+
+/// Calls `each` for every credential; returns the default principal.
+fn walk<'a>(b: &'a [u8], mut each: impl FnMut(Cred<'a>)) -> Result<String, String> {
     let mut r = Reader { b, at: 0 };
     let version = r.u16()?;
     if version != 0x0504 && version != 0x0503 {
@@ -145,12 +218,12 @@ fn parse(b: &[u8]) -> Result<(String, Option<u32>), String> {
     }
     let principal = r.principal()?;
     let realm = principal.rsplit('@').next().unwrap_or("").to_string();
-    let mut tgt_end = None;
     while r.at < b.len() {
-        let _client = r.principal()?;
+        let client_at = r.at;
+        let client = r.principal()?;
         let server = r.principal()?;
-        let _enctype = r.u16()?;
-        r.data()?; // key
+        let enctype = r.u16()?;
+        let key = r.data()?;
         let _authtime = r.u32()?;
         let _starttime = r.u32()?;
         let endtime = r.u32()?;
@@ -165,12 +238,39 @@ fn parse(b: &[u8]) -> Result<(String, Option<u32>), String> {
             r.u16()?;
             r.data()?;
         }
-        r.data()?; // ticket
+        let ticket = r.data()?;
         r.data()?; // second ticket
-        if server == format!("krbtgt/{realm}@{realm}") {
-            tgt_end = Some(tgt_end.map_or(endtime, |e: u32| e.max(endtime)));
+        let is_own_tgt = client == principal && server == format!("krbtgt/{realm}@{realm}");
+        let mut c = Reader { b, at: client_at };
+        let name_type = c.u32()?;
+        let n = c.u32()?;
+        let _ = c.data()?;
+        let mut components = Vec::new();
+        for _ in 0..n {
+            components.push(String::from_utf8_lossy(c.data()?).into_owned());
         }
+        each(Cred {
+            realm: realm.clone(),
+            name_type,
+            components,
+            enctype,
+            key,
+            ticket,
+            endtime,
+            is_own_tgt,
+        });
     }
+    Ok(principal)
+}
+
+/// (default principal, end time of its TGT for its own realm if any).
+fn parse(b: &[u8]) -> Result<(String, Option<u32>), String> {
+    let mut tgt_end = None;
+    let principal = walk(b, |c| {
+        if c.is_own_tgt {
+            tgt_end = Some(tgt_end.map_or(c.endtime, |e: u32| e.max(c.endtime)));
+        }
+    })?;
     Ok((principal, tgt_end))
 }
 

@@ -220,8 +220,41 @@ pub fn status(cfg: &AuthConfig, json: bool) -> i32 {
         }
     } else {
         print!("{}", crate::status::render(&report));
+        print!("{}", network_trust(cfg));
     }
     i32::from(report.iter().any(|s| s.problem.is_some()))
+}
+
+/// The network's trust as the running proxy decides it: the realm's KDC asked now.
+fn network_trust(cfg: &AuthConfig) -> String {
+    use crate::policy::{AutologonPolicy, NetworkTrust};
+    let rule = match (cfg.policy, cfg.network_trust) {
+        (AutologonPolicy::Low, _) => "policy low: any proxy gets credentials, on any network",
+        (_, NetworkTrust::Names) => {
+            "network_trust = \"names\": WPAD-named proxies are trusted by name on any network (unsafe on networks you do not control)"
+        }
+        (_, NetworkTrust::Proof) => {
+            "proxies named by WPAD or http:// PAC scripts get credentials only on a proven network"
+        }
+    };
+    let proof = match cfg.user.is_none() && cfg.keytab.is_none() && cfg.password.is_none() {
+        true => {
+            let p = crate::proof::prove_realm(
+                cfg.ccache.as_deref(),
+                cfg.kdc.as_deref(),
+                std::time::Duration::from_millis(1500),
+            );
+            let verdict = if p.is_proven() { "proven" } else { "not proven" };
+            format!("{verdict}: {}", p.describe())
+        }
+        false => "not proven by Kerberos (the identity has no ticket cache)".to_string(),
+    };
+    let probe = cfg
+        .trust_probe
+        .as_deref()
+        .map(|u| format!("\n  probe     {} (checked by the running proxy)", u.split('?').next().unwrap_or(u)))
+        .unwrap_or_default();
+    format!("network trust\n  rule      {rule}\n  here      {proof}{probe}\n")
 }
 
 fn fail(msg: &str) -> i32 {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer};
 
 use crate::credentials::{parse_nt_hash, read_private_file, SecretString};
-use crate::policy::{valid_pattern, AutologonPolicy};
+use crate::policy::{valid_pattern, AutologonPolicy, NetworkTrust};
 
 /// Which scheme to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
@@ -71,6 +71,12 @@ pub struct AuthConfig {
     pub policy: AutologonPolicy,
     pub allow_proxies: Vec<String>,
     pub intranet_suffixes: Vec<String>,
+    /// Proxies named by a WPAD or `http://` script: trusted on a proven network (`proof`) or
+    /// by name alone (`names`, the earlier rule).
+    pub network_trust: NetworkTrust,
+    /// An `https://` URL whose fetch, with full certificate verification, proves the network
+    /// (for sites without Kerberos); tried besides the KDC.
+    pub trust_probe: Option<String>,
     #[serde(default = "default_lockout_after")]
     pub lockout_after: u32,
     #[serde(with = "humantime_serde", default = "default_lockout_for")]
@@ -128,6 +134,8 @@ impl ProxyAuthConfig {
             policy: global.policy,
             allow_proxies: global.allow_proxies.clone(),
             intranet_suffixes: global.intranet_suffixes.clone(),
+            network_trust: global.network_trust,
+            trust_probe: global.trust_probe.clone(),
             lockout_after: global.lockout_after,
             lockout_for: global.lockout_for,
             max_attempts: global.max_attempts,
@@ -154,6 +162,8 @@ impl Default for AuthConfig {
             policy: AutologonPolicy::Medium,
             allow_proxies: Vec::new(),
             intranet_suffixes: Vec::new(),
+            network_trust: NetworkTrust::Proof,
+            trust_probe: None,
             lockout_after: default_lockout_after(),
             lockout_for: default_lockout_for(),
             max_attempts: default_max_attempts(),
@@ -299,6 +309,14 @@ impl AuthConfig {
                 bad(
                     &format!("intranet_suffixes[{i}]"),
                     format!("{s:?} is not a domain suffix like corp.example"),
+                );
+            }
+        }
+        if let Some(u) = &self.trust_probe {
+            if !u.starts_with("https://") || url::Url::parse(u).map_or(true, |u| u.host_str().is_none()) {
+                bad(
+                    "trust_probe",
+                    format!("{u:?} is not an https:// URL (only a verified certificate proves a network)"),
                 );
             }
         }

@@ -14,7 +14,7 @@ use crate::handshake::{Handshake, HandshakeParams, RejectReason};
 use crate::live::LiveCredentials;
 use crate::mech::{CredentialMechanisms, MechanismFactory};
 use crate::metrics::AuthMetrics;
-use crate::policy::{Lockout, Policy};
+use crate::policy::{Grant, Lockout, Policy, Speaker, Withheld};
 use crate::scheme::{SchemeMemory, Usable};
 use crate::spn::{host_is_ip, SpnRule};
 
@@ -30,6 +30,9 @@ pub struct ProxyTarget {
     /// DER of the proxy's TLS end-entity certificate when we speak TLS to the proxy
     /// (channel bindings); `None` for plain-HTTP proxies.
     pub tls_cert_der: Option<Vec<u8>>,
+    /// What the caller decided may go to this proxy ([`crate::policy::Policy::grant`]);
+    /// `None`: the autologon policy's level alone decides (the proxy as the user named it).
+    pub grant: Option<Grant>,
 }
 
 impl ProxyTarget {
@@ -39,7 +42,14 @@ impl ProxyTarget {
             port,
             canonical: None,
             tls_cert_der: None,
+            grant: None,
         }
+    }
+
+    /// With the caller's decision of what may be sent.
+    pub fn with_grant(mut self, grant: Grant) -> Self {
+        self.grant = Some(grant);
+        self
     }
 
     /// With the host's canonical name (see [`Authenticator::wants_canonical_name`]).
@@ -141,6 +151,7 @@ impl Authenticator {
                 level: cfg.policy,
                 allow_proxies: cfg.allow_proxies.clone(),
                 intranet_suffixes: cfg.intranet_suffixes.clone(),
+                network_trust: cfg.network_trust,
             },
             spn: SpnRule {
                 include_port: cfg.spn_include_port,
@@ -215,6 +226,26 @@ impl Authenticator {
         self.policy.allows_discovered(host)
     }
 
+    /// What may go to the proxy `host` named by `speaker` on a `proven` network (or not).
+    pub fn grant(&self, host: &str, speaker: Speaker, proven: bool) -> Grant {
+        self.policy.grant(host, speaker, proven)
+    }
+
+    /// Whether trust in proxies the network names depends on the network's proof.
+    pub fn needs_network_proof(&self) -> bool {
+        self.policy.network_trust == crate::policy::NetworkTrust::Proof
+            && self.policy.level != crate::policy::AutologonPolicy::Low
+    }
+
+    /// The ticket cache the network proof reads: this identity's (`Some(None)`: the default
+    /// cache); `None` when the identity has no ticket cache (password, keytab without SSO).
+    pub fn proof_ccache(&self) -> Option<Option<String>> {
+        match self.credentials().kerberos_source()? {
+            crate::credentials::KerberosSource::TicketCache(c) => Some(c),
+            _ => None,
+        }
+    }
+
     pub fn spn(&self, proxy: &ProxyTarget) -> String {
         self.spn
             .spn(&proxy.host, proxy.canonical.as_deref(), proxy.port)
@@ -227,17 +258,22 @@ impl Authenticator {
         let c = self.credentials.current();
         let s = self.scheme;
         let tls = proxy.tls_cert_der.is_some();
+        let kerberos_only = proxy.grant == Some(Grant::KerberosOnly);
         Usable {
             kerberos: matches!(s, SchemeChoice::Auto | SchemeChoice::Negotiate)
                 && c.can_kerberos()
                 && (self.spn.override_spn.is_some() || !host_is_ip(&proxy.host)),
-            ntlm: matches!(
-                s,
-                SchemeChoice::Auto | SchemeChoice::Negotiate | SchemeChoice::Ntlm
-            ) && c.can_ntlm(),
-            basic: c.can_basic() && (s == SchemeChoice::Basic || (s == SchemeChoice::Auto && tls)),
+            ntlm: !kerberos_only
+                && matches!(
+                    s,
+                    SchemeChoice::Auto | SchemeChoice::Negotiate | SchemeChoice::Ntlm
+                )
+                && c.can_ntlm(),
+            basic: !kerberos_only
+                && c.can_basic()
+                && (s == SchemeChoice::Basic || (s == SchemeChoice::Auto && tls)),
             negotiate_only: s == SchemeChoice::Negotiate,
-            basic_needs_tls: c.can_basic() && s == SchemeChoice::Auto && !tls,
+            basic_needs_tls: !kerberos_only && c.can_basic() && s == SchemeChoice::Auto && !tls,
         }
     }
 
@@ -248,7 +284,13 @@ impl Authenticator {
             // a new password deserves a try at once, not after the lockout's cool-down
             self.lockout.record_success(&identity);
         }
-        let refuse = if !self.policy.allows(&proxy.host) {
+        let allowed = match proxy.grant {
+            Some(g) => g.allows_any(),
+            None => self.policy.allows(&proxy.host),
+        };
+        let refuse = if proxy.grant == Some(Grant::Withheld(Withheld::UnprovenNetwork)) {
+            Some(RejectReason::UntrustedNetwork)
+        } else if !allowed {
             Some(RejectReason::PolicyRefused)
         } else if self.lockout.locked(&identity).is_some() {
             Some(RejectReason::LockedOut)

@@ -52,6 +52,8 @@ pub enum RejectReason {
     NoUsableScheme,
     /// The autologon policy forbids sending credentials to this proxy.
     PolicyRefused,
+    /// The network named this proxy and has not proven itself: nothing is sent.
+    UntrustedNetwork,
     /// Too many recent rejections for this identity.
     LockedOut,
     /// More 407s than `max_attempts`.
@@ -71,6 +73,7 @@ impl RejectReason {
         match self {
             RejectReason::CleartextBasic => "auth-basic-cleartext-refused",
             RejectReason::PolicyRefused => "auth-policy-refused",
+            RejectReason::UntrustedNetwork => "auth-untrusted-proxy",
             _ => "auth-rejected",
         }
     }
@@ -86,6 +89,10 @@ impl std::fmt::Display for RejectReason {
             RejectReason::PolicyRefused => {
                 f.write_str("the autologon policy forbids credentials for this proxy")
             }
+            RejectReason::UntrustedNetwork => f.write_str(
+                "the network named this proxy and has not proven itself (no Kerberos proof, no \
+                 trust probe): no credential is sent",
+            ),
             RejectReason::LockedOut => f.write_str("identity locked out after repeated rejections"),
             RejectReason::AttemptsExhausted => f.write_str("too many 407 responses"),
             RejectReason::ConnectionLost => {

@@ -223,6 +223,21 @@ impl Authenticators {
         allowed.then(|| auth.identity())
     }
 
+    /// The identity for the proxy `host:port` named by `speaker`, on a network that has
+    /// (`proven`) or has not proven itself, and what may be sent to it: the identity is `None`
+    /// when nothing may (the pool key's identity).
+    pub fn grant_for(
+        &self,
+        host: &str,
+        port: u16,
+        speaker: crate::policy::Speaker,
+        proven: bool,
+    ) -> (Option<String>, crate::policy::Grant) {
+        let auth = self.for_proxy(host, port);
+        let grant = auth.grant(host, speaker, proven);
+        (grant.allows_any().then(|| auth.identity()), grant)
+    }
+
     /// The global `[auth]` identity.
     pub fn default_identity(&self) -> &Arc<Authenticator> {
         &self.default

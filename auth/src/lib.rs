@@ -7,7 +7,8 @@
 //!   [`live`]: the password file re-read when it changes; [`renew`]: keytab tickets
 //!   obtained and renewed inside waypost;
 //! - [`identities`]: the default identity and `[[auth.proxies]]`, chosen per proxy;
-//! - [`policy`]: autologon policy (which proxies get credentials) and lockout;
+//! - [`policy`]: autologon policy (which proxies get credentials, and on which networks) and
+//!   lockout; [`proof`]: the realm's KDC proving itself from the network the machine is on;
 //! - [`spn`]: `HTTP/<proxy host>` and its options;
 //! - [`challenge`]: `Proxy-Authenticate` parsing; [`scheme`]: choosing a plan;
 //! - [`handshake`]: the sans-I/O 407 state machine; [`mech`]: the token makers
@@ -37,6 +38,7 @@ pub mod live;
 pub mod mech;
 pub mod metrics;
 pub mod policy;
+pub mod proof;
 pub mod renew;
 pub mod scheme;
 pub mod spn;
@@ -48,5 +50,5 @@ pub use context::{AuthContext, Authenticator, ProxyTarget};
 pub use credentials::Credentials;
 pub use handshake::{Action, AuthResult, Handshake, RejectReason};
 pub use identities::{Authenticators, ProxyPattern};
-pub use policy::AutologonPolicy;
+pub use policy::{AutologonPolicy, Grant, NetworkTrust, Speaker, Withheld};
 pub use scheme::{Mech, Plan, Scheme, SchemeMemory};

@@ -6,6 +6,14 @@
 //! WPAD cannot even use the plain-host-name rule ([`Policy::allows_discovered`]). [`Lockout`] stops trying an
 //! identity after N consecutive rejections for a cool-down, so a wrong password in a
 //! config cannot lock an Active Directory account. Uses tokio time (pausable in tests).
+//!
+//! [`Policy::grant`] is the whole rule for one proxy: who named it ([`Speaker`]: the user, or
+//! the network through a WPAD or `http://` script) and whether the network the machine is on
+//! has proven itself ([`crate::proof`]). A proxy the network named gets nothing on an unproven
+//! network; on a proven one Kerberos with no configuration (a Kerberos exchange gives an
+//! impostor nothing to crack), NTLM and Basic only when the name is also listed
+//! (`allow_proxies`, `intranet_suffixes`). `network_trust = "names"` restores the name-only
+//! rule of earlier versions.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -25,10 +33,69 @@ pub enum AutologonPolicy {
     High,
 }
 
+/// How proxies named by the network are trusted (`auth.network_trust`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NetworkTrust {
+    /// Only on a network that proved itself (the realm's KDC, or the configured probe).
+    #[default]
+    Proof,
+    /// By name alone, as before: a listed name is trusted on any network. A hostile network
+    /// that answers for the name gets the credentials.
+    Names,
+}
+
+/// Who named a proxy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Speaker {
+    /// The configuration, a PAC file on local disk, a PAC fetched over verified `https://`.
+    User,
+    /// A script found by WPAD (DHCP, DNS) or fetched over plain `http://`.
+    Network,
+}
+
+/// What may be sent to one proxy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grant {
+    /// Any mechanism the identity has.
+    All,
+    /// Kerberos only (Negotiate without the NTLM fallback; no Basic).
+    KerberosOnly,
+    /// Nothing, and why.
+    Withheld(Withheld),
+}
+
+/// Why no credential goes to a proxy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Withheld {
+    /// The autologon policy does not allow the proxy.
+    Policy,
+    /// The network named the proxy and has not proven itself.
+    UnprovenNetwork,
+}
+
+impl Grant {
+    pub fn allows_any(self) -> bool {
+        !matches!(self, Grant::Withheld(_))
+    }
+}
+
+impl Withheld {
+    /// The `X-Waypost-Error` code of a 407 answered without credentials for this reason.
+    pub fn code(self) -> &'static str {
+        match self {
+            Withheld::Policy => "auth-policy-refused",
+            Withheld::UnprovenNetwork => "auth-untrusted-proxy",
+        }
+    }
+}
+
 /// The credential policy: the level plus the allow list and intranet definition.
 #[derive(Debug, Clone, Default)]
 pub struct Policy {
     pub level: AutologonPolicy,
+    /// How proxies named by the network are trusted.
+    pub network_trust: NetworkTrust,
     /// Host patterns: `proxy.example.test`, `*.corp.example` (any depth), `10.1.2.3`.
     pub allow_proxies: Vec<String>,
     /// Domain suffixes counted as intranet: `corp.example` matches `proxy.corp.example`.
@@ -103,6 +170,35 @@ impl Policy {
             AutologonPolicy::Low => true,
             AutologonPolicy::Medium => self.allow_listed(host) || self.listed_intranet(host),
             AutologonPolicy::High => self.allow_listed(host),
+        }
+    }
+}
+
+impl Policy {
+    /// What may go to the proxy `host`, named by `speaker`, on a network that has (`proven`)
+    /// or has not proven itself. The user's own proxies follow the level as always.
+    pub fn grant(&self, host: &str, speaker: Speaker, proven: bool) -> Grant {
+        let by_level = |allowed: bool| match allowed {
+            true => Grant::All,
+            false => Grant::Withheld(Withheld::Policy),
+        };
+        match (speaker, self.level, self.network_trust) {
+            (Speaker::User, _, _) => by_level(self.allows(host)),
+            (Speaker::Network, AutologonPolicy::Low, _) => Grant::All,
+            (Speaker::Network, _, NetworkTrust::Names) => by_level(self.allows_discovered(host)),
+            (Speaker::Network, _, NetworkTrust::Proof) if !proven => {
+                Grant::Withheld(Withheld::UnprovenNetwork)
+            }
+            (Speaker::Network, AutologonPolicy::High, NetworkTrust::Proof) => {
+                by_level(self.allow_listed(host))
+            }
+            (Speaker::Network, AutologonPolicy::Medium, NetworkTrust::Proof) => {
+                if self.allow_listed(host) || self.listed_intranet(host) {
+                    Grant::All
+                } else {
+                    Grant::KerberosOnly
+                }
+            }
         }
     }
 }
@@ -195,11 +291,50 @@ mod tests {
         assert!(policy(AutologonPolicy::Low).allows_discovered("evil"));
     }
 
+    #[test]
+    fn a_proxy_the_network_named_gets_nothing_until_the_network_proves_itself() {
+        let mut p = policy(AutologonPolicy::Medium);
+        (p.allow_proxies, p.intranet_suffixes) = (Vec::new(), Vec::new());
+        let n = Speaker::Network;
+        for host in ["proxy.corp.example", "proxy", "10.0.0.1"] {
+            assert_eq!(p.grant(host, n, false), Grant::Withheld(Withheld::UnprovenNetwork));
+            assert_eq!(p.grant(host, n, true), Grant::KerberosOnly, "{host}");
+        }
+        p.intranet_suffixes = vec!["corp.example".into()];
+        assert_eq!(p.grant("proxy.corp.example", n, true), Grant::All);
+        assert_eq!(p.grant("proxy.corp.example", n, false), Grant::Withheld(Withheld::UnprovenNetwork));
+        assert_eq!(p.grant("evil.example.net", n, true), Grant::KerberosOnly);
+        // high: only the allow list, and only on a proven network
+        let mut h = policy(AutologonPolicy::High);
+        h.intranet_suffixes = Vec::new();
+        h.allow_proxies = vec!["gw.corp.example".into()];
+        assert_eq!(h.grant("gw.corp.example", n, true), Grant::All);
+        assert_eq!(h.grant("gw.corp.example", n, false), Grant::Withheld(Withheld::UnprovenNetwork));
+        assert_eq!(h.grant("other.corp.example", n, true), Grant::Withheld(Withheld::Policy));
+    }
+
+    #[test]
+    fn the_users_own_proxies_and_the_names_rule_do_not_depend_on_the_network() {
+        let mut p = policy(AutologonPolicy::Medium);
+        p.intranet_suffixes = vec!["corp.example".into()];
+        for proven in [false, true] {
+            assert_eq!(p.grant("proxy.corp.example", Speaker::User, proven), Grant::All);
+            assert_eq!(p.grant("proxy", Speaker::User, proven), Grant::All);
+            assert_eq!(p.grant("evil.example.net", Speaker::User, proven), Grant::Withheld(Withheld::Policy));
+        }
+        p.network_trust = NetworkTrust::Names;
+        assert_eq!(p.grant("proxy.corp.example", Speaker::Network, false), Grant::All);
+        assert_eq!(p.grant("proxy", Speaker::Network, false), Grant::Withheld(Withheld::Policy));
+        assert_eq!(policy(AutologonPolicy::Low).grant("x.example", Speaker::Network, false), Grant::All);
+        assert_eq!(Withheld::UnprovenNetwork.code(), "auth-untrusted-proxy");
+    }
+
     fn policy(level: AutologonPolicy) -> Policy {
         Policy {
             level,
             allow_proxies: vec!["proxy.partner.example".into(), "*.proxies.example".into()],
             intranet_suffixes: vec!["corp.example".into()],
+            network_trust: NetworkTrust::Proof,
         }
     }
 

@@ -221,3 +221,66 @@ async fn a_407_with_connection_close_is_followed_by_a_reconnect() {
     let t = fetch(&auth, "localhost", squid.port, true, "/close-tls").await;
     assert_authenticated(&t, Scheme::Negotiate, Mech::Kerberos);
 }
+
+/// The network proof against the real MIT KDC: a fresh TGS exchange proves the realm; a
+/// server that answers in its place (garbage, or a replayed real reply to another request)
+/// refutes it; nothing listening means unreachable. The ticket cache is not changed.
+#[test]
+fn the_real_kdc_proves_the_realm_and_an_impostor_or_silence_does_not() {
+    use std::io::{Read, Write};
+    use std::time::Duration;
+    use waypost_auth::proof::{prove_realm, Proof};
+
+    let kdc = kdc();
+    let ccache = kdc.state_dir().join("proof-ccache");
+    assert!(kdc.kinit_into(&ccache, PASSWORD), "kinit");
+    let cache = format!("FILE:{}", ccache.display());
+    let before = std::fs::read(&ccache).unwrap();
+    let real = format!("127.0.0.1:{}", kdc.port);
+    let p = prove_realm(Some(&cache), Some(&real), Duration::from_secs(5));
+    assert!(matches!(&p, Proof::Proven { realm, .. } if realm == "EXAMPLE.TEST"), "{p:?}");
+    assert_eq!(std::fs::read(&ccache).unwrap(), before, "the cache is left as it was");
+
+    // an impostor KDC: it relays the request to the real KDC and answers with the real reply to
+    // an *earlier* request (a replay), then with garbage
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let fake = listener.local_addr().unwrap().to_string();
+    let real_addr = real.clone();
+    let impostor = std::thread::spawn(move || {
+        let mut old_reply: Option<Vec<u8>> = None;
+        for conn in listener.incoming().take(3) {
+            let mut c = conn.unwrap();
+            let mut len = [0u8; 4];
+            c.read_exact(&mut len).unwrap();
+            let mut req = vec![0u8; u32::from_be_bytes(len) as usize];
+            c.read_exact(&mut req).unwrap();
+            let mut k = std::net::TcpStream::connect(&real_addr).unwrap();
+            k.write_all(&len).unwrap();
+            k.write_all(&req).unwrap();
+            let mut rlen = [0u8; 4];
+            k.read_exact(&mut rlen).unwrap();
+            let mut rep = vec![0u8; u32::from_be_bytes(rlen) as usize];
+            k.read_exact(&mut rep).unwrap();
+            let answer = match old_reply.take() {
+                None => rep.clone(),  // first: relayed as is (a proxying attacker)
+                Some(old) => old,     // second: the previous reply (a replay)
+            };
+            old_reply = Some(rep);
+            let answer = if answer.is_empty() { b"garbage".to_vec() } else { answer };
+            c.write_all(&(answer.len() as u32).to_be_bytes()).unwrap();
+            c.write_all(&answer).unwrap();
+        }
+    });
+    // relayed untouched: the real KDC's answer is a proof (the realm is reachable from here)
+    let p = prove_realm(Some(&cache), Some(&fake), Duration::from_secs(5));
+    assert!(p.is_proven(), "{p:?}");
+    let p = prove_realm(Some(&cache), Some(&fake), Duration::from_secs(5));
+    assert!(matches!(&p, Proof::Refuted { why, .. } if why.contains("nonce")), "{p:?}");
+    drop(impostor);
+
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = closed.local_addr().unwrap().to_string();
+    drop(closed);
+    let p = prove_realm(Some(&cache), Some(&addr), Duration::from_secs(2));
+    assert!(matches!(p, Proof::Unreachable { .. }), "{p:?}");
+}

@@ -22,6 +22,7 @@ pub(super) async fn authenticate(
     target: &Target,
     url: &str,
     cred: &ready::Check,
+    speaker: waypost_auth::Speaker,
 ) -> (Verdict, Option<String>) {
     let Hop::Proxy(p) = hop else {
         return (verdict("auth", Status::Skip, "DIRECT"), None);
@@ -38,7 +39,7 @@ pub(super) async fn authenticate(
     } else {
         Purpose::Request
     };
-    let plan = app.plan(hop, target, purpose);
+    let plan = app.plan(hop, target, purpose, speaker);
     let result: Result<(u16, HeaderMap), ProxyError> = if https {
         app.upstream
             .tunnel(&plan)
@@ -225,9 +226,14 @@ fn httpdate_parse(s: &str) -> Option<SystemTime> {
 }
 
 /// TLS to the sample origin through `hop` under the configured TLS policy.
-pub(super) async fn tls(app: &App, hop: &Hop, target: &Target) -> Verdict {
+pub(super) async fn tls(
+    app: &App,
+    hop: &Hop,
+    target: &Target,
+    speaker: waypost_auth::Speaker,
+) -> Verdict {
     let check = format!("tls {}", target.host_header());
-    let plan = app.plan(hop, target, Purpose::Tunnel);
+    let plan = app.plan(hop, target, Purpose::Tunnel, speaker);
     let tunnel = match app.upstream.tunnel(&plan).await {
         Ok(t) => t,
         Err(e) => {

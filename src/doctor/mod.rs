@@ -257,11 +257,12 @@ async fn checks(app: &App, opts: &Options, out: &mut Vec<Verdict>) {
             hops.push(h);
         }
     }
+    let speaker = app.await_trust(&decision).await;
     let mut tls_done = false;
     for hop in &hops {
         let Hop::Proxy(p) = hop else {
             if !tls_done && target.scheme == Scheme::Https {
-                out.push(tls(app, hop, &target).await);
+                out.push(tls(app, hop, &target, speaker).await);
                 tls_done = true;
             }
             continue;
@@ -285,14 +286,14 @@ async fn checks(app: &App, opts: &Options, out: &mut Vec<Verdict>) {
                 continue;
             }
         }
-        let (auth, date) = authenticate(app, hop, &target, &opts.url, &cred).await;
+        let (auth, date) = authenticate(app, hop, &target, &opts.url, &cred, speaker).await;
         let auth_ok = auth.status == Status::Ok;
         out.push(auth);
         if let Some(v) = date.and_then(|d| clock(&name, &d)) {
             out.push(v);
         }
         if auth_ok && !tls_done && target.scheme == Scheme::Https {
-            out.push(tls(app, hop, &target).await);
+            out.push(tls(app, hop, &target, speaker).await);
             tls_done = true;
         }
     }

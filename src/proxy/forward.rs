@@ -129,8 +129,9 @@ async fn outgoing(
         return Ok(Outgoing::Held(Bytes::new(), None));
     }
     let counted = Counted::new(body, x.access.clone(), true).boxed();
+    let speaker = x.app.speaker(decision);
     let may_authenticate = decision.hops.iter().any(|hop| {
-        let p = x.app.plan(hop, &x.target, Purpose::Request);
+        let p = x.app.plan(hop, &x.target, Purpose::Request, speaker);
         p.absolute_form && p.identity.is_some()
     });
     if !may_authenticate || !replayable(&size) {

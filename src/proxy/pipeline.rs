@@ -94,9 +94,10 @@ impl Exchange {
         Fut: Future<Output = Result<T, ProxyError>>,
     {
         let router = &self.app.router;
+        let speaker = self.app.await_trust(decision).await;
         let mut last = None;
         for (i, hop) in decision.hops.iter().enumerate() {
-            let mut plan = self.app.plan(hop, &self.target, purpose);
+            let mut plan = self.app.plan(hop, &self.target, purpose, speaker);
             if crate::destination::restricts(self.client.addr) {
                 plan = plan.restricted();
             }

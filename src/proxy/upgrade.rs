@@ -87,10 +87,14 @@ async fn send(
     }
     let what = describe(plan);
     let timeout = up.dialer.timeouts.receive_response;
-    tokio::time::timeout(timeout, conn.sender.send_request(replay.build()))
+    let resp = tokio::time::timeout(timeout, conn.sender.send_request(replay.build()))
         .await
         .map_err(|_| ProxyError::response_timeout(&what, timeout))?
-        .map_err(|e| map_hyper_error(&e, &what))
+        .map_err(|e| map_hyper_error(&e, &what))?;
+    if resp.status() == http::StatusCode::PROXY_AUTHENTICATION_REQUIRED && plan.untrusted() {
+        return Err(auth::untrusted(&what));
+    }
+    Ok(resp)
 }
 
 /// Relays the two upgraded streams in the background, holding the client's slot and the

@@ -8,6 +8,8 @@
 
 use std::sync::Arc;
 
+use waypost_auth::{Grant, Withheld};
+
 use super::Hop;
 use crate::target::{Host, ProxyAddr, ProxyKind, Scheme, Target};
 
@@ -49,6 +51,10 @@ pub struct ConnectPlan {
     /// The identity waypost may authenticate as to the proxy on this path (None: send no
     /// credentials; for a SOCKS5 proxy, Some means the `[socks]` password may be sent).
     pub identity: Option<String>,
+    /// What may be sent to the proxy on this path, and why not (None: no proxy that takes
+    /// credentials). A 407 from a proxy whose credentials were withheld because the network
+    /// named it unproven is answered as `auth-untrusted-proxy`, never relayed.
+    pub grant: Option<Grant>,
     /// What makes connections carrying this plan interchangeable.
     pub key: PoolKey,
     /// The `Via` values the client's request arrived with. A CONNECT to an upstream proxy sends
@@ -66,6 +72,11 @@ impl ConnectPlan {
         self
     }
 
+    /// Credentials were withheld because the network named this proxy and is not proven.
+    pub fn untrusted(&self) -> bool {
+        self.grant == Some(Grant::Withheld(Withheld::UnprovenNetwork))
+    }
+
     /// The proxy on the path, if any.
     pub fn proxy(&self) -> Option<&ProxyAddr> {
         match &self.path {
@@ -75,14 +86,14 @@ impl ConnectPlan {
     }
 }
 
-/// The plan for reaching `target` over `hop` for `purpose`. `identity_for` is the autologon
-/// policy and the per-proxy identity choice: the identity credentials may be sent as to
-/// that proxy (host as named, port), or None.
+/// The plan for reaching `target` over `hop` for `purpose`. `identity_for` is the credential
+/// rule and the per-proxy identity choice: the identity credentials may be sent as to that
+/// proxy (host as named, port), or None, and what may be sent.
 pub fn plan(
     hop: &Hop,
     target: &Target,
     purpose: Purpose,
-    identity_for: impl Fn(&ProxyAddr) -> Option<String>,
+    identity_for: impl Fn(&ProxyAddr) -> (Option<String>, Grant),
 ) -> ConnectPlan {
     let https = target.scheme == Scheme::Https && purpose != Purpose::Tunnel;
     let (path, host, port, tls, absolute_form) = match hop {
@@ -112,10 +123,16 @@ pub fn plan(
         ),
     };
     // the SOCKS5 username/password too: only to a proxy the policy allows (SOCKS4 has none)
-    let identity = match &path {
-        Path::Connect(p) | Path::Forward(p) => identity_for(p),
-        Path::Socks(p) if p.kind == ProxyKind::Socks5 => identity_for(p),
-        Path::Direct | Path::Socks(_) => None,
+    let (identity, grant) = match &path {
+        Path::Connect(p) | Path::Forward(p) => {
+            let (identity, grant) = identity_for(p);
+            (identity, Some(grant))
+        }
+        Path::Socks(p) if p.kind == ProxyKind::Socks5 => {
+            let (identity, grant) = identity_for(p);
+            (identity, Some(grant))
+        }
+        Path::Direct | Path::Socks(_) => (None, None),
     };
     let key = PoolKey::new(hop.clone(), host, port, tls, identity.clone());
     ConnectPlan {
@@ -124,6 +141,7 @@ pub fn plan(
         tls,
         absolute_form,
         identity,
+        grant,
         key,
         via: Vec::new(),
     }

@@ -20,11 +20,13 @@ fn hop(s: &str) -> Hop {
 }
 
 /// The autologon policy of these tests: credentials only for names ending in `.corp`.
-fn corp_only(p: &ProxyAddr) -> Option<String> {
-    p.host
-        .to_string()
-        .ends_with(".corp")
-        .then(|| "CORP\\alice".to_string())
+fn corp_only(p: &ProxyAddr) -> (Option<String>, waypost_auth::Grant) {
+    let corp = p.host.to_string().ends_with(".corp");
+    let grant = match corp {
+        true => waypost_auth::Grant::All,
+        false => waypost_auth::Grant::Withheld(waypost_auth::Withheld::Policy),
+    };
+    (corp.then(|| "CORP\\alice".to_string()), grant)
 }
 
 /// (path kind, server host:port, tls, absolute form, identity)
@@ -201,7 +203,10 @@ fn the_pool_key_names_the_proxy_the_connection_goes_through() {
 fn the_identity_is_part_of_the_pool_key() {
     let t = target("http://o.example/");
     let with = plan(&hop("http://p.corp:3128"), &t, Purpose::Request, corp_only);
-    let without = plan(&hop("http://p.corp:3128"), &t, Purpose::Request, |_| None);
+    let without = plan(&hop("http://p.corp:3128"), &t, Purpose::Request, |_| {
+        (None, waypost_auth::Grant::Withheld(waypost_auth::Withheld::UnprovenNetwork))
+    });
+    assert!(without.untrusted() && !with.untrusted());
     assert_ne!(with.key, without.key);
     assert_eq!(with.key.server(), without.key.server());
 }

@@ -111,17 +111,22 @@ pub async fn proxy_target(
     (auth, target)
 }
 
-/// The driver's context for one connection to the proxy `host:port`.
+/// The driver's context for one connection to the proxy `host:port`; `grant`: what the
+/// plan allows to be sent there.
 pub async fn context(
     dialer: &Dialer,
     host: &Host,
     port: u16,
     cert: Option<Arc<[u8]>>,
     reused: bool,
+    grant: Option<waypost_auth::Grant>,
 ) -> waypost_auth::AuthContext {
     let (auth, mut target) = proxy_target(dialer, host, port).await;
     if let Some(der) = cert {
         target = target.with_tls_cert(der.to_vec());
+    }
+    if let Some(g) = grant {
+        target = target.with_grant(g);
     }
     let ctx = waypost_auth::AuthContext::new(auth, target);
     if reused {
@@ -180,8 +185,22 @@ async fn ctx_for(dialer: &Dialer, plan: &ConnectPlan, conn: &Pooled) -> waypost_
         plan.key.port,
         conn.tls_cert.clone(),
         conn.reused,
+        plan.grant,
     )
     .await
+}
+
+/// A proxy the network named, on a network that has not proven itself, asked for credentials:
+/// none were sent, and its page (the network's content) is not shown to the client.
+pub fn untrusted(what: &str) -> ProxyError {
+    ProxyError::new(
+        ErrorKind::UntrustedProxy,
+        format!(
+            "{what} asked for credentials; none were sent: a WPAD or http:// PAC script named it \
+             and this network has not proven itself (no answer from the Kerberos realm's KDC, no \
+             auth.trust_probe); see `waypost explain`"
+        ),
+    )
 }
 
 /// Runs one exchange through the driver under the receive-response timeout.
@@ -331,6 +350,7 @@ pub async fn send_upgrade(
         plan.key.port,
         conn.tls_cert.clone(),
         false,
+        plan.grant,
     )
     .await;
     for _ in 0..3 {

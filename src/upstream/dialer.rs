@@ -151,7 +151,7 @@ impl Dialer {
             }
             Path::Connect(p) => {
                 let tunnel = self
-                    .connect_tunnel(p, host, port, plan.identity.is_some(), &plan.via)
+                    .connect_tunnel(p, host, port, plan.grant, &plan.via)
                     .await?;
                 self.finish(host, tunnel, plan.tls).await
             }
@@ -226,18 +226,20 @@ impl Dialer {
     }
 
     /// Opens a tunnel to `host:port` through an HTTP proxy with CONNECT; returns the raw stream
-    /// after the proxy's 2xx. With `authenticate`, a 407 is answered on the same connection
-    /// (Negotiate, NTLM, Basic), reconnecting when the proxy closes after its 407. A refusal
-    /// keeps the proxy's status and (bounded) body for the client. `via`: the client's `Via`
+    /// after the proxy's 2xx. When `grant` allows credentials, a 407 is answered on the same
+    /// connection (Negotiate, NTLM, Basic; Kerberos only under a Kerberos-only grant),
+    /// reconnecting when the proxy closes after its 407. A refusal keeps the proxy's status
+    /// and (bounded) body for the client, except a 407 of an untrusted proxy. `via`: the client's `Via`
     /// values, sent before this instance's own entry (loop detection along proxy chains).
     pub async fn connect_tunnel(
         &self,
         proxy: &ProxyAddr,
         host: &Host,
         port: u16,
-        authenticate: bool,
+        grant: Option<waypost_auth::Grant>,
         via: &[HeaderValue],
     ) -> Result<BoxIo, ProxyError> {
+        let authenticate = grant.is_some_and(waypost_auth::Grant::allows_any);
         let what = format!("proxy {}", proxy.label());
         let authority = format!("{}:{port}", host.to_authority_host());
         let own_via = HeaderValue::from_str(&format!("1.1 {}", self.via_token)).ok();
@@ -270,7 +272,8 @@ impl Dialer {
                 let ctx = match &mut ctx {
                     Some(c) => c,
                     None => ctx.insert(
-                        super::auth::context(self, &proxy.host, proxy.port, cert, false).await,
+                        super::auth::context(self, &proxy.host, proxy.port, cert, false, grant)
+                            .await,
                     ),
                 };
                 match waypost_auth::authenticate_request(&mut sender, make, ctx).await {
@@ -291,6 +294,10 @@ impl Dialer {
             };
             let Some(resp) = resp else { continue };
             let status = resp.status();
+            let withheld = grant == Some(waypost_auth::Grant::Withheld(waypost_auth::Withheld::UnprovenNetwork));
+            if status == http::StatusCode::PROXY_AUTHENTICATION_REQUIRED && withheld {
+                return Err(super::auth::untrusted(&what));
+            }
             if !status.is_success() {
                 let err = ProxyError::new(
                     ErrorKind::ProxyConnect(status.as_u16()),

@@ -210,6 +210,9 @@ impl Upstream {
                 _ => return Err(map_hyper_error(&e.into_error(), &what)),
             },
         };
+        if resp.status() == http::StatusCode::PROXY_AUTHENTICATION_REQUIRED && plan.untrusted() {
+            return Err(auth::untrusted(&what));
+        }
         self.relay(resp, Some(conn))
     }
 

@@ -156,7 +156,8 @@ async fn a_wpad_script_cannot_make_a_plain_host_name_get_credentials() {
         let app = waypost::app::App::new(cfg).unwrap();
         let hop = Hop::Proxy(ProxyAddr::parse("http://evil:3128").unwrap());
         let target = Target::from_connect("intranet.example:443").unwrap();
-        let plan = app.plan(&hop, &target, Purpose::Tunnel);
+        let speaker = waypost::app::script_speaker(source, "");
+        let plan = app.plan(&hop, &target, Purpose::Tunnel, speaker);
         app.shutdown.cancel();
         plan.identity
     };
