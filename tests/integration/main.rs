@@ -17,6 +17,7 @@ mod clients;
 mod config_files;
 mod config_reference;
 mod credential_leaks;
+mod credential_trust;
 mod dashboard;
 mod deploy_container;
 mod deploy_kubernetes;
