@@ -189,6 +189,37 @@ async fn running(cfg: &Config, opts: &Options) -> Verdict {
     }
 }
 
+/// Whether proxies a WPAD or http:// PAC script names may get credentials here, and the risk
+/// of the name-only rule (only with a PAC source: without one, the user named every proxy).
+async fn network_trust(app: &App) -> Option<Verdict> {
+    use waypost_auth::{AutologonPolicy, NetworkTrust};
+    app.router.autoproxy.as_ref()?;
+    let auth = &app.cfg.auth;
+    if auth.policy == AutologonPolicy::Low {
+        return Some(
+            verdict("network trust", Status::Warn, "auth.policy = \"low\": any proxy a PAC script names gets credentials, on any network")
+                .fix("a hostile network's WPAD script can name its own proxy and collect NTLM responses to crack offline: use \"medium\" (the default)"),
+        );
+    }
+    if auth.network_trust == NetworkTrust::Names {
+        return Some(
+            verdict(
+                "network trust",
+                Status::Warn,
+                "auth.network_trust = \"names\": proxies a WPAD script names get credentials by name on any network",
+            )
+            .fix("a hostile network can answer for the corporate proxy's name and collect a Kerberos AP-REQ or an NTLM response (crackable offline): remove it (the default \"proof\" sends credentials only where the realm's KDC or auth.trust_probe proves the network)"),
+        );
+    }
+    let v = app.trust.decided().await;
+    let status = if v.proven() { Status::Ok } else { Status::Warn };
+    let out = verdict("network trust", status, format!("this network: {}", v.describe()));
+    Some(match v.proven() {
+        true => out,
+        false => out.fix("proxies named by WPAD or http:// PAC scripts get no credentials here: with a Kerberos ticket (`kinit`) the realm's KDC proves the office network and the VPN; for sites without Kerberos set auth.trust_probe to an internal https:// URL"),
+    })
+}
+
 async fn checks(app: &App, opts: &Options, out: &mut Vec<Verdict>) {
     let uri: http::Uri = match opts.url.parse() {
         Ok(u) => u,
@@ -213,6 +244,9 @@ async fn checks(app: &App, opts: &Options, out: &mut Vec<Verdict>) {
         detail: cred.detail.clone(),
     });
     if let Some(v) = kdc_clock(app).await {
+        out.push(v);
+    }
+    if let Some(v) = network_trust(app).await {
         out.push(v);
     }
     let (v, pac_hops) = pac(app, &opts.url).await;
