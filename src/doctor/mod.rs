@@ -220,6 +220,24 @@ async fn network_trust(app: &App) -> Option<Verdict> {
     })
 }
 
+/// With `pac.source = "auto"`: whether DHCP discovery can run (udp/68, or a system DHCP client
+/// that knows option 252: the discovery itself reports the latter).
+fn wpad_dhcp(app: &App) -> Option<Verdict> {
+    let ap = app.router.autoproxy.as_ref()?;
+    if !ap.settings.sources.iter().any(|s| s == "auto") {
+        return None;
+    }
+    Some(match crate::wpad::dhcp::bind_denied() {
+        false => verdict("wpad dhcp", Status::Ok, "udp/68 can be bound: DHCPINFORM asks for option 252"),
+        true => verdict(
+            "wpad dhcp",
+            Status::Warn,
+            "udp/68 cannot be bound (no root, no CAP_NET_BIND_SERVICE): only a system DHCP client's lease (NetworkManager, systemd-networkd, dhclient) can give option 252",
+        )
+        .fix(crate::wpad::DHCP_UNAVAILABLE),
+    })
+}
+
 async fn checks(app: &App, opts: &Options, out: &mut Vec<Verdict>) {
     let uri: http::Uri = match opts.url.parse() {
         Ok(u) => u,
@@ -247,6 +265,9 @@ async fn checks(app: &App, opts: &Options, out: &mut Vec<Verdict>) {
         out.push(v);
     }
     if let Some(v) = network_trust(app).await {
+        out.push(v);
+    }
+    if let Some(v) = wpad_dhcp(app) {
         out.push(v);
     }
     let (v, pac_hops) = pac(app, &opts.url).await;

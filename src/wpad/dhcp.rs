@@ -244,6 +244,20 @@ pub async fn inform(iface: &Iface, timeout: Duration) -> Result<DhcpAck, String>
     }
 }
 
+/// Whether this process may not bind udp/68 (no root, no `CAP_NET_BIND_SERVICE`).
+pub fn bind_denied() -> bool {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let Ok(s) = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)) else {
+        return false;
+    };
+    let _ = s.set_reuse_address(true);
+    let any = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 68);
+    matches!(s.bind(&any.into()), Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied)
+}
+
+/// What a DHCPINFORM's failure says when udp/68 may not be bound.
+pub const BIND_DENIED: &str = "needs root or CAP_NET_BIND_SERVICE";
+
 /// UDP 0.0.0.0:68 bound to the device (so the broadcast leaves through `iface` with its
 /// address, and a broadcast or unicast ACK comes back to us); without the privilege for
 /// SO_BINDTODEVICE, bound to the interface address instead.
@@ -263,7 +277,7 @@ fn client_socket(iface: &Iface) -> Result<UdpSocket, String> {
     };
     s.bind(&local.into()).map_err(|e| match e.kind() {
         std::io::ErrorKind::PermissionDenied => {
-            format!("cannot bind udp/{local}: needs root or CAP_NET_BIND_SERVICE")
+            format!("cannot bind udp/{local}: {BIND_DENIED}")
         }
         _ => format!("cannot bind udp/{local}: {e}"),
     })?;

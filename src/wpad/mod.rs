@@ -8,13 +8,20 @@
 //! is the caller's job, as is deciding when to run again ([`NetworkWatcher`]). Every attempt
 //! that did not give a URL is kept with its reason, for `waypost wpad discover` and logs.
 //!
-//! Layout: `dhcp` (packet codec + one socket per interface), `dns` (candidates + lookups),
-//! `iface` (interface list), `netwatch` (change counter), `cli` (the subcommand).
+//! DHCP means the system's DHCP client first ([`leases`]: NetworkManager, systemd-networkd,
+//! dhclient hold option 252 in their leases), then a DHCPINFORM of waypost's own, which needs
+//! udp/68: root or `CAP_NET_BIND_SERVICE`. Without either, and with no client that knows, one
+//! warning says so and how to enable it ([`DHCP_UNAVAILABLE`]).
+//!
+//! Layout: `dhcp` (packet codec + one socket per interface), `leases` (the system clients),
+//! `dns` (candidates + lookups), `iface` (interface list), `netwatch` (change counter), `cli`
+//! (the subcommand).
 
 pub mod cli;
 pub mod dhcp;
 pub mod dns;
 pub mod iface;
+pub mod leases;
 pub mod netwatch;
 
 use std::fmt;
@@ -146,6 +153,16 @@ async fn by_dhcp(
         ));
         return None;
     }
+    let roots = leases::Roots::default();
+    for i in &ifaces {
+        if let Some((url, client)) = leases::ask(&roots, &i.name, ifindex(&i.name)).await {
+            if is_http_url(&url) {
+                return Some((url, format!("{client}'s DHCP lease on {}", i.name)));
+            }
+        }
+    }
+    let mut denied = 0;
+    let asked = ifaces.len();
     let mut asks: tokio::task::JoinSet<(iface::Iface, Result<DhcpAck, String>)> =
         tokio::task::JoinSet::new();
     for i in ifaces {
@@ -159,7 +176,10 @@ async fn by_dhcp(
         let Ok((i, answer)) = joined else { continue }; // a panicked task has nothing to report
         let target = format!("{} ({})", i.name, i.ipv4);
         match answer {
-            Err(why) => tried.push(fail(&target, why)),
+            Err(why) => {
+                denied += usize::from(why.contains(dhcp::BIND_DENIED));
+                tried.push(fail(&target, why));
+            }
             Ok(ack) => {
                 let server = ack
                     .server_id
@@ -184,7 +204,30 @@ async fn by_dhcp(
             }
         }
     }
+    if denied == asked {
+        tried.push(fail("-", DHCP_UNAVAILABLE.into()));
+        static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            tracing::warn!("{DHCP_UNAVAILABLE}");
+        }
+    }
     None
+}
+
+/// Why DHCP discovery cannot run for an unprivileged waypost, and how to enable it.
+pub const DHCP_UNAVAILABLE: &str = "DHCP WPAD discovery is unavailable: no DHCP client of the system \
+    (NetworkManager, systemd-networkd, dhclient) reported option 252, and a DHCPINFORM of waypost's \
+    own needs udp/68 (root or CAP_NET_BIND_SERVICE); DNS discovery still runs. To enable it: \
+    `sudo setcap cap_net_bind_service=+ep \"$(command -v waypost)\"` (a user unit also needs \
+    NoNewPrivileges=no: see deploy/systemd/user/waypost.service), or give the system unit \
+    AmbientCapabilities=CAP_NET_BIND_SERVICE";
+
+/// The kernel's index of the interface `name` (0 when unknown).
+fn ifindex(name: &str) -> u32 {
+    std::fs::read_to_string(format!("/sys/class/net/{name}/ifindex"))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 fn is_http_url(url: &str) -> bool {

@@ -241,6 +241,47 @@ impl Lab {
     }
 }
 
+impl Lab {
+    /// Runs `waypost ARGS` in the client namespace as the unprivileged user `nobody` (a copy of
+    /// the binary it can execute), with `CAP_NET_BIND_SERVICE` as an ambient capability or with
+    /// no capability at all; returns (exit code, stdout, stderr).
+    fn run_waypost_as_nobody(&self, bind_cap: bool, args: &[&str]) -> (i32, String, String) {
+        let out = self.nobody_command(bind_cap, args).output().expect("run waypost under setpriv");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// The command line of [`Lab::run_waypost_as_nobody`].
+    fn nobody_command(&self, bind_cap: bool, args: &[&str]) -> Command {
+        use std::os::unix::fs::PermissionsExt;
+        let bin_dir = self.state.path().join("bin");
+        fs::create_dir_all(&bin_dir).unwrap();
+        let exe = bin_dir.join("waypost");
+        if !exe.exists() {
+            fs::copy(env!("CARGO_BIN_EXE_waypost"), &exe).expect("copy the waypost binary");
+        }
+        for (path, mode) in [(self.state.path(), 0o755), (bin_dir.as_path(), 0o755), (exe.as_path(), 0o755)] {
+            fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+        }
+        let caps: &[&str] = match bind_cap {
+            true => &["--inh-caps=+net_bind_service", "--ambient-caps=+net_bind_service"],
+            false => &["--inh-caps=-all"],
+        };
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.client_ns, "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"])
+            .args(caps)
+            .arg("--")
+            .arg(&exe)
+            .args(args)
+            .env("WAYPOST_LOG", "warn")
+            .stdin(Stdio::null());
+        cmd
+    }
+}
+
 impl Drop for Lab {
     fn drop(&mut self) {
         if std::thread::panicking() {
@@ -502,6 +543,68 @@ fn an_address_change_in_the_namespace_bumps_the_network_watcher_promptly() {
     assert_eq!(r["bumped"], true, "{r}");
     // the fallback poll is set to 30 s inside: a change seen this fast came from netlink
     assert!(r["after_ms"].as_u64().is_some_and(|ms| ms < 2000), "{r}");
+}
+
+#[test]
+fn an_unprivileged_user_is_told_dhcp_is_unavailable_and_cap_net_bind_service_enables_it() {
+    if Command::new("setpriv").arg("--version").output().is_err() {
+        panic!("setpriv (util-linux) is needed for this test");
+    }
+    let lab = Lab::start(LabSpec {
+        dhcp_wpad: true,
+        search: "corp.example.test",
+        wpad_name: "wpad.corp.example.test",
+    });
+    let discover = ["wpad", "discover", "--json", "--dhcp-timeout", "2s", "--dns-timeout", "2s"];
+    // unprivileged, no capability: DHCP says why it cannot run and how to enable it; DNS still finds it
+    let (code, out, err) = lab.run_waypost_as_nobody(false, &discover);
+    let r: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}\n{err}"));
+    assert_eq!((code, r["method"].as_str()), (0, Some("dns")), "{r}\n{err}");
+    let reasons: Vec<String> = r["tried"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|a| a["reason"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert!(
+        reasons.iter().any(|x| x.contains("DHCP WPAD discovery is unavailable") && x.contains("setcap cap_net_bind_service")),
+        "{reasons:?}"
+    );
+    // the proxy itself (a user service) logs it once, as a warning
+    let mut proxy = lab
+        .nobody_command(false, &["run", "--pac", "auto", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start waypost run as nobody");
+    let stderr = proxy.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen = Vec::new();
+    let warned = loop {
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(l) if l.contains("DHCP WPAD discovery is unavailable") => break true,
+            Ok(l) => seen.push(l),
+            Err(_) => break false,
+        }
+    };
+    let _ = proxy.kill();
+    let _ = proxy.wait();
+    assert!(warned, "waypost run warns that DHCP discovery is unavailable: {seen:?}");
+    // with CAP_NET_BIND_SERVICE only (still uid nobody): the DHCPINFORM of its own works
+    let (code, out, err) = lab.run_waypost_as_nobody(true, &discover);
+    let r: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}\n{err}"));
+    assert_eq!((code, r["method"].as_str()), (0, Some("dhcp")), "{r}\n{err}");
+    assert_eq!(r["url"], format!("http://{SERVER_IP}/wpad.dat"), "{r}");
+    assert!(!err.contains("unavailable"), "{err}");
 }
 
 /// The discovery half of the tests above, run by them in the client namespace; does nothing
