@@ -348,6 +348,7 @@ fn instance_token() -> String {
 }
 
 /// Keeps the parts of one `App` generation in step with the network: on every change the
+/// upstream sockets the move stranded are cut ([`crate::upstream::live`]), the
 /// resolver is rebuilt (resolv.conf read again, its cache dropped), the PAC engine probes its
 /// local addresses again and flushes its caches, the bad-proxy marks are cleared and idle
 /// pooled connections are closed (their route or local address may be gone). WPAD
@@ -357,10 +358,15 @@ fn follow_network(
     mut rx: tokio::sync::watch::Receiver<Arc<crate::network::NetworkId>>,
 ) {
     tokio::spawn(async move {
-        rx.borrow_and_update();
+        let mut before = rx.borrow_and_update().clone();
         while rx.changed().await.is_ok() {
+            let now = rx.borrow_and_update().clone();
+            // first the sockets the move stranded: whatever waits on them fails now, not at
+            // its response timeout
+            let cut = crate::upstream::live::sockets().cut_stranded(&before, &now);
+            before = now;
             let Some(app) = app.upgrade() else { return };
-            // the resolver first: the PAC engine's lookups go through it
+            // the resolver next: the PAC engine's lookups go through it
             app.upstream.dialer.resolver.rebuild();
             if let Some(ap) = &app.router.autoproxy {
                 ap.network_changed();
@@ -368,6 +374,9 @@ fn follow_network(
             app.router.bad.clear();
             let closed = app.upstream.pool.flush_idle();
             app.metrics.network_changes.inc();
+            if cut > 0 {
+                tracing::info!(cut, "network change: upstream connections through the old network closed");
+            }
             tracing::debug!(
                 closed_idle = closed,
                 "network change: bad-proxy marks cleared, resolver rebuilt"

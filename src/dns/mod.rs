@@ -37,6 +37,18 @@ pub struct Resolver {
     timeout: Option<Duration>,
     /// Canonical names found for SPNs, shared by clones, dropped on a rebuild.
     canonical: Arc<CanonicalCache>,
+    /// resolv.conf as it was when hickory read it: a lookup that finds it changed rebuilds
+    /// first, so the new nameservers answer at once (not after the network observer's poll).
+    resolv_stamp: Arc<std::sync::Mutex<Option<ResolvStamp>>>,
+}
+
+/// What tells a rewritten resolv.conf apart: (modification time, inode, length).
+type ResolvStamp = (std::time::SystemTime, u64, u64);
+
+fn resolv_stamp() -> Option<ResolvStamp> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata("/etc/resolv.conf").ok()?;
+    Some((m.modified().ok()?, m.ino(), m.len()))
 }
 
 fn hickory(cfg: &DnsConfig) -> Result<TokioResolver, hickory_resolver::net::NetError> {
@@ -69,12 +81,32 @@ impl Resolver {
             hosts: Arc::new(cfg.hosts.clone()),
             timeout,
             canonical: Arc::default(),
+            resolv_stamp: Arc::new(std::sync::Mutex::new(resolv_stamp())),
+        }
+    }
+
+    /// Rebuilds when resolv.conf changed since hickory read it (hickory with the system's
+    /// servers only; `dns.servers` and getaddrinfo do not depend on it here).
+    fn follow_resolv_conf(&self) {
+        if self.cfg.resolver != ResolverKind::Hickory || !self.cfg.servers.is_empty() {
+            return;
+        }
+        let now = resolv_stamp();
+        let changed = {
+            let mut seen = self.resolv_stamp.lock().unwrap_or_else(|p| p.into_inner());
+            let changed = *seen != now;
+            *seen = now;
+            changed
+        };
+        if changed {
+            self.rebuild();
         }
     }
 
     /// Builds the resolver again (every clone sees the new one): resolv.conf is read anew
     /// and cached answers are gone. For a network change.
     pub fn rebuild(&self) {
+        *self.resolv_stamp.lock().unwrap_or_else(|p| p.into_inner()) = resolv_stamp();
         let fresh = Self::build(&self.cfg);
         *self.hickory.write().unwrap_or_else(|p| p.into_inner()) = fresh;
         self.canonical.clear();
@@ -102,6 +134,7 @@ impl Resolver {
         if let Some(ips) = self.hosts.get(name) {
             return Ok(ips.iter().map(|ip| SocketAddr::new(*ip, port)).collect());
         }
+        self.follow_resolv_conf();
         let lookup = self.lookup(name, port);
         let result = match self.timeout {
             Some(t) => tokio::time::timeout(t, lookup).await.map_err(|_| {

@@ -122,7 +122,14 @@ impl Exchange {
     }
 
     /// The one place a failed exchange is logged (once), recorded and answered.
-    pub fn fail(&self, route: &str, err: ProxyError) -> Response<Body> {
+    pub fn fail(&self, route: &str, mut err: ProxyError) -> Response<Body> {
+        if err.kind == ErrorKind::UpstreamClosed
+            && crate::upstream::live::sockets().cut_within(std::time::Duration::from_secs(5))
+        {
+            err.detail.push_str(
+                " (the network changed: waypost closed the connections through the old one)",
+            );
+        }
         let mut resp = rescue(&err);
         self.tag(resp.headers_mut());
         let id = self.access.id.as_str();

@@ -22,6 +22,8 @@ use crate::upstream::io::{BoxIo, SendTimeout};
 /// A plain socket with what its wrappers held.
 #[derive(Debug)]
 pub struct RawSide {
+    /// The socket's registration for network changes: dropped before `tcp` closes.
+    pub live: Option<crate::upstream::live::Registered>,
     pub tcp: TcpStream,
     /// Bytes already read from `tcp` that the other side has not been sent yet.
     pub pending: Bytes,
@@ -32,6 +34,7 @@ pub struct RawSide {
 impl RawSide {
     fn plain(tcp: TcpStream) -> Self {
         RawSide {
+            live: None,
             tcp,
             pending: Bytes::new(),
             send_timeout: None,
@@ -53,8 +56,9 @@ impl RawSide {
 
     /// Back to a stream for the buffered relay, replaying the pending bytes.
     pub fn into_io(self) -> BoxIo {
+        // a registration only ever comes with a send timeout (both from `SendTimeout`)
         let io: BoxIo = match self.send_timeout {
-            Some(t) => Box::new(SendTimeout::new(self.tcp, t)),
+            Some(t) => Box::new(SendTimeout::new(self.tcp, t).with_live(self.live)),
             None => Box::new(self.tcp),
         };
         match self.pending.is_empty() {
@@ -84,9 +88,10 @@ pub fn unwrap(io: BoxIo) -> Result<RawSide, BoxIo> {
     };
     let io = match take::<SendTimeout<TcpStream>>(io) {
         Ok(s) => {
-            let (tcp, timeout) = s.into_parts();
+            let (tcp, timeout, live) = s.into_parts();
             return Ok(RawSide {
                 send_timeout: Some(timeout),
+                live,
                 ..RawSide::plain(tcp)
             });
         }

@@ -264,6 +264,7 @@ mod tests {
 
     fn side(tcp: TcpStream, pending: &'static [u8]) -> RawSide {
         RawSide {
+            live: None,
             tcp,
             pending: Bytes::from_static(pending),
             send_timeout: Some(Duration::from_secs(10)),

@@ -150,6 +150,7 @@ impl Dialer {
                 self.finish(host, tcp, plan.tls).await
             }
             Path::Connect(p) => {
+                // the socket to the proxy was registered when it was opened (`to_proxy`)
                 let tunnel = self
                     .connect_tunnel(p, host, port, plan.grant, &plan.via)
                     .await?;
@@ -164,14 +165,18 @@ impl Dialer {
         self.finish(host, tcp, tls).await
     }
 
-    /// Wraps a connected stream: TLS when asked (returning the peer's certificate), send timeout.
+    /// Wraps a connected stream: TLS when asked (returning the peer's certificate), send timeout,
+    /// and, for a TCP socket, its registration for network changes ([`super::live`]), made once
+    /// the stream is final and kept with it.
     async fn finish<IO>(&self, host: &Host, io: IO, tls: bool) -> Result<Opened, ProxyError>
     where
         IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
     {
         let send = self.timeouts.send;
+        let socket = super::live::socket_of(&io);
         if !tls {
-            return Ok((Box::new(SendTimeout::new(io, send)), None));
+            let live = socket.and_then(|(fd, ip)| super::live::sockets().register(&fd, ip));
+            return Ok((Box::new(SendTimeout::new(io, send).with_live(live)), None));
         }
         let tls = self.tls_handshake(host, io, &[b"http/1.1"]).await?;
         let cert = tls
@@ -180,7 +185,9 @@ impl Dialer {
             .peer_certificates()
             .and_then(|c| c.first())
             .map(|c| Arc::from(c.as_ref()));
-        Ok((Box::new(SendTimeout::new(tls, send)), cert))
+        // `tls` owns the socket from here on: registered now, the guard goes in beside it
+        let live = socket.and_then(|(fd, ip)| super::live::sockets().register(&fd, ip));
+        Ok((Box::new(SendTimeout::new(tls, send).with_live(live)), cert))
     }
 
     /// TLS under the configured policy, with the failure classified for `X-Waypost-Error`.

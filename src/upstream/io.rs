@@ -33,6 +33,9 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> AsyncIo for T {
 pub type BoxIo = Box<dyn AsyncIo>;
 
 pub struct SendTimeout<T> {
+    /// The socket's registration for network changes ([`super::live`]): declared before
+    /// `inner`, so it is dropped before the socket closes.
+    live: Option<super::live::Registered>,
     inner: T,
     timeout: Duration,
     stalled: Option<Pin<Box<Sleep>>>,
@@ -41,15 +44,22 @@ pub struct SendTimeout<T> {
 impl<T> SendTimeout<T> {
     pub fn new(inner: T, timeout: Duration) -> Self {
         SendTimeout {
+            live: None,
             inner,
             timeout,
             stalled: None,
         }
     }
 
-    /// The stream and its send timeout.
-    pub fn into_parts(self) -> (T, Duration) {
-        (self.inner, self.timeout)
+    /// With the registration of the socket under `inner`.
+    pub fn with_live(mut self, live: Option<super::live::Registered>) -> Self {
+        self.live = live;
+        self
+    }
+
+    /// The stream, its send timeout and its registration (keep it while the stream lives).
+    pub fn into_parts(self) -> (T, Duration, Option<super::live::Registered>) {
+        (self.inner, self.timeout, self.live)
     }
 
     fn check<R>(&mut self, cx: &mut Context<'_>, r: Poll<io::Result<R>>) -> Poll<io::Result<R>> {

@@ -14,6 +14,7 @@ pub mod client;
 pub mod crl;
 pub mod dialer;
 pub mod io;
+pub mod live;
 pub mod pool;
 pub mod socks;
 

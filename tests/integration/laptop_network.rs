@@ -686,3 +686,174 @@ fn off_the_office_network_an_unreachable_pac_proxy_costs_one_failure_and_a_netwo
     });
     assert_eq!(r["decision"][0], "http://10.66.0.1:8080", "{r}");
 }
+
+/// Two namespaces joined by a veth: the laptop (`<name>c`, waypost and curl) and a server
+/// network (`<name>s`); removed on drop.
+struct Pair {
+    laptop: String,
+    server: String,
+}
+
+impl Pair {
+    fn new() -> Pair {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let base = format!("wsw{}-{n}", std::process::id());
+        let pair = Pair {
+            laptop: format!("{base}c"),
+            server: format!("{base}s"),
+        };
+        for ns in [&pair.laptop, &pair.server] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).output();
+            run(Command::new("ip").args(["netns", "add", ns]));
+            run(Command::new("ip").args(["-n", ns, "link", "set", "lo", "up"]));
+        }
+        run(Command::new("ip").args([
+            "-n", &pair.laptop, "link", "add", "vl", "type", "veth", "peer", "name", "vs", "netns",
+            &pair.server,
+        ]));
+        run(Command::new("ip").args(["-n", &pair.laptop, "link", "set", "vl", "up"]));
+        run(Command::new("ip").args(["-n", &pair.server, "link", "set", "vs", "up"]));
+        pair
+    }
+
+    fn ip(&self, ns: &str, args: &[&str]) {
+        run(Command::new("ip").arg("-n").arg(ns).args(args));
+    }
+
+    fn exec(&self, ns: &str, program: &str) -> Command {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", ns, program]);
+        cmd
+    }
+}
+
+impl Drop for Pair {
+    fn drop(&mut self) {
+        for ns in [&self.laptop, &self.server] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).output();
+        }
+    }
+}
+
+/// A server in the server namespace that accepts connections on `port` and never answers
+/// (a network that swallows everything), writing `accepted` to `marker` for each.
+const SILENT_SERVER: &str = "import socket,sys\n\
+s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+s.bind(('0.0.0.0', int(sys.argv[1]))); s.listen(16)\n\
+held=[]\n\
+while True:\n    c,_=s.accept(); held.append(c); open(sys.argv[2],'a').write('accepted\\n')\n";
+
+#[test]
+fn an_instant_switch_fails_a_request_stranded_on_the_old_address_at_once_and_the_next_one_works() {
+    if !root_or_skip() {
+        return;
+    }
+    for program in ["python3", "curl"] {
+        require_program(program);
+    }
+    let pair = Pair::new();
+    // the dock: 10.84.1.0/24; the server network answers on .1 of both subnets
+    pair.ip(&pair.server, &["addr", "add", "10.84.1.1/24", "dev", "vs"]);
+    pair.ip(&pair.server, &["addr", "add", "10.84.2.1/24", "dev", "vs"]);
+    pair.ip(&pair.laptop, &["addr", "add", "10.84.1.2/24", "dev", "vl"]);
+    pair.ip(&pair.laptop, &["route", "add", "default", "via", "10.84.1.1"]);
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("accepted");
+    let (silent_port, http_port) = (port(7), port(8));
+    let _silent = Daemon(
+        pair.exec(&pair.server, "python3")
+            .args(["-c", SILENT_SERVER, &silent_port.to_string()])
+            .arg(&marker)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 silent server"),
+    );
+    let _origin = Daemon(
+        pair.exec(&pair.server, "python3")
+            .args(["-m", "http.server", &http_port.to_string(), "--bind", "0.0.0.0"])
+            .current_dir(std::env::temp_dir())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 http.server"),
+    );
+    let site = format!("http://10.84.1.1:{http_port}/");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while pair
+        .exec(&pair.laptop, "curl")
+        .args(["-s", "-o", "/dev/null", &site])
+        .status()
+        .map(|s| !s.success())
+        .unwrap_or(true)
+    {
+        assert!(Instant::now() < deadline, "the origin did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let accepted = || fs::read_to_string(&marker).unwrap_or_default().lines().count();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while accepted() == 0 {
+        assert!(Instant::now() < deadline, "the silent server did not start");
+        let _ = pair
+            .exec(&pair.laptop, "bash")
+            .args(["-c", &format!("exec 3<>/dev/tcp/10.84.1.1/{silent_port}")])
+            .stderr(Stdio::null())
+            .status();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let probes = accepted();
+    let wp = start_waypost(&pair.laptop, port(0), "[route]\nbypass_loopback = false\n");
+    wp.explain_until(&site, Duration::from_secs(20), |_| true);
+    // a request the silent server will never answer, in flight through waypost
+    let silent = format!("http://10.84.1.1:{silent_port}/stranded");
+    let stranded = pair
+        .exec(&pair.laptop, "curl")
+        .args(["-s", "-D", "-", "--max-time", "60", "-x"])
+        .arg(format!("http://{}", wp.addr))
+        .arg(&silent)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("curl");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while accepted() == probes {
+        assert!(Instant::now() < deadline, "the silent server saw no connection");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // undocking with Wi-Fi up: the new address and route first, then the old address goes
+    let switched = Instant::now();
+    pair.ip(&pair.laptop, &["addr", "add", "10.84.2.2/24", "dev", "vl"]);
+    pair.ip(&pair.laptop, &["route", "replace", "default", "via", "10.84.2.1"]);
+    pair.ip(&pair.laptop, &["addr", "del", "10.84.1.2/24", "dev", "vl"]);
+    let out = stranded.wait_with_output().expect("curl ends");
+    let took = switched.elapsed();
+    let head = String::from_utf8_lossy(&out.stdout).to_string();
+    eprintln!("the stranded request ended {took:?} after the switch:\n{head}");
+    // not the 90 s response timeout: the stranded socket was cut when the network changed
+    assert!(took < Duration::from_secs(30), "{took:?}\n{}", wp.log());
+    assert!(head.starts_with("HTTP/1.1 502"), "{head}");
+    let lower = head.to_ascii_lowercase();
+    assert!(lower.contains("x-waypost-error: upstream-closed"), "{head}");
+    assert!(head.contains("the network changed"), "the answer names the cause: {head}");
+    assert!(wp.log().contains("upstream connections through the old network closed"), "{}", wp.log());
+    // the next request goes out on the new address
+    let (status, _) = curl_via_ns(&pair, &wp.addr, &format!("http://10.84.2.1:{http_port}/"));
+    assert_eq!(status, 200, "{}", wp.log());
+}
+
+/// `curl -x` through waypost in the laptop namespace of `pair`; (status, seconds).
+fn curl_via_ns(pair: &Pair, proxy: &str, url: &str) -> (u16, f64) {
+    let out = pair
+        .exec(&pair.laptop, "curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code} %{time_total}", "--max-time", "30", "-x"])
+        .arg(format!("http://{proxy}"))
+        .arg(url)
+        .output()
+        .expect("run curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut it = text.split_whitespace();
+    (
+        it.next().and_then(|s| s.parse().ok()).unwrap_or(0),
+        it.next().and_then(|s| s.parse().ok()).unwrap_or(f64::NAN),
+    )
+}
