@@ -61,7 +61,10 @@ down() {
     tac "$MARK" | while read -r kind what; do
         case "$kind" in
             file) rm -f -- "$what" ;;
-            dir) rmdir -- "$what" 2>/dev/null || true ;;
+            dir)
+                # a test may have given the client a hosts file (WpadLab::set_client_hosts)
+                case "$what" in /etc/netns/?*) rm -f -- "$what/hosts" ;; esac
+                rmdir -- "$what" 2>/dev/null || true ;;
             netns) ip netns del "$what" 2>/dev/null || true ;;
         esac
     done

@@ -286,6 +286,8 @@ pub struct Kdc {
     pub keytab: PathBuf,
     /// Default credential cache, filled by [`Kdc::kinit`].
     pub ccache: PathBuf,
+    /// The network namespace it runs in (None: this one).
+    netns: Option<String>,
     peer: Peer,
 }
 
@@ -301,10 +303,20 @@ impl Kdc {
     }
 
     fn start_with(args: &[&str]) -> Kdc {
+        Kdc::start_in_netns(None, args)
+    }
+
+    /// A KDC on the own 127.0.0.1 of the network namespace `netns` (a WPAD lab's client).
+    pub fn start_in(netns: &str) -> Kdc {
+        Kdc::start_in_netns(Some(netns), &[])
+    }
+
+    fn start_in_netns(netns: Option<&str>, args: &[&str]) -> Kdc {
         let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-        let (peer, port) = Peer::start("kdc", "start-kdc.sh", &args);
+        let (peer, port) = Peer::start_in(netns, "kdc", "start-kdc.sh", &args);
         let dir = peer.path().to_path_buf();
         Kdc {
+            netns: netns.map(str::to_string),
             port,
             krb5_conf: dir.join("krb5.conf"),
             keytab: dir.join("http.keytab"),
@@ -330,8 +342,15 @@ impl Kdc {
     /// kinit with `password` into `ccache`; false when the KDC refuses.
     pub fn kinit_into(&self, ccache: &Path, password: &str) -> bool {
         require_program("kinit");
-        Command::new("bash")
-            .arg(peers_dir().join("kinit.sh"))
+        let mut cmd = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, "bash"]);
+                c
+            }
+            None => Command::new("bash"),
+        };
+        cmd.arg(peers_dir().join("kinit.sh"))
             .arg("--state")
             .arg(self.state_dir())
             .arg("--ccache")
@@ -494,6 +513,7 @@ impl Squid {
 }
 
 pub struct SquidBuilder {
+    netns: Option<String>,
     mode: String,
     kdc_state: Option<PathBuf>,
     parent: Option<String>,
@@ -508,6 +528,7 @@ impl SquidBuilder {
             "unknown squid mode {mode:?}; one of {SQUID_MODES:?}"
         );
         SquidBuilder {
+            netns: None,
             mode: mode.to_string(),
             kdc_state: None,
             parent: None,
@@ -519,6 +540,12 @@ impl SquidBuilder {
     /// Accept `user` / `password` instead of [`USER`] / [`PASSWORD`] (modes basic and NTLM).
     pub fn credentials(mut self, user: &str, password: &str) -> SquidBuilder {
         self.credentials = Some((user.to_string(), password.to_string()));
+        self
+    }
+
+    /// Run in the network namespace `netns` (on its own 127.0.0.1), e.g. a WPAD lab's client.
+    pub fn netns(mut self, netns: &str) -> SquidBuilder {
+        self.netns = Some(netns.to_string());
         self
     }
 
@@ -565,7 +592,11 @@ impl SquidBuilder {
                 password.clone(),
             ]);
         }
-        let (peer, port) = Peer::start(&format!("squid-{}", self.mode), "start-squid.sh", &args);
+        let what = match &self.netns {
+            Some(_) => format!("squid-{}-netns", self.mode),
+            None => format!("squid-{}", self.mode),
+        };
+        let (peer, port) = Peer::start_in(self.netns.as_deref(), &what, "start-squid.sh", &args);
         Squid {
             port,
             mode: self.mode,
@@ -781,6 +812,13 @@ impl WpadLab {
             ca_pem: None,
             peer,
         }
+    }
+
+    /// Gives the client namespace this hosts file (for processes started from now on; removed
+    /// with the lab).
+    pub fn set_client_hosts(&self, text: &str) {
+        let path = Path::new("/etc/netns").join(&self.client_ns).join("hosts");
+        fs::write(path, text).expect("write the client's hosts file");
     }
 
     /// Serves `pac` from now on.
