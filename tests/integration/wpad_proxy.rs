@@ -361,3 +361,182 @@ fn in_the_office_pac_auto_and_a_kinit_ticket_are_all_it_takes_to_pass_a_negotiat
     assert!(why.contains("named by the network") && why.contains("proven"), "{r}");
     assert!(wp.log().contains("network proven"), "{}", wp.log());
 }
+
+/// A "proxy" for the hostile network: answers every request with a 407 offering Negotiate,
+/// NTLM and Basic, appending every byte it receives to the file argv[2].
+const RECORDER: &str = r#"
+import socket, sys, threading
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(('127.0.0.1', int(sys.argv[1]))); s.listen(64)
+log = open(sys.argv[2], 'ab', 0)
+page = b"attacker's page"
+reply = (b'HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Negotiate\r\n'
+         b'Proxy-Authenticate: NTLM\r\nProxy-Authenticate: Basic realm="corp"\r\n'
+         b'Content-Length: %d\r\n\r\n' % len(page)) + page
+def serve(c):
+    buf = b''
+    while True:
+        d = c.recv(65536)
+        if not d:
+            return
+        log.write(d); buf += d
+        while b'\r\n\r\n' in buf:
+            _, buf = buf.split(b'\r\n\r\n', 1)
+            c.sendall(reply)
+while True:
+    c, _ = s.accept(); threading.Thread(target=serve, args=(c,), daemon=True).start()
+"#;
+
+/// Something answering as the KDC that cannot prove it: reads a request, answers garbage.
+const IMPOSTOR_KDC: &str = r#"
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(('127.0.0.1', int(sys.argv[1]))); s.listen(16)
+while True:
+    c, _ = s.accept(); c.recv(65536); c.sendall(b'\x00\x00\x00\x05\x7e\x03\x02\x01\x05'); c.close()
+"#;
+
+/// The hostile network (issue 23): its DHCP and DNS claim the corporate domain, its WPAD
+/// script names the corporate proxy's name (which its DNS maps to a recorder), and something
+/// answers at the KDC's address. The laptop has a TGT and the proxy's service ticket from an
+/// earlier office visit, and (second run) a password with the corporate suffix configured.
+/// Nothing of any kind reaches the recorder, every request is answered with
+/// `X-Waypost-Error: auth-untrusted-proxy` (time printed; the goal is 5 s), and the recorder
+/// does see a Negotiate token when the user names it (the detector).
+#[cfg(feature = "gssapi")]
+#[test]
+fn on_a_hostile_network_that_claims_the_corporate_names_no_credential_leaves() {
+    use support::peers::{Kdc, PASSWORD, PROXY_HOST, USER};
+    require_root();
+    for program in ["kinit", "kvno", "python3"] {
+        require_program(program);
+    }
+    // an earlier office visit: a TGT and the proxy's service ticket in the cache
+    let kdc = Kdc::start();
+    let dir = tempfile::tempdir().unwrap();
+    let ccache_path = dir.path().join("ccache");
+    assert!(kdc.kinit_into(&ccache_path, PASSWORD), "kinit");
+    let ccache = format!("FILE:{}", ccache_path.display());
+    let kvno = Command::new("kvno")
+        .arg(format!("HTTP/{PROXY_HOST}"))
+        .env("KRB5_CONFIG", &kdc.krb5_conf)
+        .env("KRB5CCNAME", &ccache)
+        .output()
+        .unwrap();
+    assert!(kvno.status.success(), "{}", String::from_utf8_lossy(&kvno.stderr));
+
+    let lab = WpadLab::start("function FindProxyForURL(u, h) { return 'DIRECT'; }\n");
+    let (recorder_port, kdc_port) = (free_port(), free_port());
+    let seen = dir.path().join("recorded");
+    let _recorder = Daemon(
+        lab.in_client("python3")
+            .args(["-c", RECORDER, &recorder_port.to_string()])
+            .arg(&seen)
+            .spawn()
+            .expect("recorder"),
+    );
+    let _impostor = Daemon(
+        lab.in_client("python3")
+            .args(["-c", IMPOSTOR_KDC, &kdc_port.to_string()])
+            .spawn()
+            .expect("impostor KDC"),
+    );
+    lab.set_client_hosts(&format!("127.0.0.1 localhost\n127.0.0.1 {PROXY_HOST}\n"));
+    lab.set_pac(&format!(
+        "function FindProxyForURL(url, host) {{ return 'PROXY {PROXY_HOST}:{recorder_port}'; }}\n"
+    ));
+    // the laptop's krb5.conf names the KDC at an address this network answers for
+    let krb5 = dir.path().join("krb5.conf");
+    let text = fs::read_to_string(&kdc.krb5_conf).unwrap();
+    let hostile: String = text
+        .lines()
+        .map(|l| match l.trim_start().starts_with("kdc") && l.contains('=') {
+            true => format!("    kdc = 127.0.0.1:{kdc_port}\n"),
+            false => format!("{l}\n"),
+        })
+        .collect();
+    assert_ne!(hostile, text);
+    fs::write(&krb5, hostile).unwrap();
+    let krb5 = krb5.display().to_string();
+    let origin = lab.origin_in_client();
+    let site = format!("http://127.0.0.1:{}/hostile", origin.port);
+    let password_config = [
+        ("WAYPOST_AUTH__USER", format!("EXAMPLE\\{USER}")),
+        ("WAYPOST_AUTH__PASSWORD", PASSWORD.to_string()),
+        ("WAYPOST_AUTH__INTRANET_SUFFIXES", "example.test".to_string()),
+    ];
+    for (name, extra) in [("sso", &password_config[..0]), ("password", &password_config[..])] {
+        let mut env: Vec<(&str, &str)> = vec![("KRB5_CONFIG", &krb5), ("KRB5CCNAME", &ccache)];
+        env.extend(extra.iter().map(|(k, v)| (*k, v.as_str())));
+        let wp = start_waypost(&lab, &env);
+        wp.explain_until(&site, Duration::from_secs(20), |r| !r["pac"].is_null());
+        let started = Instant::now();
+        let got = waypost_testsupport::curl::Curl::in_netns(&wp.ns)
+            .proxy(&format!("http://{}", wp.addr))
+            .args(["-D", "-"])
+            .fetch(&site);
+        eprintln!("hostile ({name}): answered {} in {:?}", got.status, started.elapsed());
+        assert_eq!(got.status, 502, "{name}: {}\n{}", got.body, wp.log());
+        assert!(
+            got.body.to_ascii_lowercase().contains("x-waypost-error: auth-untrusted-proxy"),
+            "{name}: {}",
+            got.body
+        );
+        assert!(!got.body.contains("attacker's page"), "{name}: {}", got.body);
+        let recorded = fs::read_to_string(&seen).unwrap_or_default();
+        assert!(recorded.contains("/hostile"), "{name}: the recorder was asked: {recorded}");
+        assert!(
+            !recorded.to_ascii_lowercase().contains("proxy-authorization"),
+            "{name}: a credential reached the hostile proxy:\n{recorded}"
+        );
+        let r = wp.explain(&site);
+        assert_eq!(r["credentials"][0]["sent"], "withheld", "{name}: {r}");
+        assert!(wp.log().contains("network not proven"), "{name}: {}", wp.log());
+        drop(wp);
+        fs::write(&seen, "").unwrap();
+    }
+    // the detector: named by the user, the same recorder receives the cached service ticket
+    let addr = format!("127.0.0.1:{}", free_port());
+    let upstream = format!("http://{PROXY_HOST}:{recorder_port}");
+    let wp = NsWaypost::spawn(
+        &lab.client_ns,
+        &addr,
+        tempfile::tempdir().unwrap(),
+        "detector.log",
+        ["--upstream", upstream.as_str(), "--listen", addr.as_str(), "-v"],
+        &[
+            ("KRB5_CONFIG", krb5.as_str()),
+            ("KRB5CCNAME", ccache.as_str()),
+            ("WAYPOST_ROUTE__BYPASS_LOOPBACK", "false"),
+            ("WAYPOST_PAC__CACHE_FILE", "none"),
+            ("WAYPOST_AUTH__ALLOW_PROXIES", PROXY_HOST),
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let got = waypost_testsupport::curl::Curl::in_netns(&wp.ns)
+            .proxy(&format!("http://{}", wp.addr))
+            .fetch(&format!("{site}-detector"));
+        if got.status == 407 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "detector: {} {}\n{}", got.status, got.body, wp.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let recorded = fs::read_to_string(&seen).unwrap_or_default().to_ascii_lowercase();
+    assert!(
+        recorded.contains("proxy-authorization: negotiate yii"),
+        "the recorder catches a Kerberos token when the user names it:\n{recorded}\n{}",
+        wp.log()
+    );
+}
+
+/// A process started for a test; killed on drop.
+struct Daemon(std::process::Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
