@@ -150,6 +150,7 @@ pub fn data(app: &App) -> Value {
         },
         "readiness": crate::ready::check(app),
         "pac": pac,
+        "network_trust": app.trust.verdict().describe(),
         "auth": {
             "scheme": format!("{:?}", app.cfg.auth.scheme).to_lowercase(),
             "identity": auth.identity(),
@@ -366,11 +367,13 @@ pub fn html(d: &Value) -> String {
     b.push_str("</section>");
     b.push_str(&format!(
         "<section><h2>Upstreams</h2><p>authentication: scheme <b>{}</b>, identity <b>{}</b> — {}</p>\
+         <p id=\"network-trust\">this network: {}</p>\
          <table id=\"upstreams\"><thead><tr><th>upstream</th><th>pool idle</th><th>pool active</th>\
          <th>requests</th><th>failures</th><th>marked bad</th><th>auth</th></tr></thead><tbody>",
         esc(&text(&d["auth"]["scheme"])),
         esc(&text(&d["auth"]["identity"])),
-        esc(&text(&d["auth"]["credentials"]["detail"]))
+        esc(&text(&d["auth"]["credentials"]["detail"])),
+        esc(&text(&d["network_trust"]))
     ));
     for u in d["upstreams"].as_array().into_iter().flatten() {
         let bad = match u["bad_retry_in_seconds"].as_u64() {
@@ -396,7 +399,7 @@ pub fn html(d: &Value) -> String {
                 "not negotiated yet; {} will be used{locked}",
                 esc(&text(&a["identity"]))
             ),
-            _ => "not sent to this proxy (autologon policy: [auth] policy, allow_proxies)".into(),
+            _ => "not sent to this proxy (named by an unproven network, or the autologon policy: [auth] policy, allow_proxies)".into(),
         };
         b.push_str(&format!(
             "<tr data-upstream=\"{0}\"><td>{0}</td><td class=\"pool-idle\">{1}</td><td class=\"pool-active\">{2}</td>\

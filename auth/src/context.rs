@@ -361,3 +361,39 @@ impl AuthContext {
             .is_some()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::{Grant, Withheld};
+
+    fn with_password(scheme: SchemeChoice) -> Authenticator {
+        let cfg = AuthConfig {
+            scheme,
+            ..AuthConfig::default()
+        };
+        let creds = Credentials::with_password("EXAMPLE\\alice", "pw");
+        Authenticator::new(creds, &cfg, None).unwrap()
+    }
+
+    #[test]
+    fn a_kerberos_only_grant_leaves_ntlm_and_basic_unusable_and_a_withheld_one_refuses() {
+        let proxy = ProxyTarget::new("proxy.corp.example", 8080);
+        for scheme in [SchemeChoice::Ntlm, SchemeChoice::Basic] {
+            let auth = with_password(scheme);
+            let all = auth.usable(&proxy.clone().with_grant(Grant::All));
+            assert!(all.ntlm || all.basic, "{scheme:?}: {all:?}");
+            let kerberos = auth.usable(&proxy.clone().with_grant(Grant::KerberosOnly));
+            assert!(!kerberos.ntlm && !kerberos.basic && !kerberos.basic_needs_tls, "{kerberos:?}");
+        }
+        let auth = with_password(SchemeChoice::Auto);
+        let hs = auth.handshake(
+            &proxy.clone().with_grant(Grant::Withheld(Withheld::UnprovenNetwork)),
+            true,
+        );
+        assert_eq!(hs.refused(), Some(&RejectReason::UntrustedNetwork));
+        assert_eq!(RejectReason::UntrustedNetwork.code(), "auth-untrusted-proxy");
+        let hs = auth.handshake(&proxy.with_grant(Grant::Withheld(Withheld::Policy)), true);
+        assert_eq!(hs.refused(), Some(&RejectReason::PolicyRefused));
+    }
+}

@@ -252,6 +252,11 @@ impl Handshake {
 
     /// Whether a token went out on the current connection and no verdict came yet: such a
     /// connection must never be pooled.
+    /// Why this handshake will send nothing, when it was refused before it began.
+    pub fn refused(&self) -> Option<&RejectReason> {
+        self.params.refuse.as_ref()
+    }
+
     pub fn mid_handshake(&self) -> bool {
         matches!(self.state, State::Sent { .. })
     }
