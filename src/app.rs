@@ -236,7 +236,13 @@ impl App {
             );
         }
         let network = c.ops.network.clone();
-        let trust = start_trust(&cfg, &dialer, autoproxy.is_some(), network.clone(), &shutdown);
+        let trust = start_trust(
+            &cfg,
+            &dialer,
+            autoproxy.is_some(),
+            network.clone(),
+            &shutdown,
+        );
         let app = Arc::new(App {
             upstream: Upstream::new(dialer, pool),
             router,
@@ -259,7 +265,13 @@ impl App {
     /// decided here ([`waypost_auth::policy::Policy::grant`]): by the autologon policy, by who
     /// named the proxy ([`App::speaker`]) and by whether the network has proven itself
     /// ([`crate::trust`]). The identity is the proxy's (`[[auth.proxies]]`, else the default).
-    pub fn plan(&self, hop: &Hop, target: &Target, purpose: Purpose, speaker: Speaker) -> ConnectPlan {
+    pub fn plan(
+        &self,
+        hop: &Hop,
+        target: &Target,
+        purpose: Purpose,
+        speaker: Speaker,
+    ) -> ConnectPlan {
         let auth = &self.upstream.dialer.auth;
         let proven = self.trust.proven();
         route::plan(hop, target, purpose, |proxy| {
@@ -302,7 +314,12 @@ pub fn script_speaker(entry: &str, method: &str) -> Speaker {
     match method {
         "dhcp" | "dns" => Speaker::Network,
         _ if entry == "auto" => Speaker::Network,
-        _ if entry.get(..7).is_some_and(|p| p.eq_ignore_ascii_case("http://")) => Speaker::Network,
+        _ if entry
+            .get(..7)
+            .is_some_and(|p| p.eq_ignore_ascii_case("http://")) =>
+        {
+            Speaker::Network
+        }
         _ => Speaker::User,
     }
 }
@@ -375,7 +392,10 @@ fn follow_network(
             let closed = app.upstream.pool.flush_idle();
             app.metrics.network_changes.inc();
             if cut > 0 {
-                tracing::info!(cut, "network change: upstream connections through the old network closed");
+                tracing::info!(
+                    cut,
+                    "network change: upstream connections through the old network closed"
+                );
             }
             tracing::debug!(
                 closed_idle = closed,

@@ -162,7 +162,7 @@ async fn explain(args: waypost::cli::ExplainArgs) -> ExitCode {
         "http://{addr}/explain?url={}",
         waypost::admin::percent_encode(&args.url)
     );
-    let client = match waypost::upstream::client::HttpClient::standalone() {
+    let client = match waypost::upstream::standalone_client() {
         Ok(c) => c,
         Err(e) => {
             eprintln!("waypost: {e}");
@@ -198,7 +198,7 @@ async fn ready(args: waypost::cli::ReadyArgs) -> ExitCode {
         format!("http://{base}")
     };
     let url = format!("{base}/readyz");
-    let client = match waypost::upstream::client::HttpClient::standalone() {
+    let client = match waypost::upstream::standalone_client() {
         Ok(c) => c,
         Err(e) => {
             eprintln!("waypost: {e}");

@@ -570,5 +570,11 @@ fn static_upstream(app: &App, host: &str) -> bool {
     [&r.http_upstream, &r.https_upstream]
         .into_iter()
         .flatten()
-        .any(|p| p.host.to_string().trim_start_matches('[').trim_end_matches(']') == host)
+        .any(|p| {
+            p.host
+                .to_string()
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                == host
+        })
 }

@@ -162,7 +162,9 @@ pub(crate) fn read_tgt(configured: Option<&str>) -> Result<Tgt, String> {
     let path = match cache.split_once(':') {
         Some(("FILE", p)) => PathBuf::from(p),
         Some((kind, _)) if kind.len() > 1 => {
-            return Err(format!("{kind}: caches cannot be read for the network proof (only FILE:)"))
+            return Err(format!(
+                "{kind}: caches cannot be read for the network proof (only FILE:)"
+            ))
         }
         _ => PathBuf::from(&cache),
     };

@@ -244,7 +244,11 @@ fn network_trust(cfg: &AuthConfig) -> String {
                 cfg.kdc.as_deref(),
                 std::time::Duration::from_millis(1500),
             );
-            let verdict = if p.is_proven() { "proven" } else { "not proven" };
+            let verdict = if p.is_proven() {
+                "proven"
+            } else {
+                "not proven"
+            };
             format!("{verdict}: {}", p.describe())
         }
         false => "not proven by Kerberos (the identity has no ticket cache)".to_string(),
@@ -252,7 +256,12 @@ fn network_trust(cfg: &AuthConfig) -> String {
     let probe = cfg
         .trust_probe
         .as_deref()
-        .map(|u| format!("\n  probe     {} (checked by the running proxy)", u.split('?').next().unwrap_or(u)))
+        .map(|u| {
+            format!(
+                "\n  probe     {} (checked by the running proxy)",
+                u.split('?').next().unwrap_or(u)
+            )
+        })
         .unwrap_or_default();
     format!("network trust\n  rule      {rule}\n  here      {proof}{probe}\n")
 }

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
-use crate::credentials::{parse_nt_hash, read_private_file, SecretString};
 use crate::policy::{valid_pattern, AutologonPolicy, NetworkTrust};
+use crate::secret::{parse_nt_hash, read_private_file, SecretString};
 
 /// Which scheme to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
@@ -192,7 +192,7 @@ impl AuthConfig {
         let mut out = self.validate_identity(true);
         for (i, entry) in self.proxies.iter().enumerate() {
             let key = |k: &str| format!("proxies[{i}].{k}");
-            if let Err(e) = crate::identities::ProxyPattern::parse(&entry.matches) {
+            if let Err(e) = crate::pattern::ProxyPattern::parse(&entry.matches) {
                 out.push(ConfigProblem {
                     key: key("match"),
                     message: e,
@@ -313,7 +313,9 @@ impl AuthConfig {
             }
         }
         if let Some(u) = &self.trust_probe {
-            if !u.starts_with("https://") || url::Url::parse(u).map_or(true, |u| u.host_str().is_none()) {
+            if !u.starts_with("https://")
+                || url::Url::parse(u).map_or(true, |u| u.host_str().is_none())
+            {
                 bad(
                     "trust_probe",
                     format!("{u:?} is not an https:// URL (only a verified certificate proves a network)"),

@@ -384,15 +384,23 @@ mod tests {
             let all = auth.usable(&proxy.clone().with_grant(Grant::All));
             assert!(all.ntlm || all.basic, "{scheme:?}: {all:?}");
             let kerberos = auth.usable(&proxy.clone().with_grant(Grant::KerberosOnly));
-            assert!(!kerberos.ntlm && !kerberos.basic && !kerberos.basic_needs_tls, "{kerberos:?}");
+            assert!(
+                !kerberos.ntlm && !kerberos.basic && !kerberos.basic_needs_tls,
+                "{kerberos:?}"
+            );
         }
         let auth = with_password(SchemeChoice::Auto);
         let hs = auth.handshake(
-            &proxy.clone().with_grant(Grant::Withheld(Withheld::UnprovenNetwork)),
+            &proxy
+                .clone()
+                .with_grant(Grant::Withheld(Withheld::UnprovenNetwork)),
             true,
         );
         assert_eq!(hs.refused(), Some(&RejectReason::UntrustedNetwork));
-        assert_eq!(RejectReason::UntrustedNetwork.code(), "auth-untrusted-proxy");
+        assert_eq!(
+            RejectReason::UntrustedNetwork.code(),
+            "auth-untrusted-proxy"
+        );
         let hs = auth.handshake(&proxy.with_grant(Grant::Withheld(Withheld::Policy)), true);
         assert_eq!(hs.refused(), Some(&RejectReason::PolicyRefused));
     }

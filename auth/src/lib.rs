@@ -4,7 +4,7 @@
 //! Module map, in the order a request meets them:
 //! - [`config`]: the `[auth]` table (serde) and its validation;
 //! - [`credentials`]: user, password / NT hash / keytab / ticket cache, redacted;
-//!   [`live`]: the password file re-read when it changes; [`renew`]: keytab tickets
+//!   [`live`]: the password file re-read when it changes; [`mech::renew`]: keytab tickets
 //!   obtained and renewed inside waypost;
 //! - [`identities`]: the default identity and `[[auth.proxies]]`, chosen per proxy;
 //! - [`policy`]: autologon policy (which proxies get credentials, and on which networks) and
@@ -37,10 +37,11 @@ pub mod keytab;
 pub mod live;
 pub mod mech;
 pub mod metrics;
+pub mod pattern;
 pub mod policy;
 pub mod proof;
-pub mod renew;
 pub mod scheme;
+pub mod secret;
 pub mod spn;
 pub mod status;
 

@@ -297,20 +297,32 @@ mod tests {
         (p.allow_proxies, p.intranet_suffixes) = (Vec::new(), Vec::new());
         let n = Speaker::Network;
         for host in ["proxy.corp.example", "proxy", "10.0.0.1"] {
-            assert_eq!(p.grant(host, n, false), Grant::Withheld(Withheld::UnprovenNetwork));
+            assert_eq!(
+                p.grant(host, n, false),
+                Grant::Withheld(Withheld::UnprovenNetwork)
+            );
             assert_eq!(p.grant(host, n, true), Grant::KerberosOnly, "{host}");
         }
         p.intranet_suffixes = vec!["corp.example".into()];
         assert_eq!(p.grant("proxy.corp.example", n, true), Grant::All);
-        assert_eq!(p.grant("proxy.corp.example", n, false), Grant::Withheld(Withheld::UnprovenNetwork));
+        assert_eq!(
+            p.grant("proxy.corp.example", n, false),
+            Grant::Withheld(Withheld::UnprovenNetwork)
+        );
         assert_eq!(p.grant("evil.example.net", n, true), Grant::KerberosOnly);
         // high: only the allow list, and only on a proven network
         let mut h = policy(AutologonPolicy::High);
         h.intranet_suffixes = Vec::new();
         h.allow_proxies = vec!["gw.corp.example".into()];
         assert_eq!(h.grant("gw.corp.example", n, true), Grant::All);
-        assert_eq!(h.grant("gw.corp.example", n, false), Grant::Withheld(Withheld::UnprovenNetwork));
-        assert_eq!(h.grant("other.corp.example", n, true), Grant::Withheld(Withheld::Policy));
+        assert_eq!(
+            h.grant("gw.corp.example", n, false),
+            Grant::Withheld(Withheld::UnprovenNetwork)
+        );
+        assert_eq!(
+            h.grant("other.corp.example", n, true),
+            Grant::Withheld(Withheld::Policy)
+        );
     }
 
     #[test]
@@ -318,14 +330,29 @@ mod tests {
         let mut p = policy(AutologonPolicy::Medium);
         p.intranet_suffixes = vec!["corp.example".into()];
         for proven in [false, true] {
-            assert_eq!(p.grant("proxy.corp.example", Speaker::User, proven), Grant::All);
+            assert_eq!(
+                p.grant("proxy.corp.example", Speaker::User, proven),
+                Grant::All
+            );
             assert_eq!(p.grant("proxy", Speaker::User, proven), Grant::All);
-            assert_eq!(p.grant("evil.example.net", Speaker::User, proven), Grant::Withheld(Withheld::Policy));
+            assert_eq!(
+                p.grant("evil.example.net", Speaker::User, proven),
+                Grant::Withheld(Withheld::Policy)
+            );
         }
         p.network_trust = NetworkTrust::Names;
-        assert_eq!(p.grant("proxy.corp.example", Speaker::Network, false), Grant::All);
-        assert_eq!(p.grant("proxy", Speaker::Network, false), Grant::Withheld(Withheld::Policy));
-        assert_eq!(policy(AutologonPolicy::Low).grant("x.example", Speaker::Network, false), Grant::All);
+        assert_eq!(
+            p.grant("proxy.corp.example", Speaker::Network, false),
+            Grant::All
+        );
+        assert_eq!(
+            p.grant("proxy", Speaker::Network, false),
+            Grant::Withheld(Withheld::Policy)
+        );
+        assert_eq!(
+            policy(AutologonPolicy::Low).grant("x.example", Speaker::Network, false),
+            Grant::All
+        );
         assert_eq!(Withheld::UnprovenNetwork.code(), "auth-untrusted-proxy");
     }
 

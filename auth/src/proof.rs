@@ -43,7 +43,11 @@ pub enum Proof {
     Proven { realm: String, kdc: String },
     /// Something answered as the KDC and could not prove it (an error, a reply that does not
     /// open with the session key, a wrong nonce): the network is not the realm's.
-    Refuted { realm: String, kdc: String, why: String },
+    Refuted {
+        realm: String,
+        kdc: String,
+        why: String,
+    },
     /// No answer (no KDC address, refused, timed out): the realm is not reachable from here.
     Unreachable { realm: String, why: String },
     /// Nothing to prove with: no readable ticket-granting ticket.
@@ -62,8 +66,12 @@ impl Proof {
             Proof::Refuted { realm, kdc, why } => {
                 format!("a server answering as the KDC of {realm} ({kdc}) failed the proof: {why}")
             }
-            Proof::Unreachable { realm, why } => format!("the KDC of {realm} is not reachable: {why}"),
-            Proof::NoTicket { why } => format!("no Kerberos ticket to prove the network with: {why}"),
+            Proof::Unreachable { realm, why } => {
+                format!("the KDC of {realm} is not reachable: {why}")
+            }
+            Proof::NoTicket { why } => {
+                format!("no Kerberos ticket to prove the network with: {why}")
+            }
         }
     }
 }
@@ -79,10 +87,15 @@ pub fn prove_realm(ccache: Option<&str>, kdc: Option<&str>, timeout: Duration) -
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     if u64::from(tgt.endtime) <= now {
-        return Proof::NoTicket { why: "the ticket-granting ticket has expired".into() };
+        return Proof::NoTicket {
+            why: "the ticket-granting ticket has expired".into(),
+        };
     }
     let realm = tgt.realm.clone();
-    let kdc = match kdc.map(str::to_string).or_else(|| sspi::detect_kdc_host(&realm)) {
+    let kdc = match kdc
+        .map(str::to_string)
+        .or_else(|| sspi::detect_kdc_host(&realm))
+    {
         Some(k) => k,
         None => {
             return Proof::Unreachable {
@@ -98,7 +111,12 @@ pub fn prove_realm(ccache: Option<&str>, kdc: Option<&str>, timeout: Duration) -
     };
     let reply = match exchange(&kdc, &request, timeout) {
         Ok(r) => r,
-        Err(why) => return Proof::Unreachable { realm, why: format!("{kdc}: {why}") },
+        Err(why) => {
+            return Proof::Unreachable {
+                realm,
+                why: format!("{kdc}: {why}"),
+            }
+        }
     };
     match check_reply(&tgt, &reply, &nonce) {
         Ok(()) => Proof::Proven { realm, kdc },
@@ -115,8 +133,12 @@ fn tgs_request(tgt: &ccache::Tgt) -> Result<(Vec<u8>, Vec<u8>), String> {
     };
     let ticket: Ticket =
         picky_asn1_der::from_bytes(&tgt.ticket).map_err(|e| format!("the cached TGT: {e}"))?;
-    let suite = CipherSuite::try_from(usize::from(tgt.enctype))
-        .map_err(|_| format!("the TGT's session key type {} is not supported", tgt.enctype))?;
+    let suite = CipherSuite::try_from(usize::from(tgt.enctype)).map_err(|_| {
+        format!(
+            "the TGT's session key type {} is not supported",
+            tgt.enctype
+        )
+    })?;
     let now = time::OffsetDateTime::now_utc();
     let components = tgt
         .client_components
@@ -167,9 +189,10 @@ fn exchange(kdc: &str, request: &[u8], timeout: Duration) -> Result<Vec<u8>, Str
         .trim_start_matches("tcp://")
         .trim_start_matches("udp://")
         .trim_end_matches('/');
-    let with_port = if hostport.rsplit_once(':').is_some_and(|(h, p)| {
-        !h.is_empty() && !h.ends_with(':') && p.parse::<u16>().is_ok()
-    }) {
+    let with_port = if hostport
+        .rsplit_once(':')
+        .is_some_and(|(h, p)| !h.is_empty() && !h.ends_with(':') && p.parse::<u16>().is_ok())
+    {
         hostport.to_string()
     } else {
         format!("{hostport}:88")
@@ -226,7 +249,11 @@ fn check_reply(tgt: &ccache::Tgt, reply: &[u8], nonce: &[u8]) -> Result<(), Stri
         .map_err(|_| "unsupported session key type".to_string())?;
     let plain = suite
         .cipher()
-        .decrypt(&tgt.key, TGS_REP_ENC_SESSION_KEY, &rep.0.enc_part.0.cipher.0 .0)
+        .decrypt(
+            &tgt.key,
+            TGS_REP_ENC_SESSION_KEY,
+            &rep.0.enc_part.0.cipher.0 .0,
+        )
         .map_err(|_| "its reply does not open with the ticket's session key".to_string())?;
     // RFC 4120 says EncTGSRepPart; some KDCs use the EncASRepPart tag
     let got = match picky_asn1_der::from_bytes::<EncTgsRepPart>(&plain) {
@@ -251,11 +278,18 @@ mod tests {
 
     #[test]
     fn without_a_ticket_cache_there_is_nothing_to_prove_with() {
-        let p = prove_realm(Some("FILE:/nonexistent/krb5cc"), None, Duration::from_secs(1));
+        let p = prove_realm(
+            Some("FILE:/nonexistent/krb5cc"),
+            None,
+            Duration::from_secs(1),
+        );
         assert!(matches!(p, Proof::NoTicket { .. }), "{p:?}");
         assert!(!p.is_proven());
         let p = prove_realm(Some("KEYRING:persistent:0"), None, Duration::from_secs(1));
-        assert!(matches!(p, Proof::NoTicket { ref why } if why.contains("only FILE")), "{p:?}");
+        assert!(
+            matches!(p, Proof::NoTicket { ref why } if why.contains("only FILE")),
+            "{p:?}"
+        );
     }
 
     #[test]

@@ -238,8 +238,15 @@ fn the_real_kdc_proves_the_realm_and_an_impostor_or_silence_does_not() {
     let before = std::fs::read(&ccache).unwrap();
     let real = format!("127.0.0.1:{}", kdc.port);
     let p = prove_realm(Some(&cache), Some(&real), Duration::from_secs(5));
-    assert!(matches!(&p, Proof::Proven { realm, .. } if realm == "EXAMPLE.TEST"), "{p:?}");
-    assert_eq!(std::fs::read(&ccache).unwrap(), before, "the cache is left as it was");
+    assert!(
+        matches!(&p, Proof::Proven { realm, .. } if realm == "EXAMPLE.TEST"),
+        "{p:?}"
+    );
+    assert_eq!(
+        std::fs::read(&ccache).unwrap(),
+        before,
+        "the cache is left as it was"
+    );
 
     // an impostor KDC: it relays the request to the real KDC and answers with the real reply to
     // an *earlier* request (a replay), then with garbage
@@ -262,11 +269,15 @@ fn the_real_kdc_proves_the_realm_and_an_impostor_or_silence_does_not() {
             let mut rep = vec![0u8; u32::from_be_bytes(rlen) as usize];
             k.read_exact(&mut rep).unwrap();
             let answer = match old_reply.take() {
-                None => rep.clone(),  // first: relayed as is (a proxying attacker)
-                Some(old) => old,     // second: the previous reply (a replay)
+                None => rep.clone(), // first: relayed as is (a proxying attacker)
+                Some(old) => old,    // second: the previous reply (a replay)
             };
             old_reply = Some(rep);
-            let answer = if answer.is_empty() { b"garbage".to_vec() } else { answer };
+            let answer = if answer.is_empty() {
+                b"garbage".to_vec()
+            } else {
+                answer
+            };
             c.write_all(&(answer.len() as u32).to_be_bytes()).unwrap();
             c.write_all(&answer).unwrap();
         }
@@ -275,7 +286,10 @@ fn the_real_kdc_proves_the_realm_and_an_impostor_or_silence_does_not() {
     let p = prove_realm(Some(&cache), Some(&fake), Duration::from_secs(5));
     assert!(p.is_proven(), "{p:?}");
     let p = prove_realm(Some(&cache), Some(&fake), Duration::from_secs(5));
-    assert!(matches!(&p, Proof::Refuted { why, .. } if why.contains("nonce")), "{p:?}");
+    assert!(
+        matches!(&p, Proof::Refuted { why, .. } if why.contains("nonce")),
+        "{p:?}"
+    );
     drop(impostor);
 
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -5,47 +5,14 @@
 //! network change ([`DnsService::network_changed`]: re-probed unless pinned, cache emptied).
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
-use std::pin::Pin;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::metrics::Metrics;
 use crate::options::PacOptions;
 
-/// A boxed lookup future.
-pub type LookupFuture<'a> = Pin<Box<dyn Future<Output = Result<Vec<IpAddr>, String>> + Send + 'a>>;
-
-/// The seam to a DNS implementation: all addresses of a name, any family.
-pub trait DnsLookup: Send + Sync {
-    /// Looks `name` up (already IDNA-encoded, lower-case).
-    fn lookup<'a>(&'a self, name: &'a str) -> LookupFuture<'a>;
-}
-
-/// The default backend: hickory with the system configuration.
-pub struct HickoryLookup(hickory_resolver::TokioResolver);
-
-impl HickoryLookup {
-    /// Builds a resolver from `/etc/resolv.conf` (and `/etc/hosts`).
-    pub fn from_system() -> Result<HickoryLookup, String> {
-        let builder =
-            hickory_resolver::TokioResolver::builder_tokio().map_err(|e| e.to_string())?;
-        builder
-            .build()
-            .map(HickoryLookup)
-            .map_err(|e| e.to_string())
-    }
-}
-
-impl DnsLookup for HickoryLookup {
-    fn lookup<'a>(&'a self, name: &'a str) -> LookupFuture<'a> {
-        Box::pin(async move {
-            let answer = self.0.lookup_ip(name).await.map_err(|e| e.to_string())?;
-            Ok(answer.iter().collect())
-        })
-    }
-}
+pub use crate::lookup::{DnsLookup, HickoryLookup, LookupFuture};
 
 /// Outcome of one script lookup.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,7 +7,8 @@
 //!   [`isolate`]: the process backend, supervised `pac-worker` child processes.
 //! - `interp`: one loaded script in one context, under budgets — what both backends run.
 //! - `bindings`: the PAC functions as native JS functions (+ `prelude.js` for the date
-//!   predicates), backed by the pure logic in [`helpers`] and DNS in [`dns`].
+//!   predicates), backed by the pure logic in [`helpers`] and DNS in [`dns`] (its backend seam:
+//!   [`lookup`]).
 //! - [`verdict`]: the return-string grammar -> `Vec<ProxyEntry>`.
 //! - `clock`: the wall clock and time zone scripts see; `metrics`: registered into the
 //!   caller's registry; [`cli`]: the `waypost pac` command.
@@ -26,6 +27,7 @@ pub mod error;
 pub mod helpers;
 mod interp;
 pub mod isolate;
+pub mod lookup;
 mod metrics;
 pub mod options;
 mod pool;

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::dns::DnsLookup;
+use crate::lookup::DnsLookup;
 
 /// Everything that tunes a [`crate::PacEngine`]. Build it with `PacOptions::default()` and
 /// change the fields you need.

@@ -26,7 +26,6 @@ use crate::error;
 use crate::ready;
 use crate::route::Hop;
 use crate::target::{Scheme, Target};
-use crate::upstream::client::HttpClient;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -143,7 +142,7 @@ async fn running(cfg: &Config, opts: &Options) -> Verdict {
             None => return verdict("listening", Status::Skip, "no listen address configured"),
         },
     };
-    let client = match HttpClient::standalone() {
+    let client = match crate::upstream::standalone_client() {
         Ok(c) => c,
         Err(e) => return verdict("listening", Status::Fail, e),
     };
@@ -213,7 +212,11 @@ async fn network_trust(app: &App) -> Option<Verdict> {
     }
     let v = app.trust.decided().await;
     let status = if v.proven() { Status::Ok } else { Status::Warn };
-    let out = verdict("network trust", status, format!("this network: {}", v.describe()));
+    let out = verdict(
+        "network trust",
+        status,
+        format!("this network: {}", v.describe()),
+    );
     Some(match v.proven() {
         true => out,
         false => out.fix("proxies named by WPAD or http:// PAC scripts get no credentials here: with a Kerberos ticket (`kinit`) the realm's KDC proves the office network and the VPN; for sites without Kerberos set auth.trust_probe to an internal https:// URL"),

@@ -15,8 +15,7 @@ use super::Client;
 use crate::access::Counted;
 use crate::app::App;
 use crate::body::{self, Body, IdleTimeout};
-use crate::error::{rescue, ErrorKind, ProxyError};
-use crate::headers;
+use crate::error::{ErrorKind, ProxyError};
 use crate::route::{ConnectPlan, Decision, Purpose};
 use crate::target::Target;
 use crate::upstream::auth::{self, replayable};
@@ -28,16 +27,15 @@ enum Outgoing {
     Stream(Body),
 }
 
-/// Absolute-form HTTP (also requests decrypted from intercepted tunnels, whose URI the
-/// interceptor rewrites to `https://host:port/path`).
-pub async fn forward(app: Arc<App>, client: Client, req: Request<Incoming>) -> Response<Body> {
-    let target = match Target::from_absolute(req.uri(), app.cfg.reject_userpwd_in_url) {
-        Ok(t) => t,
-        Err(e) => return rescue(&e),
-    };
-    if headers::is_upgrade(req.headers()) {
-        return super::upgrade::upgrade(app, client, target, req).await;
-    }
+/// Absolute-form HTTP to `target` (also requests decrypted from intercepted tunnels, whose URI
+/// the interceptor rewrites to `https://host:port/path`); upgrade requests go to
+/// [`super::upgrade`] before this ([`super::http`]).
+pub async fn forward(
+    app: Arc<App>,
+    client: Client,
+    target: Target,
+    req: Request<Incoming>,
+) -> Response<Body> {
     let x = Exchange::new(
         app,
         client,

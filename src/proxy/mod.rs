@@ -31,7 +31,19 @@ use crate::body::Body;
 use crate::error::{rescue, ErrorKind, ProxyError};
 use crate::metrics::Metrics;
 
-pub use forward::forward;
+/// An HTTP request in absolute form (a client's, or one decrypted from an intercepted tunnel):
+/// its target parsed, then [`upgrade`] for an upgrade request, else [`forward`].
+pub async fn http(app: Arc<App>, client: Client, req: Request<Incoming>) -> Response<Body> {
+    let target =
+        match crate::target::Target::from_absolute(req.uri(), app.cfg.reject_userpwd_in_url) {
+            Ok(t) => t,
+            Err(e) => return rescue(&e),
+        };
+    if crate::headers::is_upgrade(req.headers()) {
+        return upgrade::upgrade(app, client, target, req).await;
+    }
+    forward::forward(app, client, target, req).await
+}
 pub use socks::serve as serve_socks;
 
 /// A client connection's slot of `max_client_connections`, counted in the active-connections
@@ -102,7 +114,7 @@ pub async fn handle(
             "authority-form targets are only valid with CONNECT",
         )));
     }
-    Ok(forward(app, client, req).await)
+    Ok(http(app, client, req).await)
 }
 
 /// Logs (and counts) a client that [`admission::admit`] refused, once, where it is handled: a

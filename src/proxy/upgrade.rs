@@ -1,7 +1,7 @@
 //! The last stage for protocol upgrades (WebSocket): a connection of its own on the first hop
 //! that connects, the upgrade request sent (authenticated to the proxy when the plan says so),
 //! and on 101 both upgraded streams relayed. Also the hand-over of intercepted tunnels, whose
-//! decrypted requests come back into [`super::forward`].
+//! decrypted requests come back into [`super::http`].
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -124,7 +124,7 @@ fn spawn_relay(x: &Exchange, client: OnUpgrade, upstream: OnUpgrade, conn: Upgra
 }
 
 /// Hands a CONNECT to interception: the decrypted requests re-enter the pipeline through
-/// [`super::forward`], passed to the interceptor as a handler (it does not call back into this
+/// [`super::http`], passed to the interceptor as a handler (it does not call back into this
 /// module).
 pub fn intercept(x: Exchange, req: Request<Incoming>) -> Response<Body> {
     let app = x.app.clone();
@@ -132,7 +132,7 @@ pub fn intercept(x: Exchange, req: Request<Incoming>) -> Response<Body> {
     let handler: crate::intercept::Handler = Arc::new(move |req| {
         let app = app.clone();
         let client = client.clone();
-        Box::pin(async move { super::forward(app, client, req).await })
+        Box::pin(async move { super::http(app, client, req).await })
     });
     let slot = x.client.slot.clone();
     crate::intercept::start(

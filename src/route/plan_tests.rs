@@ -204,7 +204,10 @@ fn the_identity_is_part_of_the_pool_key() {
     let t = target("http://o.example/");
     let with = plan(&hop("http://p.corp:3128"), &t, Purpose::Request, corp_only);
     let without = plan(&hop("http://p.corp:3128"), &t, Purpose::Request, |_| {
-        (None, waypost_auth::Grant::Withheld(waypost_auth::Withheld::UnprovenNetwork))
+        (
+            None,
+            waypost_auth::Grant::Withheld(waypost_auth::Withheld::UnprovenNetwork),
+        )
     });
     assert!(without.untrusted() && !with.untrusted());
     assert_ne!(with.key, without.key);

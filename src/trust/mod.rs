@@ -54,7 +54,9 @@ impl Verdict {
         match self {
             Verdict::NotNeeded => "not needed (no network-named proxy depends on it)".into(),
             Verdict::Pending { .. } => "being proven".into(),
-            Verdict::Decided { proven, how, at, .. } => format!(
+            Verdict::Decided {
+                proven, how, at, ..
+            } => format!(
                 "{} at {} ({how})",
                 if *proven { "proven" } else { "not proven" },
                 humantime::format_rfc3339_seconds(*at)
@@ -82,7 +84,10 @@ impl Prove for Prover {
     async fn prove(&self) -> (bool, String) {
         let kdc = async {
             let Some(ccache) = self.ccache.clone() else {
-                return (false, "the identity has no ticket cache to prove with".to_string());
+                return (
+                    false,
+                    "the identity has no ticket cache to prove with".to_string(),
+                );
             };
             let kdc = self.kdc.clone();
             let run = tokio::task::spawn_blocking(move || {
@@ -102,7 +107,10 @@ impl Prove for Prover {
             match tokio::time::timeout(PROOF_TIMEOUT, client.get(url, "*/*", 1 << 20)).await {
                 Ok(Ok(_)) => (true, format!("{shown} answered over verified HTTPS")),
                 Ok(Err(e)) => (false, format!("trust probe: {e}")),
-                Err(_) => (false, format!("trust probe {shown}: no answer within {PROOF_TIMEOUT:?}")),
+                Err(_) => (
+                    false,
+                    format!("trust probe {shown}: no answer within {PROOF_TIMEOUT:?}"),
+                ),
             }
         };
         let ((k_ok, k_how), (p_ok, p_how)) = tokio::join!(kdc, probe);
@@ -186,7 +194,8 @@ impl Trust {
     pub async fn decided(&self) -> Verdict {
         let mut rx = self.verdict.subscribe();
         let wait = rx.wait_for(|state| !matches!(self.current(state), Verdict::Pending { .. }));
-        let decided = match tokio::time::timeout(PROOF_TIMEOUT + Duration::from_secs(1), wait).await {
+        let decided = match tokio::time::timeout(PROOF_TIMEOUT + Duration::from_secs(1), wait).await
+        {
             Ok(Ok(state)) => Some(self.current(&state)),
             _ => None,
         };
@@ -213,7 +222,8 @@ async fn follow(
             ));
         }
         // a change during the proof starts it again for the new network
-        let bounded = tokio::time::timeout(PROOF_TIMEOUT + Duration::from_millis(500), prover.prove());
+        let bounded =
+            tokio::time::timeout(PROOF_TIMEOUT + Duration::from_millis(500), prover.prove());
         let (proven, how) = tokio::select! {
             r = bounded => r.unwrap_or_else(|_| (false, format!("no proof within {PROOF_TIMEOUT:?}"))),
             _ = network.changed() => continue,
@@ -229,7 +239,8 @@ async fn follow(
                 at: SystemTime::now(),
             },
         ));
-        let same_as_before = matches!(&previous, Verdict::Decided { proven: p, .. } if *p == proven);
+        let same_as_before =
+            matches!(&previous, Verdict::Decided { proven: p, .. } if *p == proven);
         drop(t);
         if proven {
             tracing::info!(network = %id, "network proven ({how}): Kerberos may go to the proxies its PAC script names");

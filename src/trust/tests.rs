@@ -18,7 +18,14 @@ impl Prove for Scripted {
         tokio::time::sleep(self.delay).await;
         let mut a = self.answers.lock().unwrap();
         let v = if a.len() > 1 { a.remove(0) } else { a[0] };
-        (v, if v { "scripted proof".into() } else { "scripted refusal".into() })
+        (
+            v,
+            if v {
+                "scripted proof".into()
+            } else {
+                "scripted refusal".into()
+            },
+        )
     }
 }
 
@@ -29,7 +36,10 @@ fn id(addr: &str) -> Arc<NetworkId> {
     })
 }
 
-fn start(answers: Vec<bool>, delay: Duration) -> (Arc<Trust>, watch::Sender<Arc<NetworkId>>, Arc<AtomicUsize>) {
+fn start(
+    answers: Vec<bool>,
+    delay: Duration,
+) -> (Arc<Trust>, watch::Sender<Arc<NetworkId>>, Arc<AtomicUsize>) {
     let (tx, rx) = watch::channel(id("10.0.0.2"));
     let calls = Arc::new(AtomicUsize::new(0));
     let prover = Scripted {
@@ -66,8 +76,15 @@ async fn a_change_during_a_proof_restarts_it_for_the_new_network() {
     tx.send_replace(id("172.16.0.9"));
     let v = trust.decided().await;
     let fp = id("172.16.0.9").fingerprint();
-    assert!(matches!(&v, Verdict::Decided { network, proven: true, .. } if *network == fp), "{v:?}");
-    assert_eq!(calls.load(Ordering::SeqCst), 2, "the first proof was abandoned");
+    assert!(
+        matches!(&v, Verdict::Decided { network, proven: true, .. } if *network == fp),
+        "{v:?}"
+    );
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        2,
+        "the first proof was abandoned"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -84,6 +101,9 @@ async fn an_unproven_network_is_asked_again_and_a_proven_one_is_not() {
 async fn waiting_for_a_proof_is_bounded() {
     let (trust, _tx, _) = start(vec![true], Duration::from_secs(3600));
     let v = trust.decided().await;
-    assert!(matches!(&v, Verdict::Decided { proven: false, how, .. } if how.contains("no proof within")), "{v:?}");
+    assert!(
+        matches!(&v, Verdict::Decided { proven: false, how, .. } if how.contains("no proof within")),
+        "{v:?}"
+    );
     assert!(Trust::not_needed().decided().await == Verdict::NotNeeded);
 }

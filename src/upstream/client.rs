@@ -52,26 +52,6 @@ impl HttpClient {
         }
     }
 
-    /// A client with the built-in defaults (for commands that run without a proxy).
-    pub fn standalone() -> Result<HttpClient, String> {
-        let cfg = crate::config::validate(
-            &crate::config::raw::RawConfig::default(),
-            &std::collections::HashMap::new(),
-        )
-        .map_err(|p| format!("built-in defaults: {p:?}"))?;
-        let auth = waypost_auth::Authenticators::from_config(&cfg.auth, None)
-            .map_err(|e| e.to_string())?;
-        let metrics = Arc::new(crate::metrics::Metrics::new());
-        let dialer = Arc::new(Dialer::new(
-            &cfg,
-            Arc::new(auth),
-            metrics,
-            Arc::from("waypost"),
-        ));
-        super::crl::CrlDownloader::install(&dialer);
-        Ok(HttpClient::new(dialer))
-    }
-
     /// GET `url` with `accept`; the body up to `max` bytes (more is an error). An error names
     /// the URL without its userinfo and query (a PAC URL may carry a token).
     pub async fn get(&self, url: &str, accept: &str, max: usize) -> Result<Fetched, String> {

@@ -211,11 +211,17 @@ mod tests {
         let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
         let (_server, _) = listener.accept().await.unwrap();
         let live = Arc::new(LiveSockets::default());
-        assert!(live.register(&client, "127.0.0.1".parse().unwrap()).is_none(), "loopback");
+        assert!(
+            live.register(&client, "127.0.0.1".parse().unwrap())
+                .is_none(),
+            "loopback"
+        );
         // registered as if bound to an address of eth0
         let guard = live.register(&client, "10.9.9.9".parse().unwrap()).unwrap();
         let other = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let kept = live.register(&other, "192.168.1.7".parse().unwrap()).unwrap();
+        let kept = live
+            .register(&other, "192.168.1.7".parse().unwrap())
+            .unwrap();
         assert_eq!(live.len(), 2);
         let before = net(&["addr eth0 10.9.9.9", "addr wlan0 192.168.1.7"]);
         let after = net(&["addr wlan0 192.168.1.7"]);

@@ -11,6 +11,7 @@ pub mod auth;
 pub mod body;
 pub mod body_rate;
 pub mod client;
+pub mod connect;
 pub mod crl;
 pub mod dialer;
 pub mod io;
@@ -26,6 +27,7 @@ use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use self::client::HttpClient;
 use self::dialer::Dialer;
 use self::io::BoxIo;
 use self::pool::{Checkout, Pool, Pooled, ServerPermit};
@@ -75,7 +77,7 @@ impl Upstream {
     /// A raw stream to the plan's target (a CONNECT tunnel), holding a server slot.
     pub async fn tunnel(&self, plan: &ConnectPlan) -> Result<Tunnel, ProxyError> {
         let permit = self.server_permit(plan).await?;
-        let (io, _) = self.dialer.open(plan).await?;
+        let (io, _) = connect::open(&self.dialer, plan).await?;
         Ok(Tunnel { io, permit })
     }
 
@@ -127,7 +129,7 @@ impl Upstream {
         upgrades: bool,
     ) -> Result<(SendRequest<Body>, Option<Arc<[u8]>>), ProxyError> {
         let started = tokio::time::Instant::now();
-        let (io, cert) = self.dialer.open(plan).await?;
+        let (io, cert) = connect::open(&self.dialer, plan).await?;
         let sender = handshake(&self.dialer, io, upgrades, plan.key.label()).await?;
         self.dialer
             .metrics
@@ -305,4 +307,25 @@ pub async fn handshake(
         });
     }
     Ok(sender)
+}
+
+/// A client with the built-in defaults (for commands that run without a proxy), with the TLS
+/// policy's CRL downloader installed.
+pub fn standalone_client() -> Result<HttpClient, String> {
+    let cfg = crate::config::validate(
+        &crate::config::raw::RawConfig::default(),
+        &std::collections::HashMap::new(),
+    )
+    .map_err(|p| format!("built-in defaults: {p:?}"))?;
+    let auth =
+        waypost_auth::Authenticators::from_config(&cfg.auth, None).map_err(|e| e.to_string())?;
+    let metrics = Arc::new(crate::metrics::Metrics::new());
+    let dialer = Arc::new(Dialer::new(
+        &cfg,
+        Arc::new(auth),
+        metrics,
+        Arc::from("waypost"),
+    ));
+    crl::CrlDownloader::install(&dialer);
+    Ok(HttpClient::new(dialer))
 }

@@ -80,19 +80,23 @@ async fn networkmanager(iface: &str) -> Option<String> {
         .stderr(std::process::Stdio::null())
         .kill_on_drop(true)
         .output();
-    let out = tokio::time::timeout(Duration::from_secs(1), run).await.ok()?.ok()?;
+    let out = tokio::time::timeout(Duration::from_secs(1), run)
+        .await
+        .ok()?
+        .ok()?;
     nmcli_wpad(&String::from_utf8_lossy(&out.stdout))
 }
 
 /// The `wpad` option of `nmcli -t -f DHCP4 device show` output
 /// (`DHCP4.OPTION[7]:wpad = http://wpad.corp.example/wpad.dat`).
 pub fn nmcli_wpad(text: &str) -> Option<String> {
-    text.lines().find_map(|l| {
-        let (_, option) = l.split_once(':')?;
-        let (name, value) = option.split_once('=')?;
-        (name.trim() == "wpad").then(|| value.trim().to_string())
-    })
-    .filter(|u| !u.is_empty())
+    text.lines()
+        .find_map(|l| {
+            let (_, option) = l.split_once(':')?;
+            let (name, value) = option.split_once('=')?;
+            (name.trim() == "wpad").then(|| value.trim().to_string())
+        })
+        .filter(|u| !u.is_empty())
 }
 
 /// `OPTION_252=<hex>` (or `WPAD=<url>`) of a systemd-networkd lease file.
@@ -174,8 +178,14 @@ mod tests {
         let out = "DHCP4.OPTION[1]:broadcast_address = 10.0.0.255\n\
                    DHCP4.OPTION[2]:domain_name = corp.example\n\
                    DHCP4.OPTION[9]:wpad = http://wpad.corp.example/wpad.dat\n";
-        assert_eq!(nmcli_wpad(out).as_deref(), Some("http://wpad.corp.example/wpad.dat"));
-        assert_eq!(nmcli_wpad("DHCP4.OPTION[1]:domain_name = corp.example\n"), None);
+        assert_eq!(
+            nmcli_wpad(out).as_deref(),
+            Some("http://wpad.corp.example/wpad.dat")
+        );
+        assert_eq!(
+            nmcli_wpad("DHCP4.OPTION[1]:domain_name = corp.example\n"),
+            None
+        );
         assert_eq!(nmcli_wpad(""), None);
     }
 
@@ -183,10 +193,15 @@ mod tests {
     fn a_networkd_lease_carries_option_252_as_hex() {
         let url = "http://10.1.2.3/wpad.dat";
         let hex: String = url.bytes().chain([0]).map(|b| format!("{b:02X}")).collect();
-        let lease = format!("# This is private data. Do not parse.\nADDRESS=10.1.2.50\nOPTION_252={hex}\n");
+        let lease =
+            format!("# This is private data. Do not parse.\nADDRESS=10.1.2.50\nOPTION_252={hex}\n");
         assert_eq!(networkd_wpad(&lease).as_deref(), Some(url));
         assert_eq!(networkd_wpad("ADDRESS=10.1.2.50\n"), None);
-        assert_eq!(networkd_wpad("OPTION_252=ABC\n"), None, "odd hex is refused");
+        assert_eq!(
+            networkd_wpad("OPTION_252=ABC\n"),
+            None,
+            "odd hex is refused"
+        );
     }
 
     #[test]
@@ -206,8 +221,14 @@ lease {
   option unknown-252 68:74:74:70:3a:2f:2f:6e:65:77:2f:77:2e:64:61:74:00;
 }
 "#;
-        assert_eq!(dhclient_wpad(leases, "eth0").as_deref(), Some("http://new/w.dat"));
-        assert_eq!(dhclient_wpad(leases, "wlan0").as_deref(), Some("http://cafe.example/wpad.dat"));
+        assert_eq!(
+            dhclient_wpad(leases, "eth0").as_deref(),
+            Some("http://new/w.dat")
+        );
+        assert_eq!(
+            dhclient_wpad(leases, "wlan0").as_deref(),
+            Some("http://cafe.example/wpad.dat")
+        );
         assert_eq!(dhclient_wpad(leases, "eth1"), None);
     }
 
@@ -218,16 +239,29 @@ lease {
         let dhclient = dir.path().join("dhcp");
         std::fs::create_dir_all(&networkd).unwrap();
         std::fs::create_dir_all(&dhclient).unwrap();
-        let hex: String = "http://nd/wpad.dat".bytes().map(|b| format!("{b:02x}")).collect();
+        let hex: String = "http://nd/wpad.dat"
+            .bytes()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         std::fs::write(networkd.join("7"), format!("OPTION_252={hex}\n")).unwrap();
         std::fs::write(
             dhclient.join("dhclient.eth1.leases"),
             "lease {\n  interface \"eth1\";\n  option wpad \"http://dh/wpad.dat\";\n}\n",
         )
         .unwrap();
-        let roots = Roots { networkd, dhclient: vec![dhclient], nmcli: false };
-        assert_eq!(ask(&roots, "eth0", 7).await, Some(("http://nd/wpad.dat".into(), "systemd-networkd")));
-        assert_eq!(ask(&roots, "eth1", 8).await, Some(("http://dh/wpad.dat".into(), "dhclient")));
+        let roots = Roots {
+            networkd,
+            dhclient: vec![dhclient],
+            nmcli: false,
+        };
+        assert_eq!(
+            ask(&roots, "eth0", 7).await,
+            Some(("http://nd/wpad.dat".into(), "systemd-networkd"))
+        );
+        assert_eq!(
+            ask(&roots, "eth1", 8).await,
+            Some(("http://dh/wpad.dat".into(), "dhclient"))
+        );
         assert_eq!(ask(&roots, "eth2", 9).await, None);
     }
 }

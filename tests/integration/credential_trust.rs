@@ -124,7 +124,10 @@ fn krb5_conf_with_kdc(real: &Path, kdc: &str, out: &Path) {
             }
         })
         .collect();
-    assert_ne!(rewritten, text, "the KDC's krb5.conf names its kdc:\n{text}");
+    assert_ne!(
+        rewritten, text,
+        "the KDC's krb5.conf names its kdc:\n{text}"
+    );
     std::fs::write(out, rewritten).unwrap();
 }
 
@@ -162,7 +165,10 @@ async fn wait_for_line(lines: &Lines, needle: &str) -> String {
 }
 
 fn env<'a>(krb5_conf: &'a Path, ccache: &'a OsStr) -> [(&'static str, &'a OsStr); 2] {
-    [("KRB5_CONFIG", krb5_conf.as_os_str()), ("KRB5CCNAME", ccache)]
+    [
+        ("KRB5_CONFIG", krb5_conf.as_os_str()),
+        ("KRB5CCNAME", ccache),
+    ]
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -183,11 +189,19 @@ async fn kerberos_goes_to_a_wpad_named_proxy_only_on_a_network_the_kdc_proves() 
     let (child, addr, lines) =
         spawn_waypost_with_env(&office, None, &env(&kdc.krb5_conf, ccache)).await;
     let (status, headers, body) = harness::get(addr, &origin.url("/office")).await;
-    assert_eq!(status, 200, "{headers:?} {body} {:?}", lines.lock().unwrap());
+    assert_eq!(
+        status,
+        200,
+        "{headers:?} {body} {:?}",
+        lines.lock().unwrap()
+    );
     assert!(body.contains("GET /office"), "{body}");
     wait_for_line(&lines, "network proven").await;
     let access = squid.access_log_when(|l| l.contains("/office")).await;
-    assert!(access.contains(&format!("{USER}@")), "squid names the user:\n{access}");
+    assert!(
+        access.contains(&format!("{USER}@")),
+        "squid names the user:\n{access}"
+    );
     let kdc_log = std::fs::read_to_string(kdc.log()).unwrap_or_default();
     assert!(
         kdc_log.contains("TGS_REQ") && kdc_log.contains("for krbtgt/EXAMPLE.TEST"),
@@ -204,7 +218,10 @@ async fn kerberos_goes_to_a_wpad_named_proxy_only_on_a_network_the_kdc_proves() 
     let with_password = format!(
         "[auth]\nuser = \"EXAMPLE\\\\{USER}\"\npassword = \"{PASSWORD}\"\nallow_proxies = [\"localhost\"]\n"
     );
-    for (name, extra) in [("sso.toml", String::new()), ("password.toml", with_password)] {
+    for (name, extra) in [
+        ("sso.toml", String::new()),
+        ("password.toml", with_password),
+    ] {
         recorder.clear();
         let cfg = write_config(dir.path(), name, &hostile_pac.url("/wpad.dat"), &extra);
         let (child, addr, lines) =
@@ -216,7 +233,10 @@ async fn kerberos_goes_to_a_wpad_named_proxy_only_on_a_network_the_kdc_proves() 
             Some("auth-untrusted-proxy"),
             "{name}: {headers:?}"
         );
-        assert!(!body.contains("attacker's page"), "{name}: the page is not relayed: {body}");
+        assert!(
+            !body.contains("attacker's page"),
+            "{name}: the page is not relayed: {body}"
+        );
         let tunnel = harness::raw(
             addr,
             format!("CONNECT {0} HTTP/1.1\r\nHost: {0}\r\n\r\n", origin.addr).as_bytes(),
@@ -227,7 +247,10 @@ async fn kerberos_goes_to_a_wpad_named_proxy_only_on_a_network_the_kdc_proves() 
             "{name}: {tunnel}"
         );
         let seen = recorder.text();
-        assert!(seen.contains("GET http://") && seen.contains("CONNECT "), "{name}: {seen}");
+        assert!(
+            seen.contains("GET http://") && seen.contains("CONNECT "),
+            "{name}: {seen}"
+        );
         assert!(
             !seen.to_ascii_lowercase().contains("proxy-authorization"),
             "{name}: a credential reached the hostile proxy:\n{seen}"
@@ -240,8 +263,16 @@ async fn kerberos_goes_to_a_wpad_named_proxy_only_on_a_network_the_kdc_proves() 
     // the detector: named by the user (route.upstream), the recorder does get each kind
     for (scheme, user, marker) in [
         ("auto", None, "Proxy-Authorization: Negotiate YII"),
-        ("ntlm", Some(format!("EXAMPLE\\\\{USER}")), "Proxy-Authorization: NTLM TlRMTVNTUAAB"),
-        ("basic", Some(USER.to_string()), "Proxy-Authorization: Basic "),
+        (
+            "ntlm",
+            Some(format!("EXAMPLE\\\\{USER}")),
+            "Proxy-Authorization: NTLM TlRMTVNTUAAB",
+        ),
+        (
+            "basic",
+            Some(USER.to_string()),
+            "Proxy-Authorization: Basic ",
+        ),
     ] {
         recorder.clear();
         let creds = match &user {
@@ -264,7 +295,8 @@ async fn kerberos_goes_to_a_wpad_named_proxy_only_on_a_network_the_kdc_proves() 
         assert_eq!(status, 407, "{scheme}: the recorder keeps refusing");
         let seen = recorder.text();
         assert!(
-            seen.to_ascii_lowercase().contains(&marker.to_ascii_lowercase()),
+            seen.to_ascii_lowercase()
+                .contains(&marker.to_ascii_lowercase()),
             "{scheme}: the recorder sees {marker:?}:\n{seen}"
         );
         drop(child);

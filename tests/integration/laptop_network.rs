@@ -709,7 +709,17 @@ impl Pair {
             run(Command::new("ip").args(["-n", ns, "link", "set", "lo", "up"]));
         }
         run(Command::new("ip").args([
-            "-n", &pair.laptop, "link", "add", "vl", "type", "veth", "peer", "name", "vs", "netns",
+            "-n",
+            &pair.laptop,
+            "link",
+            "add",
+            "vl",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "vs",
+            "netns",
             &pair.server,
         ]));
         run(Command::new("ip").args(["-n", &pair.laptop, "link", "set", "vl", "up"]));
@@ -757,7 +767,10 @@ fn an_instant_switch_fails_a_request_stranded_on_the_old_address_at_once_and_the
     pair.ip(&pair.server, &["addr", "add", "10.84.1.1/24", "dev", "vs"]);
     pair.ip(&pair.server, &["addr", "add", "10.84.2.1/24", "dev", "vs"]);
     pair.ip(&pair.laptop, &["addr", "add", "10.84.1.2/24", "dev", "vl"]);
-    pair.ip(&pair.laptop, &["route", "add", "default", "via", "10.84.1.1"]);
+    pair.ip(
+        &pair.laptop,
+        &["route", "add", "default", "via", "10.84.1.1"],
+    );
     let dir = tempfile::tempdir().unwrap();
     let marker = dir.path().join("accepted");
     let (silent_port, http_port) = (port(7), port(8));
@@ -772,7 +785,13 @@ fn an_instant_switch_fails_a_request_stranded_on_the_old_address_at_once_and_the
     );
     let _origin = Daemon(
         pair.exec(&pair.server, "python3")
-            .args(["-m", "http.server", &http_port.to_string(), "--bind", "0.0.0.0"])
+            .args([
+                "-m",
+                "http.server",
+                &http_port.to_string(),
+                "--bind",
+                "0.0.0.0",
+            ])
             .current_dir(std::env::temp_dir())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -791,7 +810,12 @@ fn an_instant_switch_fails_a_request_stranded_on_the_old_address_at_once_and_the
         assert!(Instant::now() < deadline, "the origin did not start");
         std::thread::sleep(Duration::from_millis(50));
     }
-    let accepted = || fs::read_to_string(&marker).unwrap_or_default().lines().count();
+    let accepted = || {
+        fs::read_to_string(&marker)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
     let deadline = Instant::now() + Duration::from_secs(10);
     while accepted() == 0 {
         assert!(Instant::now() < deadline, "the silent server did not start");
@@ -817,13 +841,19 @@ fn an_instant_switch_fails_a_request_stranded_on_the_old_address_at_once_and_the
         .expect("curl");
     let deadline = Instant::now() + Duration::from_secs(10);
     while accepted() == probes {
-        assert!(Instant::now() < deadline, "the silent server saw no connection");
+        assert!(
+            Instant::now() < deadline,
+            "the silent server saw no connection"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     // undocking with Wi-Fi up: the new address and route first, then the old address goes
     let switched = Instant::now();
     pair.ip(&pair.laptop, &["addr", "add", "10.84.2.2/24", "dev", "vl"]);
-    pair.ip(&pair.laptop, &["route", "replace", "default", "via", "10.84.2.1"]);
+    pair.ip(
+        &pair.laptop,
+        &["route", "replace", "default", "via", "10.84.2.1"],
+    );
     pair.ip(&pair.laptop, &["addr", "del", "10.84.1.2/24", "dev", "vl"]);
     let out = stranded.wait_with_output().expect("curl ends");
     let took = switched.elapsed();
@@ -834,8 +864,16 @@ fn an_instant_switch_fails_a_request_stranded_on_the_old_address_at_once_and_the
     assert!(head.starts_with("HTTP/1.1 502"), "{head}");
     let lower = head.to_ascii_lowercase();
     assert!(lower.contains("x-waypost-error: upstream-closed"), "{head}");
-    assert!(head.contains("the network changed"), "the answer names the cause: {head}");
-    assert!(wp.log().contains("upstream connections through the old network closed"), "{}", wp.log());
+    assert!(
+        head.contains("the network changed"),
+        "the answer names the cause: {head}"
+    );
+    assert!(
+        wp.log()
+            .contains("upstream connections through the old network closed"),
+        "{}",
+        wp.log()
+    );
     // the next request goes out on the new address
     let (status, _) = curl_via_ns(&pair, &wp.addr, &format!("http://10.84.2.1:{http_port}/"));
     assert_eq!(status, 200, "{}", wp.log());
@@ -845,7 +883,16 @@ fn an_instant_switch_fails_a_request_stranded_on_the_old_address_at_once_and_the
 fn curl_via_ns(pair: &Pair, proxy: &str, url: &str) -> (u16, f64) {
     let out = pair
         .exec(&pair.laptop, "curl")
-        .args(["-s", "-o", "/dev/null", "-w", "%{http_code} %{time_total}", "--max-time", "30", "-x"])
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code} %{time_total}",
+            "--max-time",
+            "30",
+            "-x",
+        ])
         .arg(format!("http://{proxy}"))
         .arg(url)
         .output()

@@ -246,7 +246,10 @@ impl Lab {
     /// the binary it can execute), with `CAP_NET_BIND_SERVICE` as an ambient capability or with
     /// no capability at all; returns (exit code, stdout, stderr).
     fn run_waypost_as_nobody(&self, bind_cap: bool, args: &[&str]) -> (i32, String, String) {
-        let out = self.nobody_command(bind_cap, args).output().expect("run waypost under setpriv");
+        let out = self
+            .nobody_command(bind_cap, args)
+            .output()
+            .expect("run waypost under setpriv");
         (
             out.status.code().unwrap_or(-1),
             String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -263,21 +266,36 @@ impl Lab {
         if !exe.exists() {
             fs::copy(env!("CARGO_BIN_EXE_waypost"), &exe).expect("copy the waypost binary");
         }
-        for (path, mode) in [(self.state.path(), 0o755), (bin_dir.as_path(), 0o755), (exe.as_path(), 0o755)] {
+        for (path, mode) in [
+            (self.state.path(), 0o755),
+            (bin_dir.as_path(), 0o755),
+            (exe.as_path(), 0o755),
+        ] {
             fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
         }
         let caps: &[&str] = match bind_cap {
-            true => &["--inh-caps=+net_bind_service", "--ambient-caps=+net_bind_service"],
+            true => &[
+                "--inh-caps=+net_bind_service",
+                "--ambient-caps=+net_bind_service",
+            ],
             false => &["--inh-caps=-all"],
         };
         let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.client_ns, "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"])
-            .args(caps)
-            .arg("--")
-            .arg(&exe)
-            .args(args)
-            .env("WAYPOST_LOG", "warn")
-            .stdin(Stdio::null());
+        cmd.args([
+            "netns",
+            "exec",
+            &self.client_ns,
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+        ])
+        .args(caps)
+        .arg("--")
+        .arg(&exe)
+        .args(args)
+        .env("WAYPOST_LOG", "warn")
+        .stdin(Stdio::null());
         cmd
     }
 }
@@ -555,7 +573,15 @@ fn an_unprivileged_user_is_told_dhcp_is_unavailable_and_cap_net_bind_service_ena
         search: "corp.example.test",
         wpad_name: "wpad.corp.example.test",
     });
-    let discover = ["wpad", "discover", "--json", "--dhcp-timeout", "2s", "--dns-timeout", "2s"];
+    let discover = [
+        "wpad",
+        "discover",
+        "--json",
+        "--dhcp-timeout",
+        "2s",
+        "--dns-timeout",
+        "2s",
+    ];
     // unprivileged, no capability: DHCP says why it cannot run and how to enable it; DNS still finds it
     let (code, out, err) = lab.run_waypost_as_nobody(false, &discover);
     let r: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}\n{err}"));
@@ -567,7 +593,10 @@ fn an_unprivileged_user_is_told_dhcp_is_unavailable_and_cap_net_bind_service_ena
         .map(|a| a["reason"].as_str().unwrap_or("").to_string())
         .collect();
     assert!(
-        reasons.iter().any(|x| x.contains("DHCP WPAD discovery is unavailable") && x.contains("setcap cap_net_bind_service")),
+        reasons
+            .iter()
+            .any(|x| x.contains("DHCP WPAD discovery is unavailable")
+                && x.contains("setcap cap_net_bind_service")),
         "{reasons:?}"
     );
     // the proxy itself (a user service) logs it once, as a warning
@@ -581,7 +610,10 @@ fn an_unprivileged_user_is_told_dhcp_is_unavailable_and_cap_net_bind_service_ena
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         use std::io::BufRead;
-        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
             if tx.send(line).is_err() {
                 return;
             }
@@ -598,11 +630,18 @@ fn an_unprivileged_user_is_told_dhcp_is_unavailable_and_cap_net_bind_service_ena
     };
     let _ = proxy.kill();
     let _ = proxy.wait();
-    assert!(warned, "waypost run warns that DHCP discovery is unavailable: {seen:?}");
+    assert!(
+        warned,
+        "waypost run warns that DHCP discovery is unavailable: {seen:?}"
+    );
     // with CAP_NET_BIND_SERVICE only (still uid nobody): the DHCPINFORM of its own works
     let (code, out, err) = lab.run_waypost_as_nobody(true, &discover);
     let r: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}\n{err}"));
-    assert_eq!((code, r["method"].as_str()), (0, Some("dhcp")), "{r}\n{err}");
+    assert_eq!(
+        (code, r["method"].as_str()),
+        (0, Some("dhcp")),
+        "{r}\n{err}"
+    );
     assert_eq!(r["url"], format!("http://{SERVER_IP}/wpad.dat"), "{r}");
     assert!(!err.contains("unavailable"), "{err}");
 }

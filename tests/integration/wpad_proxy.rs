@@ -353,12 +353,18 @@ fn in_the_office_pac_auto_and_a_kinit_ticket_are_all_it_takes_to_pass_a_negotiat
         || squid.access_log(),
         |log| log.contains("/office"),
     );
-    assert!(log.contains(&format!("{USER}@EXAMPLE.TEST")), "squid names the user:\n{log}");
+    assert!(
+        log.contains(&format!("{USER}@EXAMPLE.TEST")),
+        "squid names the user:\n{log}"
+    );
     let r = wp.explain(&site);
     assert_eq!(r["pac"]["method"], "dhcp", "{r}");
     assert_eq!(r["credentials"][0]["sent"], "kerberos only", "{r}");
     let why = r["credentials"][0]["why"].as_str().unwrap_or("");
-    assert!(why.contains("named by the network") && why.contains("proven"), "{r}");
+    assert!(
+        why.contains("named by the network") && why.contains("proven"),
+        "{r}"
+    );
     assert!(wp.log().contains("network proven"), "{}", wp.log());
 }
 
@@ -423,7 +429,11 @@ fn on_a_hostile_network_that_claims_the_corporate_names_no_credential_leaves() {
         .env("KRB5CCNAME", &ccache)
         .output()
         .unwrap();
-    assert!(kvno.status.success(), "{}", String::from_utf8_lossy(&kvno.stderr));
+    assert!(
+        kvno.status.success(),
+        "{}",
+        String::from_utf8_lossy(&kvno.stderr)
+    );
 
     let lab = WpadLab::start("function FindProxyForURL(u, h) { return 'DIRECT'; }\n");
     let (recorder_port, kdc_port) = (free_port(), free_port());
@@ -450,10 +460,12 @@ fn on_a_hostile_network_that_claims_the_corporate_names_no_credential_leaves() {
     let text = fs::read_to_string(&kdc.krb5_conf).unwrap();
     let hostile: String = text
         .lines()
-        .map(|l| match l.trim_start().starts_with("kdc") && l.contains('=') {
-            true => format!("    kdc = 127.0.0.1:{kdc_port}\n"),
-            false => format!("{l}\n"),
-        })
+        .map(
+            |l| match l.trim_start().starts_with("kdc") && l.contains('=') {
+                true => format!("    kdc = 127.0.0.1:{kdc_port}\n"),
+                false => format!("{l}\n"),
+            },
+        )
         .collect();
     assert_ne!(hostile, text);
     fs::write(&krb5, hostile).unwrap();
@@ -463,9 +475,15 @@ fn on_a_hostile_network_that_claims_the_corporate_names_no_credential_leaves() {
     let password_config = [
         ("WAYPOST_AUTH__USER", format!("EXAMPLE\\{USER}")),
         ("WAYPOST_AUTH__PASSWORD", PASSWORD.to_string()),
-        ("WAYPOST_AUTH__INTRANET_SUFFIXES", "example.test".to_string()),
+        (
+            "WAYPOST_AUTH__INTRANET_SUFFIXES",
+            "example.test".to_string(),
+        ),
     ];
-    for (name, extra) in [("sso", &password_config[..0]), ("password", &password_config[..])] {
+    for (name, extra) in [
+        ("sso", &password_config[..0]),
+        ("password", &password_config[..]),
+    ] {
         let mut env: Vec<(&str, &str)> = vec![("KRB5_CONFIG", &krb5), ("KRB5CCNAME", &ccache)];
         env.extend(extra.iter().map(|(k, v)| (*k, v.as_str())));
         let wp = start_waypost(&lab, &env);
@@ -475,23 +493,42 @@ fn on_a_hostile_network_that_claims_the_corporate_names_no_credential_leaves() {
             .proxy(&format!("http://{}", wp.addr))
             .args(["-D", "-"])
             .fetch(&site);
-        eprintln!("hostile ({name}): answered {} in {:?}", got.status, started.elapsed());
+        eprintln!(
+            "hostile ({name}): answered {} in {:?}",
+            got.status,
+            started.elapsed()
+        );
         assert_eq!(got.status, 502, "{name}: {}\n{}", got.body, wp.log());
         assert!(
-            got.body.to_ascii_lowercase().contains("x-waypost-error: auth-untrusted-proxy"),
+            got.body
+                .to_ascii_lowercase()
+                .contains("x-waypost-error: auth-untrusted-proxy"),
             "{name}: {}",
             got.body
         );
-        assert!(!got.body.contains("attacker's page"), "{name}: {}", got.body);
-        let recorded = fs::read_to_string(&seen).unwrap_or_default();
-        assert!(recorded.contains("/hostile"), "{name}: the recorder was asked: {recorded}");
         assert!(
-            !recorded.to_ascii_lowercase().contains("proxy-authorization"),
+            !got.body.contains("attacker's page"),
+            "{name}: {}",
+            got.body
+        );
+        let recorded = fs::read_to_string(&seen).unwrap_or_default();
+        assert!(
+            recorded.contains("/hostile"),
+            "{name}: the recorder was asked: {recorded}"
+        );
+        assert!(
+            !recorded
+                .to_ascii_lowercase()
+                .contains("proxy-authorization"),
             "{name}: a credential reached the hostile proxy:\n{recorded}"
         );
         let r = wp.explain(&site);
         assert_eq!(r["credentials"][0]["sent"], "withheld", "{name}: {r}");
-        assert!(wp.log().contains("network not proven"), "{name}: {}", wp.log());
+        assert!(
+            wp.log().contains("network not proven"),
+            "{name}: {}",
+            wp.log()
+        );
         drop(wp);
         fs::write(&seen, "").unwrap();
     }
@@ -503,7 +540,13 @@ fn on_a_hostile_network_that_claims_the_corporate_names_no_credential_leaves() {
         &addr,
         tempfile::tempdir().unwrap(),
         "detector.log",
-        ["--upstream", upstream.as_str(), "--listen", addr.as_str(), "-v"],
+        [
+            "--upstream",
+            upstream.as_str(),
+            "--listen",
+            addr.as_str(),
+            "-v",
+        ],
         &[
             ("KRB5_CONFIG", krb5.as_str()),
             ("KRB5CCNAME", ccache.as_str()),
@@ -520,10 +563,18 @@ fn on_a_hostile_network_that_claims_the_corporate_names_no_credential_leaves() {
         if got.status == 407 {
             break;
         }
-        assert!(Instant::now() < deadline, "detector: {} {}\n{}", got.status, got.body, wp.log());
+        assert!(
+            Instant::now() < deadline,
+            "detector: {} {}\n{}",
+            got.status,
+            got.body,
+            wp.log()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
-    let recorded = fs::read_to_string(&seen).unwrap_or_default().to_ascii_lowercase();
+    let recorded = fs::read_to_string(&seen)
+        .unwrap_or_default()
+        .to_ascii_lowercase();
     assert!(
         recorded.contains("proxy-authorization: negotiate yii"),
         "the recorder catches a Kerberos token when the user names it:\n{recorded}\n{}",

@@ -10,6 +10,7 @@ mod basic;
 pub(crate) mod gss;
 mod kerberos;
 mod ntlm;
+pub mod renew;
 
 use std::sync::Arc;
 
@@ -17,9 +18,9 @@ pub use basic::BasicMech;
 pub use kerberos::{KdcClient, SspiKerberos};
 pub use ntlm::SspiNtlm;
 
+use self::renew::KeytabTickets;
 use crate::credentials::{Credentials, KerberosSource};
 use crate::live::LiveCredentials;
-use crate::renew::KeytabTickets;
 use crate::scheme::Mech;
 
 /// Result of one step.
@@ -87,7 +88,7 @@ pub trait MechanismFactory: Send + Sync {
 pub struct CredentialMechanisms {
     live: Arc<LiveCredentials>,
     kdc: KdcClient,
-    /// With a keytab: the ticket cache waypost keeps renewed ([`crate::renew`]).
+    /// With a keytab: the ticket cache waypost keeps renewed ([`renew`]).
     tickets: Option<Arc<KeytabTickets>>,
 }
 

@@ -90,7 +90,7 @@ impl Drop for KeytabTickets {
 #[cfg(feature = "gssapi")]
 fn obtain(keytab: &Path, principal: &str, ccache: &str) -> Result<(), String> {
     let kt = format!("FILE:{}", keytab.display());
-    crate::mech::gss::obtain_from_keytab(&kt, principal, ccache).map_err(|e| e.to_string())
+    super::gss::obtain_from_keytab(&kt, principal, ccache).map_err(|e| e.to_string())
 }
 
 #[cfg(not(feature = "gssapi"))]

@@ -1,0 +1,132 @@
+//! Carrying a connect plan out: the stream to the server of a [`ConnectPlan`] — straight, to a
+//! proxy for absolute-form requests, through a SOCKS proxy, or through a CONNECT tunnel of an
+//! HTTP(S) proxy (authenticated on the proxy connection by [`super::auth`]) — from the
+//! [`Dialer`]'s primitives. It makes no routing decision: the plan says everything.
+
+use http::{header, HeaderValue, Method, Request};
+use hyper_util::rt::TokioIo;
+
+use super::dialer::{refusal, Dialer, Opened};
+use super::io::BoxIo;
+use crate::body;
+use crate::error::{ErrorKind, ProxyError};
+use crate::route::{ConnectPlan, Path};
+use crate::target::{Host, ProxyAddr};
+
+/// The stream to the server of `plan` (`plan.key.host`), TLS-wrapped when `plan.tls`.
+pub async fn open(dialer: &Dialer, plan: &ConnectPlan) -> Result<Opened, ProxyError> {
+    let (host, port) = (&plan.key.host, plan.key.port);
+    match &plan.path {
+        Path::Direct => {
+            let tcp = dialer.tcp_checked(host, port, plan.key.restricted).await?;
+            dialer.finish(host, tcp, plan.tls).await
+        }
+        Path::Forward(_) => {
+            let tcp = dialer.tcp(host, port).await?;
+            dialer.finish(host, tcp, plan.tls).await
+        }
+        Path::Socks(p) => {
+            let tcp = super::socks::connect(dialer, p, host, port, plan.identity.is_some()).await?;
+            dialer.finish(host, tcp, plan.tls).await
+        }
+        Path::Connect(p) => {
+            // the socket to the proxy was registered when it was opened (`to_proxy`)
+            let tunnel = connect_tunnel(dialer, p, host, port, plan.grant, &plan.via).await?;
+            dialer.finish(host, tunnel, plan.tls).await
+        }
+    }
+}
+
+/// Opens a tunnel to `host:port` through an HTTP proxy with CONNECT; returns the raw stream
+/// after the proxy's 2xx. When `grant` allows credentials, a 407 is answered on the same
+/// connection (Negotiate, NTLM, Basic; Kerberos only under a Kerberos-only grant),
+/// reconnecting when the proxy closes after its 407. A refusal keeps the proxy's status
+/// and (bounded) body for the client, except a 407 of an untrusted proxy. `via`: the client's `Via`
+/// values, sent before this instance's own entry (loop detection along proxy chains).
+pub async fn connect_tunnel(
+    dialer: &Dialer,
+    proxy: &ProxyAddr,
+    host: &Host,
+    port: u16,
+    grant: Option<waypost_auth::Grant>,
+    via: &[HeaderValue],
+) -> Result<BoxIo, ProxyError> {
+    let authenticate = grant.is_some_and(waypost_auth::Grant::allows_any);
+    let what = format!("proxy {}", proxy.label());
+    let authority = format!("{}:{port}", host.to_authority_host());
+    let own_via = HeaderValue::from_str(&format!("1.1 {}", dialer.via_token)).ok();
+    let make = |_: Option<HeaderValue>| {
+        let mut req = Request::new(body::empty());
+        *req.method_mut() = Method::CONNECT;
+        // An authority built from a parsed Host and a port is always a valid URI.
+        *req.uri_mut() = authority.parse().unwrap_or_default();
+        if let Ok(h) = HeaderValue::from_str(&authority) {
+            req.headers_mut().insert(header::HOST, h);
+        }
+        for v in via.iter().chain(&own_via) {
+            req.headers_mut().append(header::VIA, v.clone());
+        }
+        req
+    };
+    let timeout = dialer.timeouts.receive_response;
+    let mut ctx: Option<waypost_auth::AuthContext> = None;
+    for _ in 0..3 {
+        let (io, cert) = dialer.to_proxy(proxy).await?;
+        let mut sender = super::handshake(dialer, io, true, &what).await?;
+        let exchange = async {
+            if !authenticate {
+                let resp = sender
+                    .send_request(make(None))
+                    .await
+                    .map_err(|e| super::map_hyper_error(&e, &what))?;
+                return Ok(Some(resp));
+            }
+            let ctx = match &mut ctx {
+                Some(c) => c,
+                None => ctx.insert(
+                    super::auth::context(dialer, &proxy.host, proxy.port, cert, false, grant).await,
+                ),
+            };
+            match waypost_auth::authenticate_request(&mut sender, make, ctx).await {
+                Err(e) if e.is_reconnect() => Ok(None),
+                Err(e) => Err(super::auth::map_error(e, &what)),
+                Ok((resp, outcome)) => {
+                    if !outcome.is_success() {
+                        let err = super::auth::rejected(&what, &outcome);
+                        return Err(refusal(err, resp).await);
+                    }
+                    Ok(Some(resp))
+                }
+            }
+        };
+        let resp = match tokio::time::timeout(timeout, exchange).await {
+            Err(_) => return Err(ProxyError::response_timeout(&what, timeout)),
+            Ok(r) => r?,
+        };
+        let Some(resp) = resp else { continue };
+        let status = resp.status();
+        let withheld = grant
+            == Some(waypost_auth::Grant::Withheld(
+                waypost_auth::Withheld::UnprovenNetwork,
+            ));
+        if status == http::StatusCode::PROXY_AUTHENTICATION_REQUIRED && withheld {
+            return Err(super::auth::untrusted(&what));
+        }
+        if !status.is_success() {
+            let err = ProxyError::new(
+                ErrorKind::ProxyConnect(status.as_u16()),
+                format!("{what} answered CONNECT {authority} with {status}"),
+            );
+            return Err(refusal(err, resp).await);
+        }
+        let upgraded = hyper::upgrade::on(resp).await.map_err(|e| {
+            ProxyError::new(ErrorKind::UpstreamClosed, format!("{what} tunnel broke"))
+                .with_source(e)
+        })?;
+        return Ok(Box::new(TokioIo::new(upgraded)));
+    }
+    Err(ProxyError::new(
+        ErrorKind::UpstreamClosed,
+        format!("{what} kept closing the connection during authentication"),
+    ))
+}
