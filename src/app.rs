@@ -9,7 +9,7 @@
 //!
 //! Each piece of mutable state inside has one owner.
 //!
-//! An `App` is one *generation* of the configuration: a reload ([`crate::reload`]) builds the
+//! An `App` is one *generation* of the configuration: a reload ([`crate::ops::reload`]) builds the
 //! next one with [`App::next`] from a new config, sharing what outlives a config (metrics, the
 //! `Via` token, the shutdown machinery, the pool, the operational state in [`Ops`]), and the
 //! server hands it to new requests; requests and tunnels already running keep the `Arc<App>`
@@ -69,8 +69,8 @@ pub struct Ops {
     pub config_file: Mutex<Option<std::path::PathBuf>>,
     /// The last reload attempt: (unix time, trigger, Ok(generation) or Err(problems)).
     pub last_reload: Mutex<Option<(SystemTime, &'static str, Result<u64, String>)>>,
-    /// Which network this is, and its changes ([`crate::network`]; one observer per process).
-    pub network: tokio::sync::watch::Receiver<Arc<crate::network::NetworkId>>,
+    /// Which network this is, and its changes ([`crate::net`]; one observer per process).
+    pub network: tokio::sync::watch::Receiver<Arc<crate::net::NetworkId>>,
 }
 
 impl Ops {
@@ -82,7 +82,7 @@ impl Ops {
             socks_listening: Mutex::new(Vec::new()),
             config_file: Mutex::new(None),
             last_reload: Mutex::new(None),
-            network: crate::network::spawn(),
+            network: crate::net::spawn(),
         }
     }
 }
@@ -330,7 +330,7 @@ fn start_trust(
     cfg: &Config,
     dialer: &Arc<Dialer>,
     has_pac: bool,
-    network: tokio::sync::watch::Receiver<Arc<crate::network::NetworkId>>,
+    network: tokio::sync::watch::Receiver<Arc<crate::net::NetworkId>>,
     shutdown: &CancellationToken,
 ) -> Arc<crate::trust::Trust> {
     let default = dialer.auth.default_identity();
@@ -372,7 +372,7 @@ fn instance_token() -> String {
 /// rediscovery runs in the autoproxy's own refresh task. Ends when the generation is dropped.
 fn follow_network(
     app: std::sync::Weak<App>,
-    mut rx: tokio::sync::watch::Receiver<Arc<crate::network::NetworkId>>,
+    mut rx: tokio::sync::watch::Receiver<Arc<crate::net::NetworkId>>,
 ) {
     tokio::spawn(async move {
         let mut before = rx.borrow_and_update().clone();

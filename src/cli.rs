@@ -71,7 +71,7 @@ pub enum Command {
 pub struct EnvArgs {
     /// The shell whose syntax is printed.
     #[arg(long, value_enum, default_value = "bash")]
-    pub shell: crate::clientenv::Shell,
+    pub shell: crate::ops::clientenv::Shell,
     /// Put the client_auth credentials into the proxy URLs (they are left out otherwise).
     #[arg(long)]
     pub with_credentials: bool,

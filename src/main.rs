@@ -16,8 +16,8 @@ fn main() -> ExitCode {
         // once its script is loaded, the worker gives back the pages loading left (as the
         // proxy does after its start)
         let after_load = || {
-            waypost::memory::drop_clean_file_pages();
-            waypost::memory::release_free_heap();
+            waypost::ops::memory::drop_clean_file_pages();
+            waypost::ops::memory::release_free_heap();
         };
         return ExitCode::from(waypost_pac::worker_main_with(after_load).clamp(0, 255) as u8);
     }
@@ -31,7 +31,7 @@ fn main() -> ExitCode {
     };
     // socket activation: the LISTEN_* variables are read (and removed) before any thread starts
     let inherited = match &cli.command {
-        None | Some(Command::Run(_)) => match waypost::systemd::take_listen_fds() {
+        None | Some(Command::Run(_)) => match waypost::listen::systemd::take_listen_fds() {
             Ok(i) => i.unwrap_or_default(),
             Err(e) => {
                 eprintln!("waypost: socket activation: {e}");
@@ -100,7 +100,7 @@ fn main() -> ExitCode {
 
 /// `waypost env`: the lines for the shell, from the configuration `run` would load.
 fn env(args: waypost::cli::EnvArgs) -> ExitCode {
-    use waypost::clientenv::{render, Settings};
+    use waypost::ops::clientenv::{render, Settings};
     match load_config(&args.run) {
         Ok(cfg) => {
             print!(
@@ -160,7 +160,7 @@ async fn explain(args: waypost::cli::ExplainArgs) -> ExitCode {
         .to_string();
     let url = format!(
         "http://{addr}/explain?url={}",
-        waypost::admin::percent_encode(&args.url)
+        waypost::ops::admin::percent_encode(&args.url)
     );
     let client = match waypost::upstream::standalone_client() {
         Ok(c) => c,
@@ -183,7 +183,7 @@ async fn explain(args: waypost::cli::ExplainArgs) -> ExitCode {
     }
     match serde_json::from_str::<serde_json::Value>(body.trim()) {
         Ok(v) if args.json => println!("{v}"),
-        Ok(v) => print!("{}", waypost::explain::render_text(&v)),
+        Ok(v) => print!("{}", waypost::ops::explain::render_text(&v)),
         Err(_) => print!("{body}"),
     }
     ExitCode::SUCCESS
@@ -277,7 +277,7 @@ fn load_config(args: &RunArgs) -> Result<config::Config, String> {
     Ok(cfg)
 }
 
-async fn run(args: RunArgs, inherited: waypost::systemd::Inherited) -> ExitCode {
+async fn run(args: RunArgs, inherited: waypost::listen::systemd::Inherited) -> ExitCode {
     let cfg = match load_config(&args) {
         Ok(c) => c,
         Err(e) => {
@@ -288,9 +288,9 @@ async fn run(args: RunArgs, inherited: waypost::systemd::Inherited) -> ExitCode 
     waypost::logging::init(&cfg.log, args.verbosity());
     let config_file = args.config.clone();
     let loader_args = args.clone();
-    let loader: waypost::reload::Loader = Box::new(move || load_config(&loader_args));
+    let loader: waypost::ops::reload::Loader = Box::new(move || load_config(&loader_args));
     let activated = !inherited.is_empty();
-    let running = match waypost::server::start_with(cfg, Some(loader), config_file, inherited).await
+    let running = match waypost::listen::server::start_with(cfg, Some(loader), config_file, inherited).await
     {
         Ok(r) => r,
         Err(e) => {
@@ -302,13 +302,13 @@ async fn run(args: RunArgs, inherited: waypost::systemd::Inherited) -> ExitCode 
     if let Err(e) = running.live.spawn_sighup() {
         tracing::warn!(error = %e, "cannot listen for SIGHUP; reloads happen only on file changes");
     }
-    waypost::memory::spawn(running.app.metrics.clone());
+    waypost::ops::memory::spawn(running.app.metrics.clone());
     if activated {
         tracing::info!("serving on sockets handed over by socket activation");
     }
-    waypost::systemd::notify("READY=1");
+    waypost::listen::systemd::notify("READY=1");
     wait_for_signal().await;
-    waypost::systemd::notify("STOPPING=1");
+    waypost::listen::systemd::notify("STOPPING=1");
     tracing::info!("shutting down: no new connections; draining requests and tunnels");
     running.shutdown();
     if running.wait().await {

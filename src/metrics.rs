@@ -79,7 +79,7 @@ pub struct Metrics {
     pub pac_loaded_timestamp: prometheus::Gauge,
     pub pac_script_age_seconds: prometheus::Gauge,
     pub pac_fallbacks: IntCounterVec,
-    /// Network identity changes observed ([`crate::network`]).
+    /// Network identity changes observed ([`crate::net`]).
     pub network_changes: IntCounter,
 }
 

@@ -179,7 +179,7 @@ async fn hostile_scripts_cost_one_worker_process_and_never_the_proxy() {
         addr,
         &format!(
             "/explain?url={}",
-            waypost::admin::percent_encode("http://bomb.test/y")
+            waypost::ops::admin::percent_encode("http://bomb.test/y")
         ),
     )
     .await;

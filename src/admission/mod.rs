@@ -170,7 +170,7 @@ fn admin(cfg: &Config, path: &str, headers: &HeaderMap) -> Result<Grant, ProxyEr
 
 /// Without an allow list only loopback clients are served; with one, exactly its networks.
 fn allowed(list: &[ipnet::IpNet], peer: SocketAddr) -> bool {
-    let ip = crate::destination::canonical(peer.ip());
+    let ip = crate::route::destination::canonical(peer.ip());
     if list.is_empty() {
         ip.is_loopback()
     } else {

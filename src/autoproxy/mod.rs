@@ -35,7 +35,7 @@ use waypost_pac::{DnsLookup, PacAnswer, PacEngine, PacError, PacOptions};
 
 pub use crate::config::{PacIsolation, PacSettings};
 use crate::metrics::Metrics;
-use crate::network::NetworkId;
+use crate::net::NetworkId;
 use crate::upstream::client::HttpClient;
 
 /// The script in use and where it came from.

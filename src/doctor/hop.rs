@@ -9,7 +9,7 @@ use http::{header, HeaderMap, Method};
 use super::{kdc, verdict, Status, Verdict};
 use crate::app::App;
 use crate::error::{self, ErrorKind, ProxyError};
-use crate::ready;
+use crate::ops::ready;
 use crate::route::{Hop, Purpose};
 use crate::target::{Scheme, Target};
 use crate::upstream::auth::{proxy_target, send_replay, Replay};

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::app::App;
 use crate::config::Config;
 use crate::error;
-use crate::ready;
+use crate::ops::ready;
 use crate::route::Hop;
 use crate::target::{Scheme, Target};
 

@@ -13,7 +13,7 @@
 mod forward;
 pub mod head;
 mod pipeline;
-mod socks;
+pub mod socks;
 mod tunnel;
 mod upgrade;
 
@@ -39,7 +39,7 @@ pub async fn http(app: Arc<App>, client: Client, req: Request<Incoming>) -> Resp
             Ok(t) => t,
             Err(e) => return rescue(&e),
         };
-    if crate::headers::is_upgrade(req.headers()) {
+    if crate::route::headers::is_upgrade(req.headers()) {
         return upgrade::upgrade(app, client, target, req).await;
     }
     forward::forward(app, client, target, req).await
@@ -104,7 +104,7 @@ pub async fn handle(
         return Ok(rescue(&e));
     }
     if let Grant::Admin { authenticated } = grant {
-        return Ok(crate::admin::serve(&app, &req, authenticated).await);
+        return Ok(crate::ops::admin::serve(&app, &req, authenticated).await);
     }
     if req.method() == Method::CONNECT {
         return Ok(tunnel::tunnel(app, client, req).await);

@@ -14,7 +14,7 @@ use crate::access::{Access, Counted, RequestId};
 use crate::app::App;
 use crate::body::Body;
 use crate::error::{self, rescue, ErrorKind, ProxyError};
-use crate::headers;
+use crate::route::headers;
 use crate::route::{ConnectPlan, Decision, Purpose};
 use crate::target::Target;
 use crate::upstream::auth::Replay;
@@ -98,7 +98,7 @@ impl Exchange {
         let mut last = None;
         for (i, hop) in decision.hops.iter().enumerate() {
             let mut plan = self.app.plan(hop, &self.target, purpose, speaker);
-            if crate::destination::restricts(self.client.addr) {
+            if crate::route::destination::restricts(self.client.addr) {
                 plan = plan.restricted();
             }
             plan.via = self.via.clone();

@@ -9,6 +9,8 @@
 
 use std::fmt;
 
+pub mod destination;
+pub mod headers;
 mod plan;
 
 pub use crate::config::routes::{BypassRule, StaticRoutes};

@@ -65,7 +65,7 @@ pub struct ConnectPlan {
 
 impl ConnectPlan {
     /// The plan for a client on another machine: a direct connection may not reach this
-    /// machine or link-local addresses ([`crate::destination`]), and is pooled apart from
+    /// machine or link-local addresses ([`crate::route::destination`]), and is pooled apart from
     /// unrestricted ones.
     pub fn restricted(mut self) -> Self {
         self.key.restricted = true;

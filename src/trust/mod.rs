@@ -3,7 +3,7 @@
 //! On a network waypost does not control, whoever runs it controls DHCP, DNS, routing and every
 //! host: it can claim the corporate domain and the corporate proxy's name and serve any WPAD
 //! script. Only cryptography tells the corporate network apart. So a network (the identity
-//! [`crate::network`] tracks) is *proven* when the user's Kerberos realm answers a fresh TGS
+//! [`crate::net`] tracks) is *proven* when the user's Kerberos realm answers a fresh TGS
 //! request from it ([`waypost_auth::proof`]), or when the configured `auth.trust_probe` URL is
 //! fetched over HTTPS with a verified certificate. Until then, and when neither succeeds,
 //! proxies named by the network (a WPAD or `http://` script) get no credential of any kind
@@ -19,7 +19,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio::sync::watch;
 
-use crate::network::NetworkId;
+use crate::net::NetworkId;
 use crate::upstream::client::HttpClient;
 
 /// The longest one proof may take (KDC and probe run side by side).

@@ -20,7 +20,7 @@ use tokio::net::TcpStream;
 
 use super::io::{BoxIo, SendTimeout};
 use crate::config::{ClientAuth, Config, Limits, Timeouts};
-use crate::dns::Resolver;
+use crate::net::dns::Resolver;
 use crate::error::{ErrorKind, ProxyError, Relayed, MAX_RELAYED_BODY};
 use crate::metrics::Metrics;
 use crate::target::{Host, ProxyAddr, ProxyKind};
@@ -70,13 +70,13 @@ impl Dialer {
     }
 
     /// TCP to `host:port`, trying each resolved address once, up to `connect_retries` attempts.
-    /// Every address passes [`crate::destination::check`] first (unrestricted).
+    /// Every address passes [`crate::route::destination::check`] first (unrestricted).
     pub async fn tcp(&self, host: &Host, port: u16) -> Result<TcpStream, ProxyError> {
         self.tcp_checked(host, port, false).await
     }
 
     /// As [`Dialer::tcp`]; `restricted`: for a client on another machine (see
-    /// [`crate::destination`]).
+    /// [`crate::route::destination`]).
     pub async fn tcp_checked(
         &self,
         host: &Host,
@@ -91,7 +91,7 @@ impl Dialer {
         let own = self.own.get().map(Vec::as_slice).unwrap_or_default();
         let what = format!("{host}:{port}");
         for a in addrs.iter() {
-            crate::destination::check(own, restricted, &what, *a)?;
+            crate::route::destination::check(own, restricted, &what, *a)?;
         }
         let t = &self.timeouts;
         let mut last: Option<ProxyError> = None;

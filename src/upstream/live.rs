@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use crate::network::NetworkId;
+use crate::net::NetworkId;
 
 /// The process's upstream sockets: one registry, whichever configuration generation opened them
 /// (pooled connections outlive a reload).

@@ -24,7 +24,7 @@ use tokio::net::TcpStream;
 use waypost::body;
 use waypost::config::raw::RawConfig;
 use waypost::config::Config;
-use waypost::server::Running;
+use waypost::listen::server::Running;
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -32,8 +32,8 @@ const WAIT: Duration = Duration::from_secs(20);
 async fn start(first: Config) -> (Running, Arc<Mutex<Config>>) {
     let next = Arc::new(Mutex::new(first.clone()));
     let n = next.clone();
-    let loader: waypost::reload::Loader = Box::new(move || Ok(n.lock().unwrap().clone()));
-    let proxy = waypost::server::start_reloadable(first, Some(loader), None)
+    let loader: waypost::ops::reload::Loader = Box::new(move || Ok(n.lock().unwrap().clone()));
+    let proxy = waypost::listen::server::start_reloadable(first, Some(loader), None)
         .await
         .expect("proxy starts");
     (proxy, next)

@@ -27,7 +27,7 @@ fn base(c: &mut waypost::config::raw::RawConfig, source: &str) {
 async fn explain(proxy: std::net::SocketAddr, url: &str) -> serde_json::Value {
     let (status, _, body) = harness::get(
         proxy,
-        &format!("/explain?url={}", waypost::admin::percent_encode(url)),
+        &format!("/explain?url={}", waypost::ops::admin::percent_encode(url)),
     )
     .await;
     assert_eq!(status, 200, "{body}");

@@ -40,7 +40,7 @@ fn pac_file(dir: &tempfile::TempDir, script: &str) -> String {
 async fn explain(proxy: SocketAddr, url: &str) -> serde_json::Value {
     let (status, _, body) = harness::get(
         proxy,
-        &format!("/explain?url={}", waypost::admin::percent_encode(url)),
+        &format!("/explain?url={}", waypost::ops::admin::percent_encode(url)),
     )
     .await;
     assert_eq!(status, 200, "{body}");

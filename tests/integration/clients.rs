@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use support::harness;
 use support::peers::{free_port, require_program, Origin, Squid};
-use waypost::server::Running;
+use waypost::listen::server::Running;
 use waypost_testsupport::{eventually, eventually_blocking, metrics::metric};
 
 const USER: &str = "EXAMPLE\\user";

@@ -160,8 +160,8 @@ async fn every_metric_and_label_the_dashboard_queries_is_exported() {
         c.auth.password = Some(waypost_auth::credentials::SecretString::new(PASSWORD));
     });
     let same = cfg.clone();
-    let loader: waypost::reload::Loader = Box::new(move || Ok(same.clone()));
-    let proxy = waypost::server::start_reloadable(cfg, Some(loader), None)
+    let loader: waypost::ops::reload::Loader = Box::new(move || Ok(same.clone()));
+    let proxy = waypost::listen::server::start_reloadable(cfg, Some(loader), None)
         .await
         .unwrap();
     let addr = proxy.addrs[0];

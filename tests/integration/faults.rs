@@ -222,7 +222,7 @@ fn pac_at(c: &mut waypost::config::raw::RawConfig, url: &str) {
 async fn explain(proxy: SocketAddr, url: &str) -> serde_json::Value {
     let (status, _, body) = harness::get(
         proxy,
-        &format!("/explain?url={}", waypost::admin::percent_encode(url)),
+        &format!("/explain?url={}", waypost::ops::admin::percent_encode(url)),
     )
     .await;
     assert_eq!(status, 200, "{body}");
@@ -538,7 +538,7 @@ async fn a_client_vanishing_mid_upload_frees_its_slot_and_the_next_request_gets_
     })
     .await;
     let proxy = harness::start_proxy(|_| {}).await;
-    let active = |proxy: &waypost::server::Running| {
+    let active = |proxy: &waypost::listen::server::Running| {
         metric(
             &harness::registry_metrics(proxy),
             "waypost_client_connections_active",

@@ -566,16 +566,14 @@ fn an_explicit_url_source_keeps_its_last_good_copy_on_another_network_and_after_
 
 /// `curl -x` through waypost inside the namespace; (status, seconds it took).
 fn curl_via(ns: &Netns, proxy: &str, url: &str) -> (u16, f64) {
-    let out = ns
-        .exec("curl")
-        .args([
-            "-s",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code} %{time_total}",
-            "-x",
-        ])
+    curl_in(&ns.name, proxy, url)
+}
+
+/// `curl -x` through waypost inside the namespace named `ns`; (status, seconds it took).
+fn curl_in(ns: &str, proxy: &str, url: &str) -> (u16, f64) {
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, "curl", "-s", "-o", "/dev/null"])
+        .args(["-w", "%{http_code} %{time_total}", "--max-time", "30", "-x"])
         .arg(format!("http://{proxy}"))
         .arg(url)
         .output()
@@ -875,32 +873,6 @@ fn an_instant_switch_fails_a_request_stranded_on_the_old_address_at_once_and_the
         wp.log()
     );
     // the next request goes out on the new address
-    let (status, _) = curl_via_ns(&pair, &wp.addr, &format!("http://10.84.2.1:{http_port}/"));
+    let (status, _) = curl_in(&pair.laptop, &wp.addr, &format!("http://10.84.2.1:{http_port}/"));
     assert_eq!(status, 200, "{}", wp.log());
-}
-
-/// `curl -x` through waypost in the laptop namespace of `pair`; (status, seconds).
-fn curl_via_ns(pair: &Pair, proxy: &str, url: &str) -> (u16, f64) {
-    let out = pair
-        .exec(&pair.laptop, "curl")
-        .args([
-            "-s",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code} %{time_total}",
-            "--max-time",
-            "30",
-            "-x",
-        ])
-        .arg(format!("http://{proxy}"))
-        .arg(url)
-        .output()
-        .expect("run curl");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let mut it = text.split_whitespace();
-    (
-        it.next().and_then(|s| s.parse().ok()).unwrap_or(0),
-        it.next().and_then(|s| s.parse().ok()).unwrap_or(f64::NAN),
-    )
 }

@@ -20,7 +20,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use waypost::body;
 use waypost::config::{self, Overrides};
-use waypost::server::Running;
+use waypost::listen::server::Running;
 use waypost_testsupport::eventually;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -79,13 +79,13 @@ fn load(path: &Path) -> Result<config::Config, config::ConfigError> {
     config::load_with_env(Some(path), &Overrides::default(), env)
 }
 
-fn loader(path: PathBuf) -> waypost::reload::Loader {
+fn loader(path: PathBuf) -> waypost::ops::reload::Loader {
     Box::new(move || load(&path).map_err(|e| e.to_string()))
 }
 
 async fn start_from_file(path: &Path) -> Running {
     let cfg = load(path).expect("valid config");
-    waypost::server::start_reloadable(cfg, Some(loader(path.to_path_buf())), Some(path.into()))
+    waypost::listen::server::start_reloadable(cfg, Some(loader(path.to_path_buf())), Some(path.into()))
         .await
         .expect("proxy starts")
 }

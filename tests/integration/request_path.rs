@@ -26,7 +26,7 @@ use support::wire;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use waypost::config::raw::RawConfig;
-use waypost::server::Running;
+use waypost::listen::server::Running;
 
 // ---- upstream authentication: the three schemes ------------------------------------------
 
@@ -575,7 +575,7 @@ async fn start_on_known_port(tweak: impl Fn(&mut RawConfig, u16)) -> Running {
             c.listen = vec![format!("127.0.0.1:{port}")];
             tweak(c, port);
         });
-        match waypost::server::start(cfg).await {
+        match waypost::listen::server::start(cfg).await {
             Ok(running) => return running,
             Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => last = Some(e),
             Err(e) => panic!("waypost does not start: {e}"),

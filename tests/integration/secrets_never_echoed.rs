@@ -168,7 +168,7 @@ async fn no_error_path_echoes_a_secret_and_each_still_names_file_line_and_key() 
     found.check("/status (PAC)", &page, &where_pac);
     let explain = format!(
         "/explain?url={}",
-        waypost::admin::percent_encode(&format!("http://origin.example/?token={CANARY}"))
+        waypost::ops::admin::percent_encode(&format!("http://origin.example/?token={CANARY}"))
     );
     let (_, _, report) = harness::get(addr, &explain).await;
     found.check("/explain", &report, &where_pac);

@@ -115,7 +115,7 @@ async fn explained_spn(proxy: SocketAddr) -> String {
     let url = "http://origin.example.test/";
     let (status, _, body) = harness::get(
         proxy,
-        &format!("/explain?url={}", waypost::admin::percent_encode(url)),
+        &format!("/explain?url={}", waypost::ops::admin::percent_encode(url)),
     )
     .await;
     assert_eq!(status, 200, "{body}");

@@ -18,7 +18,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use waypost::body::{self, Body};
 use waypost::config::{self, raw::RawConfig};
-use waypost::server::Running;
+use waypost::listen::server::Running;
 
 pub use waypost_testsupport::metrics::metric;
 
@@ -50,7 +50,7 @@ pub fn config(tweak: impl FnOnce(&mut RawConfig)) -> config::Config {
 }
 
 pub async fn start_proxy(tweak: impl FnOnce(&mut RawConfig)) -> Running {
-    waypost::server::start(config(tweak))
+    waypost::listen::server::start(config(tweak))
         .await
         .expect("proxy starts")
 }

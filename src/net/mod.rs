@@ -9,6 +9,8 @@
 //! event). What a change means is decided by the subscribers ([`follow`] for the parts of one
 //! `App` generation, the autoproxy's refresh task for the PAC engine and WPAD).
 
+pub mod dns;
+
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //! completed by the search domains), read from a hickory answer or from getaddrinfo's
 //! `ai_canonname` (`resolver = "system"`), and a short per-name cache of the answers.
 //!
-//! [`crate::dns::Resolver::canonical_name`] does the lookup (bounded by the resolve timeout);
+//! [`crate::net::dns::Resolver::canonical_name`] does the lookup (bounded by the resolve timeout);
 //! this module only reads answers and remembers them. A failed lookup is remembered as "none"
 //! (the name as given) for a shorter time, so a broken DNS does not slow every request.
 

@@ -24,8 +24,8 @@ use crate::app::App;
 use crate::config::Config;
 use crate::error::{rescue_raw, ErrorKind, ProxyError};
 use crate::proxy::{Client, ClientSlot};
-use crate::reload::{Live, Loader};
-use crate::systemd::Inherited;
+use crate::ops::reload::{Live, Loader};
+use crate::listen::systemd::Inherited;
 
 /// A started proxy: its bound addresses and the handle to stop it.
 pub struct Running {
@@ -81,7 +81,7 @@ pub async fn start_reloadable(
 }
 
 /// As [`start_reloadable`], serving on sockets handed over by socket activation
-/// ([`crate::systemd`]): a role (proxy, admin, socks) with inherited sockets binds none of its
+/// ([`crate::listen::systemd`]): a role (proxy, admin, socks) with inherited sockets binds none of its
 /// configured addresses.
 pub async fn start_with(
     cfg: Config,
@@ -121,7 +121,7 @@ pub async fn start_with(
     *crate::app::lock(&app.ops.socks_listening) = socks_addrs.clone();
     let live = Arc::new(Live::new(app.clone(), loader));
     live.spawn_watch(config_file);
-    crate::status::spawn_sampler(&app);
+    crate::ops::status::spawn_sampler(&app);
     let slots = Arc::new(Semaphore::new(app.cfg.max_client_connections));
     let admin_slots = Arc::new(Semaphore::new(app.cfg.admin_max_connections));
     let accept_tasks = listeners
@@ -259,7 +259,7 @@ async fn accept_loop(live: Arc<Live>, listener: TcpListener, slots: Arc<Semaphor
 async fn refuse(mut stream: TcpStream, err: ProxyError, entry: Entry) {
     if entry == Entry::Socks {
         let grace = std::time::Duration::from_secs(5);
-        let _ = tokio::time::timeout(grace, crate::socks::refuse_greeting(&mut stream)).await;
+        let _ = tokio::time::timeout(grace, crate::proxy::socks::wire::refuse_greeting(&mut stream)).await;
         return;
     }
     let resp = rescue_raw(&err);
@@ -277,7 +277,7 @@ async fn serve(live: Arc<Live>, app: Arc<App>, stream: TcpStream, client: Client
     let local = stream.local_addr().ok();
     let svc = service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
         if let Some(l) = local {
-            req.extensions_mut().insert(crate::clientpac::Arrived(l));
+            req.extensions_mut().insert(crate::ops::clientpac::Arrived(l));
         }
         let app = live.current();
         let client = svc_client.clone();

@@ -1,7 +1,7 @@
 //! The admin surface: origin-form requests to the proxy port and the admin listeners —
-//! `/metrics`, `/healthz` (liveness), `/readyz` (readiness, with reasons: [`crate::ready`]),
-//! `/status` and `/status.json` ([`crate::status`]), `/explain`, `/proxy.pac` and `/wpad.dat`
-//! (a PAC pointing clients at this waypost: [`crate::clientpac`]).
+//! `/metrics`, `/healthz` (liveness), `/readyz` (readiness, with reasons: [`crate::ops::ready`]),
+//! `/status` and `/status.json` ([`crate::ops::status`]), `/explain`, `/proxy.pac` and `/wpad.dat`
+//! (a PAC pointing clients at this waypost: [`crate::ops::clientpac`]).
 //!
 //! Anything else gets a short 400 saying that this is a proxy and how to use it.
 //!
@@ -25,7 +25,7 @@ pub async fn serve<B>(app: &App, req: &Request<B>, authenticated: bool) -> Respo
             let url = req.uri().query().unwrap_or("").split('&').find_map(|kv| kv.strip_prefix("url=")).map(percent_decode);
             match url {
                 None => (StatusCode::BAD_REQUEST, "text/plain; charset=utf-8", "usage: /explain?url=http://host/path\n".to_string()),
-                Some(url) => match crate::explain::report(app, &url).await {
+                Some(url) => match crate::ops::explain::report(app, &url).await {
                     Ok(v) => (StatusCode::OK, "application/json", format!("{v}\n")),
                     Err(e) => (StatusCode::BAD_REQUEST, "text/plain; charset=utf-8", format!("{e}\n")),
                 },
@@ -42,11 +42,11 @@ pub async fn serve<B>(app: &App, req: &Request<B>, authenticated: bool) -> Respo
         "/healthz" => (StatusCode::OK, "text/plain; charset=utf-8", "ok\n".to_string()),
         "/proxy.pac" | "/wpad.dat" => (
             StatusCode::OK,
-            crate::clientpac::CONTENT_TYPE,
-            crate::clientpac::for_request(app, req),
+            crate::ops::clientpac::CONTENT_TYPE,
+            crate::ops::clientpac::for_request(app, req),
         ),
         "/readyz" => {
-            let r = crate::ready::check(app);
+            let r = crate::ops::ready::check(app);
             let status = if r.ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
             let text = match (authenticated, r.ready) {
                 (true, _) => r.render(),
@@ -57,18 +57,18 @@ pub async fn serve<B>(app: &App, req: &Request<B>, authenticated: bool) -> Respo
         }
         "/status.json" => {
             let _ = app.router.bad.snapshot();
-            (StatusCode::OK, "application/json", format!("{:#}\n", crate::status::data(app)))
+            (StatusCode::OK, "application/json", format!("{:#}\n", crate::ops::status::data(app)))
         }
         // a browser opening the admin root gets the status page; scripts keep the usage text
         "/" if prefers_html(req.headers().get(header::ACCEPT)) => (
             StatusCode::OK,
             "text/html; charset=utf-8",
-            crate::status::html(&crate::status::data(app)),
+            crate::ops::status::html(&crate::ops::status::data(app)),
         ),
         "/status" | "/status/" => (
             StatusCode::OK,
             "text/html; charset=utf-8",
-            crate::status::html(&crate::status::data(app)),
+            crate::ops::status::html(&crate::ops::status::data(app)),
         ),
         _ => (
             StatusCode::BAD_REQUEST,

@@ -95,8 +95,8 @@ pub fn data(app: &App) -> Value {
         r.bad_retry_in_seconds = Some(left.as_secs());
     }
     let auth = &app.upstream.dialer.auth;
-    let cred = crate::ready::credentials(app, now);
-    let configured = crate::ready::auth_configured(&app.cfg.auth);
+    let cred = crate::ops::ready::credentials(app, now);
+    let configured = crate::ops::ready::auth_configured(&app.cfg.auth);
     for r in rows.values_mut().filter(|r| r.upstream != "direct") {
         let (host, port) = r.upstream.rsplit_once(':').unwrap_or(("", ""));
         let auth = auth.for_proxy(host, port.parse().unwrap_or(0));
@@ -148,7 +148,7 @@ pub fn data(app: &App) -> Value {
             "admin": lock(&app.ops.admin_listening).iter().map(|a| a.to_string()).collect::<Vec<_>>(),
             "socks": lock(&app.ops.socks_listening).iter().map(|a| a.to_string()).collect::<Vec<_>>(),
         },
-        "readiness": crate::ready::check(app),
+        "readiness": crate::ops::ready::check(app),
         "pac": pac,
         "network_trust": app.trust.verdict().describe(),
         "auth": {
@@ -295,7 +295,7 @@ pub fn html(d: &Value) -> String {
         esc(&text(&d["version"])),
         if ready { "ok" } else { "bad" },
         if ready { "ready" } else { "not ready" },
-        esc(&crate::ready::human(Duration::from_secs(d["uptime_seconds"].as_u64().unwrap_or(0)))),
+        esc(&crate::ops::ready::human(Duration::from_secs(d["uptime_seconds"].as_u64().unwrap_or(0)))),
         esc(&text(&d["generation"])),
         match d["config_file"].as_str() {
             Some(f) => format!(" from <code>{}</code>", esc(f)),
@@ -359,7 +359,7 @@ pub fn html(d: &Value) -> String {
             esc(&text(&p["method"])),
             p["age_seconds"]
                 .as_u64()
-                .map(|s| crate::ready::human(Duration::from_secs(s)))
+                .map(|s| crate::ops::ready::human(Duration::from_secs(s)))
                 .unwrap_or_else(|| "—".into()),
             esc(&text(&p["last_error"])),
         )),

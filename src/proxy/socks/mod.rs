@@ -1,9 +1,11 @@
-//! The last stage for a SOCKS5 client: after the SOCKS handshake ([`crate::socks`]) and
+//! The last stage for a SOCKS5 client: after the SOCKS handshake ([`crate::proxy::socks::wire`]) and
 //! admission under the generation current then ([`crate::admission`], as every HTTP request),
 //! the client's CONNECT goes through the same stages as an HTTP CONNECT — decide (bypass, PAC),
 //! connect with failover and upstream authentication (a hop back to waypost is refused as a
 //! loop by the dialer) — and the tunnel is relayed the same way (SNI rules included). Only the
 //! answers differ: SOCKS reply codes instead of status lines ([`reply_for`]).
+
+pub mod wire;
 
 use std::sync::Arc;
 
@@ -15,9 +17,9 @@ use super::Client;
 use crate::admission::{self, Ask, Entry};
 use crate::app::App;
 use crate::error::{ErrorKind, ProxyError};
-use crate::reload::Live;
+use crate::ops::reload::Live;
 use crate::route::Purpose;
-use crate::socks::{self, LoginCheck, Reply, SocksError};
+use self::wire::{self as socks, LoginCheck, Reply, SocksError};
 use crate::target::{Scheme, Target};
 
 /// Serves one SOCKS5 client connection from greeting to the tunnel's end. The login and the
