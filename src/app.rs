@@ -54,7 +54,7 @@ pub struct App {
     /// This generation's TLS and auth metrics (exposed while it is the current one).
     pub registry: prometheus::Registry,
     /// Whether the network has proven itself (credentials for network-named proxies).
-    pub trust: Arc<crate::trust::Trust>,
+    pub trust: Arc<crate::net::trust::Trust>,
 }
 
 /// Operational state shared by every generation (each field behind its own short lock).
@@ -264,7 +264,7 @@ impl App {
     /// The connect plan for one hop of `decision`: what may be sent to the hop's proxy is
     /// decided here ([`waypost_auth::policy::Policy::grant`]): by the autologon policy, by who
     /// named the proxy ([`App::speaker`]) and by whether the network has proven itself
-    /// ([`crate::trust`]). The identity is the proxy's (`[[auth.proxies]]`, else the default).
+    /// ([`crate::net::trust`]). The identity is the proxy's (`[[auth.proxies]]`, else the default).
     pub fn plan(
         &self,
         hop: &Hop,
@@ -332,21 +332,24 @@ fn start_trust(
     has_pac: bool,
     network: tokio::sync::watch::Receiver<Arc<crate::net::NetworkId>>,
     shutdown: &CancellationToken,
-) -> Arc<crate::trust::Trust> {
+) -> Arc<crate::net::trust::Trust> {
     let default = dialer.auth.default_identity();
     if !has_pac || !default.needs_network_proof() {
-        return crate::trust::Trust::not_needed();
+        return crate::net::trust::Trust::not_needed();
     }
-    let prover = crate::trust::Prover {
+    let prover = crate::net::trust::Prover {
         ccache: default.proof_ccache(),
         kdc: cfg.auth.kdc.clone(),
-        probe: cfg
-            .auth
-            .trust_probe
-            .clone()
-            .map(|u| (u, HttpClient::new(dialer.clone()))),
+        probe: cfg.auth.trust_probe.clone().map(|u| {
+            let client = HttpClient::new(dialer.clone());
+            let fetch: crate::net::trust::Fetch = Arc::new(move |url: String| {
+                let client = client.clone();
+                Box::pin(async move { client.get(&url, "*/*", 1 << 20).await.map(|_| ()) })
+            });
+            (u, fetch)
+        }),
     };
-    crate::trust::Trust::start(prover, network, shutdown.clone())
+    crate::net::trust::Trust::start(prover, network, shutdown.clone())
 }
 
 /// A per-instance token for `Via` (`waypost-` and 12 hex digits): unpredictable enough to tell

@@ -96,7 +96,7 @@ pub struct ReadyArgs {
 #[derive(Debug, Subcommand)]
 pub enum WpadCommand {
     /// Run discovery now and print each attempt and the result.
-    Discover(crate::wpad::cli::DiscoverArgs),
+    Discover(crate::net::wpad::cli::DiscoverArgs),
 }
 
 #[derive(Debug, Args)]

@@ -66,7 +66,7 @@ fn main() -> ExitCode {
         Some(Command::Explain(args)) => runtime.block_on(explain(args)),
         Some(Command::Wpad(waypost::cli::WpadCommand::Discover(args))) => ExitCode::from(
             runtime
-                .block_on(waypost::wpad::cli::run_discover(args))
+                .block_on(waypost::net::wpad::cli::run_discover(args))
                 .clamp(0, 255) as u8,
         ),
         Some(Command::Ca(cmd)) => ExitCode::from(waypost_tls::cli::run(cmd).clamp(0, 255) as u8),
@@ -238,7 +238,7 @@ async fn ready(args: waypost::cli::ReadyArgs) -> ExitCode {
 
 /// `waypost doctor`: every check, one verdict per line (or JSON); exit 1 when one failed.
 async fn doctor(args: waypost::cli::DoctorArgs) -> ExitCode {
-    use waypost::doctor::{self, Options, Status};
+    use waypost::ops::doctor::{self, Options, Status};
     waypost::logging::init(
         &config::LogConfig {
             level: "error".into(),

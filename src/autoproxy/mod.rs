@@ -364,11 +364,11 @@ impl AutoProxy {
     ) -> Result<(String, String, &'static str), (&'static str, String)> {
         let s = &self.settings;
         let (url, method) = if entry == "auto" {
-            match crate::wpad::discover(&self.settings.wpad).await {
+            match crate::net::wpad::discover(&self.settings.wpad).await {
                 Ok(found) => {
                     let method = match found.method {
-                        crate::wpad::Method::Dhcp => "dhcp",
-                        crate::wpad::Method::Dns => "dns",
+                        crate::net::wpad::Method::Dhcp => "dhcp",
+                        crate::net::wpad::Method::Dns => "dns",
                     };
                     tracing::info!(url = %crate::redact::url(&found.url), method, source = %found.source, "WPAD discovery found a PAC URL");
                     (found.url, method)

@@ -1,6 +1,6 @@
 //! The autoproxy part of the configuration: `[pac]` and WPAD discovery settings, validated.
 //!
-//! Typed values only; [`crate::autoproxy`] and [`crate::wpad`] read them.
+//! Typed values only; [`crate::autoproxy`] and [`crate::net::wpad`] read them.
 
 use std::path::PathBuf;
 use std::time::Duration;

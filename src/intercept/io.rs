@@ -14,7 +14,7 @@ use bytes::{Buf, Bytes};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
 
-use crate::access::Access;
+use crate::ops::access::Access;
 
 /// A stream that yields `prefix` first, then whatever `inner` yields; writes go to `inner`.
 pub struct Rewind<T> {

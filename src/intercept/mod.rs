@@ -28,7 +28,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio_rustls::TlsAcceptor;
 
-use crate::access::Access;
+use crate::ops::access::Access;
 use crate::app::App;
 use crate::body::{self, Body};
 use crate::error::{rescue, ErrorKind, ProxyError};

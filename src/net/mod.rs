@@ -4,19 +4,21 @@
 //! rediscovery, bad-proxy marks, pooled connections).
 //!
 //! It only observes and publishes: a `watch` of [`NetworkId`] that changes when the identity
-//! does. Addresses and routes come from [`crate::wpad::netwatch`] (netlink, poll fallback);
+//! does. Addresses and routes come from [`crate::net::wpad::netwatch`] (netlink, poll fallback);
 //! resolv.conf is re-read every [`RESOLV_POLL`] (a VPN client rewrites it without any netlink
 //! event). What a change means is decided by the subscribers ([`follow`] for the parts of one
 //! `App` generation, the autoproxy's refresh task for the PAC engine and WPAD).
 
 pub mod dns;
+pub mod trust;
+pub mod wpad;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::wpad::netwatch::read_optional;
+use crate::net::wpad::netwatch::read_optional;
 
 /// How often resolv.conf is compared with what was seen last.
 pub const RESOLV_POLL: Duration = Duration::from_millis(250);
@@ -41,7 +43,7 @@ impl NetworkId {
         let (dns_servers, search) =
             parse_resolv_conf(&read_optional(RESOLV_CONF).unwrap_or_default());
         NetworkId {
-            interfaces: crate::wpad::netwatch::snapshot(),
+            interfaces: crate::net::wpad::netwatch::snapshot(),
             dns_servers,
             search,
         }
@@ -52,7 +54,7 @@ impl NetworkId {
     fn try_observe() -> std::io::Result<NetworkId> {
         let (dns_servers, search) = parse_resolv_conf(&read_optional(RESOLV_CONF)?);
         Ok(NetworkId {
-            interfaces: crate::wpad::netwatch::try_snapshot()?,
+            interfaces: crate::net::wpad::netwatch::try_snapshot()?,
             dns_servers,
             search,
         })
@@ -124,7 +126,7 @@ pub fn spawn() -> watch::Receiver<Arc<NetworkId>> {
 }
 
 async fn observe(tx: watch::Sender<Arc<NetworkId>>) {
-    let mut links = crate::wpad::NetworkWatcher::spawn();
+    let mut links = crate::net::wpad::NetworkWatcher::spawn();
     let mut tick = tokio::time::interval(RESOLV_POLL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -133,7 +135,7 @@ async fn observe(tx: watch::Sender<Arc<NetworkId>>) {
             r = links.changed() => {
                 if r.is_err() {
                     // the link watcher is gone: resolv.conf polling still sees interfaces
-                    links = crate::wpad::NetworkWatcher::spawn();
+                    links = crate::net::wpad::NetworkWatcher::spawn();
                 }
             }
             _ = tick.tick() => {

@@ -5,9 +5,11 @@
 //! It reads the running [`crate::app::App`]; nothing on the request path imports it except
 //! the admin requests the proxy port answers.
 
+pub mod access;
 pub mod admin;
 pub mod clientenv;
 pub mod clientpac;
+pub mod doctor;
 pub mod explain;
 pub mod memory;
 pub mod ready;

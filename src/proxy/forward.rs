@@ -12,7 +12,7 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use super::pipeline::{Exchange, RequestHead};
 use super::Client;
-use crate::access::Counted;
+use crate::ops::access::Counted;
 use crate::app::App;
 use crate::body::{self, Body, IdleTimeout};
 use crate::error::{ErrorKind, ProxyError};

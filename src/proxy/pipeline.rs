@@ -10,7 +10,7 @@ use http_body_util::BodyExt;
 use tracing::Instrument;
 
 use super::Client;
-use crate::access::{Access, Counted, RequestId};
+use crate::ops::access::{Access, Counted, RequestId};
 use crate::app::App;
 use crate::body::Body;
 use crate::error::{self, rescue, ErrorKind, ProxyError};

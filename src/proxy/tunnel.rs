@@ -89,7 +89,7 @@ fn admit(x: &Exchange, headers: &http::HeaderMap) -> Result<(), ProxyError> {
 /// Relays a tunnel not intercepted: its ClientHello's SNI may be checked, never decrypted.
 pub(super) async fn relay_tunnel<C>(
     app: &App,
-    access: &crate::access::Access,
+    access: &crate::ops::access::Access,
     client: C,
     tunnel: Tunnel,
 ) where

@@ -660,31 +660,31 @@ fn discovery_runs_inside_the_client_namespace_when_asked_by_an_outer_test() {
         .expect("tokio runtime");
     let result = match mode.as_str() {
         "discover" => rt.block_on(async {
-            let opts = waypost::wpad::WpadOptions {
+            let opts = waypost::net::wpad::WpadOptions {
                 dhcp_timeout: Duration::from_secs(2),
                 dns_timeout: Duration::from_secs(2),
                 interfaces: None,
                 search_domains: std::env::var("WAYPOST_WPAD_DOMAINS").ok().map(|d| d.split(',').map(str::to_string).collect()),
             };
-            match waypost::wpad::discover(&opts).await {
+            match waypost::net::wpad::discover(&opts).await {
                 Ok(found) => serde_json::json!({ "found": found }),
                 Err(e) => serde_json::json!({ "not_found": { "error": e.to_string(), "tried": e.tried() } }),
             }
         }),
         "cli" => rt.block_on(async {
-            let args = waypost::wpad::cli::DiscoverArgs {
+            let args = waypost::net::wpad::cli::DiscoverArgs {
                 json: false,
                 dhcp_timeout: Duration::from_secs(2),
                 dns_timeout: Duration::from_secs(2),
                 interfaces: Vec::new(),
                 domains: Vec::new(),
             };
-            let code = waypost::wpad::cli::run_discover(args).await;
+            let code = waypost::net::wpad::cli::run_discover(args).await;
             serde_json::json!({ "exit": code })
         }),
         "watch" => rt.block_on(async {
             let iface = std::env::var("WAYPOST_WPAD_IFACE").expect("WAYPOST_WPAD_IFACE");
-            let mut rx = waypost::wpad::netwatch::NetworkWatcher::spawn_with_poll(Duration::from_secs(3));
+            let mut rx = waypost::net::wpad::netwatch::NetworkWatcher::spawn_with_poll(Duration::from_secs(3));
             tokio::time::sleep(Duration::from_millis(300)).await; // subscribed and first snapshot taken
             let start = std::time::Instant::now();
             run(Command::new("ip").args(["addr", "add", "10.214.9.77/24", "dev", &iface]));

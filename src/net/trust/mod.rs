@@ -20,7 +20,6 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::watch;
 
 use crate::net::NetworkId;
-use crate::upstream::client::HttpClient;
 
 /// The longest one proof may take (KDC and probe run side by side).
 pub const PROOF_TIMEOUT: Duration = Duration::from_millis(1500);
@@ -65,14 +64,22 @@ impl Verdict {
     }
 }
 
+/// Fetches a URL over verified HTTPS (the seam to the HTTP client, which lives above this
+/// module): Ok once an answer came, Err with the reason.
+pub type Fetch = Arc<
+    dyn Fn(String) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>
+        + Send
+        + Sync,
+>;
+
 /// How a network is proven: the realm's KDC with the user's ticket cache, and/or an HTTPS URL.
 pub struct Prover {
     /// `Some(cache)`: prove with this ticket cache (`Some(None)`: the default cache).
     pub ccache: Option<Option<String>>,
     /// The KDC to ask instead of the realm's own (`auth.kdc`).
     pub kdc: Option<String>,
-    /// `auth.trust_probe` and the client that fetches it (the TLS policy's verification).
-    pub probe: Option<(String, HttpClient)>,
+    /// `auth.trust_probe` and what fetches it (with the TLS policy's verification).
+    pub probe: Option<(String, Fetch)>,
 }
 
 /// Something that proves the network the machine is on now: (proven, by what or why not).
@@ -99,12 +106,12 @@ impl Prove for Prover {
             }
         };
         let probe = async {
-            let Some((url, client)) = &self.probe else {
+            let Some((url, fetch)) = &self.probe else {
                 return (false, String::new());
             };
             let shown = crate::redact::url(url);
             // any answer proves it: the certificate was verified before a byte was read
-            match tokio::time::timeout(PROOF_TIMEOUT, client.get(url, "*/*", 1 << 20)).await {
+            match tokio::time::timeout(PROOF_TIMEOUT, fetch(url.clone())).await {
                 Ok(Ok(_)) => (true, format!("{shown} answered over verified HTTPS")),
                 Ok(Err(e)) => (false, format!("trust probe: {e}")),
                 Err(_) => (

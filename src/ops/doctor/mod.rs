@@ -230,14 +230,14 @@ fn wpad_dhcp(app: &App) -> Option<Verdict> {
     if !ap.settings.sources.iter().any(|s| s == "auto") {
         return None;
     }
-    Some(match crate::wpad::dhcp::bind_denied() {
+    Some(match crate::net::wpad::dhcp::bind_denied() {
         false => verdict("wpad dhcp", Status::Ok, "udp/68 can be bound: DHCPINFORM asks for option 252"),
         true => verdict(
             "wpad dhcp",
             Status::Warn,
             "udp/68 cannot be bound (no root, no CAP_NET_BIND_SERVICE): only a system DHCP client's lease (NetworkManager, systemd-networkd, dhclient) can give option 252",
         )
-        .fix(crate::wpad::DHCP_UNAVAILABLE),
+        .fix(crate::net::wpad::DHCP_UNAVAILABLE),
     })
 }
 
