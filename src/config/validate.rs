@@ -21,6 +21,28 @@ use crate::target::ProxyAddr;
 struct Problems(Vec<Problem>);
 
 impl Problems {
+    /// A duration that must be finite: None (and the problem noted) when it does not parse.
+    fn duration(&mut self, key: &str, v: &str) -> Option<Duration> {
+        match parse_duration(v, false) {
+            Ok(d) => d,
+            Err(e) => {
+                self.add(key, e);
+                None
+            }
+        }
+    }
+
+    /// A duration that may be `"infinite"` (`Some(None)`); None when it does not parse.
+    fn duration_or_infinite(&mut self, key: &str, v: &str) -> Option<Option<Duration>> {
+        match parse_duration(v, true) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                self.add(key, e);
+                None
+            }
+        }
+    }
+
     fn add(&mut self, key: impl Into<String>, message: impl Into<String>) {
         self.0.push(Problem {
             key: key.into(),
@@ -114,40 +136,14 @@ pub fn validate(raw: &RawConfig, env: &HashMap<String, String>) -> Result<Config
         p.add("admin_max_connections", "must be at least 1");
     }
 
-    let mut dur = |key: &str, v: &str, inf: bool| -> Option<Duration> {
-        match parse_duration(v, inf) {
-            Ok(d) => d,
-            Err(e) => {
-                p.add(key, e);
-                None
-            }
-        }
-    };
-    let t = &raw.timeouts;
-    let shutdown_grace = dur("shutdown_grace", &raw.shutdown_grace, false);
-    let resolve = dur("timeouts.resolve", &t.resolve, true);
-    let connect = dur("timeouts.connect", &t.connect, false);
-    let send = dur("timeouts.send", &t.send, false);
-    let receive = dur("timeouts.receive", &t.receive, false);
-    let receive_response = dur("timeouts.receive_response", &t.receive_response, false);
-    let relay_read = dur("timeouts.relay_read", &t.relay_read, false);
-    let tunnel_idle = dur("timeouts.tunnel_idle", &t.tunnel_idle, false);
-    let client_header = dur("timeouts.client_header", &t.client_header, false);
-    let pool_idle = dur("timeouts.pool_idle", &t.pool_idle, false);
-    let body_grace = dur(
+    let shutdown_grace = p.duration("shutdown_grace", &raw.shutdown_grace);
+    let timeouts = timeouts(&raw.timeouts, &mut p);
+    let body_grace = p.duration(
         "limits.min_request_body_grace",
         &raw.limits.min_request_body_grace,
-        false,
     );
     let pc = &raw.pac;
-    let pac_refresh = dur("pac.refresh", &pc.refresh, false);
-    let pac_wait = dur("pac.first_load_wait", &pc.first_load_wait, false);
-    let pac_fetch = dur("pac.fetch_timeout", &pc.fetch_timeout, false);
-    let bad_retry = dur("pac.bad_proxy_retry", &pc.bad_proxy_retry, false);
-    let pac_call = dur("pac.call_timeout", &pc.call_timeout, false);
-    let pac_cache = dur("pac.result_cache_ttl", &pc.result_cache_ttl, false);
-    let wpad_dhcp = dur("pac.wpad_dhcp_timeout", &pc.wpad_dhcp_timeout, false);
-    let wpad_dns = dur("pac.wpad_dns_timeout", &pc.wpad_dns_timeout, false);
+    let pac_times = pac_times(pc, &mut p);
 
     let format = match raw.log.format.as_str() {
         "text" => LogFormat::Text,
@@ -351,10 +347,15 @@ pub fn validate(raw: &RawConfig, env: &HashMap<String, String>) -> Result<Config
         }
     }
 
+    // every section that failed to parse has said why in `p`
+    let (Some(shutdown_grace), Some(timeouts), Some(body_grace), Some(pac_times), Ok(tls_policy)) =
+        (shutdown_grace, timeouts, body_grace, pac_times, tls_policy)
+    else {
+        return Err(p.0);
+    };
     if !p.0.is_empty() {
         return Err(p.0);
     }
-    let missing = "validated above";
     Ok(Config {
         listen,
         admin_listen,
@@ -365,24 +366,14 @@ pub fn validate(raw: &RawConfig, env: &HashMap<String, String>) -> Result<Config
         admin_max_connections: raw.admin_max_connections,
         via: raw.via,
         reject_userpwd_in_url: raw.reject_userpwd_in_url,
-        shutdown_grace: shutdown_grace.expect(missing),
+        shutdown_grace,
         log: LogConfig {
             level: raw.log.level.clone(),
             format,
             access_log: raw.log.access_log,
         },
         routes,
-        timeouts: Timeouts {
-            resolve,
-            connect: connect.expect(missing),
-            send: send.expect(missing),
-            receive: receive.expect(missing),
-            receive_response: receive_response.expect(missing),
-            relay_read: relay_read.expect(missing),
-            tunnel_idle: tunnel_idle.expect(missing),
-            client_header: client_header.expect(missing),
-            pool_idle: pool_idle.expect(missing),
-        },
+        timeouts,
         limits: Limits {
             max_conns_per_server: (l.max_conns_per_server > 0).then_some(l.max_conns_per_server),
             max_response_header_size: l.max_response_header_size,
@@ -394,7 +385,7 @@ pub fn validate(raw: &RawConfig, env: &HashMap<String, String>) -> Result<Config
             min_request_body_rate: NonZeroU32::new(l.min_request_body_rate).map(|rate| {
                 MinDataRate {
                     bytes_per_second: rate,
-                    grace: body_grace.expect(missing),
+                    grace: body_grace,
                 }
             }),
         },
@@ -405,30 +396,30 @@ pub fn validate(raw: &RawConfig, env: &HashMap<String, String>) -> Result<Config
             hosts,
         },
         tls: raw.tls.clone(),
-        tls_policy: super::BuiltTlsPolicy(tls_policy.expect(missing)),
+        tls_policy: super::BuiltTlsPolicy(tls_policy),
         pac: (!source.is_empty()).then(|| PacSettings {
             source: source.clone(),
             sources,
             mandatory: pc.mandatory,
-            refresh: pac_refresh.expect(missing),
-            first_load_wait: pac_wait.expect(missing),
-            fetch_timeout: pac_fetch.expect(missing),
+            refresh: pac_times.refresh,
+            first_load_wait: pac_times.first_load_wait,
+            fetch_timeout: pac_times.fetch_timeout,
             max_script_size: pc.max_script_size,
             cache_file,
-            bad_proxy_retry: bad_retry.expect(missing),
+            bad_proxy_retry: pac_times.bad_proxy_retry,
             workers: pc.workers,
             isolation,
-            call_timeout: pac_call.expect(missing),
-            result_cache_ttl: pac_cache.expect(missing),
+            call_timeout: pac_times.call_timeout,
+            result_cache_ttl: pac_times.result_cache_ttl,
             my_ip,
             wpad: WpadOptions {
-                dhcp_timeout: wpad_dhcp.expect(missing),
-                dns_timeout: wpad_dns.expect(missing),
+                dhcp_timeout: pac_times.wpad_dhcp,
+                dns_timeout: pac_times.wpad_dns,
                 interfaces: (!pc.wpad_interfaces.is_empty()).then(|| pc.wpad_interfaces.clone()),
                 search_domains: (!pc.wpad_domains.is_empty()).then(|| pc.wpad_domains.clone()),
             },
         }),
-        bad_proxy_retry: bad_retry.expect(missing),
+        bad_proxy_retry: pac_times.bad_proxy_retry,
         auth: raw.auth.clone(),
         socks_auth: (!raw.socks.username.is_empty()).then(|| ClientAuth {
             username: raw.socks.username.clone(),
@@ -704,4 +695,62 @@ mod tests {
             Some(Duration::from_millis(250))
         );
     }
+}
+
+/// `[timeouts]`, every value checked (each problem noted) before any is given up on.
+fn timeouts(t: &super::raw::RawTimeouts, p: &mut Problems) -> Option<Timeouts> {
+    let resolve = p.duration_or_infinite("timeouts.resolve", &t.resolve);
+    let connect = p.duration("timeouts.connect", &t.connect);
+    let send = p.duration("timeouts.send", &t.send);
+    let receive = p.duration("timeouts.receive", &t.receive);
+    let receive_response = p.duration("timeouts.receive_response", &t.receive_response);
+    let relay_read = p.duration("timeouts.relay_read", &t.relay_read);
+    let tunnel_idle = p.duration("timeouts.tunnel_idle", &t.tunnel_idle);
+    let client_header = p.duration("timeouts.client_header", &t.client_header);
+    let pool_idle = p.duration("timeouts.pool_idle", &t.pool_idle);
+    Some(Timeouts {
+        resolve: resolve?,
+        connect: connect?,
+        send: send?,
+        receive: receive?,
+        receive_response: receive_response?,
+        relay_read: relay_read?,
+        tunnel_idle: tunnel_idle?,
+        client_header: client_header?,
+        pool_idle: pool_idle?,
+    })
+}
+
+/// The durations of `[pac]`.
+struct PacTimes {
+    refresh: Duration,
+    first_load_wait: Duration,
+    fetch_timeout: Duration,
+    bad_proxy_retry: Duration,
+    call_timeout: Duration,
+    result_cache_ttl: Duration,
+    wpad_dhcp: Duration,
+    wpad_dns: Duration,
+}
+
+/// The durations of `[pac]`, every value checked before any is given up on.
+fn pac_times(pc: &super::raw::RawPac, p: &mut Problems) -> Option<PacTimes> {
+    let refresh = p.duration("pac.refresh", &pc.refresh);
+    let first_load_wait = p.duration("pac.first_load_wait", &pc.first_load_wait);
+    let fetch_timeout = p.duration("pac.fetch_timeout", &pc.fetch_timeout);
+    let bad_proxy_retry = p.duration("pac.bad_proxy_retry", &pc.bad_proxy_retry);
+    let call_timeout = p.duration("pac.call_timeout", &pc.call_timeout);
+    let result_cache_ttl = p.duration("pac.result_cache_ttl", &pc.result_cache_ttl);
+    let wpad_dhcp = p.duration("pac.wpad_dhcp_timeout", &pc.wpad_dhcp_timeout);
+    let wpad_dns = p.duration("pac.wpad_dns_timeout", &pc.wpad_dns_timeout);
+    Some(PacTimes {
+        refresh: refresh?,
+        first_load_wait: first_load_wait?,
+        fetch_timeout: fetch_timeout?,
+        bad_proxy_retry: bad_proxy_retry?,
+        call_timeout: call_timeout?,
+        result_cache_ttl: result_cache_ttl?,
+        wpad_dhcp: wpad_dhcp?,
+        wpad_dns: wpad_dns?,
+    })
 }
