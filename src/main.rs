@@ -290,7 +290,13 @@ async fn run(args: RunArgs, inherited: waypost::listen::systemd::Inherited) -> E
     let loader_args = args.clone();
     let loader: waypost::ops::reload::Loader = Box::new(move || load_config(&loader_args));
     let activated = !inherited.is_empty();
-    let running = match waypost::listen::server::start_with(cfg, Some(loader), config_file, inherited).await
+    let running = match waypost::listen::server::start_with(
+        cfg,
+        Some(loader),
+        config_file,
+        inherited,
+    )
+    .await
     {
         Ok(r) => r,
         Err(e) => {

@@ -11,8 +11,8 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_socks::tcp::{Socks4Stream, Socks5Stream};
 use waypost::config::{load_with_env, Overrides};
-use waypost::target::{Host, ProxyAddr, Target};
 use waypost::net::wpad::dhcp::parse_dhcp_ack;
+use waypost::target::{Host, ProxyAddr, Target};
 
 /// Request targets as a client sends them: CONNECT authorities (`host:port`, `[v6]:port`) and
 /// absolute-form URIs, plus proxy addresses as a PAC or the config names them. Any text must

@@ -28,10 +28,10 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio_rustls::TlsAcceptor;
 
-use crate::ops::access::Access;
 use crate::app::App;
 use crate::body::{self, Body};
 use crate::error::{rescue, ErrorKind, ProxyError};
+use crate::ops::access::Access;
 use crate::target::Target;
 use crate::upstream::io::BoxIo;
 

@@ -23,9 +23,9 @@ use crate::admission::{self, Ask, Entry};
 use crate::app::App;
 use crate::config::Config;
 use crate::error::{rescue_raw, ErrorKind, ProxyError};
-use crate::proxy::{Client, ClientSlot};
-use crate::ops::reload::{Live, Loader};
 use crate::listen::systemd::Inherited;
+use crate::ops::reload::{Live, Loader};
+use crate::proxy::{Client, ClientSlot};
 
 /// A started proxy: its bound addresses and the handle to stop it.
 pub struct Running {
@@ -259,7 +259,11 @@ async fn accept_loop(live: Arc<Live>, listener: TcpListener, slots: Arc<Semaphor
 async fn refuse(mut stream: TcpStream, err: ProxyError, entry: Entry) {
     if entry == Entry::Socks {
         let grace = std::time::Duration::from_secs(5);
-        let _ = tokio::time::timeout(grace, crate::proxy::socks::wire::refuse_greeting(&mut stream)).await;
+        let _ = tokio::time::timeout(
+            grace,
+            crate::proxy::socks::wire::refuse_greeting(&mut stream),
+        )
+        .await;
         return;
     }
     let resp = rescue_raw(&err);
@@ -277,7 +281,8 @@ async fn serve(live: Arc<Live>, app: Arc<App>, stream: TcpStream, client: Client
     let local = stream.local_addr().ok();
     let svc = service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
         if let Some(l) = local {
-            req.extensions_mut().insert(crate::ops::clientpac::Arrived(l));
+            req.extensions_mut()
+                .insert(crate::ops::clientpac::Arrived(l));
         }
         let app = live.current();
         let client = svc_client.clone();

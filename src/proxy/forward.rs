@@ -12,10 +12,10 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use super::pipeline::{Exchange, RequestHead};
 use super::Client;
-use crate::ops::access::Counted;
 use crate::app::App;
 use crate::body::{self, Body, IdleTimeout};
 use crate::error::{ErrorKind, ProxyError};
+use crate::ops::access::Counted;
 use crate::route::{ConnectPlan, Decision, Purpose};
 use crate::target::Target;
 use crate::upstream::auth::{self, replayable};

@@ -10,10 +10,10 @@ use http_body_util::BodyExt;
 use tracing::Instrument;
 
 use super::Client;
-use crate::ops::access::{Access, Counted, RequestId};
 use crate::app::App;
 use crate::body::Body;
 use crate::error::{self, rescue, ErrorKind, ProxyError};
+use crate::ops::access::{Access, Counted, RequestId};
 use crate::route::headers;
 use crate::route::{ConnectPlan, Decision, Purpose};
 use crate::target::Target;

@@ -56,15 +56,15 @@ pub async fn upgrade(
             up.upgrade_connection(&plan).await
         })
         .await;
-    let (mut conn, plan) = match connected {
+    let (conn, plan) = match connected {
         Ok(c) => c,
         Err((e, route)) => return x.fail(&route, e),
     };
     let sent = match head.for_plan(&plan, &x.target, &x.app) {
-        Ok(replay) => send(&x, &plan, &mut conn, &replay).await,
+        Ok(replay) => send(&x, &plan, conn, &replay).await,
         Err(e) => Err(e),
     };
-    let mut resp = match sent {
+    let (conn, mut resp) = match sent {
         Ok(r) => r,
         Err(e) => return x.fail(&plan.hop.to_string(), e),
     };
@@ -78,9 +78,9 @@ pub async fn upgrade(
 async fn send(
     x: &Exchange,
     plan: &ConnectPlan,
-    conn: &mut UpgradeConn,
+    mut conn: UpgradeConn,
     replay: &Replay,
-) -> Result<Response<Incoming>, ProxyError> {
+) -> Result<(UpgradeConn, Response<Incoming>), ProxyError> {
     let up = &x.app.upstream;
     if plan.absolute_form && plan.identity.is_some() {
         return auth::send_upgrade(up, plan, conn, replay).await;
@@ -94,7 +94,7 @@ async fn send(
     if resp.status() == http::StatusCode::PROXY_AUTHENTICATION_REQUIRED && plan.untrusted() {
         return Err(auth::untrusted(&what));
     }
-    Ok(resp)
+    Ok((conn, resp))
 }
 
 /// Relays the two upgraded streams in the background, holding the client's slot and the

@@ -25,6 +25,7 @@ use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Method, Request, Response, Uri, Version};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
+use hyper::client::conn::http1::SendRequest;
 
 use super::dialer::{refusal, Dialer};
 use super::pool::Pooled;
@@ -203,15 +204,71 @@ pub fn untrusted(what: &str) -> ProxyError {
     )
 }
 
+/// A connection to a proxy that requests can be sent on (pooled, an upgrade's own, a CONNECT's).
+pub trait ProxyConn {
+    fn sender(&mut self) -> &mut SendRequest<Body>;
+}
+
+impl ProxyConn for Pooled {
+    fn sender(&mut self) -> &mut SendRequest<Body> {
+        Pooled::sender(self)
+    }
+}
+
+impl ProxyConn for UpgradeConn {
+    fn sender(&mut self) -> &mut SendRequest<Body> {
+        &mut self.sender
+    }
+}
+
+impl ProxyConn for SendRequest<Body> {
+    fn sender(&mut self) -> &mut SendRequest<Body> {
+        self
+    }
+}
+
+/// The one 407 driver over reconnects, for every path (a replayed request, the probe that
+/// authenticates a connection, an upgrade, a CONNECT): sends `make`'s request on `conn`
+/// through the handshake; when the proxy closes the connection mid-handshake, drops it and
+/// goes on on the next one `reconnect` opens (three connections at most). Returns the
+/// connection with the final response; a refusal is an error carrying the proxy's page.
+pub async fn drive<C, F>(
+    timeout: std::time::Duration,
+    what: &str,
+    mut conn: C,
+    mut reconnect: impl FnMut() -> F,
+    mut make: impl FnMut(Option<HeaderValue>) -> Request<Body>,
+    ctx: &waypost_auth::AuthContext,
+) -> Result<(C, Response<Incoming>), ProxyError>
+where
+    C: ProxyConn,
+    F: std::future::Future<Output = Result<C, ProxyError>>,
+{
+    for _ in 0..3 {
+        match exchange(timeout, what, conn.sender(), &mut make, ctx).await? {
+            None => {
+                drop(conn); // its slot first: the next connection may need it
+                conn = reconnect().await?;
+            }
+            Some((resp, outcome)) => {
+                if !outcome.is_success() {
+                    return Err(refusal(rejected(what, &outcome), resp).await);
+                }
+                return Ok((conn, resp));
+            }
+        }
+    }
+    Err(kept_closing(what))
+}
+
 /// Runs one exchange through the driver under the receive-response timeout.
 async fn exchange(
-    up: &Upstream,
+    timeout: std::time::Duration,
     what: &str,
-    conn: &mut hyper::client::conn::http1::SendRequest<Body>,
+    conn: &mut SendRequest<Body>,
     make: impl FnMut(Option<HeaderValue>) -> Request<Body>,
     ctx: &waypost_auth::AuthContext,
 ) -> Result<Option<(Response<Incoming>, waypost_auth::AuthOutcome)>, ProxyError> {
-    let timeout = up.dialer.timeouts.receive_response;
     match tokio::time::timeout(timeout, waypost_auth::authenticate_request(conn, make, ctx)).await {
         Err(_) => Err(ProxyError::response_timeout(what, timeout)),
         Ok(Err(e)) if e.is_reconnect() => Ok(None),
@@ -235,21 +292,10 @@ pub async fn send_replay(
         conn = up.fresh_connection(plan).await?;
     }
     let ctx = ctx_for(&up.dialer, plan, &conn).await;
-    for _ in 0..3 {
-        match exchange(up, &what, conn.sender(), |_| replay.build(), &ctx).await? {
-            None => {
-                drop(conn);
-                conn = up.fresh_connection(plan).await?;
-            }
-            Some((resp, outcome)) => {
-                if !outcome.is_success() {
-                    return Err(refusal(rejected(&what, &outcome), resp).await);
-                }
-                return up.relay(resp, Some(conn));
-            }
-        }
-    }
-    Err(kept_closing(&what))
+    let timeout = up.dialer.timeouts.receive_response;
+    let reconnect = || up.fresh_connection(plan);
+    let (conn, resp) = drive(timeout, &what, conn, reconnect, |_| replay.build(), &ctx).await?;
+    up.relay(resp, Some(conn))
 }
 
 /// Sends a request whose body is sent once (any size, or unknown length): a new connection
@@ -279,7 +325,8 @@ pub async fn send_streaming(
             None => head.probe(),
         }
     };
-    let Some((resp, outcome)) = exchange(up, &what, conn.sender(), make, &ctx).await? else {
+    let timeout = up.dialer.timeouts.receive_response;
+    let Some((resp, outcome)) = exchange(timeout, &what, conn.sender(), make, &ctx).await? else {
         return Err(kept_closing(&what));
     };
     if legs > 1 {
@@ -300,49 +347,38 @@ pub async fn send_streaming(
 async fn authenticate_connection(
     up: &Upstream,
     plan: &ConnectPlan,
-    mut conn: Pooled,
+    conn: Pooled,
     head: &Replay,
     what: &str,
 ) -> Result<Pooled, ProxyError> {
     let ctx = ctx_for(&up.dialer, plan, &conn).await;
-    for _ in 0..3 {
-        let Some((resp, outcome)) =
-            exchange(up, what, conn.sender(), |_| head.probe(), &ctx).await?
-        else {
-            drop(conn);
-            conn = up.fresh_connection(plan).await?;
-            continue;
-        };
-        if !outcome.is_success() {
-            return Err(refusal(rejected(what, &outcome), resp).await);
-        }
-        if waypost_auth::response_closes(&resp) {
-            return Err(ProxyError::new(
-                ErrorKind::UpstreamClosed,
-                format!("{what} closed the connection it had just authenticated"),
-            ));
-        }
-        let read = Limited::new(resp.into_body(), MAX_PROBE_BODY).collect();
-        match tokio::time::timeout(up.dialer.timeouts.receive, read).await {
-            Ok(Ok(_)) => return Ok(conn),
-            _ => {
-                return Err(ProxyError::new(
-                    ErrorKind::UpstreamClosed,
-                    format!("{what} broke the connection after authenticating it"),
-                ))
-            }
-        }
+    let timeout = up.dialer.timeouts.receive_response;
+    let reconnect = || up.fresh_connection(plan);
+    let (conn, resp) = drive(timeout, what, conn, reconnect, |_| head.probe(), &ctx).await?;
+    if waypost_auth::response_closes(&resp) {
+        return Err(ProxyError::new(
+            ErrorKind::UpstreamClosed,
+            format!("{what} closed the connection it had just authenticated"),
+        ));
     }
-    Err(kept_closing(what))
+    let read = Limited::new(resp.into_body(), MAX_PROBE_BODY).collect();
+    match tokio::time::timeout(up.dialer.timeouts.receive, read).await {
+        Ok(Ok(_)) => Ok(conn),
+        _ => Err(ProxyError::new(
+            ErrorKind::UpstreamClosed,
+            format!("{what} broke the connection after authenticating it"),
+        )),
+    }
 }
 
-/// Sends an upgrade request on its own connection, authenticating on it when the plan allows.
+/// Sends an upgrade request on its own connection, authenticating on it when the plan allows;
+/// returns the connection the response came on (a new one when the proxy closed the first).
 pub async fn send_upgrade(
     up: &Upstream,
     plan: &ConnectPlan,
-    conn: &mut UpgradeConn,
+    conn: UpgradeConn,
     head: &Replay,
-) -> Result<Response<Incoming>, ProxyError> {
+) -> Result<(UpgradeConn, Response<Incoming>), ProxyError> {
     let what = describe(plan);
     let ctx = context(
         &up.dialer,
@@ -353,18 +389,9 @@ pub async fn send_upgrade(
         plan.grant,
     )
     .await;
-    for _ in 0..3 {
-        match exchange(up, &what, &mut conn.sender, |_| head.build(), &ctx).await? {
-            None => *conn = up.upgrade_connection(plan).await?,
-            Some((resp, outcome)) => {
-                if !outcome.is_success() {
-                    return Err(refusal(rejected(&what, &outcome), resp).await);
-                }
-                return Ok(resp);
-            }
-        }
-    }
-    Err(kept_closing(&what))
+    let timeout = up.dialer.timeouts.receive_response;
+    let reconnect = || up.upgrade_connection(plan);
+    drive(timeout, &what, conn, reconnect, |_| head.build(), &ctx).await
 }
 
 fn kept_closing(what: &str) -> ProxyError {

@@ -69,64 +69,43 @@ pub async fn connect_tunnel(
         req
     };
     let timeout = dialer.timeouts.receive_response;
-    let mut ctx: Option<waypost_auth::AuthContext> = None;
-    for _ in 0..3 {
+    let open = || async {
         let (io, cert) = dialer.to_proxy(proxy).await?;
-        let mut sender = super::handshake(dialer, io, true, &what).await?;
-        let exchange = async {
-            if !authenticate {
-                let resp = sender
-                    .send_request(make(None))
-                    .await
-                    .map_err(|e| super::map_hyper_error(&e, &what))?;
-                return Ok(Some(resp));
-            }
-            let ctx = match &mut ctx {
-                Some(c) => c,
-                None => ctx.insert(
-                    super::auth::context(dialer, &proxy.host, proxy.port, cert, false, grant).await,
-                ),
-            };
-            match waypost_auth::authenticate_request(&mut sender, make, ctx).await {
-                Err(e) if e.is_reconnect() => Ok(None),
-                Err(e) => Err(super::auth::map_error(e, &what)),
-                Ok((resp, outcome)) => {
-                    if !outcome.is_success() {
-                        let err = super::auth::rejected(&what, &outcome);
-                        return Err(refusal(err, resp).await);
-                    }
-                    Ok(Some(resp))
-                }
-            }
+        Ok::<_, ProxyError>((super::handshake(dialer, io, true, &what).await?, cert))
+    };
+    let (sender, cert) = open().await?;
+    let (_sender, resp) = if authenticate {
+        let ctx = super::auth::context(dialer, &proxy.host, proxy.port, cert, false, grant).await;
+        let reconnect = || {
+            let open = &open;
+            async move { open().await.map(|(sender, _)| sender) }
         };
-        let resp = match tokio::time::timeout(timeout, exchange).await {
-            Err(_) => return Err(ProxyError::response_timeout(&what, timeout)),
-            Ok(r) => r?,
-        };
-        let Some(resp) = resp else { continue };
-        let status = resp.status();
-        let withheld = grant
-            == Some(waypost_auth::Grant::Withheld(
-                waypost_auth::Withheld::UnprovenNetwork,
-            ));
-        if status == http::StatusCode::PROXY_AUTHENTICATION_REQUIRED && withheld {
-            return Err(super::auth::untrusted(&what));
-        }
-        if !status.is_success() {
-            let err = ProxyError::new(
-                ErrorKind::ProxyConnect(status.as_u16()),
-                format!("{what} answered CONNECT {authority} with {status}"),
-            );
-            return Err(refusal(err, resp).await);
-        }
-        let upgraded = hyper::upgrade::on(resp).await.map_err(|e| {
-            ProxyError::new(ErrorKind::UpstreamClosed, format!("{what} tunnel broke"))
-                .with_source(e)
-        })?;
-        return Ok(Box::new(TokioIo::new(upgraded)));
+        super::auth::drive(timeout, &what, sender, reconnect, make, &ctx).await?
+    } else {
+        let mut sender = sender;
+        let resp = tokio::time::timeout(timeout, sender.send_request(make(None)))
+            .await
+            .map_err(|_| ProxyError::response_timeout(&what, timeout))?
+            .map_err(|e| super::map_hyper_error(&e, &what))?;
+        (sender, resp)
+    };
+    let status = resp.status();
+    let withheld = grant
+        == Some(waypost_auth::Grant::Withheld(
+            waypost_auth::Withheld::UnprovenNetwork,
+        ));
+    if status == http::StatusCode::PROXY_AUTHENTICATION_REQUIRED && withheld {
+        return Err(super::auth::untrusted(&what));
     }
-    Err(ProxyError::new(
-        ErrorKind::UpstreamClosed,
-        format!("{what} kept closing the connection during authentication"),
-    ))
+    if !status.is_success() {
+        let err = ProxyError::new(
+            ErrorKind::ProxyConnect(status.as_u16()),
+            format!("{what} answered CONNECT {authority} with {status}"),
+        );
+        return Err(refusal(err, resp).await);
+    }
+    let upgraded = hyper::upgrade::on(resp).await.map_err(|e| {
+        ProxyError::new(ErrorKind::UpstreamClosed, format!("{what} tunnel broke")).with_source(e)
+    })?;
+    Ok(Box::new(TokioIo::new(upgraded)))
 }

@@ -20,9 +20,9 @@ use tokio::net::TcpStream;
 
 use super::io::{BoxIo, SendTimeout};
 use crate::config::{ClientAuth, Config, Limits, Timeouts};
-use crate::net::dns::Resolver;
 use crate::error::{ErrorKind, ProxyError, Relayed, MAX_RELAYED_BODY};
 use crate::metrics::Metrics;
+use crate::net::dns::Resolver;
 use crate::target::{Host, ProxyAddr, ProxyKind};
 
 /// A stream to the server of a plan, and the server's TLS certificate when TLS was used.

@@ -873,6 +873,10 @@ fn an_instant_switch_fails_a_request_stranded_on_the_old_address_at_once_and_the
         wp.log()
     );
     // the next request goes out on the new address
-    let (status, _) = curl_in(&pair.laptop, &wp.addr, &format!("http://10.84.2.1:{http_port}/"));
+    let (status, _) = curl_in(
+        &pair.laptop,
+        &wp.addr,
+        &format!("http://10.84.2.1:{http_port}/"),
+    );
     assert_eq!(status, 200, "{}", wp.log());
 }

@@ -85,9 +85,13 @@ fn loader(path: PathBuf) -> waypost::ops::reload::Loader {
 
 async fn start_from_file(path: &Path) -> Running {
     let cfg = load(path).expect("valid config");
-    waypost::listen::server::start_reloadable(cfg, Some(loader(path.to_path_buf())), Some(path.into()))
-        .await
-        .expect("proxy starts")
+    waypost::listen::server::start_reloadable(
+        cfg,
+        Some(loader(path.to_path_buf())),
+        Some(path.into()),
+    )
+    .await
+    .expect("proxy starts")
 }
 
 /// Replaces the file's content the way editors do (write a new file, rename it over).

@@ -181,7 +181,8 @@ async fn two_instances_that_are_each_others_upstream_stop_a_connect_at_its_secon
     let a = instance(a_port, b_port).await;
     let b = instance(b_port, a_port).await;
     let connections = "waypost_client_connections_total";
-    let count = |p: &waypost::listen::server::Running| metric(&harness::registry_metrics(p), connections);
+    let count =
+        |p: &waypost::listen::server::Running| metric(&harness::registry_metrics(p), connections);
     let (a0, b0) = (count(&a), count(&b));
     for head in [
         "CONNECT www.example.test:443 HTTP/1.1\r\nHost: www.example.test:443",

@@ -67,7 +67,10 @@ impl Verdict {
 /// Fetches a URL over verified HTTPS (the seam to the HTTP client, which lives above this
 /// module): Ok once an answer came, Err with the reason.
 pub type Fetch = Arc<
-    dyn Fn(String) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>
+    dyn Fn(
+            String,
+        )
+            -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>
         + Send
         + Sync,
 >;

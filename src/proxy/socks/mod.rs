@@ -12,6 +12,7 @@ use std::sync::Arc;
 use http::HeaderMap;
 use tokio::net::TcpStream;
 
+use self::wire::{self as socks, LoginCheck, Reply, SocksError};
 use super::pipeline::Exchange;
 use super::Client;
 use crate::admission::{self, Ask, Entry};
@@ -19,7 +20,6 @@ use crate::app::App;
 use crate::error::{ErrorKind, ProxyError};
 use crate::ops::reload::Live;
 use crate::route::Purpose;
-use self::wire::{self as socks, LoginCheck, Reply, SocksError};
 use crate::target::{Scheme, Target};
 
 /// Serves one SOCKS5 client connection from greeting to the tunnel's end. The login and the
