@@ -28,7 +28,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use crate::admission::{self, Ask, Entry, Grant};
 use crate::app::App;
 use crate::body::Body;
-use crate::error::{rescue, ErrorKind, ProxyError};
+use crate::error::{ErrorKind, ProxyError};
 use crate::metrics::Metrics;
 
 /// An HTTP request in absolute form (a client's, or one decrypted from an intercepted tunnel):
@@ -37,7 +37,7 @@ pub async fn http(app: Arc<App>, client: Client, req: Request<Incoming>) -> Resp
     let target =
         match crate::target::Target::from_absolute(req.uri(), app.cfg.reject_userpwd_in_url) {
             Ok(t) => t,
-            Err(e) => return rescue(&e),
+            Err(e) => return pipeline::refuse(&app, &client, &req, e, true),
         };
     if crate::route::headers::is_upgrade(req.headers()) {
         return upgrade::upgrade(app, client, target, req).await;
@@ -97,11 +97,11 @@ pub async fn handle(
         Ok(g) => g,
         Err(e) => {
             refused(&app, client.addr, &e);
-            return Ok(rescue(&e));
+            return Ok(pipeline::refuse(&app, &client, &req, e, false));
         }
     };
     if let Err(e) = head::check(&req, app.cfg.limits.max_request_header_size) {
-        return Ok(rescue(&e));
+        return Ok(pipeline::refuse(&app, &client, &req, e, true));
     }
     if let Grant::Admin { authenticated } = grant {
         return Ok(crate::ops::admin::serve(&app, &req, authenticated).await);
@@ -110,9 +110,8 @@ pub async fn handle(
         return Ok(tunnel::tunnel(app, client, req).await);
     }
     if req.uri().scheme().is_none() {
-        return Ok(rescue(&ProxyError::bad_request(
-            "authority-form targets are only valid with CONNECT",
-        )));
+        let e = ProxyError::bad_request("authority-form targets are only valid with CONNECT");
+        return Ok(pipeline::refuse(&app, &client, &req, e, true));
     }
     Ok(http(app, client, req).await)
 }

@@ -122,29 +122,8 @@ impl Exchange {
     }
 
     /// The one place a failed exchange is logged (once), recorded and answered.
-    pub fn fail(&self, route: &str, mut err: ProxyError) -> Response<Body> {
-        if err.kind == ErrorKind::UpstreamClosed
-            && crate::upstream::live::sockets().cut_within(std::time::Duration::from_secs(5))
-        {
-            err.detail.push_str(
-                " (the network changed: waypost closed the connections through the old one)",
-            );
-        }
-        let mut resp = rescue(&err);
-        self.tag(resp.headers_mut());
-        let id = self.access.id.as_str();
-        let code = err.kind.code();
-        match err.kind.blame() {
-            error::Blame::Client => {
-                tracing::info!(request_id = id, route, code, error = %error::chain(&err), "request refused")
-            }
-            _ => {
-                tracing::warn!(request_id = id, route, code, error = %error::chain(&err), "request failed")
-            }
-        }
-        self.access
-            .finish(resp.status().as_u16(), route.to_string(), err.kind.code());
-        resp
+    pub fn fail(&self, route: &str, err: ProxyError) -> Response<Body> {
+        answer_failure(&self.access, route, err, true)
     }
 
     /// The response filter: hop-by-hop headers out, `Via` when configured, access record,
@@ -168,9 +147,7 @@ impl Exchange {
     /// Puts the request id on a response to the client (`X-Request-Id`), replacing one an
     /// upstream may have sent, so the id the user quotes is the one in waypost's logs.
     pub fn tag(&self, headers: &mut HeaderMap) {
-        if let Ok(v) = HeaderValue::from_str(self.access.id.as_str()) {
-            headers.insert(REQUEST_ID, v);
-        }
+        tag(&self.access, headers);
     }
 
     /// Keeps `what` (a tunnel or an upgraded connection) running in the tracked background with
@@ -256,4 +233,64 @@ impl RequestHead {
             body: bytes::Bytes::new(),
         })
     }
+}
+
+/// A request refused before its exchange could begin (admission, a malformed head or target):
+/// answered as every failure is ([`Exchange::fail`]: a request id, an access line, the
+/// outcome metric, one log line unless the caller logged it: `log`), with the target as the
+/// client wrote it (redacted).
+pub fn refuse(
+    app: &App,
+    client: &Client,
+    req: &http::Request<hyper::body::Incoming>,
+    err: ProxyError,
+    log: bool,
+) -> Response<Body> {
+    let kind = match req.method() == Method::CONNECT {
+        true => "connect",
+        false => "http",
+    };
+    let access = Access::new(
+        RequestId::new(req.headers().get(REQUEST_ID)),
+        client.addr,
+        req.method().as_str(),
+        crate::ops::access::redacted_uri(req.uri()),
+        kind,
+        app.metrics.clone(),
+        app.cfg.log.access_log,
+    );
+    answer_failure(&access, "-", err, log)
+}
+
+/// Puts the request id of `access` on a response (`X-Request-Id`).
+fn tag(access: &Access, headers: &mut HeaderMap) {
+    if let Ok(v) = HeaderValue::from_str(access.id.as_str()) {
+        headers.insert(REQUEST_ID, v);
+    }
+}
+
+/// Logs a failure once (unless `log` is false: the caller did), records it in `access` and
+/// answers it through [`rescue`].
+fn answer_failure(access: &Access, route: &str, mut err: ProxyError, log: bool) -> Response<Body> {
+    if err.kind == ErrorKind::UpstreamClosed
+        && crate::upstream::live::sockets().cut_within(std::time::Duration::from_secs(5))
+    {
+        err.detail
+            .push_str(" (the network changed: waypost closed the connections through the old one)");
+    }
+    let mut resp = rescue(&err);
+    tag(access, resp.headers_mut());
+    let id = access.id.as_str();
+    let code = err.kind.code();
+    match err.kind.blame() {
+        _ if !log => {}
+        error::Blame::Client => {
+            tracing::info!(request_id = id, route, code, error = %error::chain(&err), "request refused")
+        }
+        _ => {
+            tracing::warn!(request_id = id, route, code, error = %error::chain(&err), "request failed")
+        }
+    }
+    access.finish(resp.status().as_u16(), route.to_string(), err.kind.code());
+    resp
 }

@@ -13,7 +13,7 @@ use super::pipeline::Exchange;
 use super::Client;
 use crate::app::App;
 use crate::body::{self, Body};
-use crate::error::{rescue, ErrorKind, ProxyError};
+use crate::error::{ErrorKind, ProxyError};
 use crate::relay::relay_io;
 use crate::route::Purpose;
 use crate::target::Target;
@@ -27,7 +27,7 @@ pub async fn tunnel(app: Arc<App>, client: Client, req: Request<Incoming>) -> Re
         .unwrap_or_else(|| req.uri().to_string());
     let target = match Target::from_connect(&authority) {
         Ok(t) => t,
-        Err(e) => return rescue(&e),
+        Err(e) => return super::pipeline::refuse(&app, &client, &req, e, true),
     };
     let x = Exchange::new(app, client, "CONNECT", target, "connect", req.headers());
     if let Err(e) = admit(&x, req.headers()) {

@@ -423,3 +423,30 @@ fn a_client_auth_password_file_readable_by_others_refuses_to_start() {
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
     assert!(waypost::config::validate(&raw, &Default::default()).is_ok());
 }
+
+/// Refusals before an exchange begins (a malformed target, authority form without CONNECT, a
+/// CONNECT to nothing) are answered like every failure: a request id, and the outcome counted.
+#[tokio::test]
+async fn requests_refused_before_their_exchange_get_a_request_id_and_are_counted() {
+    let proxy = harness::start_proxy(|_| {}).await;
+    let addr = proxy.addrs[0];
+    for (head, kind) in [
+        (
+            "GET example.com:80 HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n",
+            "http",
+        ),
+        (
+            "CONNECT :0 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            "connect",
+        ),
+    ] {
+        let reply = harness::raw(addr, head.as_bytes())
+            .await
+            .to_ascii_lowercase();
+        assert!(reply.starts_with("http/1.1 400"), "{head}: {reply}");
+        assert!(reply.contains("x-request-id: "), "{head}: {reply}");
+        let m = harness::registry_metrics(&proxy);
+        let series = format!("waypost_requests_total{{kind=\"{kind}\",outcome=\"bad-request\"}}");
+        assert!(m.lines().any(|l| l.starts_with(&series)), "{head}: {m}");
+    }
+}
