@@ -275,34 +275,9 @@ impl fmt::Display for Target {
     }
 }
 
-/// The protocol spoken to an upstream proxy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ProxyKind {
-    /// Plain HTTP proxy (`PROXY`, `HTTP`, `http://`).
-    Http,
-    /// HTTP proxy reached over TLS (`HTTPS`, `https://`).
-    Https,
-    Socks4,
-    Socks5,
-}
-
-impl ProxyKind {
-    pub fn default_port(self) -> u16 {
-        match self {
-            ProxyKind::Http => 80,
-            ProxyKind::Https => 443,
-            ProxyKind::Socks4 | ProxyKind::Socks5 => 1080,
-        }
-    }
-    pub fn url_scheme(self) -> &'static str {
-        match self {
-            ProxyKind::Http => "http",
-            ProxyKind::Https => "https",
-            ProxyKind::Socks4 => "socks4",
-            ProxyKind::Socks5 => "socks5",
-        }
-    }
-}
+/// The protocol spoken to an upstream proxy: the PAC grammar's own ([`waypost_pac::ProxyKind`]),
+/// one type for proxies named by a script and by the configuration.
+pub use waypost_pac::ProxyKind;
 
 /// An upstream proxy's address.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

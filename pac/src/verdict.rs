@@ -28,6 +28,16 @@ impl ProxyKind {
         }
     }
 
+    /// The scheme of the proxy's URL form (`http`, `https`, `socks4`, `socks5`).
+    pub fn url_scheme(self) -> &'static str {
+        match self {
+            ProxyKind::Http => "http",
+            ProxyKind::Https => "https",
+            ProxyKind::Socks4 => "socks4",
+            ProxyKind::Socks5 => "socks5",
+        }
+    }
+
     /// The canonical keyword (`PROXY`, `HTTPS`, `SOCKS4`, `SOCKS5`).
     pub fn keyword(self) -> &'static str {
         match self {

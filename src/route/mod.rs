@@ -78,19 +78,14 @@ pub fn hops_from_pac(
     entries: &[waypost_pac::ProxyEntry],
     is_bad: impl Fn(&ProxyAddr) -> bool,
 ) -> Vec<Hop> {
-    use waypost_pac::{ProxyEntry, ProxyKind as K};
+    use waypost_pac::ProxyEntry;
     let mut good = Vec::new();
     let mut bad = Vec::new();
     for e in entries {
         let hop = match e {
             ProxyEntry::Direct => Hop::Direct,
             ProxyEntry::Proxy { kind, host, port } => {
-                let kind = match kind {
-                    K::Http => ProxyKind::Http,
-                    K::Https => ProxyKind::Https,
-                    K::Socks4 => ProxyKind::Socks4,
-                    K::Socks5 => ProxyKind::Socks5,
-                };
+                let kind = *kind;
                 let Ok(host) = Host::parse(host) else {
                     continue;
                 };
