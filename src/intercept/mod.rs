@@ -14,7 +14,6 @@
 //! gracefully: in-flight requests finish). This module picks no status codes: every failure goes through
 //! [`crate::error::rescue`].
 
-pub mod io;
 pub mod sni;
 
 use std::convert::Infallible;
@@ -35,7 +34,7 @@ use crate::ops::access::Access;
 use crate::target::Target;
 use crate::upstream::io::BoxIo;
 
-pub use io::Rewind;
+pub use crate::relay::io::Rewind;
 
 /// Where decrypted requests go (the proxy's forwarding stage), as a value: this module does not
 /// call back into the proxy.
@@ -87,8 +86,12 @@ pub fn start<S: Send + Sync + 'static>(
     app.tracker.spawn(async move {
         match on_upgrade.await {
             Ok(up) => {
-                let activity = io::Activity::new();
-                let io = io::Metered::new(TokioIo::new(up), access.clone(), activity.clone());
+                let activity = crate::relay::io::Activity::new();
+                let io = crate::relay::io::Counted::new(
+                    TokioIo::new(up),
+                    access.clone(),
+                    activity.clone(),
+                );
                 serve_tunnel(app2, handler, target, io, server_config, &access, &activity).await;
             }
             Err(e) => tracing::debug!(error = %e, "client went away before the tunnel started"),
@@ -155,7 +158,7 @@ async fn serve_tunnel<IO>(
     io: IO,
     server_config: Arc<rustls::ServerConfig>,
     access: &Access,
-    activity: &io::Activity,
+    activity: &crate::relay::io::Activity,
 ) where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
 {
@@ -223,7 +226,7 @@ async fn drive<C>(
     mut conn: Pin<&mut C>,
     graceful_shutdown: fn(Pin<&mut C>),
     app: &App,
-    activity: &io::Activity,
+    activity: &crate::relay::io::Activity,
 ) -> Result<(), hyper::Error>
 where
     C: Future<Output = Result<(), hyper::Error>>,

@@ -11,8 +11,8 @@ use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use waypost_tls::{parse_client_hello_sni, SniPeek};
 
-use super::io::Rewind;
 use crate::app::App;
+use crate::relay::io::Rewind;
 use crate::upstream::io::BoxIo;
 
 /// Most bytes read while looking for the end of the ClientHello.

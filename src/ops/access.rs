@@ -273,3 +273,14 @@ mod tests {
         assert_eq!(upstream_label("-"), None);
     }
 }
+
+/// An intercepted tunnel's encrypted bytes count into its access record: read from the client
+/// in, written to it out.
+impl crate::relay::io::Tally for Access {
+    fn read(&self, n: u64) {
+        self.bytes_in.fetch_add(n, Ordering::Relaxed);
+    }
+    fn written(&self, n: u64) {
+        self.bytes_out.fetch_add(n, Ordering::Relaxed);
+    }
+}

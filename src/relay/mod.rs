@@ -7,64 +7,24 @@
 //! [`relay_io`] picks the way: when both ends are plain sockets underneath ([`raw`]), bytes go
 //! socket to socket through a pipe ([`splice`], Linux), never through waypost's memory;
 //! otherwise (TLS to an HTTPS proxy, other systems) they are copied through buffers ([`relay`]).
+//! [`io`] has the stream wrappers both ways share with the tunnel edge (replayed prefixes, byte
+//! counts, the idle clock).
 
+pub mod io;
 pub mod raw;
 #[cfg(target_os = "linux")]
 pub mod splice;
 
 use std::future::Future;
-use std::io;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::intercept::io::Activity;
+use self::io::{Activity, Counted, ReadBytes};
 use crate::metrics::Metrics;
 use crate::upstream::io::BoxIo;
-
-/// Counts bytes read and records the time of the last activity.
-struct Counted<T> {
-    inner: T,
-    read: Arc<AtomicU64>,
-    activity: Arc<Activity>,
-}
-
-impl<T: AsyncRead + Unpin> AsyncRead for Counted<T> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
-        let n = buf.filled().len() - before;
-        if n > 0 {
-            self.read.fetch_add(n as u64, Ordering::Relaxed);
-            self.activity.touch();
-        }
-        r
-    }
-}
-
-impl<T: AsyncWrite + Unpin> AsyncWrite for Counted<T> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-}
 
 /// How a relay ended, with the bytes moved each way.
 #[derive(Debug, Clone, Copy)]
@@ -108,22 +68,17 @@ where
     B: AsyncRead + AsyncWrite + Unpin,
 {
     let activity = Activity::new();
-    let (up, down) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    let mut a = Counted {
-        inner: client,
-        read: up.clone(),
-        activity: activity.clone(),
-    };
-    let mut b = Counted {
-        inner: upstream,
-        read: down.clone(),
-        activity: activity.clone(),
-    };
+    let (up, down) = (
+        Arc::new(ReadBytes::default()),
+        Arc::new(ReadBytes::default()),
+    );
+    let mut a = Counted::new(client, up.clone(), activity.clone());
+    let mut b = Counted::new(upstream, down.clone(), activity.clone());
     let copy = tokio::io::copy_bidirectional_with_sizes(&mut a, &mut b, 64 * 1024, 64 * 1024);
     let idle_timeout = until_idle(copy, &activity, idle).await.is_none();
     RelayEnd {
-        from_client: up.load(Ordering::Relaxed),
-        to_client: down.load(Ordering::Relaxed),
+        from_client: up.0.load(Ordering::Relaxed),
+        to_client: down.0.load(Ordering::Relaxed),
         idle_timeout,
     }
 }

@@ -16,7 +16,7 @@ use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-use crate::intercept::io::Rewind;
+use super::io::Rewind;
 use crate::upstream::io::{BoxIo, SendTimeout};
 
 /// A plain socket with what its wrappers held.

@@ -21,9 +21,9 @@ use nix::fcntl::{splice, OFlag, SpliceFFlags};
 use tokio::io::Interest;
 use tokio::net::TcpStream;
 
+use super::io::Activity;
 use super::raw::RawSide;
 use super::{until_idle, RelayEnd};
-use crate::intercept::io::Activity;
 
 /// Capacity asked for each pipe, and so the most bytes one `splice` call moves: 64 page slots
 /// (the default 16 fill up early when a socket's data sits in small fragments). Memory only

@@ -1,7 +1,7 @@
-//! Stream wrappers for the tunnel edge: [`Rewind`] replays bytes already read from a stream
-//! before the rest of it, and [`Metered`] counts the bytes of an intercepted tunnel into its
-//! access record and notes when a byte last moved ([`Activity`]). They only move bytes and
-//! count; they decide nothing.
+//! Stream wrappers for the relay and the tunnel edge: [`Rewind`] replays bytes already read
+//! from a stream before the rest of it; [`Counted`] counts the bytes moved each way into a
+//! [`Tally`] (a relay's counters, an access record) and notes when a byte last moved
+//! ([`Activity`], the idle clock). They only move bytes and count; they decide nothing.
 
 use std::io;
 use std::pin::Pin;
@@ -13,8 +13,6 @@ use std::time::Duration;
 use bytes::{Buf, Bytes};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
-
-use crate::ops::access::Access;
 
 /// A stream that yields `prefix` first, then whatever `inner` yields; writes go to `inner`.
 pub struct Rewind<T> {
@@ -108,24 +106,41 @@ impl Activity {
     }
 }
 
-/// Counts the (encrypted) bytes of an intercepted tunnel into its access record.
-pub struct Metered<T> {
+/// Where [`Counted`] adds the bytes it sees: read from the wrapped stream, written to it.
+pub trait Tally: Send + Sync {
+    fn read(&self, n: u64);
+    fn written(&self, n: u64);
+}
+
+/// Bytes read, the one count a relay keeps per side.
+#[derive(Default)]
+pub struct ReadBytes(pub AtomicU64);
+
+impl Tally for ReadBytes {
+    fn read(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+    fn written(&self, _n: u64) {}
+}
+
+/// A stream that counts the bytes moved into `tally` and touches `activity` when it reads.
+pub struct Counted<T, C: ?Sized> {
     inner: T,
-    access: Arc<Access>,
+    tally: Arc<C>,
     activity: Arc<Activity>,
 }
 
-impl<T> Metered<T> {
-    pub fn new(inner: T, access: Arc<Access>, activity: Arc<Activity>) -> Self {
-        Metered {
+impl<T, C: Tally + ?Sized> Counted<T, C> {
+    pub fn new(inner: T, tally: Arc<C>, activity: Arc<Activity>) -> Self {
+        Counted {
             inner,
-            access,
+            tally,
             activity,
         }
     }
 }
 
-impl<T: AsyncRead + Unpin> AsyncRead for Metered<T> {
+impl<T: AsyncRead + Unpin, C: Tally + ?Sized> AsyncRead for Counted<T, C> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -135,14 +150,14 @@ impl<T: AsyncRead + Unpin> AsyncRead for Metered<T> {
         let r = Pin::new(&mut self.inner).poll_read(cx, buf);
         let n = buf.filled().len().saturating_sub(before) as u64;
         if n > 0 {
-            self.access.bytes_in.fetch_add(n, Ordering::Relaxed);
+            self.tally.read(n);
             self.activity.touch();
         }
         r
     }
 }
 
-impl<T: AsyncWrite + Unpin> AsyncWrite for Metered<T> {
+impl<T: AsyncWrite + Unpin, C: Tally + ?Sized> AsyncWrite for Counted<T, C> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -150,9 +165,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Metered<T> {
     ) -> Poll<io::Result<usize>> {
         let r = Pin::new(&mut self.inner).poll_write(cx, buf);
         if let Poll::Ready(Ok(n)) = &r {
-            self.access
-                .bytes_out
-                .fetch_add(*n as u64, Ordering::Relaxed);
+            self.tally.written(*n as u64);
         }
         r
     }
