@@ -55,6 +55,8 @@ pub struct App {
     pub registry: prometheus::Registry,
     /// Whether the network has proven itself (credentials for network-named proxies).
     pub trust: Arc<crate::net::trust::Trust>,
+    /// The pipes of this generation's socket-to-socket relays.
+    pub pipes: Arc<crate::relay::PipePool>,
 }
 
 /// Operational state shared by every generation (each field behind its own short lock).
@@ -256,6 +258,7 @@ impl App {
             generation: c.generation,
             registry,
             trust,
+            pipes: Arc::default(),
         });
         follow_network(Arc::downgrade(&app), network);
         Ok(app)

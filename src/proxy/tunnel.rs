@@ -105,7 +105,14 @@ pub(super) async fn relay_tunnel<C>(
     };
     let metrics = &app.metrics;
     metrics.tunnels_active.inc();
-    let end = relay_io(client_io, tunnel.io, app.cfg.timeouts.tunnel_idle, metrics).await;
+    let end = relay_io(
+        client_io,
+        tunnel.io,
+        app.cfg.timeouts.tunnel_idle,
+        metrics,
+        &app.pipes,
+    )
+    .await;
     metrics.tunnels_active.dec();
     drop(tunnel.permit);
     access

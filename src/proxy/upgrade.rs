@@ -111,6 +111,7 @@ fn spawn_relay(x: &Exchange, client: OnUpgrade, upstream: OnUpgrade, conn: Upgra
                 Box::new(TokioIo::new(u)),
                 app.cfg.timeouts.tunnel_idle,
                 &app.metrics,
+                &app.pipes,
             )
             .await;
             app.metrics.tunnels_active.dec();

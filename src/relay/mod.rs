@@ -15,6 +15,15 @@ pub mod raw;
 #[cfg(target_os = "linux")]
 pub mod splice;
 
+/// The pipes of the socket-to-socket relay ([`splice::PipePool`]), owned by the configuration
+/// generation that runs relays.
+#[cfg(target_os = "linux")]
+pub use splice::PipePool;
+/// Without splice (not Linux) there are no pipes to keep.
+#[cfg(not(target_os = "linux"))]
+#[derive(Default)]
+pub struct PipePool;
+
 use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -43,13 +52,14 @@ pub async fn relay_io(
     upstream: BoxIo,
     idle: Duration,
     metrics: &Metrics,
+    pipes: &Arc<PipePool>,
 ) -> RelayEnd {
     let way = |w: &str| metrics.tunnel_relays.with_label_values(&[w]).inc();
     #[cfg(target_os = "linux")]
     let (client, upstream) = match (raw::unwrap(client), raw::unwrap(upstream)) {
         (Ok(c), Ok(u)) => {
             way("splice");
-            return splice::relay(c, u, idle).await;
+            return splice::relay(c, u, idle, pipes.clone()).await;
         }
         (c, u) => (
             c.map_or_else(|io| io, raw::RawSide::into_io),

@@ -40,26 +40,48 @@ struct Pipe {
     write: OwnedFd,
 }
 
-static POOL: Mutex<Vec<Pipe>> = Mutex::new(Vec::new());
-/// Pipes held by relays right now (the pool's idle ones not counted).
-static IN_USE: AtomicUsize = AtomicUsize::new(0);
+/// The pipes of the relays that use it: empty ones kept for the next transfer (at most
+/// [`POOL_KEEP`]), and a count of those held by relays now. Owned by whoever runs relays (the
+/// configuration generation, [`crate::app::App`]), not the process.
+#[derive(Default)]
+pub struct PipePool {
+    idle: Mutex<Vec<Pipe>>,
+    in_use: AtomicUsize,
+}
 
-/// Pipes held by tunnel relays right now (the pool's idle ones not counted).
-pub fn pipes_in_use() -> usize {
-    IN_USE.load(Ordering::Relaxed)
+impl PipePool {
+    pub fn new() -> std::sync::Arc<PipePool> {
+        std::sync::Arc::default()
+    }
+
+    /// Pipes held by relays right now (the idle ones not counted).
+    pub fn in_use(&self) -> usize {
+        self.in_use.load(Ordering::Relaxed)
+    }
 }
 
 /// The pipe one direction holds while its bytes move. Given back to the pool only when empty
 /// ([`Held::release`]); dropped, it is closed with whatever it still holds.
-#[derive(Default)]
-struct Held(Option<Pipe>);
+struct Held<'a> {
+    pipe: Option<Pipe>,
+    pool: &'a PipePool,
+}
 
-impl Held {
+impl<'a> Held<'a> {
+    fn new(pool: &'a PipePool) -> Self {
+        Held { pipe: None, pool }
+    }
+
     /// The held pipe, taken from the pool or made when none is held; `None` when no pipe can
     /// be made (out of descriptors).
     fn get(&mut self) -> Option<&Pipe> {
-        if self.0.is_none() {
-            let pooled = POOL.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        if self.pipe.is_none() {
+            let pooled = self
+                .pool
+                .idle
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .pop();
             let pipe = match pooled {
                 Some(p) => p,
                 None => {
@@ -71,17 +93,17 @@ impl Held {
                     Pipe { read, write }
                 }
             };
-            IN_USE.fetch_add(1, Ordering::Relaxed);
-            self.0 = Some(pipe);
+            self.pool.in_use.fetch_add(1, Ordering::Relaxed);
+            self.pipe = Some(pipe);
         }
-        self.0.as_ref()
+        self.pipe.as_ref()
     }
 
     /// Gives the (empty) pipe back to the pool, or closes it when the pool is full.
     fn release(&mut self) {
-        if let Some(p) = self.0.take() {
-            IN_USE.fetch_sub(1, Ordering::Relaxed);
-            let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = self.pipe.take() {
+            self.pool.in_use.fetch_sub(1, Ordering::Relaxed);
+            let mut pool = self.pool.idle.lock().unwrap_or_else(|e| e.into_inner());
             if pool.len() < POOL_KEEP {
                 pool.push(p);
             }
@@ -89,10 +111,10 @@ impl Held {
     }
 }
 
-impl Drop for Held {
+impl Drop for Held<'_> {
     fn drop(&mut self) {
-        if self.0.take().is_some() {
-            IN_USE.fetch_sub(1, Ordering::Relaxed);
+        if self.pipe.take().is_some() {
+            self.pool.in_use.fetch_sub(1, Ordering::Relaxed);
         }
     }
 }
@@ -107,7 +129,12 @@ fn splice_io(from: impl AsFd, to: impl AsFd, len: usize) -> io::Result<usize> {
 
 /// Relays between two sockets until both directions reached their end, one failed, or no
 /// byte moved for `idle`.
-pub async fn relay(mut client: RawSide, mut upstream: RawSide, idle: Duration) -> RelayEnd {
+pub async fn relay(
+    mut client: RawSide,
+    mut upstream: RawSide,
+    idle: Duration,
+    pipes: std::sync::Arc<PipePool>,
+) -> RelayEnd {
     // the bytes already read go to the pumps, which drop them once sent (they may be a slice
     // of a larger buffer, which the tunnel must not keep for its whole life)
     let (client_first, upstream_first) = (
@@ -124,7 +151,8 @@ pub async fn relay(mut client: RawSide, mut upstream: RawSide, idle: Duration) -
                 client_first,
                 upstream.send_timeout,
                 &up,
-                &activity
+                &activity,
+                &pipes,
             ),
             pump(
                 &upstream.tcp,
@@ -132,7 +160,8 @@ pub async fn relay(mut client: RawSide, mut upstream: RawSide, idle: Duration) -
                 upstream_first,
                 client.send_timeout,
                 &down,
-                &activity
+                &activity,
+                &pipes,
             ),
         )
     };
@@ -157,6 +186,7 @@ async fn pump(
     stall: Option<Duration>,
     moved: &AtomicU64,
     activity: &Activity,
+    pipes: &PipePool,
 ) -> io::Result<()> {
     if !first.is_empty() {
         write_all(dst, &first, stall).await?;
@@ -164,7 +194,7 @@ async fn pump(
         activity.touch();
     }
     drop(first);
-    let mut held = Held::default();
+    let mut held = Held::new(pipes);
     loop {
         src.readable().await?;
         let Some(pipe) = held.get() else {
@@ -256,9 +286,6 @@ mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    /// The tests here watch the process-wide pipe count: one at a time.
-    static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
     /// (the end a test drives, the end the relay gets)
     use super::super::socket_pair as pair;
 
@@ -288,13 +315,14 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn bytes_cross_both_ways_at_once_in_order_and_are_counted() {
-        let _one = SERIAL.lock().await;
+        let pipes = PipePool::new();
         let (client, client_end) = pair().await;
         let (upstream, upstream_end) = pair().await;
         let relay = tokio::spawn(relay(
             side(client_end, b"early "),
             side(upstream_end, b""),
             Duration::from_secs(30),
+            pipes.clone(),
         ));
         let up_bytes = pattern(6 << 20, 1);
         let down_bytes = pattern(5 << 20, 2);
@@ -325,18 +353,19 @@ mod tests {
         assert_eq!(end.from_client, 6 + (6 << 20));
         assert_eq!(end.to_client, 5 << 20);
         assert!(!end.idle_timeout);
-        assert_eq!(pipes_in_use(), 0, "a finished relay gave its pipes back");
+        assert_eq!(pipes.in_use(), 0, "a finished relay gave its pipes back");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_half_close_is_passed_on_and_the_answer_still_arrives() {
-        let _one = SERIAL.lock().await;
+        let pipes = PipePool::new();
         let (mut client, client_end) = pair().await;
         let (mut upstream, upstream_end) = pair().await;
         let relay = tokio::spawn(relay(
             side(client_end, b""),
             side(upstream_end, b""),
             Duration::from_secs(30),
+            pipes.clone(),
         ));
         client.write_all(b"question").await.unwrap();
         client.shutdown().await.unwrap();
@@ -356,7 +385,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_quiet_tunnel_holds_no_pipe() {
-        let _one = SERIAL.lock().await;
+        let pipes = PipePool::new();
         let mut tunnels = Vec::new();
         for _ in 0..20 {
             let (mut client, client_end) = pair().await;
@@ -365,6 +394,7 @@ mod tests {
                 side(client_end, b""),
                 side(upstream_end, b""),
                 Duration::from_secs(60),
+                pipes.clone(),
             ));
             client.write_all(&[7u8; 100_000]).await.unwrap();
             let mut got = vec![0u8; 100_000];
@@ -377,7 +407,7 @@ mod tests {
         // every direction has read all there was and gone back to waiting for its socket
         waypost_testsupport::eventually(
             Duration::from_secs(10),
-            || async { pipes_in_use() },
+            || async { pipes.in_use() },
             |n| *n == 0,
         )
         .await;

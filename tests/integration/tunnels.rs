@@ -91,7 +91,7 @@ async fn plain_tunnels_are_relayed_socket_to_socket_and_quiet_ones_hold_no_pipe(
     // every relay direction went back to waiting on its socket and gave its pipe back
     waypost_testsupport::eventually(
         Duration::from_secs(10),
-        || async { waypost::relay::splice::pipes_in_use() },
+        || async { proxy.app.pipes.in_use() },
         |n| *n == 0,
     )
     .await;
