@@ -555,6 +555,64 @@ fn validate_client_auth(raw: &RawConfig, p: &mut Problems) -> Option<ClientAuth>
     })
 }
 
+/// `[timeouts]`, every value checked (each problem noted) before any is given up on.
+fn timeouts(t: &super::raw::RawTimeouts, p: &mut Problems) -> Option<Timeouts> {
+    let resolve = p.duration_or_infinite("timeouts.resolve", &t.resolve);
+    let connect = p.duration("timeouts.connect", &t.connect);
+    let send = p.duration("timeouts.send", &t.send);
+    let receive = p.duration("timeouts.receive", &t.receive);
+    let receive_response = p.duration("timeouts.receive_response", &t.receive_response);
+    let relay_read = p.duration("timeouts.relay_read", &t.relay_read);
+    let tunnel_idle = p.duration("timeouts.tunnel_idle", &t.tunnel_idle);
+    let client_header = p.duration("timeouts.client_header", &t.client_header);
+    let pool_idle = p.duration("timeouts.pool_idle", &t.pool_idle);
+    Some(Timeouts {
+        resolve: resolve?,
+        connect: connect?,
+        send: send?,
+        receive: receive?,
+        receive_response: receive_response?,
+        relay_read: relay_read?,
+        tunnel_idle: tunnel_idle?,
+        client_header: client_header?,
+        pool_idle: pool_idle?,
+    })
+}
+
+/// The durations of `[pac]`.
+struct PacTimes {
+    refresh: Duration,
+    first_load_wait: Duration,
+    fetch_timeout: Duration,
+    bad_proxy_retry: Duration,
+    call_timeout: Duration,
+    result_cache_ttl: Duration,
+    wpad_dhcp: Duration,
+    wpad_dns: Duration,
+}
+
+/// The durations of `[pac]`, every value checked before any is given up on.
+fn pac_times(pc: &super::raw::RawPac, p: &mut Problems) -> Option<PacTimes> {
+    let refresh = p.duration("pac.refresh", &pc.refresh);
+    let first_load_wait = p.duration("pac.first_load_wait", &pc.first_load_wait);
+    let fetch_timeout = p.duration("pac.fetch_timeout", &pc.fetch_timeout);
+    let bad_proxy_retry = p.duration("pac.bad_proxy_retry", &pc.bad_proxy_retry);
+    let call_timeout = p.duration("pac.call_timeout", &pc.call_timeout);
+    let result_cache_ttl = p.duration("pac.result_cache_ttl", &pc.result_cache_ttl);
+    let wpad_dhcp = p.duration("pac.wpad_dhcp_timeout", &pc.wpad_dhcp_timeout);
+    let wpad_dns = p.duration("pac.wpad_dns_timeout", &pc.wpad_dns_timeout);
+    Some(PacTimes {
+        refresh: refresh?,
+        first_load_wait: first_load_wait?,
+        fetch_timeout: fetch_timeout?,
+        bad_proxy_retry: bad_proxy_retry?,
+        call_timeout: call_timeout?,
+        result_cache_ttl: result_cache_ttl?,
+        wpad_dhcp: wpad_dhcp?,
+        wpad_dns: wpad_dns?,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -695,62 +753,4 @@ mod tests {
             Some(Duration::from_millis(250))
         );
     }
-}
-
-/// `[timeouts]`, every value checked (each problem noted) before any is given up on.
-fn timeouts(t: &super::raw::RawTimeouts, p: &mut Problems) -> Option<Timeouts> {
-    let resolve = p.duration_or_infinite("timeouts.resolve", &t.resolve);
-    let connect = p.duration("timeouts.connect", &t.connect);
-    let send = p.duration("timeouts.send", &t.send);
-    let receive = p.duration("timeouts.receive", &t.receive);
-    let receive_response = p.duration("timeouts.receive_response", &t.receive_response);
-    let relay_read = p.duration("timeouts.relay_read", &t.relay_read);
-    let tunnel_idle = p.duration("timeouts.tunnel_idle", &t.tunnel_idle);
-    let client_header = p.duration("timeouts.client_header", &t.client_header);
-    let pool_idle = p.duration("timeouts.pool_idle", &t.pool_idle);
-    Some(Timeouts {
-        resolve: resolve?,
-        connect: connect?,
-        send: send?,
-        receive: receive?,
-        receive_response: receive_response?,
-        relay_read: relay_read?,
-        tunnel_idle: tunnel_idle?,
-        client_header: client_header?,
-        pool_idle: pool_idle?,
-    })
-}
-
-/// The durations of `[pac]`.
-struct PacTimes {
-    refresh: Duration,
-    first_load_wait: Duration,
-    fetch_timeout: Duration,
-    bad_proxy_retry: Duration,
-    call_timeout: Duration,
-    result_cache_ttl: Duration,
-    wpad_dhcp: Duration,
-    wpad_dns: Duration,
-}
-
-/// The durations of `[pac]`, every value checked before any is given up on.
-fn pac_times(pc: &super::raw::RawPac, p: &mut Problems) -> Option<PacTimes> {
-    let refresh = p.duration("pac.refresh", &pc.refresh);
-    let first_load_wait = p.duration("pac.first_load_wait", &pc.first_load_wait);
-    let fetch_timeout = p.duration("pac.fetch_timeout", &pc.fetch_timeout);
-    let bad_proxy_retry = p.duration("pac.bad_proxy_retry", &pc.bad_proxy_retry);
-    let call_timeout = p.duration("pac.call_timeout", &pc.call_timeout);
-    let result_cache_ttl = p.duration("pac.result_cache_ttl", &pc.result_cache_ttl);
-    let wpad_dhcp = p.duration("pac.wpad_dhcp_timeout", &pc.wpad_dhcp_timeout);
-    let wpad_dns = p.duration("pac.wpad_dns_timeout", &pc.wpad_dns_timeout);
-    Some(PacTimes {
-        refresh: refresh?,
-        first_load_wait: first_load_wait?,
-        fetch_timeout: fetch_timeout?,
-        bad_proxy_retry: bad_proxy_retry?,
-        call_timeout: call_timeout?,
-        result_cache_ttl: result_cache_ttl?,
-        wpad_dhcp: wpad_dhcp?,
-        wpad_dns: wpad_dns?,
-    })
 }

@@ -250,6 +250,17 @@ pub fn redacted_uri(uri: &http::Uri) -> String {
     }
 }
 
+/// An intercepted tunnel's encrypted bytes count into its access record: read from the client
+/// in, written to it out.
+impl crate::relay::io::Tally for Access {
+    fn read(&self, n: u64) {
+        self.bytes_in.fetch_add(n, Ordering::Relaxed);
+    }
+    fn written(&self, n: u64) {
+        self.bytes_out.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -271,16 +282,5 @@ mod tests {
         assert_eq!(upstream_label("DIRECT"), Some("direct"));
         assert_eq!(upstream_label("http://proxy:3128"), Some("proxy:3128"));
         assert_eq!(upstream_label("-"), None);
-    }
-}
-
-/// An intercepted tunnel's encrypted bytes count into its access record: read from the client
-/// in, written to it out.
-impl crate::relay::io::Tally for Access {
-    fn read(&self, n: u64) {
-        self.bytes_in.fetch_add(n, Ordering::Relaxed);
-    }
-    fn written(&self, n: u64) {
-        self.bytes_out.fetch_add(n, Ordering::Relaxed);
     }
 }

@@ -509,6 +509,21 @@ td.ok{color:#059669}.charts{display:flex;gap:1em;flex-wrap:wrap}.chart{margin:0}
 .legend span{margin-right:1em}.legend i{display:inline-block;width:10px;height:3px;margin-right:4px;vertical-align:middle}\
 .max{color:#666;font-size:.85em}.note{fill:#888;font-size:12px}footer{margin-top:2em;color:#666}pre{white-space:pre-wrap}";
 
+/// Whether `host` is one of the configured static upstreams (the user's own proxy).
+fn static_upstream(app: &App, host: &str) -> bool {
+    let r = app.router.routes();
+    [&r.http_upstream, &r.https_upstream]
+        .into_iter()
+        .flatten()
+        .any(|p| {
+            p.host
+                .to_string()
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                == host
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -562,19 +577,4 @@ mod tests {
         assert!(!page.contains("<img"), "{page}");
         assert!(page.contains("&lt;script&gt;"));
     }
-}
-
-/// Whether `host` is one of the configured static upstreams (the user's own proxy).
-fn static_upstream(app: &App, host: &str) -> bool {
-    let r = app.router.routes();
-    [&r.http_upstream, &r.https_upstream]
-        .into_iter()
-        .flatten()
-        .any(|p| {
-            p.host
-                .to_string()
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                == host
-        })
 }
