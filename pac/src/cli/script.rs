@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use super::coverage::{instrument, Coverage, Instrumented, Tally};
 use super::lines::Request;
 use super::read_script;
-use crate::{parse_result, PacEngine, PacError, PacOptions, ProxyEntry};
+use crate::{parse_result, PacEngine, PacError, PacOptions, Position, ProxyEntry};
 
 /// Bytes the counts may add to an answer, per counter (`SLOT:COUNT,`).
 const BYTES_PER_SLOT: usize = 24;
@@ -103,7 +103,15 @@ pub(crate) async fn load(
 impl Loaded {
     /// Evaluates one request (no sanitising, no cache), counts stripped.
     pub async fn eval(&self, r: &Request) -> Result<Answer, PacError> {
-        let answer = self.engine.eval_raw(&r.url, &r.host).await?;
+        let result = self.engine.eval_raw(&r.url, &r.host).await;
+        let answer = match (result, &self.tally) {
+            (Ok(answer), _) => answer,
+            (Err(e), Some(tally)) => {
+                tally.lock().unwrap_or_else(|p| p.into_inner()).failed += 1;
+                return Err(self.original_position(e));
+            }
+            (Err(e), None) => return Err(e),
+        };
         let Some(tally) = &self.tally else {
             return Ok(Answer {
                 raw: answer.raw,
@@ -124,6 +132,26 @@ impl Loaded {
             entries: parse_result(&raw),
             raw,
         })
+    }
+
+    /// A call error's position in the user's script, not in the instrumented one.
+    fn original_position(&self, err: PacError) -> PacError {
+        match (err, &self.instrumented) {
+            (
+                PacError::Call {
+                    message,
+                    position: Some(p),
+                },
+                Some(instrumented),
+            ) => {
+                let (line, column) = instrumented.original(p.line, p.column);
+                PacError::Call {
+                    message,
+                    position: Some(Position { line, column }),
+                }
+            }
+            (err, _) => err,
+        }
     }
 
     /// The coverage report so far (with `--coverage`).

@@ -16,46 +16,19 @@ use boa_engine::interner::Interner;
 use boa_engine::parser::Parser;
 use boa_engine::Source;
 
+pub(crate) use super::sites::ProbeKind;
 use super::sites::Sites;
 
 /// Defines the counters and wraps the entry point (appended to the instrumented text).
 const RUNTIME: &str = include_str!("runtime.js");
 
-/// What a probe counts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ProbeKind {
-    /// A `return` with a value: one counter.
-    Return,
-    /// An `if` condition: two counters, true then false.
-    If,
-    /// A `?:` condition: two counters, true then false.
-    Ternary,
-}
-
-impl ProbeKind {
-    pub fn label(self) -> &'static str {
-        match self {
-            ProbeKind::Return => "return",
-            ProbeKind::If => "if",
-            ProbeKind::Ternary => "?:",
-        }
-    }
-
-    /// Counters the probe uses.
-    pub fn slots(self) -> usize {
-        match self {
-            ProbeKind::Return => 1,
-            ProbeKind::If | ProbeKind::Ternary => 2,
-        }
-    }
-}
-
 /// One counted place of the script.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Probe {
     pub kind: ProbeKind,
-    /// Line of the `return` / `if` keyword (of the condition for `?:`).
+    /// Line and column of the `return` / `if` keyword (of the condition for `?:`).
     pub line: u32,
+    pub column: u32,
     /// First counter (the `true` one for conditions).
     pub slot: usize,
     /// The line's text, trimmed.
@@ -74,6 +47,28 @@ pub(crate) struct Instrumented {
     pub bare_returns: usize,
     /// Places left out because the text around them did not match the tree (see `sites`).
     pub unplaced: usize,
+    /// Every insertion as (line, column in the original, length), in text order: what
+    /// [`Instrumented::original`] takes back out of an error position.
+    inserted: Vec<(u32, u32, u32)>,
+}
+
+impl Instrumented {
+    /// The position in the original script of `line:column` in the instrumented one (for the
+    /// positions of errors thrown by a call).
+    pub fn original(&self, line: u32, column: u32) -> (u32, u32) {
+        let mut shift = 0;
+        for &(_, c, len) in self.inserted.iter().filter(|i| i.0 == line) {
+            let at = c + shift;
+            if column < at {
+                break;
+            }
+            if column < at + len {
+                return (line, c);
+            }
+            shift += len;
+        }
+        (line, column - shift)
+    }
 }
 
 /// Parses `text` as boa does and rewrites it with probes; `Err` is the parser's message (the
@@ -122,11 +117,13 @@ fn rewrite(text: &str, sites: &Sites<'_>) -> Instrumented {
             });
         }
         slots += site.kind.slots();
+        let (line, column) = sites.map.position_of(site.at);
         probes.push(Probe {
             kind: site.kind,
-            line: site.line,
+            line,
+            column,
             slot,
-            text: sites.map.line_text(site.line).trim().to_string(),
+            text: sites.map.line_text(line).trim().to_string(),
         });
     }
     edits.sort_by(|a, b| {
@@ -140,7 +137,10 @@ fn rewrite(text: &str, sites: &Sites<'_>) -> Instrumented {
     });
     let mut source = String::with_capacity(text.len() + edits.len() * 16 + RUNTIME.len());
     let mut copied = 0;
+    let mut inserted = Vec::with_capacity(edits.len());
     for edit in &edits {
+        let (line, column) = sites.map.position_of(edit.at);
+        inserted.push((line, column, edit.text.len() as u32));
         source.push_str(&text[copied..edit.at]);
         source.push_str(&edit.text);
         copied = edit.at;
@@ -148,13 +148,14 @@ fn rewrite(text: &str, sites: &Sites<'_>) -> Instrumented {
     source.push_str(&text[copied..]);
     source.push('\n');
     source.push_str(RUNTIME);
-    probes.sort_by_key(|p| (p.line, p.slot));
+    probes.sort_by_key(|p| (p.line, p.column, p.slot));
     Instrumented {
         source,
         probes,
         slots,
         bare_returns: sites.bare_returns,
         unplaced: sites.unplaced,
+        inserted,
     }
 }
 
@@ -244,6 +245,23 @@ mod tests {
             i.probes.iter().map(|p| p.kind).collect::<Vec<_>>(),
             [ProbeKind::Return, ProbeKind::Return]
         );
+    }
+
+    #[test]
+    fn positions_in_the_instrumented_text_map_back_to_the_original() {
+        let text = "function f(a) {\n  if (a) return 'x';\n  return g(a);\n}";
+        let i = instrument(text).unwrap();
+        let lines: Vec<&str> = i.source.lines().collect();
+        // `g` on line 3: column 10 in the original
+        let g = lines[2].find("g(a)").unwrap() as u32 + 1;
+        assert_eq!(i.original(3, g), (3, 10));
+        // `'x'` on line 2, after two insertions
+        let x = lines[1].find("'x'").unwrap() as u32 + 1;
+        assert_eq!(i.original(2, x), (2, 17));
+        // inside an insertion: where it was made; before any: unchanged
+        assert_eq!(i.original(2, 7), (2, 7));
+        assert_eq!(i.original(2, 3), (2, 3));
+        assert_eq!(i.original(1, 5), (1, 5));
     }
 
     #[test]

@@ -70,7 +70,7 @@ impl Coverage {
     }
 
     /// The report as text: a summary line, then one line per probe in line order, each
-    /// `NAME:LINE: ...` with `never` where nothing reached it.
+    /// `NAME:LINE:COLUMN: ...` with `never` where nothing reached it.
     pub fn text(&self) -> String {
         let s = self.summary();
         let mut out = format!(
@@ -102,9 +102,10 @@ impl Coverage {
                 ),
             };
             out.push_str(&format!(
-                "{}:{}: {} {} | {}\n",
+                "{}:{}:{}: {} {} | {}\n",
                 self.name,
                 p.line,
+                p.column,
                 p.kind.label(),
                 counts,
                 shorten(&p.text)
@@ -124,10 +125,10 @@ impl Coverage {
             .iter()
             .map(|p| match p.kind {
                 ProbeKind::Return => serde_json::json!({
-                    "line": p.line, "kind": p.kind.label(), "reached": self.count(p.slot),
+                    "line": p.line, "column": p.column, "kind": p.kind.label(), "reached": self.count(p.slot),
                 }),
                 ProbeKind::If | ProbeKind::Ternary => serde_json::json!({
-                    "line": p.line, "kind": p.kind.label(),
+                    "line": p.line, "column": p.column, "kind": p.kind.label(),
                     "true": self.count(p.slot), "false": self.count(p.slot + 1),
                 }),
             })
@@ -153,6 +154,12 @@ impl Coverage {
             notes.push(format!(
                 "{} places not counted (a comment between the keyword and the expression)",
                 self.script.unplaced
+            ));
+        }
+        if self.tally.failed > 0 {
+            notes.push(format!(
+                "{} calls failed; what they reached is counted only when a later call on the same worker answered",
+                self.tally.failed
             ));
         }
         if self.tally.unmarked > 0 {
@@ -195,14 +202,14 @@ mod tests {
         assert_eq!(
             c.text(),
             "coverage of corp.pac over 1 answers: 1 of 2 returns reached, 1 of 2 if/?: outcomes taken\n\
-             corp.pac:2: if true 1, false never | if (host == 'a') return 'DIRECT';\n\
-             corp.pac:2: return reached 1 | if (host == 'a') return 'DIRECT';\n\
-             corp.pac:3: return never reached | return 'PROXY p:1';\n"
+             corp.pac:2:3: if true 1, false never | if (host == 'a') return 'DIRECT';\n\
+             corp.pac:2:20: return reached 1 | if (host == 'a') return 'DIRECT';\n\
+             corp.pac:3:3: return never reached | return 'PROXY p:1';\n"
         );
         let j = c.json();
         assert_eq!(
             j["probes"][2],
-            serde_json::json!({"line": 3, "kind": "return", "reached": 0})
+            serde_json::json!({"line": 3, "column": 3, "kind": "return", "reached": 0})
         );
         assert_eq!(j["summary"]["outcomes_taken"], 1);
     }

@@ -49,6 +49,17 @@ impl<'a> LineMap<'a> {
         self.starts.partition_point(|&s| s <= offset) as u32
     }
 
+    /// The `(line, column)` of byte `offset` (both from 1; columns in code points).
+    pub fn position_of(&self, offset: usize) -> (u32, u32) {
+        let line = self.line_of(offset);
+        let start = self.starts[line as usize - 1];
+        let column = self.text[start..offset.min(self.text.len())]
+            .chars()
+            .count()
+            + 1;
+        (line, column as u32)
+    }
+
     /// The text of line `line` without its terminator.
     pub fn line_text(&self, line: u32) -> &'a str {
         let Some(&start) = self.starts.get((line as usize).saturating_sub(1)) else {
@@ -84,6 +95,8 @@ mod tests {
         assert_eq!(map.line_of(0), 1);
         assert_eq!(map.line_of(5), 2);
         assert_eq!(map.line_of(text.len() - 1), 5);
+        assert_eq!(map.position_of(3), (1, 3));
+        assert_eq!(map.position_of(11), (4, 1));
         assert_eq!(map.line_text(1), "aé");
         assert_eq!(map.line_text(4), "d");
         assert_eq!(map.line_text(9), "");

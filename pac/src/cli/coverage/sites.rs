@@ -16,17 +16,45 @@ use boa_engine::ast::statement::{If, Return};
 use boa_engine::ast::visitor::{VisitWith, Visitor};
 use boa_engine::ast::{Position, Spanned};
 
-use super::instrument::ProbeKind;
 use super::position::LineMap;
 
+/// What a probe counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ProbeKind {
+    /// A `return` with a value: one counter.
+    Return,
+    /// An `if` condition: two counters, true then false.
+    If,
+    /// A `?:` condition: two counters, true then false.
+    Ternary,
+}
+
+impl ProbeKind {
+    pub fn label(self) -> &'static str {
+        match self {
+            ProbeKind::Return => "return",
+            ProbeKind::If => "if",
+            ProbeKind::Ternary => "?:",
+        }
+    }
+
+    /// Counters the probe uses.
+    pub fn slots(self) -> usize {
+        match self {
+            ProbeKind::Return => 1,
+            ProbeKind::If | ProbeKind::Ternary => 2,
+        }
+    }
+}
+
 /// A checked place: where the opening text goes, where the closing one goes (conditions),
-/// and the line to report.
+/// and the place to report (the `return` / `if` keyword, the start of a `?:` condition).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Site {
     pub kind: ProbeKind,
     pub start: usize,
     pub end: Option<usize>,
-    pub line: u32,
+    pub at: usize,
 }
 
 /// The visitor: finds sites in one text.
@@ -75,7 +103,7 @@ impl<'a> Sites<'a> {
                 kind,
                 start,
                 end: None,
-                line: self.map.line_of(keyword_before(text, start, "return")?),
+                at: keyword_before(text, start, "return")?,
             },
             ProbeKind::If => {
                 let before = text[..start].trim_end().strip_suffix('(')?;
@@ -84,7 +112,7 @@ impl<'a> Sites<'a> {
                     kind,
                     start,
                     end: Some(closing(text, end, |rest| rest.starts_with(')'))?),
-                    line: self.map.line_of(keyword),
+                    at: keyword,
                 }
             }
             ProbeKind::Ternary => {
@@ -95,7 +123,7 @@ impl<'a> Sites<'a> {
                     kind,
                     start,
                     end: Some(closing(text, end, question)?),
-                    line: self.map.line_of(start),
+                    at: start,
                 }
             }
         };

@@ -1,7 +1,8 @@
 //! Reading coverage counts back: each answer of an instrumented script ends with
 //! `\0wp-cov SLOT:COUNT,...` (the counts gathered by that worker since its previous answer,
 //! so a call that threw is counted with the next answer of the same worker). [`Tally`] strips
-//! that suffix from the answer and adds the counts up. Pure.
+//! that suffix from the answer and adds the counts up; a call that failed is counted with the
+//! next answer of its worker, or not at all when none follows. Pure.
 
 /// What separates the script's answer from the counts.
 pub(crate) const MARK: &str = "\u{0}wp-cov ";
@@ -14,6 +15,8 @@ pub(crate) struct Tally {
     pub answers: u64,
     /// Answers that carried none (the entry point was replaced at run time, past the wrapper).
     pub unmarked: u64,
+    /// Calls that failed: their counts ride on the next answer of the same worker, if any.
+    pub failed: u64,
 }
 
 impl Tally {
