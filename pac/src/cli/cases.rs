@@ -55,31 +55,41 @@ pub(crate) async fn test(args: TestArgs) -> i32 {
     };
     let total = parsed.len();
     let mut report = Vec::with_capacity(total);
-    let work = |case: Case| {
+    let admit = |_: &Case| {
+        let script = script.clone();
+        async move { script.permit().await }
+    };
+    let work = |case: Case, permit| {
         let script = script.clone();
         async move {
             let t = Instant::now();
-            let result = script.eval(&case.request).await;
+            let result = script.eval(&case.request, permit).await;
             (case, result, t.elapsed().as_secs_f64())
         }
     };
-    in_order(feed(parsed), width, work, |(case, result, seconds)| {
-        let actual = match &result {
-            Ok(a) => Ok((a.raw.as_str(), a.entries.as_slice())),
-            Err(e) => Err(JsonError::from(e)),
-        };
-        let problem = judge(&case, &actual);
-        if problem.is_some() {
-            emitln!("FAIL {file}:{}: {}", case.line, case.request.url);
-            emitln!("  expected: {}", case.expected);
-            emitln!("  actual:   {}", outcome::text(&actual));
-        }
-        report.push(TestCase {
-            name: format!("{} (line {})", case.request.url, case.line),
-            seconds,
-            problem,
-        });
-    })
+    in_order(
+        feed(parsed),
+        width,
+        admit,
+        work,
+        |(case, result, seconds)| {
+            let actual = match &result {
+                Ok(a) => Ok((a.raw.as_str(), a.entries.as_slice())),
+                Err(e) => Err(JsonError::from(e)),
+            };
+            let problem = judge(&case, &actual);
+            if problem.is_some() {
+                emitln!("FAIL {file}:{}: {}", case.line, case.request.url);
+                emitln!("  expected: {}", case.expected);
+                emitln!("  actual:   {}", outcome::text(&actual));
+            }
+            report.push(TestCase {
+                name: format!("{} (line {})", case.request.url, case.line),
+                seconds,
+                problem,
+            });
+        },
+    )
     .await;
     let failed = report.iter().filter(|c| c.problem.is_some()).count();
     let seconds = started.elapsed().as_secs_f64();

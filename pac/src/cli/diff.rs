@@ -98,14 +98,18 @@ pub(crate) async fn diff(args: DiffArgs) -> i32 {
         }
     };
     let mut counts = Counts::default();
-    let work = |(_, request): (usize, Request)| {
+    let admit = |_: &(usize, Request)| {
+        let (old, new) = (old.clone(), new.clone());
+        async move { (old.permit().await, new.permit().await) }
+    };
+    let work = |(_, request): (usize, Request), (p, q)| {
         let (old, new) = (old.clone(), new.clone());
         async move {
-            let (a, b) = tokio::join!(old.eval(&request), new.eval(&request));
+            let (a, b) = tokio::join!(old.eval(&request, p), new.eval(&request, q));
             (request, a, b)
         }
     };
-    in_order(feed(requests), width, work, |(request, a, b)| {
+    in_order(feed(requests), width, admit, work, |(request, a, b)| {
         let verdict = compare(&a, &b);
         counts.add(verdict, a.is_err(), b.is_err());
         if matches!(verdict, Verdict::Changed | Verdict::Error(true)) {

@@ -1,29 +1,36 @@
-//! Many evaluations at once, results in input order: each item becomes a task (so the whole
-//! worker pool is busy), and the tasks' handles queue in a bounded channel that the consumer
-//! drains from the front. At most `width` tasks wait beyond the one being awaited, so a list
-//! of any length runs in bounded memory, and the first result is handed over as soon as it is
-//! known — with a pipe as input, while the pipe is still being written.
+//! Many evaluations at once, results in input order: each item is first admitted, one after
+//! another in input order (the caller waits there for a free worker, so calls start in input
+//! order), then its work runs as a task (so the whole worker pool is busy), and the tasks'
+//! handles queue in a bounded channel that the consumer drains from the front. At most `width`
+//! tasks wait beyond the one being awaited, so a list of any length runs in bounded memory, and
+//! the first result is handed over as soon as it is known — with a pipe as input, while the
+//! pipe is still being written.
 
 use std::future::Future;
 
 use tokio::sync::mpsc;
 
-/// Runs `work` on every item received from `items`, up to `width` at a time, and hands the
+/// For every item received from `items`, awaits `admit(&item)` (one item after another),
+/// then runs `work(item, admission)` as a task, up to `width` tasks at a time; hands the
 /// results to `sink` in the order the items came.
-pub(crate) async fn in_order<I, T, W, Fut>(
+pub(crate) async fn in_order<I, P, T, A, AFut, W, Fut>(
     mut items: mpsc::Receiver<I>,
     width: usize,
+    mut admit: A,
     work: W,
     mut sink: impl FnMut(T),
 ) where
-    W: Fn(I) -> Fut,
+    A: FnMut(&I) -> AFut,
+    AFut: Future<Output = P>,
+    W: Fn(I, P) -> Fut,
     Fut: Future<Output = T> + Send + 'static,
     T: Send + 'static,
 {
     let (tx, mut rx) = mpsc::channel(width.max(1));
     let feed = async move {
         while let Some(item) = items.recv().await {
-            if tx.send(tokio::spawn(work(item))).await.is_err() {
+            let admission = admit(&item).await;
+            if tx.send(tokio::spawn(work(item, admission))).await.is_err() {
                 return;
             }
         }
@@ -65,7 +72,8 @@ mod tests {
         in_order(
             items,
             4,
-            |i| async move {
+            |_| async {},
+            |i, ()| async move {
                 // later items finish first
                 tokio::time::sleep(Duration::from_millis(100 - i * 5)).await;
                 i
@@ -84,7 +92,8 @@ mod tests {
         in_order(
             items,
             8,
-            |_| tokio::time::sleep(Duration::from_secs(1)),
+            |_| async {},
+            |_, ()| tokio::time::sleep(Duration::from_secs(1)),
             |()| n += 1,
         )
         .await;
@@ -95,5 +104,28 @@ mod tests {
             "{:?}",
             started.elapsed()
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn items_are_admitted_one_after_another_in_input_order() {
+        let items = feed((0..10u64).collect());
+        let admitted = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = admitted.clone();
+        in_order(
+            items,
+            4,
+            move |&i| {
+                let seen = seen.clone();
+                async move {
+                    // admissions that take longer for early items still keep the order
+                    tokio::time::sleep(Duration::from_millis(50 - i * 5)).await;
+                    seen.lock().unwrap().push(i);
+                }
+            },
+            |_, ()| async {},
+            |()| {},
+        )
+        .await;
+        assert_eq!(*admitted.lock().unwrap(), (0..10).collect::<Vec<_>>());
     }
 }

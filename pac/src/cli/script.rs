@@ -14,6 +14,9 @@ use crate::{parse_result, PacEngine, PacError, PacOptions, Position, ProxyEntry}
 /// Bytes the counts may add to an answer, per counter (`SLOT:COUNT,`).
 const BYTES_PER_SLOT: usize = 24;
 
+/// A free worker, held through one call ([`Loaded::permit`]).
+pub(crate) type Permit = tokio::sync::OwnedSemaphorePermit;
+
 /// An answer, stripped of coverage counts.
 #[derive(Debug, Clone)]
 pub(crate) struct Answer {
@@ -33,6 +36,10 @@ pub(crate) enum Failure {
 #[derive(Clone)]
 pub(crate) struct Loaded {
     engine: PacEngine,
+    /// One permit per worker: never more calls in flight than workers, so a call's deadline
+    /// (which counts its time in the queue, as in the proxy) is spent running, not waiting
+    /// behind a neighbour that spins until it is killed.
+    permits: Arc<tokio::sync::Semaphore>,
     /// With `--coverage`: the counts so far (a short lock per answer).
     tally: Option<Arc<Mutex<Tally>>>,
     instrumented: Option<Arc<Instrumented>>,
@@ -51,6 +58,7 @@ pub(crate) async fn load(
         .await
         .map_err(Failure::Usage)?;
     let result_limit = options.max_result_bytes;
+    let permits = Arc::new(tokio::sync::Semaphore::new(options.workers.max(1)));
     let instrumented = match coverage {
         true => instrument(&text).ok(),
         false => None,
@@ -70,6 +78,7 @@ pub(crate) async fn load(
             .map_err(Failure::Script)?;
         return Ok(Loaded {
             engine,
+            permits,
             tally: None,
             instrumented: None,
             result_limit,
@@ -93,6 +102,7 @@ pub(crate) async fn load(
     };
     Ok(Loaded {
         engine,
+        permits,
         tally: Some(Arc::new(Mutex::new(Tally::new(instrumented.slots)))),
         instrumented: Some(Arc::new(instrumented)),
         result_limit,
@@ -101,9 +111,22 @@ pub(crate) async fn load(
 }
 
 impl Loaded {
-    /// Evaluates one request (no sanitising, no cache), counts stripped.
-    pub async fn eval(&self, r: &Request) -> Result<Answer, PacError> {
+    /// Waits for a free worker; the permit is then given to [`Loaded::eval`]. Taken in input
+    /// order, so calls start in input order (one after another with one worker).
+    pub async fn permit(&self) -> Permit {
+        // the semaphore lives as long as `self` and is never closed: acquiring cannot fail
+        self.permits
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed")
+    }
+
+    /// Evaluates one request (no sanitising, no cache) while holding a worker's `permit`;
+    /// coverage counts stripped from the answer.
+    pub async fn eval(&self, r: &Request, permit: Permit) -> Result<Answer, PacError> {
         let result = self.engine.eval_raw(&r.url, &r.host).await;
+        drop(permit);
         let answer = match (result, &self.tally) {
             (Ok(answer), _) => answer,
             (Err(e), Some(tally)) => {

@@ -12,7 +12,7 @@ use super::input::{display_name, lines};
 use super::lines::{url_line, Request};
 use super::ordered::in_order;
 use super::outcome::{self, emitln, JsonError};
-use super::script::{load, Answer, Failure, Loaded};
+use super::script::{load, Answer, Failure, Loaded, Permit};
 use super::{usage, EvalArgs, EXIT_OK, EXIT_SCRIPT, EXIT_USAGE};
 use crate::PacError;
 
@@ -65,16 +65,23 @@ pub(crate) async fn eval_urls(args: EvalArgs) -> i32 {
             }
         }
     };
-    let work = |item: Result<Request, (String, String)>| {
-        let script = script.clone();
-        evaluate(script, item)
+    // a worker for each URL; none for a bad line
+    let admit = |item: &Result<Request, (String, String)>| {
+        let script = item.is_ok().then(|| script.clone());
+        async move {
+            match script {
+                Some(s) => Some(s.permit().await),
+                None => None,
+            }
+        }
     };
+    let work = |item, permit| evaluate(script.clone(), item, permit);
     let sink = |row: Row| {
         bad_lines |= row.result.is_err() && !row.failed_eval;
         failed |= row.failed_eval;
         print_row(&args, row);
     };
-    tokio::join!(parse, in_order(items, width, work, sink));
+    tokio::join!(parse, in_order(items, width, admit, work, sink));
     if let Some(c) = script.coverage() {
         if args.json {
             outcome::emit(&serde_json::json!({ "coverage": c.json() }).to_string());
@@ -91,10 +98,15 @@ pub(crate) async fn eval_urls(args: EvalArgs) -> i32 {
     }
 }
 
-async fn evaluate(script: Loaded, item: Result<Request, (String, String)>) -> Row {
-    let request = match item {
-        Ok(r) => r,
-        Err((line, message)) => {
+async fn evaluate(
+    script: Loaded,
+    item: Result<Request, (String, String)>,
+    permit: Option<Permit>,
+) -> Row {
+    let (request, permit) = match (item, permit) {
+        (Ok(r), Some(p)) => (r, p),
+        (Ok(r), None) => (r, script.permit().await),
+        (Err((line, message)), _) => {
             return Row {
                 request: Request {
                     url: line,
@@ -107,7 +119,7 @@ async fn evaluate(script: Loaded, item: Result<Request, (String, String)>) -> Ro
         }
     };
     let started = Instant::now();
-    let result = script.eval(&request).await;
+    let result = script.eval(&request, permit).await;
     Row {
         micros: started.elapsed().as_micros(),
         failed_eval: result.is_err(),

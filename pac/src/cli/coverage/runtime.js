@@ -11,7 +11,13 @@ function __wp_wrap(f) {
     return r + '\u0000wp-cov ' + out.join(',');
   };
 }
-try {
-  if (typeof FindProxyForURLEx === 'function') FindProxyForURLEx = __wp_wrap(FindProxyForURLEx);
-  else if (typeof FindProxyForURL === 'function') FindProxyForURL = __wp_wrap(FindProxyForURL);
-} catch (e) {}
+(function (g) {
+  // wrap the entry point the caller will use, if it is a plain writable function (a getter,
+  // or a let/const binding, is left alone: its answers then carry no counts)
+  var plain = function (name) {
+    var d = Object.getOwnPropertyDescriptor(g, name);
+    return !!d && typeof d.value === 'function' && d.writable === true;
+  };
+  var name = plain('FindProxyForURLEx') ? 'FindProxyForURLEx' : 'FindProxyForURL';
+  if (plain(name)) g[name] = __wp_wrap(g[name]);
+})(this);
