@@ -76,17 +76,13 @@ pub struct ScriptEnvArgs {
 
 /// `waypost pac eval`
 #[derive(Debug, Clone, clap::Args)]
+#[command(group(clap::ArgGroup::new("input").required(true).args(["urls", "urls_file"])))]
 pub struct EvalArgs {
     /// PAC script: a file path or an http:// URL.
     #[arg(long, value_name = "FILE_OR_URL")]
     pub pac: String,
     /// URL to evaluate; repeat to evaluate several in order against one loaded script.
-    #[arg(
-        long = "url",
-        value_name = "URL",
-        required_unless_present = "urls_file",
-        conflicts_with = "urls_file"
-    )]
+    #[arg(long = "url", value_name = "URL")]
     pub urls: Vec<String>,
     /// Host passed to the script (default: the URL's host); pairs with --url by position.
     #[arg(long = "host", value_name = "HOST", conflicts_with = "urls_file")]
