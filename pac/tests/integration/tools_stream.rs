@@ -139,7 +139,7 @@ fn a_hostile_script_under_coverage_costs_the_one_evaluation_that_spins() {
             "--json",
             "--coverage",
             "--timeout",
-            "2s",
+            "3s",
             "--workers",
             "1",
         ],
