@@ -85,8 +85,10 @@ pub(crate) async fn load(
             name: location.to_string(),
         });
     };
+    // the probes and the counts make the text and the answers longer than the user's
     let widened = PacOptions {
         max_result_bytes: result_limit + 64 + instrumented.slots * BYTES_PER_SLOT,
+        max_script_bytes: options.max_script_bytes.max(instrumented.source.len()),
         ..options.clone()
     };
     let engine = match PacEngine::new(&instrumented.source, widened, None).await {
