@@ -6,7 +6,7 @@ use clap::Parser;
 #[derive(Parser)]
 #[command(
     name = "waypost-pac",
-    about = "PAC script testing (eval, check, bench)"
+    about = "PAC script testing (eval, check, bench, test, diff)"
 )]
 struct Cli {
     #[command(subcommand)]

@@ -6,34 +6,10 @@
 
 use std::time::Instant;
 
-/// One `--json` output line; field order is the documented order.
-#[derive(serde::Serialize)]
-struct JsonLine<'a> {
-    url: &'a str,
-    host: &'a str,
-    result: Option<&'a str>,
-    proxies: Vec<String>,
-    error: Option<JsonError>,
-    duration_us: u128,
-}
-
-#[derive(serde::Serialize)]
-struct JsonError {
-    kind: &'static str,
-    message: String,
-    /// Why the worker process was killed (`memory`, `deadline`, `crash`); only when it was.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    killed: Option<&'static str>,
-}
-
+use super::lines::{request, Request};
+use super::outcome::{self, JsonError};
 use super::{read_script, usage, CheckArgs, EvalArgs, EXIT_OK, EXIT_SCRIPT};
-use crate::sanitize::{host_of, sanitize};
 use crate::{PacEngine, PacError, PacOptions, ProxyEntry, PAC_FUNCTIONS};
-
-struct Request {
-    url: String,
-    host: String,
-}
 
 fn requests(args: &EvalArgs) -> Result<Vec<Request>, String> {
     if args.hosts.len() > args.urls.len() {
@@ -43,25 +19,20 @@ fn requests(args: &EvalArgs) -> Result<Vec<Request>, String> {
             args.urls.len()
         ));
     }
-    let mut out = Vec::new();
-    for (i, url) in args.urls.iter().enumerate() {
-        let (url, default_host) = if args.sanitize {
-            let s = sanitize(url).map_err(|e| e.to_string())?;
-            (s.url, Some(s.host))
-        } else {
-            (url.clone(), host_of(url))
-        };
-        let host = match args.hosts.get(i) {
-            Some(h) => h.clone(),
-            None => default_host
-                .ok_or_else(|| format!("cannot find a host in --url {url:?}; pass --host"))?,
-        };
-        out.push(Request { url, host });
-    }
-    Ok(out)
+    args.urls
+        .iter()
+        .enumerate()
+        .map(|(i, url)| {
+            let host = args.hosts.get(i).map(String::as_str);
+            request(url, host, args.sanitize, "; pass --host")
+        })
+        .collect()
 }
 
 pub(crate) async fn eval(args: EvalArgs) -> i32 {
+    if args.list.coverage || args.list.workers.is_some() {
+        return usage("--coverage and --workers go with --urls FILE");
+    }
     let mut options = PacOptions {
         workers: 1,
         cache_ttl: std::time::Duration::ZERO,
@@ -117,42 +88,12 @@ fn print_line(
     result: Result<(&str, &[ProxyEntry]), &PacError>,
     micros: u128,
 ) {
-    if !args.json {
-        match result {
-            Ok((raw, _)) => println!("{raw}"),
-            Err(e) => println!("error ({}): {e}", e.kind().as_str()),
-        }
-        return;
+    let shown = result.map_err(JsonError::from);
+    if args.json {
+        println!("{}", outcome::json(&r.url, &r.host, shown, micros));
+    } else {
+        println!("{}", outcome::text(&shown));
     }
-    let (raw, proxies, error) = match result {
-        Ok((raw, entries)) => (
-            Some(raw),
-            entries.iter().map(ToString::to_string).collect(),
-            None,
-        ),
-        Err(e) => (
-            None,
-            Vec::new(),
-            Some(JsonError {
-                kind: e.kind().as_str(),
-                message: e.to_string(),
-                killed: match e {
-                    PacError::WorkerKilled(reason) => Some(reason.label()),
-                    _ => None,
-                },
-            }),
-        ),
-    };
-    let line = JsonLine {
-        url: &r.url,
-        host: &r.host,
-        result: raw,
-        proxies,
-        error,
-        duration_us: micros,
-    };
-    let value = serde_json::to_string(&line).unwrap_or_default();
-    println!("{value}");
 }
 
 /// Names of PAC functions (and entry points) the script mentions, in `PAC_FUNCTIONS` order.

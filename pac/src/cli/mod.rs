@@ -1,12 +1,24 @@
-//! The `waypost pac` command: `eval` (the pactester of this project), `check` and `bench`.
-//! Arguments stay close to what the user typed (strings); `apply` turns them into engine
-//! options, reporting bad values as usage errors (exit 1). Scripts run in a `pac-worker`
-//! process under the proxy's budgets (`isolation`). Output goes to stdout.
+//! The `waypost pac` command: `eval` (the pactester of this project), `check`, `bench`, and for
+//! the owners of a corporate PAC the list commands — `eval --urls` (`urls`), `test` (`cases`)
+//! and `diff` — with `--coverage`. Arguments stay close to what the user typed (strings);
+//! `apply` turns them into engine options, reporting bad values as usage errors (exit 1).
+//! Scripts run in `pac-worker` processes under the proxy's budgets (`isolation`). Output goes
+//! to stdout.
 
 mod bench;
+mod cases;
+mod coverage;
+mod diff;
 mod eval;
 mod fetch;
+mod input;
 mod isolation;
+mod junit;
+mod lines;
+mod ordered;
+mod outcome;
+mod script;
+mod urls;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -21,12 +33,18 @@ pub const EXIT_OK: i32 = 0;
 pub const EXIT_USAGE: i32 = 1;
 /// Exit status: the script failed to load or to answer.
 pub const EXIT_SCRIPT: i32 = 2;
+/// Exit status of `test` and `diff`: a case failed, an answer changed.
+pub const EXIT_DIFFERENT: i32 = 1;
 
 /// `waypost pac ...`
 #[derive(Debug, clap::Subcommand)]
 pub enum PacCommand {
     /// Evaluate FindProxyForURL for one or more URLs and print what the script returned.
     Eval(EvalArgs),
+    /// Check a script against a file of cases (`URL EXPECTED` per line); exit 1 on a mismatch.
+    Test(TestArgs),
+    /// Evaluate two versions of a script over the same URLs and print the URLs whose answers differ.
+    Diff(DiffArgs),
     /// Load a script, report syntax errors with line:column and list the PAC functions it uses.
     Check(CheckArgs),
     /// Measure evaluations per second, uncached and cached.
@@ -58,22 +76,93 @@ pub struct ScriptEnvArgs {
 
 /// `waypost pac eval`
 #[derive(Debug, Clone, clap::Args)]
+#[command(group(clap::ArgGroup::new("input").required(true).args(["urls", "urls_file"])))]
 pub struct EvalArgs {
     /// PAC script: a file path or an http:// URL.
     #[arg(long, value_name = "FILE_OR_URL")]
     pub pac: String,
     /// URL to evaluate; repeat to evaluate several in order against one loaded script.
-    #[arg(long = "url", value_name = "URL", required = true)]
+    #[arg(long = "url", value_name = "URL")]
     pub urls: Vec<String>,
     /// Host passed to the script (default: the URL's host); pairs with --url by position.
-    #[arg(long = "host", value_name = "HOST")]
+    #[arg(long = "host", value_name = "HOST", conflicts_with = "urls_file")]
     pub hosts: Vec<String>,
+    /// Evaluate the URLs of FILE (`-`: standard input), one per line, optionally followed by
+    /// the host to pass; `#` comments and blank lines skipped. Results stream in input order
+    /// from a pool of workers (one per core).
+    #[arg(long = "urls", value_name = "FILE")]
+    pub urls_file: Option<String>,
     /// Apply the proxy's URL stripping (https -> origin, no credentials or fragment).
     #[arg(long)]
     pub sanitize: bool,
     /// Print one JSON object per URL.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub list: ListArgs,
+    #[command(flatten)]
+    pub env: ScriptEnvArgs,
+    #[command(flatten)]
+    pub isolation: IsolationArgs,
+}
+
+/// Options of the commands that evaluate a list (`eval --urls`, `test`, `diff`).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ListArgs {
+    /// Report which `return` statements and `if`/`?:` outcomes of the script the URLs reached,
+    /// by line (`eval --urls`, `test`, `diff`).
+    #[arg(long)]
+    pub coverage: bool,
+    /// Worker processes (or threads) evaluating the list (default: number of cores).
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
+}
+
+/// `waypost pac test`
+#[derive(Debug, Clone, clap::Args)]
+pub struct TestArgs {
+    /// Case file (`-`: standard input): `URL EXPECTED` per line, EXPECTED being the exact
+    /// answer (everything after the first run of whitespace); `#` comments.
+    #[arg(value_name = "CASES")]
+    pub cases: String,
+    /// PAC script: a file path or an http:// URL.
+    #[arg(long, value_name = "FILE_OR_URL")]
+    pub pac: String,
+    /// Also write a JUnit XML report to FILE (for CI systems).
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<String>,
+    /// Apply the proxy's URL stripping (https -> origin, no credentials or fragment).
+    #[arg(long)]
+    pub sanitize: bool,
+    #[command(flatten)]
+    pub list: ListArgs,
+    #[command(flatten)]
+    pub env: ScriptEnvArgs,
+    #[command(flatten)]
+    pub isolation: IsolationArgs,
+}
+
+/// `waypost pac diff`
+#[derive(Debug, Clone, clap::Args)]
+pub struct DiffArgs {
+    /// The script in service: a file path or an http:// URL.
+    #[arg(value_name = "OLD")]
+    pub old: String,
+    /// The changed script: a file path or an http:// URL.
+    #[arg(value_name = "NEW")]
+    pub new: String,
+    /// URLs to compare on (`-`: standard input): one per line, optionally followed by the host
+    /// to pass; `#` comments and blank lines skipped.
+    #[arg(long = "urls", value_name = "FILE")]
+    pub urls: String,
+    /// Apply the proxy's URL stripping (https -> origin, no credentials or fragment).
+    #[arg(long)]
+    pub sanitize: bool,
+    /// Print one JSON object per changed URL, then one with the counts.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub list: ListArgs,
     #[command(flatten)]
     pub env: ScriptEnvArgs,
     #[command(flatten)]
@@ -116,7 +205,10 @@ pub struct BenchArgs {
 /// Runs a `waypost pac` subcommand; returns the exit status.
 pub async fn run(cmd: PacCommand) -> i32 {
     match cmd {
+        PacCommand::Eval(args) if args.urls_file.is_some() => urls::eval_urls(args).await,
         PacCommand::Eval(args) => eval::eval(args).await,
+        PacCommand::Test(args) => cases::test(args).await,
+        PacCommand::Diff(args) => diff::diff(args).await,
         PacCommand::Check(args) => eval::check(args).await,
         PacCommand::Bench(args) => bench::bench(args).await,
     }
@@ -126,6 +218,27 @@ pub async fn run(cmd: PacCommand) -> i32 {
 pub(crate) fn usage(message: impl std::fmt::Display) -> i32 {
     println!("error: {message}");
     EXIT_USAGE
+}
+
+impl ListArgs {
+    /// Engine options for evaluating a list: a pool of workers, no result cache, the
+    /// environment and isolation flags applied; `Err` is a usage message.
+    pub(crate) fn options(
+        &self,
+        env: &ScriptEnvArgs,
+        isolation: &IsolationArgs,
+    ) -> Result<PacOptions, String> {
+        let mut options = PacOptions {
+            cache_ttl: Duration::ZERO,
+            ..PacOptions::default()
+        };
+        if let Some(w) = self.workers {
+            options.workers = w.max(1);
+        }
+        env.apply(&mut options)?;
+        isolation.apply(&mut options)?;
+        Ok(options)
+    }
 }
 
 /// Reads a script from a file or an http:// URL.

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use common::options;
 use waypost_pac::{ErrorKind, PacEngine, PacError, PacOptions};
 
-fn corpus() -> Option<PathBuf> {
+pub(crate) fn corpus() -> Option<PathBuf> {
     let dir = std::env::var_os("WAYPOST_PAC_CORPUS")
         .map(PathBuf::from)
         .unwrap_or_else(|| {

@@ -13,3 +13,5 @@ mod functions;
 mod hostile;
 mod isolation;
 mod switches;
+mod tools;
+mod tools_stream;
