@@ -30,7 +30,8 @@ pub enum Command {
     /// Inspect the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
-    /// Test PAC scripts: evaluate URLs, check syntax, benchmark (the pactester of waypost).
+    /// Test PAC scripts: evaluate URLs (or a list), check expected answers, diff two scripts,
+    /// coverage, syntax, benchmark (the pactester of waypost).
     #[command(subcommand)]
     Pac(waypost_pac::cli::PacCommand),
     /// The local CA for opt-in TLS interception.
