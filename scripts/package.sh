@@ -61,11 +61,13 @@ crate_version() {
 }
 
 # Prints the body of a unit from deploy/systemd (from its first section on: its header of
-# install commands is for a build from source) with the binary at /usr/bin/waypost.
+# install commands is for a build from source) with the binary at /usr/bin/waypost, and the
+# man page installed beside the README (`systemctl help waypost`).
 unit_body() {
     sed -n '/^\[/,$p' "$1" |
         sed -e 's|^ExecStart=/usr/local/bin/waypost |ExecStart=/usr/bin/waypost |' \
-            -e 's|^ExecStart=%h/.local/bin/waypost |ExecStart=/usr/bin/waypost |'
+            -e 's|^ExecStart=%h/.local/bin/waypost |ExecStart=/usr/bin/waypost |' \
+            -e 's|^Documentation=file:///usr/share/doc/waypost/README.md$|Documentation=man:waypost(1) file:///usr/share/doc/waypost/README.md|'
 }
 
 # The units, disabled (nothing in the package enables them; postinst enables nothing).
