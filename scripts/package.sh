@@ -135,7 +135,7 @@ EOF
 # debian/copyright: the project's license, and the crates linked into the binary.
 stage_copyright() {
     local out="$1" maintainer="$2" first last years bundled
-    first=$(git log --reverse --format=%cd --date=format:%Y | head -1)
+    first=$(git log -1 --format=%cd --date=format:%Y "$(git rev-list --max-parents=0 HEAD | tail -1)")
     last=$(date -u -d "@$SOURCE_DATE_EPOCH" +%Y)
     years="$first"
     [ "$first" = "$last" ] || years="$first-$last"
