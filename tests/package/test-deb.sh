@@ -19,7 +19,8 @@
 #  3. `waypost --version` names the package's version; `man -w` finds every page, man renders
 #     waypost(1) and a subcommand's footer names waypost and its version; the bash, zsh and
 #     fish completions are where those shells look (bash loads its file); the units are
-#     installed and none is enabled; the conffile is registered; the system user exists;
+#     installed and none is enabled; the conffile is registered; the system user exists; an
+#     upgrade (a reinstall) keeps an edited conffile;
 #  4. `systemd-analyze verify` on the system units and (--user) on the user units: no output;
 #  5. the installed binary, as the `waypost` user with the installed config (listening on a free
 #     loopback port: --listen 127.0.0.1:0, the address read from its log), proxies a request to a
@@ -184,6 +185,13 @@ in_root 'dpkg-query -W -f="\${Conffiles}" waypost' | grep -q '/etc/waypost/waypo
 in_root 'getent passwd waypost' | grep -q ':/nonexistent:/usr/sbin/nologin$' ||
     die "no system user waypost: $(in_root 'getent passwd waypost' || true)"
 say "   conffile /etc/waypost/waypost.toml; user $(in_root 'getent passwd waypost')"
+# an upgrade (here to the same version: prerm upgrade, postinst configure OLD) keeps an edited
+# conffile and the user
+in_root 'echo "# edited by the test" >>/etc/waypost/waypost.toml'
+in_root "apt-get install -y -qq --reinstall /tmp/$(basename "$deb") >/dev/null 2>&1" || die "reinstall"
+in_root 'tail -1 /etc/waypost/waypost.toml' | grep -qx '# edited by the test' || die "reinstall lost the config edit"
+in_root 'getent passwd waypost >/dev/null' || die "reinstall lost the user"
+say "   reinstalled (an upgrade): the edited conffile is kept"
 
 say "4. systemd-analyze verify"
 out=$(in_root 'systemd-analyze verify --man=no /usr/lib/systemd/system/waypost.service /usr/lib/systemd/system/waypost.socket /usr/lib/systemd/system/waypost-admin.socket 2>&1') ||
