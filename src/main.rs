@@ -81,7 +81,7 @@ fn main() -> ExitCode {
         Some(Command::Man { dir }) => {
             let cmd = <Cli as clap::CommandFactory>::command();
             let written = match &dir {
-                Some(dir) => clap_mangen::generate_to(cmd, dir),
+                Some(dir) => write_man_pages(cmd, dir),
                 None => clap_mangen::Man::new(cmd).render(&mut std::io::stdout()),
             };
             match written {
@@ -99,6 +99,22 @@ fn main() -> ExitCode {
 }
 
 /// `waypost env`: the lines for the shell, from the configuration `run` would load.
+/// One page per visible subcommand, as `clap_mangen::generate_to` writes them, but each page's
+/// footer names the program and its version ("waypost 0.1.0", not the bare subcommand name).
+fn write_man_pages(cmd: clap::Command, dir: &std::path::Path) -> std::io::Result<()> {
+    fn write(cmd: clap::Command, dir: &std::path::Path) -> std::io::Result<()> {
+        for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+            write(sub.clone(), dir)?;
+        }
+        let man = clap_mangen::Man::new(cmd).source(concat!("waypost ", env!("CARGO_PKG_VERSION")));
+        let mut file = std::fs::File::create(dir.join(man.get_filename()))?;
+        man.render(&mut file)
+    }
+    let mut cmd = cmd.disable_help_subcommand(true);
+    cmd.build();
+    write(cmd, dir)
+}
+
 fn env(args: waypost::cli::EnvArgs) -> ExitCode {
     use waypost::ops::clientenv::{render, Settings};
     match load_config(&args.run) {

@@ -390,6 +390,13 @@ async fn completions_for_every_shell_and_the_man_page_name_the_subcommands() {
     ] {
         assert!(dir.path().join(page).exists(), "man --dir wrote no {page}");
     }
+    let run = std::fs::read_to_string(dir.path().join("waypost-run.1")).unwrap();
+    let version = concat!("\"waypost ", env!("CARGO_PKG_VERSION"), "\"");
+    assert!(
+        run.lines()
+            .any(|l| l.starts_with(".TH") && l.contains(version)),
+        "a subcommand's page names no program and version in its footer:\n{run}"
+    );
     if std::process::Command::new("man")
         .arg("--version")
         .output()
