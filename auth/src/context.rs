@@ -221,11 +221,6 @@ impl Authenticator {
         self.policy.allows(host)
     }
 
-    /// May credentials go to this proxy host named by a discovered (WPAD) script?
-    pub fn allows_discovered(&self, host: &str) -> bool {
-        self.policy.allows_discovered(host)
-    }
-
     /// What may go to the proxy `host` named by `speaker` on a `proven` network (or not).
     pub fn grant(&self, host: &str, speaker: Speaker, proven: bool) -> Grant {
         self.policy.grant(host, speaker, proven)

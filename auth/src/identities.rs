@@ -108,18 +108,6 @@ impl Authenticators {
             .map_or(&self.default, |(_, a)| a)
     }
 
-    /// The identity credentials may go to the proxy `host:port` as, if the autologon policy
-    /// lets any go there (the pool key's identity); `discovered`: the proxy was named by a
-    /// script found through WPAD (the stricter rule).
-    pub fn identity_for(&self, host: &str, port: u16, discovered: bool) -> Option<String> {
-        let auth = self.for_proxy(host, port);
-        let allowed = match discovered {
-            true => auth.allows_discovered(host),
-            false => auth.allows(host),
-        };
-        allowed.then(|| auth.identity())
-    }
-
     /// The identity for the proxy `host:port` named by `speaker`, on a network that has
     /// (`proven`) or has not proven itself, and what may be sent to it: the identity is `None`
     /// when nothing may (the pool key's identity).
@@ -166,11 +154,6 @@ impl Authenticators {
     /// May credentials go to this proxy host at all (the policy is global)?
     pub fn allows(&self, host: &str) -> bool {
         self.default.allows(host)
-    }
-
-    /// May credentials go to this proxy host named by a discovered (WPAD) script?
-    pub fn allows_discovered(&self, host: &str) -> bool {
-        self.default.allows_discovered(host)
     }
 
     /// The metrics all identities count into.
@@ -247,7 +230,9 @@ mod tests {
         assert_eq!(set.for_proxy("b.corp", 1).identity(), "bob");
         assert_eq!(set.for_proxy("elsewhere", 1).identity(), "default-user");
         assert_eq!(
-            set.identity_for("a.corp", 8080, false).as_deref(),
+            set.grant_for("a.corp", 8080, crate::policy::Speaker::User, false)
+                .0
+                .as_deref(),
             Some("alice")
         );
     }
@@ -267,10 +252,13 @@ mod tests {
         .unwrap();
         let set = Authenticators::from_config(&cfg, None).unwrap();
         assert_eq!(
-            set.identity_for("ok.corp", 1, false).as_deref(),
+            set.grant_for("ok.corp", 1, crate::policy::Speaker::User, false)
+                .0
+                .as_deref(),
             Some("alice")
         );
-        assert_eq!(set.identity_for("other.corp", 1, false), None);
+        let other = set.grant_for("other.corp", 1, crate::policy::Speaker::User, false);
+        assert_eq!(other.0, None);
     }
 
     #[test]

@@ -112,17 +112,6 @@ impl AutoProxy {
         self.state.borrow().clone()
     }
 
-    /// Whether the script in use was (or will be) discovered through WPAD rather than named by
-    /// the user: such a script may not widen who gets credentials ([`crate::app::App::plan`]).
-    /// The script in use counts as discovered when it came from the `auto` entry (a last good
-    /// copy on disk included); before any script is in use, when `auto` is among the sources.
-    pub fn discovers(&self) -> bool {
-        match self.current() {
-            Some(l) => l.entry == "auto" || matches!(l.method, "dhcp" | "dns"),
-            None => self.settings.sources.iter().any(|s| s == "auto"),
-        }
-    }
-
     /// Asks the refresh task to load the script again now (a changed PAC file, SIGHUP).
     pub fn reload(&self) {
         self.reload_now.notify_one();
