@@ -3,7 +3,7 @@
 //! Nothing on the request path logs header values, so credentials cannot reach a log line.
 //!
 //! JSON lines (`log.format = "json"`) have stable field names, one object per line:
-//! `timestamp` (RFC 3339), `level`, `target` (`waypost::ops::access` for access lines), `fields`
+//! `timestamp` (RFC 3339), `level`, `target` (`waypost::access` for access lines), `fields`
 //! (`message` and the event's own fields: access lines carry `request_id`, `client`,
 //! `method`, `target`, `route`, `status`, `outcome`, `bytes_in`, `bytes_out`, `duration_ms`;
 //! failure lines `request_id`, `route`, `code`, `error`), and `span` / `spans` (the

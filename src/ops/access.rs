@@ -1,7 +1,7 @@
 //! The access log: one line per request or tunnel, written when it ends.
 //!
 //! An [`Access`] record travels with the request (inside the bodies or the tunnel task); when the
-//! last holder drops it, one `waypost::ops::access` line is emitted with client, method, target
+//! last holder drops it, one `waypost::access` line is emitted with client, method, target
 //! (`host:port` only, never the path's query or any credentials), route, status, bytes and
 //! duration, and the request metrics are updated.
 //!
@@ -107,7 +107,7 @@ impl Drop for Access {
         });
         if self.enabled {
             tracing::info!(
-                target: "waypost::ops::access",
+                target: "waypost::access",
                 request_id = %self.id,
                 client = %self.client,
                 method = %self.method,

@@ -396,7 +396,7 @@ async fn json_logs_carry_the_request_id_the_client_was_given() {
     let line: serde_json::Value = access
         .iter()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .find(|v| v["target"] == "waypost::ops::access")
+        .find(|v| v["target"] == "waypost::access")
         .expect("an access line");
     assert_eq!(line["fields"]["request_id"], id.as_str());
     assert_eq!(line["fields"]["status"], 200);
