@@ -176,7 +176,10 @@ impl Trust {
             network: Some(network.clone()),
             stop: stop.clone(),
         });
-        tokio::spawn(follow(Arc::downgrade(&trust), prover, network, stop));
+        // outside a runtime nothing proves the network: it stays pending, which is not proven
+        if tokio::runtime::Handle::try_current().is_ok() {
+            tokio::spawn(follow(Arc::downgrade(&trust), prover, network, stop));
+        }
         trust
     }
 
