@@ -366,6 +366,65 @@ fn in_the_office_pac_auto_and_a_kinit_ticket_are_all_it_takes_to_pass_a_negotiat
         "{r}"
     );
     assert!(wp.log().contains("network proven"), "{}", wp.log());
+
+    // to the café, instantly: a new address, and no WPAD script there (the URL its DHCP names
+    // answers 404): the office's script is dropped and requests go DIRECT
+    let office_pac = fs::read_to_string(&lab.pac_file).unwrap();
+    fs::remove_file(&lab.pac_file).unwrap();
+    let (net, _) = lab.client_ip.rsplit_once('.').expect("dotted client ip");
+    let cafe_ip = format!("{net}.88/24");
+    let ip = |verb: &str| {
+        let out = Command::new("ip")
+            .args(["-n", &lab.client_ns, "addr", verb, &cafe_ip])
+            .args(["dev", &lab.client_iface])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    ip("add");
+    let direct = first_200(&wp, &format!("{site}/cafe"), |body| !via_squid(body));
+    eprintln!("café: first DIRECT 200 {direct:?} after the move");
+    // back in the office: the café's address goes, the script is served again
+    fs::write(&lab.pac_file, office_pac).unwrap();
+    ip("del");
+    let again = first_200(&wp, &format!("{site}/back"), via_squid);
+    eprintln!("office again: first authenticated 200 {again:?} after the move back");
+    let log = eventually_blocking(
+        Duration::from_secs(10),
+        || squid.access_log(),
+        |log| log.contains("/back"),
+    );
+    let user = format!("{USER}@");
+    assert!(
+        log.lines()
+            .any(|l| l.contains("/back") && l.contains(&user)),
+        "{log}"
+    );
+}
+
+/// Polls `url` through `wp` until a 200 whose body satisfies `ok` (30 s at most); how long it took.
+fn first_200(wp: &NsWaypost, url: &str, ok: impl Fn(&str) -> bool) -> Duration {
+    let started = Instant::now();
+    loop {
+        let got = waypost_testsupport::curl::Curl::in_netns(&wp.ns)
+            .proxy(&format!("http://{}", wp.addr))
+            .fetch(url);
+        if got.status == 200 && ok(&got.body) {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{url}: no fitting 200 within 30 s (last {}): {}\n{}",
+            got.status,
+            got.body,
+            wp.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// A "proxy" for the hostile network: answers every request with a 407 offering Negotiate,
