@@ -78,6 +78,11 @@ impl Grant {
     pub fn allows_any(self) -> bool {
         !matches!(self, Grant::Withheld(_))
     }
+
+    /// Nothing may be sent because the network named the proxy and has not proven itself.
+    pub fn withheld_by_network(self) -> bool {
+        self == Grant::Withheld(Withheld::UnprovenNetwork)
+    }
 }
 
 impl Withheld {

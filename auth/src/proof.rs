@@ -14,8 +14,7 @@
 //! This module only asks; what a proof is worth (and per which network) is decided by the
 //! caller. Blocking: run it on a blocking thread. `FILE:` caches only (see [`crate::ccache`]).
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
 use picky_asn1::date::GeneralizedTime;
@@ -217,20 +216,10 @@ fn exchange(kdc: &str, request: &[u8], timeout: Duration) -> Result<Vec<u8>, Str
 }
 
 fn ask(addr: SocketAddr, request: &[u8], timeout: Duration) -> std::io::Result<Vec<u8>> {
-    let mut s = TcpStream::connect_timeout(&addr, timeout)?;
-    s.set_read_timeout(Some(timeout))?;
-    s.set_write_timeout(Some(timeout))?;
     let mut framed = (request.len() as u32).to_be_bytes().to_vec();
     framed.extend_from_slice(request);
-    s.write_all(&framed)?;
-    let mut len = [0u8; 4];
-    s.read_exact(&mut len)?;
-    let n = u32::from_be_bytes(len) as usize;
-    if n > 1 << 20 {
-        return Err(std::io::Error::other("reply larger than 1 MiB"));
-    }
-    let mut reply = vec![0u8; n];
-    s.read_exact(&mut reply)?;
+    let mut reply = crate::mech::tcp_round_trip(addr, &framed, timeout)?;
+    reply.drain(..4);
     Ok(reply)
 }
 

@@ -91,9 +91,7 @@ async fn send(
         .await
         .map_err(|_| ProxyError::response_timeout(&what, timeout))?
         .map_err(|e| map_hyper_error(&e, &what))?;
-    if resp.status() == http::StatusCode::PROXY_AUTHENTICATION_REQUIRED && plan.untrusted() {
-        return Err(auth::untrusted(&what));
-    }
+    auth::refuse_untrusted(resp.status(), plan.grant, &what)?;
     Ok((conn, resp))
 }
 

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use waypost_auth::{Grant, Withheld};
+use waypost_auth::Grant;
 
 use super::Hop;
 use crate::target::{Host, ProxyAddr, ProxyKind, Scheme, Target};
@@ -74,7 +74,7 @@ impl ConnectPlan {
 
     /// Credentials were withheld because the network named this proxy and is not proven.
     pub fn untrusted(&self) -> bool {
-        self.grant == Some(Grant::Withheld(Withheld::UnprovenNetwork))
+        self.grant.is_some_and(Grant::withheld_by_network)
     }
 
     /// The proxy on the path, if any.

@@ -191,9 +191,24 @@ async fn ctx_for(dialer: &Dialer, plan: &ConnectPlan, conn: &Pooled) -> waypost_
     .await
 }
 
+/// A 407 from a proxy whose credentials were withheld because the network named it and has
+/// not proven itself (`grant`): none were sent, and its page (the network's content) is not
+/// relayed to the client. The one check every path (forward, upgrade, CONNECT) makes.
+pub fn refuse_untrusted(
+    status: http::StatusCode,
+    grant: Option<waypost_auth::Grant>,
+    what: &str,
+) -> Result<(), ProxyError> {
+    let withheld = grant.is_some_and(waypost_auth::Grant::withheld_by_network);
+    if status == http::StatusCode::PROXY_AUTHENTICATION_REQUIRED && withheld {
+        return Err(untrusted(what));
+    }
+    Ok(())
+}
+
 /// A proxy the network named, on a network that has not proven itself, asked for credentials:
 /// none were sent, and its page (the network's content) is not shown to the client.
-pub fn untrusted(what: &str) -> ProxyError {
+fn untrusted(what: &str) -> ProxyError {
     ProxyError::new(
         ErrorKind::UntrustedProxy,
         format!(

@@ -90,13 +90,7 @@ pub async fn connect_tunnel(
         (sender, resp)
     };
     let status = resp.status();
-    let withheld = grant
-        == Some(waypost_auth::Grant::Withheld(
-            waypost_auth::Withheld::UnprovenNetwork,
-        ));
-    if status == http::StatusCode::PROXY_AUTHENTICATION_REQUIRED && withheld {
-        return Err(super::auth::untrusted(&what));
-    }
+    super::auth::refuse_untrusted(status, grant, &what)?;
     if !status.is_success() {
         let err = ProxyError::new(
             ErrorKind::ProxyConnect(status.as_u16()),

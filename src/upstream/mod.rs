@@ -213,9 +213,7 @@ impl Upstream {
                 _ => return Err(map_hyper_error(&e.into_error(), &what)),
             },
         };
-        if resp.status() == http::StatusCode::PROXY_AUTHENTICATION_REQUIRED && plan.untrusted() {
-            return Err(auth::untrusted(&what));
-        }
+        auth::refuse_untrusted(resp.status(), plan.grant, &what)?;
         self.relay(resp, Some(conn))
     }
 

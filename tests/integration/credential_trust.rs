@@ -21,7 +21,7 @@ use std::ffi::OsStr;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -150,18 +150,16 @@ async fn impostor_kdc() -> SocketAddr {
 }
 
 async fn wait_for_line(lines: &Lines, needle: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(l) = lines.lock().unwrap().iter().find(|l| l.contains(needle)) {
-            return l.clone();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no log line with {needle:?}: {:?}",
-            lines.lock().unwrap()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    // the whole log is what a timeout reports
+    let all = waypost_testsupport::eventually(
+        Duration::from_secs(20),
+        || async { lines.lock().unwrap().clone() },
+        |all| all.iter().any(|l| l.contains(needle)),
+    )
+    .await;
+    all.into_iter()
+        .find(|l| l.contains(needle))
+        .unwrap_or_default()
 }
 
 fn env<'a>(krb5_conf: &'a Path, ccache: &'a OsStr) -> [(&'static str, &'a OsStr); 2] {

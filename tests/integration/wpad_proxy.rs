@@ -326,23 +326,7 @@ fn in_the_office_pac_auto_and_a_kinit_ticket_are_all_it_takes_to_pass_a_negotiat
     let started = Instant::now();
     let wp = start_waypost(&lab, &[("KRB5_CONFIG", &krb5), ("KRB5CCNAME", &ccache)]);
     let site = format!("http://127.0.0.1:{}/office", origin.port);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let body = loop {
-        let got = waypost_testsupport::curl::Curl::in_netns(&wp.ns)
-            .proxy(&format!("http://{}", wp.addr))
-            .fetch(&site);
-        if got.status == 200 {
-            break got.body;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no 200 within 30 s (last {}): {}\n{}",
-            got.status,
-            got.body,
-            wp.log()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let (_, body) = first_200(&wp, &site, |_| true);
     eprintln!(
         "office: first authenticated 200 {:?} after exec (DHCP WPAD, KDC proof, Negotiate)",
         started.elapsed()
@@ -386,12 +370,12 @@ fn in_the_office_pac_auto_and_a_kinit_ticket_are_all_it_takes_to_pass_a_negotiat
         );
     };
     ip("add");
-    let direct = first_200(&wp, &format!("{site}/cafe"), |body| !via_squid(body));
+    let (direct, _) = first_200(&wp, &format!("{site}/cafe"), |body| !via_squid(body));
     eprintln!("café: first DIRECT 200 {direct:?} after the move");
     // back in the office: the café's address goes, the script is served again
     fs::write(&lab.pac_file, office_pac).unwrap();
     ip("del");
-    let again = first_200(&wp, &format!("{site}/back"), via_squid);
+    let (again, _) = first_200(&wp, &format!("{site}/back"), via_squid);
     eprintln!("office again: first authenticated 200 {again:?} after the move back");
     let log = eventually_blocking(
         Duration::from_secs(10),
@@ -406,15 +390,16 @@ fn in_the_office_pac_auto_and_a_kinit_ticket_are_all_it_takes_to_pass_a_negotiat
     );
 }
 
-/// Polls `url` through `wp` until a 200 whose body satisfies `ok` (30 s at most); how long it took.
-fn first_200(wp: &NsWaypost, url: &str, ok: impl Fn(&str) -> bool) -> Duration {
+/// Polls `url` through `wp` until a 200 whose body satisfies `ok` (30 s at most); how long it
+/// took, and the body.
+fn first_200(wp: &NsWaypost, url: &str, ok: impl Fn(&str) -> bool) -> (Duration, String) {
     let started = Instant::now();
     loop {
         let got = waypost_testsupport::curl::Curl::in_netns(&wp.ns)
             .proxy(&format!("http://{}", wp.addr))
             .fetch(url);
         if got.status == 200 && ok(&got.body) {
-            return started.elapsed();
+            return (started.elapsed(), got.body);
         }
         assert!(
             started.elapsed() < Duration::from_secs(30),

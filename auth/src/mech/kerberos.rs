@@ -59,25 +59,35 @@ fn io_err(e: std::io::Error) -> sspi::Error {
     )
 }
 
+/// One Kerberos message over TCP (RFC 4120 7.2.2): `framed` already carries its 4-byte length
+/// prefix; returns the reply with its own (at most 1 MiB), each step bounded by `timeout`.
+pub(crate) fn tcp_round_trip(
+    addr: std::net::SocketAddr,
+    framed: &[u8],
+    timeout: Duration,
+) -> std::io::Result<Vec<u8>> {
+    let mut s = TcpStream::connect_timeout(&addr, timeout)?;
+    s.set_read_timeout(Some(timeout))?;
+    s.set_write_timeout(Some(timeout))?;
+    s.write_all(framed)?;
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len)?;
+    let n = u32::from_be_bytes(len) as usize;
+    if n > 1 << 20 {
+        return Err(std::io::Error::other("KDC reply larger than 1 MiB"));
+    }
+    let mut out = vec![0u8; 4 + n];
+    out[..4].copy_from_slice(&len);
+    s.read_exact(&mut out[4..])?;
+    Ok(out)
+}
+
 impl NetworkClient for KdcClient {
     fn send(&self, request: &NetworkRequest) -> sspi::Result<Vec<u8>> {
         let addr = Self::addr(&request.url)?;
         match request.protocol {
             NetworkProtocol::Tcp => {
-                let mut s = TcpStream::connect_timeout(&addr, KDC_TIMEOUT).map_err(io_err)?;
-                s.set_read_timeout(Some(KDC_TIMEOUT)).map_err(io_err)?;
-                s.set_write_timeout(Some(KDC_TIMEOUT)).map_err(io_err)?;
-                s.write_all(&request.data).map_err(io_err)?;
-                let mut len = [0u8; 4];
-                s.read_exact(&mut len).map_err(io_err)?;
-                let n = u32::from_be_bytes(len) as usize;
-                if n > 1 << 20 {
-                    return Err(io_err(std::io::Error::other("KDC reply larger than 1 MiB")));
-                }
-                let mut out = vec![0u8; 4 + n];
-                out[..4].copy_from_slice(&len);
-                s.read_exact(&mut out[4..]).map_err(io_err)?;
-                Ok(out)
+                tcp_round_trip(addr, &request.data, KDC_TIMEOUT).map_err(io_err)
             }
             NetworkProtocol::Udp => {
                 let bind = if addr.is_ipv4() {

@@ -15,6 +15,7 @@ pub mod renew;
 use std::sync::Arc;
 
 pub use basic::BasicMech;
+pub(crate) use kerberos::tcp_round_trip;
 pub use kerberos::{KdcClient, SspiKerberos};
 pub use ntlm::SspiNtlm;
 

@@ -190,23 +190,35 @@ impl Trust {
         self.current(&state)
     }
 
-    fn current(&self, (about, verdict): &(Option<Arc<NetworkId>>, Verdict)) -> Verdict {
-        match (&self.network, about) {
-            (Some(now), Some(about)) if !Arc::ptr_eq(&now.borrow(), about) => Verdict::Pending {
+    fn current(&self, state: &(Option<Arc<NetworkId>>, Verdict)) -> Verdict {
+        match (self.is_current(state), &self.network) {
+            (false, Some(now)) => Verdict::Pending {
                 network: now.borrow().fingerprint(),
             },
-            _ => verdict.clone(),
+            _ => state.1.clone(),
         }
     }
 
+    /// Whether `state` is about the network the machine is on now.
+    fn is_current(&self, (about, _): &(Option<Arc<NetworkId>>, Verdict)) -> bool {
+        match (&self.network, about) {
+            (Some(now), Some(about)) => Arc::ptr_eq(&now.borrow(), about),
+            _ => true,
+        }
+    }
+
+    /// Asked for every plan: no clone, no allocation.
     pub fn proven(&self) -> bool {
-        self.verdict().proven()
+        let state = self.verdict.borrow();
+        self.is_current(&state) && state.1.proven()
     }
 
     /// The verdict once the running proof (if any) has ended: at most about [`PROOF_TIMEOUT`].
     pub async fn decided(&self) -> Verdict {
         let mut rx = self.verdict.subscribe();
-        let wait = rx.wait_for(|state| !matches!(self.current(state), Verdict::Pending { .. }));
+        let wait = rx.wait_for(|state| {
+            self.is_current(state) && !matches!(state.1, Verdict::Pending { .. })
+        });
         let decided = match tokio::time::timeout(PROOF_TIMEOUT + Duration::from_secs(1), wait).await
         {
             Ok(Ok(state)) => Some(self.current(&state)),
