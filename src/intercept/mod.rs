@@ -50,7 +50,8 @@ pub fn wants(app: &App, target: &Target) -> bool {
 /// Answers the CONNECT and serves the decrypted tunnel in a task on `app.tracker`.
 ///
 /// The leaf certificate is obtained before answering, so a CA failure is a 500 to the CONNECT
-/// rather than a broken handshake.
+/// rather than a broken handshake; that failure is the caller's to answer (the pipeline's one
+/// `fail`).
 pub fn start<S: Send + Sync + 'static>(
     app: Arc<App>,
     target: Target,
@@ -58,26 +59,23 @@ pub fn start<S: Send + Sync + 'static>(
     access: Arc<Access>,
     handler: Handler,
     slot: Arc<S>,
-) -> Response<Body> {
+) -> Result<Response<Body>, ProxyError> {
     let server_config = match app.tls.intercept_ca().map(|ca| {
         ca.server_config_for(&target.host.to_string())
             .map_err(|e| error_chain(&e))
     }) {
         Some(Ok(cfg)) => cfg,
         Some(Err(why)) => {
-            return refuse(
-                &access,
-                ProxyError::new(
-                    ErrorKind::Internal,
-                    format!("cannot mint an interception certificate for {target}: {why}"),
-                ),
-            )
+            return Err(ProxyError::new(
+                ErrorKind::Internal,
+                format!("cannot mint an interception certificate for {target}: {why}"),
+            ))
         }
         None => {
-            return refuse(
-                &access,
-                ProxyError::new(ErrorKind::Internal, "interception has no CA loaded"),
-            )
+            return Err(ProxyError::new(
+                ErrorKind::Internal,
+                "interception has no CA loaded",
+            ))
         }
     };
     access.finish(200, "intercept".into(), "ok");
@@ -101,7 +99,7 @@ pub fn start<S: Send + Sync + 'static>(
     });
     let mut resp = Response::new(body::empty());
     *resp.status_mut() = StatusCode::OK;
-    resp
+    Ok(resp)
 }
 
 /// Checks the CONNECT host of a tunnel that is not intercepted against `tls.sni_rules` (the
@@ -129,13 +127,6 @@ where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
 {
     sni::gate(app, io).await
-}
-
-fn refuse(access: &Access, err: ProxyError) -> Response<Body> {
-    let resp = rescue(&err);
-    tracing::warn!(target = %access.target, error = %err, "interception failed");
-    access.finish(resp.status().as_u16(), "intercept".into(), err.kind.code());
-    resp
 }
 
 /// `err` and its sources, joined with `: ` (the CA's errors keep their cause as a source).

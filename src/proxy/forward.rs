@@ -11,6 +11,7 @@ use hyper::body::Incoming;
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::pipeline::{Exchange, RequestHead};
+use super::stage::LastStage;
 use super::Client;
 use crate::app::App;
 use crate::body::{self, Body, IdleTimeout};
@@ -20,6 +21,8 @@ use crate::route::{ConnectPlan, Decision, Purpose};
 use crate::target::Target;
 use crate::upstream::auth::{self, replayable};
 use crate::upstream::body_rate::MinRate;
+use crate::upstream::pool::Pooled;
+use crate::upstream::Upstream;
 
 /// The request body on its way: held whole (replayable), or streamed once.
 enum Outgoing {
@@ -44,39 +47,66 @@ pub async fn forward(
         "http",
         req.headers(),
     );
-    if let Err(e) = x.check_loop(req.headers()) {
-        return x.fail("-", e);
-    }
     let (parts, body) = req.into_parts();
     let head = RequestHead::new(parts, &x.target, false);
-    let decision = match x.decide(|| head.url(&x.target)).await {
-        Ok(d) => d,
-        Err(e) => return x.fail("-", e),
-    };
-    let body = match outgoing(&x, &decision, body).await {
-        Ok(b) => b,
-        Err(e) => return x.fail("-", e),
-    };
-    let started = tokio::time::Instant::now();
-    let up = &x.app.upstream;
-    let connected = x
-        .connect(&decision, Purpose::Request, |plan| async move {
-            up.connection(&plan).await
-        })
-        .await;
-    let (conn, plan) = match connected {
-        Ok(c) => c,
-        Err((e, route)) => return x.fail(&route, e),
-    };
-    let result = send(&x, &plan, conn, head, body).await;
-    x.app
-        .metrics
-        .request_seconds
-        .with_label_values(&["http"])
-        .observe(started.elapsed().as_secs_f64());
-    match result {
-        Ok(resp) => x.respond(resp, &plan),
-        Err(e) => x.fail(&plan.hop.to_string(), e),
+    let body = BodyState::Incoming(body);
+    x.run(Forward { head, body }).await
+}
+
+/// The last stage of a forwarded request: its head, and its body as it goes from read to sent.
+struct Forward {
+    head: RequestHead,
+    body: BodyState,
+}
+
+/// The request body: as received, then held whole (replayable) or streamed once.
+enum BodyState {
+    Incoming(Incoming),
+    Ready(Outgoing, tokio::time::Instant),
+    Taken,
+}
+
+impl LastStage for Forward {
+    type Answer = Response<Body>;
+    type Conn = Pooled;
+    const PURPOSE: Purpose = Purpose::Request;
+
+    fn url(&self, x: &Exchange) -> String {
+        self.head.url(&x.target)
+    }
+
+    async fn prepare(&mut self, x: &Exchange, decision: &Decision) -> Result<(), ProxyError> {
+        let BodyState::Incoming(body) = std::mem::replace(&mut self.body, BodyState::Taken) else {
+            return Ok(());
+        };
+        let body = outgoing(x, decision, body).await?;
+        self.body = BodyState::Ready(body, tokio::time::Instant::now());
+        Ok(())
+    }
+
+    async fn connect(&self, up: &Upstream, plan: &ConnectPlan) -> Result<Pooled, ProxyError> {
+        up.connection(plan).await
+    }
+
+    async fn finish(self, x: Exchange, conn: Pooled, plan: ConnectPlan) -> Response<Body> {
+        let BodyState::Ready(body, started) = self.body else {
+            let e = ProxyError::new(ErrorKind::Internal, "the request body was not prepared");
+            return x.fail(&plan.hop.to_string(), e);
+        };
+        let result = send(&x, &plan, conn, self.head, body).await;
+        x.app
+            .metrics
+            .request_seconds
+            .with_label_values(&["http"])
+            .observe(started.elapsed().as_secs_f64());
+        match result {
+            Ok(resp) => x.respond(resp, &plan),
+            Err(e) => x.fail(&plan.hop.to_string(), e),
+        }
+    }
+
+    async fn fail(self, x: &Exchange, route: &str, err: ProxyError) -> Response<Body> {
+        x.fail(route, err)
     }
 }
 
@@ -85,7 +115,7 @@ pub async fn forward(
 async fn send(
     x: &Exchange,
     plan: &ConnectPlan,
-    conn: crate::upstream::pool::Pooled,
+    conn: Pooled,
     head: RequestHead,
     body: Outgoing,
 ) -> Result<Response<Body>, ProxyError> {

@@ -1,19 +1,22 @@
-//! The hyper service: the classify stage, then one pipeline for every kind of traffic.
+//! The hyper service: the classify stage, then one stage list for every kind of traffic.
 //!
-//! Stages of a request (see [`pipeline`]): accept (the server, a span per connection) ->
-//! admit ([`handle`] asks [`crate::admission`] under the generation current now, for every
-//! request) -> classify (admin surface, CONNECT, absolute-form, upgrade) -> parse the target ->
-//! decide (the [`crate::router::Router`]) -> plan each hop ([`crate::route::plan`]) -> connect +
-//! authenticate ([`crate::upstream`]) with one failover loop ([`pipeline::Exchange::connect`])
-//! -> the last stage, which is all that differs: [`forward`] sends and streams, [`tunnel`]
-//! answers 200 and relays, [`upgrade`] relays after a 101; a SOCKS5 client's CONNECT ([`socks`])
-//! takes the tunnel's path with SOCKS replies. Every error ends in
-//! [`crate::error::rescue`], logged once where it is handled.
+//! Stages of a request: accept (the server, a span per connection) -> admit ([`handle`] asks
+//! [`crate::admission`] under the generation current now, for every request) -> classify
+//! (admin surface, CONNECT, absolute-form, upgrade) -> parse the target -> [`stage`]'s
+//! `Exchange::run`, which owns the order from there for every kind of traffic: loop check ->
+//! the last stage's admission -> decide (the [`crate::router::Router`]) -> prepare -> plan each
+//! hop ([`crate::route::plan`]) and connect + authenticate ([`crate::upstream`]) with one
+//! failover loop ([`pipeline::Exchange::connect`]) -> the last stage, a value supplying only
+//! what differs: [`forward`] sends and streams, [`tunnel`] answers 200 and relays, [`upgrade`]
+//! relays after a 101, [`socks`] answers a SOCKS5 client's CONNECT and relays. Every failure
+//! ends in [`pipeline::Exchange::fail`] (refusals before an exchange in `pipeline::refuse`),
+//! answered by [`crate::error::rescue`] and logged once.
 
 mod forward;
 pub mod head;
 mod pipeline;
 pub mod socks;
+mod stage;
 mod tunnel;
 mod upgrade;
 

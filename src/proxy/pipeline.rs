@@ -1,8 +1,10 @@
-//! The stages every kind of traffic shares: one [`Exchange`] carried from the parsed target to
-//! the response — loop check, decide, the try-hops loop with failover, the response filter,
-//! and the one place a failure is logged, counted and rescued.
+//! What every kind of traffic shares: one [`Exchange`] carried from the parsed target to the
+//! response (the order of the stages is [`super::stage`]'s) — decide, the try-hops loop with
+//! failover, the response filter, the relay of a switched connection, and the one place a
+//! failure is logged, counted and rescued, refusals before an exchange included.
 
 use std::future::Future;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use http::{header, HeaderMap, HeaderValue, Method, Response, StatusCode, Uri};
@@ -14,10 +16,12 @@ use crate::app::App;
 use crate::body::Body;
 use crate::error::{self, rescue, ErrorKind, ProxyError};
 use crate::ops::access::{Access, Counted, RequestId};
+use crate::relay::relay_io;
 use crate::route::headers;
 use crate::route::{ConnectPlan, Decision, Purpose};
 use crate::target::Target;
 use crate::upstream::auth::Replay;
+use crate::upstream::io::BoxIo;
 
 /// The response header carrying the request id (also accepted from the client).
 pub const REQUEST_ID: &str = "x-request-id";
@@ -30,6 +34,8 @@ pub struct Exchange {
     pub access: Arc<Access>,
     /// The `Via` values the request arrived with (sent on by a CONNECT to an upstream proxy).
     via: Vec<HeaderValue>,
+    /// The request carries this instance's `Via` token: it has been here before.
+    looped: bool,
 }
 
 impl Exchange {
@@ -54,25 +60,21 @@ impl Exchange {
             app.metrics.clone(),
             app.cfg.log.access_log,
         );
+        let looped = headers::via_names(headers, &app.via_token);
         Exchange {
             app,
             client,
             target,
             access,
             via: headers::incoming_via(headers),
+            looped,
         }
     }
 
-    /// A request that carries this instance's `Via` token has been here before: a loop.
-    pub fn check_loop(&self, headers: &HeaderMap) -> Result<(), ProxyError> {
-        if headers::via_names(headers, &self.app.via_token) {
-            return Err(ProxyError::new(
-                ErrorKind::Loop,
-                "this request has already passed through this waypost (its Via token came back): \
-                 a proxy chain or PAC leads back to waypost itself",
-            ));
-        }
-        Ok(())
+    /// A request that carries this instance's `Via` token has been here before: a loop
+    /// (refused by [`Exchange::run`] before anything else).
+    pub fn looped(&self) -> bool {
+        self.looped
     }
 
     /// The decide stage.
@@ -126,6 +128,12 @@ impl Exchange {
         answer_failure(&self.access, route, err, true)
     }
 
+    /// Records and answers a refusal its caller has logged already (admission: see
+    /// [`super::refused`]).
+    pub fn refused(&self, err: ProxyError) -> Response<Body> {
+        answer_failure(&self.access, "-", err, false)
+    }
+
     /// The response filter: hop-by-hop headers out, `Via` when configured, access record,
     /// body bytes counted.
     pub fn respond(&self, resp: Response<Body>, plan: &ConnectPlan) -> Response<Body> {
@@ -165,6 +173,23 @@ impl Exchange {
             }
             .instrument(span),
         );
+    }
+}
+
+/// Relays a switched connection (a CONNECT tunnel, an upgraded connection) until it ends:
+/// counted in the active-tunnels gauge while it runs, its bytes added to the exchange's record.
+pub async fn relay(app: &App, access: &Access, client: BoxIo, upstream: BoxIo) {
+    let metrics = &app.metrics;
+    metrics.tunnels_active.inc();
+    let idle = app.cfg.timeouts.tunnel_idle;
+    let end = relay_io(client, upstream, idle, metrics, &app.pipes).await;
+    metrics.tunnels_active.dec();
+    access
+        .bytes_in
+        .fetch_add(end.from_client, Ordering::Relaxed);
+    access.bytes_out.fetch_add(end.to_client, Ordering::Relaxed);
+    if end.idle_timeout {
+        tracing::debug!("relay closed after timeouts.tunnel_idle");
     }
 }
 

@@ -3,7 +3,6 @@
 //! and on 101 both upgraded streams relayed. Also the hand-over of intercepted tunnels, whose
 //! decrypted requests come back into [`super::http`].
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use http::{Request, Response, StatusCode};
@@ -13,15 +12,15 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 
 use super::pipeline::{Exchange, RequestHead};
+use super::stage::LastStage;
 use super::Client;
 use crate::app::App;
 use crate::body::Body;
 use crate::error::ProxyError;
-use crate::relay::relay_io;
 use crate::route::{ConnectPlan, Purpose};
 use crate::target::Target;
 use crate::upstream::auth::{self, Replay};
-use crate::upstream::{describe, map_hyper_error, UpgradeConn};
+use crate::upstream::{describe, map_hyper_error, UpgradeConn, Upstream};
 
 pub async fn upgrade(
     app: Arc<App>,
@@ -37,42 +36,57 @@ pub async fn upgrade(
         "upgrade",
         req.headers(),
     );
-    if let Err(e) = x.check_loop(req.headers()) {
-        return x.fail("-", e);
-    }
     let client_upgrade = hyper::upgrade::on(&mut req);
     // an upgrade's body is neither read nor forwarded (hyper reads a body only as it is
     // polled), so nothing here waits on the client before the switch and no body limit
     // (`limits.min_request_body_rate`) applies; after it, bytes are the relay's (`tunnel_idle`)
     let (parts, _no_body) = req.into_parts();
     let head = RequestHead::new(parts, &x.target, true);
-    let decision = match x.decide(|| head.url(&x.target)).await {
-        Ok(d) => d,
-        Err(e) => return x.fail("-", e),
-    };
-    let up = &x.app.upstream;
-    let connected = x
-        .connect(&decision, Purpose::Upgrade, |plan| async move {
-            up.upgrade_connection(&plan).await
-        })
-        .await;
-    let (conn, plan) = match connected {
-        Ok(c) => c,
-        Err((e, route)) => return x.fail(&route, e),
-    };
-    let sent = match head.for_plan(&plan, &x.target, &x.app) {
-        Ok(replay) => send(&x, &plan, conn, &replay).await,
-        Err(e) => Err(e),
-    };
-    let (conn, mut resp) = match sent {
-        Ok(r) => r,
-        Err(e) => return x.fail(&plan.hop.to_string(), e),
-    };
-    if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
-        let upstream_upgrade = hyper::upgrade::on(&mut resp);
-        spawn_relay(&x, client_upgrade, upstream_upgrade, conn);
+    x.run(Upgrade {
+        head,
+        client_upgrade,
+    })
+    .await
+}
+
+/// The last stage of an upgrade request: its head, and the client side of the switch.
+struct Upgrade {
+    head: RequestHead,
+    client_upgrade: OnUpgrade,
+}
+
+impl LastStage for Upgrade {
+    type Answer = Response<Body>;
+    type Conn = UpgradeConn;
+    const PURPOSE: Purpose = Purpose::Upgrade;
+
+    fn url(&self, x: &Exchange) -> String {
+        self.head.url(&x.target)
     }
-    x.respond(resp.map(|b| b.map_err(Into::into).boxed()), &plan)
+
+    async fn connect(&self, up: &Upstream, plan: &ConnectPlan) -> Result<UpgradeConn, ProxyError> {
+        up.upgrade_connection(plan).await
+    }
+
+    async fn finish(self, x: Exchange, conn: UpgradeConn, plan: ConnectPlan) -> Response<Body> {
+        let sent = match self.head.for_plan(&plan, &x.target, &x.app) {
+            Ok(replay) => send(&x, &plan, conn, &replay).await,
+            Err(e) => Err(e),
+        };
+        let (conn, mut resp) = match sent {
+            Ok(r) => r,
+            Err(e) => return x.fail(&plan.hop.to_string(), e),
+        };
+        if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+            let upstream_upgrade = hyper::upgrade::on(&mut resp);
+            spawn_relay(&x, self.client_upgrade, upstream_upgrade, conn);
+        }
+        x.respond(resp.map(|b| b.map_err(Into::into).boxed()), &plan)
+    }
+
+    async fn fail(self, x: &Exchange, route: &str, err: ProxyError) -> Response<Body> {
+        x.fail(route, err)
+    }
 }
 
 async fn send(
@@ -103,20 +117,8 @@ fn spawn_relay(x: &Exchange, client: OnUpgrade, upstream: OnUpgrade, conn: Upgra
     x.spawn(async move {
         let (c, u) = tokio::join!(client, upstream);
         if let (Ok(c), Ok(u)) = (c, u) {
-            app.metrics.tunnels_active.inc();
-            let end = relay_io(
-                Box::new(TokioIo::new(c)),
-                Box::new(TokioIo::new(u)),
-                app.cfg.timeouts.tunnel_idle,
-                &app.metrics,
-                &app.pipes,
-            )
-            .await;
-            app.metrics.tunnels_active.dec();
-            access
-                .bytes_in
-                .fetch_add(end.from_client, Ordering::Relaxed);
-            access.bytes_out.fetch_add(end.to_client, Ordering::Relaxed);
+            let (c, u) = (Box::new(TokioIo::new(c)), Box::new(TokioIo::new(u)));
+            super::pipeline::relay(&app, &access, c, u).await;
         }
         drop(conn);
     });
@@ -124,8 +126,9 @@ fn spawn_relay(x: &Exchange, client: OnUpgrade, upstream: OnUpgrade, conn: Upgra
 
 /// Hands a CONNECT to interception: the decrypted requests re-enter the pipeline through
 /// [`super::http`], passed to the interceptor as a handler (it does not call back into this
-/// module).
-pub fn intercept(x: Exchange, req: Request<Incoming>) -> Response<Body> {
+/// module). A failure before the tunnel is answered (no interception certificate) is the
+/// exchange's, answered by its one `fail` on the route `intercept`.
+pub fn intercept(x: &Exchange, req: Request<Incoming>) -> Response<Body> {
     let app = x.app.clone();
     let client = x.client.clone();
     let handler: crate::intercept::Handler = Arc::new(move |req| {
@@ -134,12 +137,19 @@ pub fn intercept(x: Exchange, req: Request<Incoming>) -> Response<Body> {
         Box::pin(async move { super::http(app, client, req).await })
     });
     let slot = x.client.slot.clone();
-    crate::intercept::start(
+    let started = crate::intercept::start(
         x.app.clone(),
         x.target.clone(),
         req,
         x.access.clone(),
         handler,
         slot,
-    )
+    );
+    match started {
+        Ok(mut resp) => {
+            x.tag(resp.headers_mut());
+            resp
+        }
+        Err(e) => x.fail("intercept", e),
+    }
 }

@@ -14,13 +14,15 @@ use tokio::net::TcpStream;
 
 use self::wire::{self as socks, LoginCheck, Reply, SocksError};
 use super::pipeline::Exchange;
+use super::stage::LastStage;
 use super::Client;
 use crate::admission::{self, Ask, Entry};
 use crate::app::App;
 use crate::error::{ErrorKind, ProxyError};
 use crate::ops::reload::Live;
-use crate::route::Purpose;
+use crate::route::{ConnectPlan, Purpose};
 use crate::target::{Scheme, Target};
+use crate::upstream::{Tunnel, Upstream};
 
 /// Serves one SOCKS5 client connection from greeting to the tunnel's end. The login and the
 /// CONNECT are each admitted under the generation current at that moment (a reload between
@@ -51,44 +53,63 @@ pub async fn serve(live: Arc<Live>, client: Client, mut stream: TcpStream) {
         }
     };
     let app = live.current();
-    let login = request
-        .login
-        .as_ref()
-        .map(|l| (&l.username[..], &l.password[..]));
-    if let Err(e) = admission::admit(&app.cfg, Entry::Socks, peer, Ask::Socks { login }) {
-        super::refused(&app, peer, &e);
-        let _ = socks::reply(&mut stream, reply_for(&e.kind)).await;
-        return;
-    }
     let target = Target {
         scheme: Scheme::Https,
         host: request.host,
         port: request.port,
     };
     let x = Exchange::new(app, client, "CONNECT", target, "socks", &HeaderMap::new());
-    // `tls.connect_ports` is not applied: it keeps HTTP CONNECT to TLS ports, while a SOCKS
-    // listener exists for any TCP (port 80 included); `allow` and `client_auth` guard it.
-    let decision = match x.decide(|| pac_url(&x.target)).await {
-        Ok(d) => d,
-        Err(e) => return fail(&x, &mut stream, "-", e).await,
-    };
-    let up = &x.app.upstream;
-    let connected = x
-        .connect(&decision, Purpose::Tunnel, |plan| async move {
-            up.tunnel(&plan).await
-        })
-        .await;
-    let (tunnel, plan) = match connected {
-        Ok(c) => c,
-        Err((e, route)) => return fail(&x, &mut stream, &route, e).await,
-    };
-    if let Err(e) = socks::reply(&mut stream, Reply::Succeeded).await {
-        tracing::debug!(error = %e, "SOCKS client went away before the tunnel started");
-        x.access.finish(499, plan.hop.to_string(), "client-closed");
+    let login = request
+        .login
+        .as_ref()
+        .map(|l| (&l.username[..], &l.password[..]));
+    if let Err(e) = admission::admit(&x.app.cfg, Entry::Socks, peer, Ask::Socks { login }) {
+        super::refused(&x.app, peer, &e);
+        let code = reply_for(&e.kind);
+        let _ = x.refused(e);
+        let _ = socks::reply(&mut stream, code).await;
         return;
     }
-    x.access.finish(200, plan.hop.to_string(), "ok");
-    super::tunnel::relay_tunnel(&x.app, &x.access, stream, tunnel).await;
+    x.run(Socks { stream }).await
+}
+
+/// The last stage of a SOCKS client's CONNECT: its connection, on which replies are written
+/// and, after success, the tunnel runs. `tls.connect_ports` is not applied: it keeps HTTP
+/// CONNECT to TLS ports, while a SOCKS listener exists for any TCP (port 80 included); `allow`
+/// and `client_auth` guard it.
+struct Socks {
+    stream: TcpStream,
+}
+
+impl LastStage for Socks {
+    type Answer = ();
+    type Conn = Tunnel;
+    const PURPOSE: Purpose = Purpose::Tunnel;
+
+    fn url(&self, x: &Exchange) -> String {
+        pac_url(&x.target)
+    }
+
+    async fn connect(&self, up: &Upstream, plan: &ConnectPlan) -> Result<Tunnel, ProxyError> {
+        up.tunnel(plan).await
+    }
+
+    async fn finish(mut self, x: Exchange, tunnel: Tunnel, plan: ConnectPlan) {
+        if let Err(e) = socks::reply(&mut self.stream, Reply::Succeeded).await {
+            tracing::debug!(error = %e, "SOCKS client went away before the tunnel started");
+            x.access.finish(499, plan.hop.to_string(), "client-closed");
+            return;
+        }
+        x.access.finish(200, plan.hop.to_string(), "ok");
+        super::tunnel::relay_tunnel(&x.app, &x.access, self.stream, tunnel).await;
+    }
+
+    /// Logs and records the failure once (as for HTTP), then answers with its reply code.
+    async fn fail(mut self, x: &Exchange, route: &str, err: ProxyError) {
+        let code = reply_for(&err.kind);
+        let _ = x.fail(route, err);
+        let _ = socks::reply(&mut self.stream, code).await;
+    }
 }
 
 /// The URL a PAC script sees for a SOCKS CONNECT: the scheme is not known, so port 80 is
@@ -116,13 +137,6 @@ pub fn reply_for(kind: &ErrorKind) -> Reply {
         ErrorKind::ConnectTimeout | ErrorKind::PoolTimeout => Reply::TtlExpired,
         _ => Reply::GeneralFailure,
     }
-}
-
-/// Logs and records the failure once (as for HTTP), then answers with its reply code.
-async fn fail(x: &Exchange, stream: &mut TcpStream, route: &str, err: ProxyError) {
-    let code = reply_for(&err.kind);
-    let _ = x.fail(route, err);
-    let _ = socks::reply(stream, code).await;
 }
 
 fn handshake_failed(app: &App, e: &SocksError) {
