@@ -482,10 +482,19 @@ fn leave_the_wpad_network(lab: &WpadLab) {
 const WPAD_PAC: &str =
     "function FindProxyForURL(url, host) { return 'PROXY wpad-proxy.invalid:3128'; }\n";
 
-#[test]
-fn a_wpad_script_is_not_used_on_a_network_without_wpad_nor_after_a_restart_there() {
+/// A laptop in a WPAD lab (its DHCP and DNS announce [`WPAD_PAC`]) running waypost with the
+/// `[pac]` keys `pac_keys` gives for the lab and a last-good copy (`cache`) in its state
+/// directory; `None` when the test is skipped (not root).
+struct WpadLaptop {
+    lab: WpadLab,
+    config: String,
+    cache: PathBuf,
+    wp: NsWaypost,
+}
+
+fn laptop_on_a_wpad_network(pac_keys: impl FnOnce(&WpadLab) -> String) -> Option<WpadLaptop> {
     if !root_or_skip() {
-        return;
+        return None;
     }
     for program in ["dnsmasq", "busybox"] {
         require_program(program);
@@ -494,73 +503,88 @@ fn a_wpad_script_is_not_used_on_a_network_without_wpad_nor_after_a_restart_there
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("last-good.pac");
     let config = format!(
-        "[pac]\nsource = \"auto\"\ncache_file = {:?}\nwpad_dhcp_timeout = \"1s\"\nwpad_dns_timeout = \"1s\"\n",
+        "[pac]\n{}cache_file = {:?}\n",
+        pac_keys(&lab),
         cache.display().to_string()
     );
     let wp = start_waypost_in(&lab.client_ns, port(0), &config, dir);
-    let r = wp.explain_until(URL, Duration::from_secs(20), |r| {
+    Some(WpadLaptop {
+        lab,
+        config,
+        cache,
+        wp,
+    })
+}
+
+impl WpadLaptop {
+    /// Stops waypost and starts it again (on another port) with the same config and state.
+    fn restart(self) -> WpadLaptop {
+        let dir = self.wp.stop();
+        let wp = start_waypost_in(&self.lab.client_ns, port(1), &self.config, dir);
+        WpadLaptop { wp, ..self }
+    }
+}
+
+#[test]
+fn a_wpad_script_is_not_used_on_a_network_without_wpad_nor_after_a_restart_there() {
+    let Some(laptop) = laptop_on_a_wpad_network(|_| {
+        "source = \"auto\"\nwpad_dhcp_timeout = \"1s\"\nwpad_dns_timeout = \"1s\"\n".into()
+    }) else {
+        return;
+    };
+    let r = laptop.wp.explain_until(URL, Duration::from_secs(20), |r| {
         r["raw"] == "PROXY wpad-proxy.invalid:3128"
     });
     assert_eq!(r["pac"]["entry"], "auto", "{r}");
-    assert!(cache.is_file(), "the WPAD script is kept on disk");
+    assert!(laptop.cache.is_file(), "the WPAD script is kept on disk");
 
-    leave_the_wpad_network(&lab);
+    leave_the_wpad_network(&laptop.lab);
     // the script is dropped and the PAC status cleared as two steps: wait for both
-    let r = wp.explain_until(URL, Duration::from_secs(15), |r| {
+    let r = laptop.wp.explain_until(URL, Duration::from_secs(15), |r| {
         r["raw"].is_null() && r["pac"].is_null()
     });
     assert_eq!(r["decision"][0], "DIRECT", "{r}");
     assert!(r["pac"].is_null(), "{r}");
 
     // a restart on this network does not bring the kept copy back
-    let dir = wp.stop();
-    let wp = start_waypost_in(&lab.client_ns, port(1), &config, dir);
-    let r = wp.explain_until(URL, Duration::from_secs(20), |r| {
+    let laptop = laptop.restart();
+    let r = laptop.wp.explain_until(URL, Duration::from_secs(20), |r| {
         !r["pac_sources"].as_array().is_none_or(Vec::is_empty)
     });
     assert!(r["raw"].is_null(), "{r}");
     assert_eq!(r["decision"][0], "DIRECT", "{r}");
     assert!(
-        wp.log().contains("found on another network"),
+        laptop.wp.log().contains("found on another network"),
         "{}",
-        wp.log()
+        laptop.wp.log()
     );
 }
 
 #[test]
 fn an_explicit_url_source_keeps_its_last_good_copy_on_another_network_and_after_a_restart() {
-    if !root_or_skip() {
+    let Some(laptop) = laptop_on_a_wpad_network(|lab| {
+        format!(
+            "source = \"http://{}/wpad.dat\"\nfetch_timeout = \"1s\"\n",
+            lab.server_ip
+        )
+    }) else {
         return;
-    }
-    for program in ["dnsmasq", "busybox"] {
-        require_program(program);
-    }
-    let lab = WpadLab::start(WPAD_PAC);
-    let dir = tempfile::tempdir().unwrap();
-    let cache = dir.path().join("last-good.pac");
-    let config = format!(
-        "[pac]\nsource = \"http://{}/wpad.dat\"\ncache_file = {:?}\nfetch_timeout = \"1s\"\n",
-        lab.server_ip,
-        cache.display().to_string()
-    );
-    let wp = start_waypost_in(&lab.client_ns, port(0), &config, dir);
-    wp.explain_until(URL, Duration::from_secs(20), |r| {
+    };
+    laptop.wp.explain_until(URL, Duration::from_secs(20), |r| {
         r["raw"] == "PROXY wpad-proxy.invalid:3128"
     });
-    leave_the_wpad_network(&lab);
+    leave_the_wpad_network(&laptop.lab);
     // the refresh after the change fails (the server is unreachable); the script stays
-    wp.explain_until(URL, Duration::from_secs(15), |r| {
-        sources(r)
-            == [(
-                format!("http://{}/wpad.dat", lab.server_ip),
-                "failed".to_string(),
-            )]
+    let source = format!("http://{}/wpad.dat", laptop.lab.server_ip);
+    laptop.wp.explain_until(URL, Duration::from_secs(15), |r| {
+        sources(r) == [(source.clone(), "failed".to_string())]
     });
-    let r = wp.explain_once(URL).expect("explain");
+    let r = laptop.wp.explain_once(URL).expect("explain");
     assert_eq!(r["raw"], "PROXY wpad-proxy.invalid:3128", "{r}");
-    let dir = wp.stop();
-    let wp = start_waypost_in(&lab.client_ns, port(1), &config, dir);
-    let r = wp.explain_until(URL, Duration::from_secs(20), |r| !r["raw"].is_null());
+    let laptop = laptop.restart();
+    let r = laptop
+        .wp
+        .explain_until(URL, Duration::from_secs(20), |r| !r["raw"].is_null());
     assert_eq!(r["raw"], "PROXY wpad-proxy.invalid:3128", "{r}");
 }
 

@@ -5,27 +5,19 @@ use crate::support;
 
 use support::harness::{self, metric, Client, Origin};
 use support::peers::{Squid, PASSWORD, USER};
-use waypost::config::raw::RawConfig;
+use support::scenario::BehindSquid;
+
 use waypost_auth::config::ProxyAuthConfig;
 use waypost_auth::credentials::SecretString;
 use waypost_testsupport::curl::Curl;
 
-fn with_credentials(c: &mut RawConfig, squid_port: u16) {
-    // `localhost` is a plain host name: the default (medium) autologon policy allows it
-    c.route.upstream = format!("http://localhost:{squid_port}");
-    c.route.bypass_loopback = false;
-    c.auth.user = Some(USER.to_string());
-    c.auth.password = Some(waypost_auth::credentials::SecretString::new(PASSWORD));
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ntlm_authenticates_once_and_reuses_the_connection_for_later_requests() {
-    let squid = tokio::task::spawn_blocking(|| Squid::start("ntlm"))
-        .await
-        .unwrap();
-    let origin = Origin::echo().await;
-    let port = squid.port;
-    let proxy = harness::start_proxy(|c| with_credentials(c, port)).await;
+    let BehindSquid {
+        squid,
+        origin,
+        proxy,
+    } = BehindSquid::start("ntlm", |_, _| {}).await;
     let addr = proxy.addrs[0];
     let url = origin.url("/ntlm");
     let code = Curl::new()
@@ -61,16 +53,15 @@ async fn ntlm_authenticates_once_and_reuses_the_connection_for_later_requests() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn basic_counts_one_handshake_per_pooled_connection_and_sends_credentials_with_every_request()
 {
-    let squid = tokio::task::spawn_blocking(|| Squid::start("basic"))
-        .await
-        .unwrap();
-    let origin = Origin::echo().await;
-    let port = squid.port;
-    let proxy = harness::start_proxy(|c| {
-        with_credentials(c, port);
+    let BehindSquid {
+        squid,
+        origin,
+        proxy,
+    } = BehindSquid::start("basic", |c, _| {
         c.auth.scheme = waypost_auth::SchemeChoice::Basic;
     })
     .await;
+    let port = squid.port;
     let addr = proxy.addrs[0];
     let mut client = Client::connect(addr).await;
     for i in 0..10 {
@@ -108,13 +99,11 @@ async fn basic_counts_one_handshake_per_pooled_connection_and_sends_credentials_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_tunnels_authenticate_with_ntlm_and_basic() {
     for mode in ["ntlm", "basic", "ntlm-mic"] {
-        let squid = tokio::task::spawn_blocking(move || Squid::start(mode))
-            .await
-            .unwrap();
-        let origin = Origin::echo().await;
-        let port = squid.port;
-        let proxy = harness::start_proxy(|c| {
-            with_credentials(c, port);
+        let BehindSquid {
+            origin,
+            proxy,
+            squid: _squid,
+        } = BehindSquid::start(mode, |c, _| {
             if mode == "basic" {
                 // Basic to a plain-HTTP proxy is an explicit choice
                 c.auth.scheme = waypost_auth::SchemeChoice::Basic;
@@ -139,13 +128,11 @@ async fn connect_tunnels_authenticate_with_ntlm_and_basic() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_proxy_that_closes_after_its_first_407_gets_a_new_connection_and_the_handshake() {
-    let squid = tokio::task::spawn_blocking(|| Squid::start("all-close"))
-        .await
-        .unwrap();
-    let origin = Origin::echo().await;
-    let port = squid.port;
-    let proxy = harness::start_proxy(|c| {
-        with_credentials(c, port);
+    let BehindSquid {
+        origin,
+        proxy,
+        squid: _squid,
+    } = BehindSquid::start("all-close", |c, _| {
         c.auth.scheme = waypost_auth::SchemeChoice::Ntlm;
     })
     .await;
@@ -155,13 +142,11 @@ async fn a_proxy_that_closes_after_its_first_407_gets_a_new_connection_and_the_h
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_password_relays_one_407_and_then_locks_out_instead_of_retrying() {
-    let squid = tokio::task::spawn_blocking(|| Squid::start("ntlm"))
-        .await
-        .unwrap();
-    let origin = Origin::echo().await;
-    let port = squid.port;
-    let proxy = harness::start_proxy(|c| {
-        with_credentials(c, port);
+    let BehindSquid {
+        squid,
+        origin,
+        proxy,
+    } = BehindSquid::start("ntlm", |c, _| {
         c.auth.password = Some(waypost_auth::credentials::SecretString::new("Wrong-Pass-9"));
         c.auth.lockout_after = 2;
     })
@@ -190,14 +175,12 @@ async fn a_wrong_password_relays_one_407_and_then_locks_out_instead_of_retrying(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn credentials_are_not_sent_to_proxies_the_policy_does_not_allow() {
-    let squid = tokio::task::spawn_blocking(|| Squid::start("basic"))
-        .await
-        .unwrap();
-    let origin = Origin::echo().await;
-    let port = squid.port;
     // an IP address is never "intranet" under the medium policy
-    let proxy = harness::start_proxy(|c| {
-        with_credentials(c, port);
+    let BehindSquid {
+        squid,
+        origin,
+        proxy,
+    } = BehindSquid::start("basic", |c, port| {
         c.route.upstream = format!("http://127.0.0.1:{port}");
     })
     .await;
@@ -212,21 +195,19 @@ async fn credentials_are_not_sent_to_proxies_the_policy_does_not_allow() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_password_from_the_kernel_keyring_authenticates_without_any_in_the_config() {
     use linux_keyutils::{KeyRing, KeyRingIdentifier};
-    let squid = tokio::task::spawn_blocking(|| Squid::start("ntlm"))
-        .await
-        .unwrap();
-    let origin = Origin::echo().await;
     // a user name only this test uses, so parallel tests never see the key
     let user = format!("EXAMPLE\\{USER}");
     let ring = KeyRing::from_special_id(KeyRingIdentifier::User, true).unwrap();
     let key = ring
         .add_key(&waypost_auth::keyring::description(&user), PASSWORD)
         .unwrap();
-    let port = squid.port;
-    let proxy = harness::start_proxy(|c| {
-        c.route.upstream = format!("http://localhost:{port}");
-        c.route.bypass_loopback = false;
+    let BehindSquid {
+        origin,
+        proxy,
+        squid: _squid,
+    } = BehindSquid::start("ntlm", |c, _| {
         c.auth.user = Some(user.clone());
+        c.auth.password = None;
     })
     .await;
     let (status, _, body) = harness::get(proxy.addrs[0], &origin.url("/keyring")).await;
@@ -332,10 +313,6 @@ async fn each_upstream_proxy_gets_the_identity_configured_for_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_changed_password_file_is_used_by_the_next_handshake_without_a_restart() {
-    let squid = tokio::task::spawn_blocking(|| Squid::start("ntlm"))
-        .await
-        .unwrap();
-    let origin = Origin::echo().await;
     let dir = tempfile::tempdir().unwrap();
     let pw = dir.path().join("password");
     let write = |text: &str| {
@@ -347,11 +324,12 @@ async fn a_changed_password_file_is_used_by_the_next_handshake_without_a_restart
         std::fs::rename(&tmp, &pw).unwrap();
     };
     write("Wrong-Pass-9\n");
-    let port = squid.port;
-    let proxy = harness::start_proxy(|c| {
-        c.route.upstream = format!("http://localhost:{port}");
-        c.route.bypass_loopback = false;
-        c.auth.user = Some(USER.to_string());
+    let BehindSquid {
+        squid,
+        origin,
+        proxy,
+    } = BehindSquid::start("ntlm", |c, _| {
+        c.auth.password = None;
         c.auth.password_file = Some(pw.clone());
     })
     .await;

@@ -5,24 +5,19 @@ use crate::support;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use support::harness::{self, metric, Client, Origin};
-use support::peers::Squid;
+use support::harness::{self, metric, Client};
+use support::scenario::BehindSquid;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use waypost_testsupport::eventually;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_requests_go_through_squid_on_pooled_keep_alive_connections() {
-    let squid = tokio::task::spawn_blocking(|| Squid::start("open"))
-        .await
-        .unwrap();
-    let origin = Origin::echo().await;
-    let upstream = format!("http://127.0.0.1:{}", squid.port);
-    let proxy = harness::start_proxy(|c| {
-        c.route.upstream = upstream.clone();
-        c.route.bypass_loopback = false;
-    })
-    .await;
+    let BehindSquid {
+        squid,
+        origin,
+        proxy,
+    } = BehindSquid::open(|_, _| {}).await;
     let mut client = Client::connect(proxy.addrs[0]).await;
     for i in 0..5 {
         let (status, _, body) = client.get(&origin.url(&format!("/via-squid/{i}"))).await;
@@ -56,16 +51,11 @@ async fn http_requests_go_through_squid_on_pooled_keep_alive_connections() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_tunnels_go_through_squid() {
-    let squid = tokio::task::spawn_blocking(|| Squid::start("open"))
-        .await
-        .unwrap();
-    let origin = Origin::echo().await;
-    let upstream = format!("http://127.0.0.1:{}", squid.port);
-    let proxy = harness::start_proxy(|c| {
-        c.route.upstream = upstream.clone();
-        c.route.bypass_loopback = false;
-    })
-    .await;
+    let BehindSquid {
+        squid,
+        origin,
+        proxy,
+    } = BehindSquid::open(|_, _| {}).await;
     let mut s = TcpStream::connect(proxy.addrs[0]).await.unwrap();
     s.write_all(format!("CONNECT {0} HTTP/1.1\r\nHost: {0}\r\n\r\n", origin.addr).as_bytes())
         .await
@@ -104,14 +94,11 @@ async fn connect_tunnels_go_through_squid() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bypassed_hosts_skip_squid() {
-    let squid = tokio::task::spawn_blocking(|| Squid::start("open"))
-        .await
-        .unwrap();
-    let origin = Origin::echo().await;
-    let upstream = format!("http://127.0.0.1:{}", squid.port);
-    let proxy = harness::start_proxy(|c| {
-        c.route.upstream = upstream.clone();
-        c.route.bypass_loopback = false;
+    let BehindSquid {
+        squid,
+        origin,
+        proxy,
+    } = BehindSquid::open(|c, _| {
         c.route.bypass = vec!["127.0.0.0/8".into()];
     })
     .await;

@@ -12,4 +12,5 @@ pub mod harness;
 pub mod netns;
 pub mod peers;
 pub mod process;
+pub mod scenario;
 pub mod wire;
