@@ -15,8 +15,10 @@ mod collect;
 mod exposure;
 mod locate;
 mod pac;
+mod problems;
 pub mod raw;
 pub mod routes;
+mod sections;
 mod syntax;
 mod validate;
 

@@ -39,14 +39,7 @@ pub async fn forward(
     target: Target,
     req: Request<Incoming>,
 ) -> Response<Body> {
-    let x = Exchange::new(
-        app,
-        client,
-        req.method().as_str(),
-        target,
-        "http",
-        req.headers(),
-    );
+    let x = Exchange::of_request(app, client, target, "http", &req);
     let (parts, body) = req.into_parts();
     let head = RequestHead::new(parts, &x.target, false);
     let body = BodyState::Incoming(body);

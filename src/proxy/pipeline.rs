@@ -71,6 +71,19 @@ impl Exchange {
         }
     }
 
+    /// The exchange of an HTTP request (its method, and its headers for the id and the loop
+    /// check).
+    pub fn of_request<B>(
+        app: Arc<App>,
+        client: Client,
+        target: Target,
+        kind: &'static str,
+        req: &http::Request<B>,
+    ) -> Exchange {
+        let method = req.method().as_str();
+        Exchange::new(app, client, method, target, kind, req.headers())
+    }
+
     /// A request that carries this instance's `Via` token has been here before: a loop
     /// (refused by [`Exchange::run`] before anything else).
     pub fn looped(&self) -> bool {

@@ -28,14 +28,7 @@ pub async fn upgrade(
     target: Target,
     mut req: Request<Incoming>,
 ) -> Response<Body> {
-    let x = Exchange::new(
-        app,
-        client,
-        req.method().as_str(),
-        target,
-        "upgrade",
-        req.headers(),
-    );
+    let x = Exchange::of_request(app, client, target, "upgrade", &req);
     let client_upgrade = hyper::upgrade::on(&mut req);
     // an upgrade's body is neither read nor forwarded (hyper reads a body only as it is
     // polled), so nothing here waits on the client before the switch and no body limit
