@@ -288,16 +288,46 @@ pub fn refuse(
         true => "connect",
         false => "http",
     };
-    let access = Access::new(
-        RequestId::new(req.headers().get(REQUEST_ID)),
+    let target = crate::ops::access::redacted_uri(req.uri());
+    let id = RequestId::new(req.headers().get(REQUEST_ID));
+    let access = record(app, client, id, req.method().as_str(), target, kind);
+    answer_failure(&access, "-", err, log)
+}
+
+/// A SOCKS client refused during its handshake, before it named a target (a wrong login, no
+/// method waypost accepts, a malformed or unsupported request): recorded as every refusal is
+/// (an access line with method `SOCKS` and target `-`, the outcome metric); the caller has
+/// logged it and answers with a SOCKS reply.
+pub fn refuse_handshake(app: &App, client: &Client, err: ProxyError) {
+    let access = record(
+        app,
+        client,
+        RequestId::new(None),
+        "SOCKS",
+        "-".into(),
+        "socks",
+    );
+    let _ = answer_failure(&access, "-", err, false);
+}
+
+fn record(
+    app: &App,
+    client: &Client,
+    id: RequestId,
+    method: &str,
+    target: String,
+    kind: &'static str,
+) -> Arc<Access> {
+    let log = app.cfg.log.access_log;
+    Access::new(
+        id,
         client.addr,
-        req.method().as_str(),
-        crate::ops::access::redacted_uri(req.uri()),
+        method,
+        target,
         kind,
         app.metrics.clone(),
-        app.cfg.log.access_log,
-    );
-    answer_failure(&access, "-", err, log)
+        log,
+    )
 }
 
 /// Puts the request id of `access` on a response (`X-Request-Id`).

@@ -148,6 +148,15 @@ async fn a_wrong_socks_password_is_refused_and_the_right_one_connects() {
         2.0,
         "{m}"
     );
+    // each refusal is recorded as every refusal is: an outcome (and an access line)
+    assert_eq!(
+        metric(
+            &m,
+            "waypost_requests_total{kind=\"socks\",outcome=\"client-auth-required\"}"
+        ),
+        2.0,
+        "{m}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

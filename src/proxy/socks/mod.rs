@@ -44,7 +44,7 @@ pub async fn serve(live: Arc<Live>, client: Client, mut stream: TcpStream) {
     let request = match tokio::time::timeout(within, socks::handshake(&mut stream, login)).await {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => {
-            handshake_failed(&greeting, &e);
+            handshake_failed(&greeting, &client, &e);
             return;
         }
         Err(_) => {
@@ -139,18 +139,28 @@ pub fn reply_for(kind: &ErrorKind) -> Reply {
     }
 }
 
-fn handshake_failed(app: &App, e: &SocksError) {
-    match e {
+/// Logs and counts a failed handshake once; a refusal (not a client that went away) is also
+/// recorded as every refusal is ([`super::pipeline::refuse_handshake`]).
+fn handshake_failed(app: &App, client: &Client, e: &SocksError) {
+    let kind = match e {
         SocksError::BadCredentials | SocksError::NoAcceptableMethod(_) => {
             app.metrics
                 .client_connections_rejected
                 .with_label_values(&["auth"])
                 .inc();
             tracing::info!(error = %e, "SOCKS client refused");
+            ErrorKind::ClientAuthRequired
         }
-        SocksError::Io(_) => tracing::debug!(error = %e, "SOCKS client went away"),
-        _ => tracing::info!(error = %e, "SOCKS request refused"),
-    }
+        SocksError::Io(_) => {
+            tracing::debug!(error = %e, "SOCKS client went away");
+            return;
+        }
+        _ => {
+            tracing::info!(error = %e, "SOCKS request refused");
+            ErrorKind::BadRequest
+        }
+    };
+    super::pipeline::refuse_handshake(app, client, ProxyError::new(kind, e.to_string()));
 }
 
 #[cfg(test)]
