@@ -20,48 +20,17 @@ pub struct Listeners {
 
 /// The listening keys, each problem noted.
 pub fn listeners(raw: &RawConfig, p: &mut Problems) -> Listeners {
-    let mut listen = Vec::new();
     if raw.listen.is_empty() {
         p.add("listen", "at least one listen address is required");
     }
-    for (i, l) in raw.listen.iter().enumerate() {
-        match l.parse::<SocketAddr>() {
-            Ok(a) => listen.push(a),
-            Err(_) => p.add(
-                format!("listen[{i}]"),
-                format!(
-                    "invalid address {} (write e.g. \"127.0.0.1:3128\" or \"[::1]:3128\")",
-                    shown("listen", l)
-                ),
-            ),
-        }
-    }
-    let mut admin_listen = Vec::new();
-    for (i, l) in raw.admin_listen.iter().enumerate() {
-        match l.parse::<SocketAddr>() {
-            Ok(a) => admin_listen.push(a),
-            Err(_) => p.add(
-                format!("admin_listen[{i}]"),
-                format!(
-                    "invalid address {} (write e.g. \"0.0.0.0:9128\")",
-                    shown("admin_listen", l)
-                ),
-            ),
-        }
-    }
-    let mut socks_listen = Vec::new();
-    for (i, l) in raw.socks_listen.iter().enumerate() {
-        match l.parse::<SocketAddr>() {
-            Ok(a) => socks_listen.push(a),
-            Err(_) => p.add(
-                format!("socks_listen[{i}]"),
-                format!(
-                    "invalid address {} (write e.g. \"127.0.0.1:1080\")",
-                    shown("socks_listen", l)
-                ),
-            ),
-        }
-    }
+    let listen = addresses(
+        &raw.listen,
+        "listen",
+        "\"127.0.0.1:3128\" or \"[::1]:3128\"",
+        p,
+    );
+    let admin_listen = addresses(&raw.admin_listen, "admin_listen", "\"0.0.0.0:9128\"", p);
+    let socks_listen = addresses(&raw.socks_listen, "socks_listen", "\"127.0.0.1:1080\"", p);
     let allow = networks(&raw.allow, "allow", p);
     let admin_allow = networks(&raw.admin_allow, "admin_allow", p);
     // SOCKS listeners proxy too: beyond loopback they need the allow list as well
@@ -85,6 +54,21 @@ pub fn listeners(raw: &RawConfig, p: &mut Problems) -> Listeners {
         allow,
         admin_allow,
     }
+}
+
+/// A list of socket addresses under `key`; `example` is shown with a bad one.
+fn addresses(list: &[String], key: &str, example: &str, p: &mut Problems) -> Vec<SocketAddr> {
+    let mut out = Vec::new();
+    for (i, l) in list.iter().enumerate() {
+        match l.parse::<SocketAddr>() {
+            Ok(a) => out.push(a),
+            Err(_) => p.add(
+                format!("{key}[{i}]"),
+                format!("invalid address {} (write e.g. {example})", shown(key, l)),
+            ),
+        }
+    }
+    out
 }
 
 /// A list of networks (`10.0.0.0/8`, or a single address) under `key`.
