@@ -414,10 +414,11 @@ metric() {
 
 # run_wrk TARGET NAME PATH CONNS [close]
 run_wrk() {
-    local t="$1" name="$2" path="$3" conns="$4" close="${5:-}" url out
+    local t="$1" name="$2" path="$3" conns="$4" close="${5:-}" url out cpu0="" pid="${PID_OF[$1]:-}"
     if [ "$t" = direct ]; then url="http://127.0.0.1:$P_HTTP"; export BENCH_PATH="$path"
     else url="http://127.0.0.1:${PORT_OF[$t]}"; export BENCH_PATH="http://127.0.0.1:$P_HTTP$path"; fi
     export BENCH_HOST="127.0.0.1:$P_HTTP" BENCH_CLOSE="${close:+1}"
+    [ -z "$pid" ] || [ "$name" != ka_1k ] || cpu0="$(proxy_cpu "$pid")"
     out="$(wrk -t"$BENCH_THREADS" -c"$conns" -d"${BENCH_SECONDS}s" --timeout 10s -s "$ROOT/bench/wrk.lua" "$url" 2>&1 | grep '^WRK ' || true)"
     [ -n "$out" ] || { log "$t $name: wrk gave no result"; return 0; }
     local rps p50 p99 errors non2xx requests
@@ -428,35 +429,44 @@ run_wrk() {
     record "$t" "${name}_rps" "$rps"
     if [ "$name" = ka_1k ]; then record "$t" ka_1k_p50_ms "$p50"; record "$t" ka_1k_p99_ms "$p99"; fi
     record "$t" "${name}_errors" "$((errors + non2xx))"
+    [ -z "$cpu0" ] || record "$t" ka_1k_cpu_us_per_req "$(per_unit_us "$cpu0" "$(proxy_cpu "$pid")" "$requests")"
     record "$t" sent_count "$requests"
 }
 
+# proxy_cpu PID: CPU seconds of the process tree; per_unit_us BEFORE AFTER N: µs per unit
+proxy_cpu() { python3 "$ROOT/bench/proctree.py" cpu "$1"; }
+per_unit_us() { awk -v a="$1" -v b="$2" -v n="$3" 'BEGIN { if (n > 0) printf "%.1f", (b - a) * 1e6 / n; else print 0 }'; }
+
 run_connect_download() {
-    local t="$1" px=() out speed size cpu0="" cpu1 pid="${PID_OF[$1]:-}"
+    local t="$1" px=() out speed size cpu0="" cpu1 pid="${PID_OF[$1]:-}" client_cpu="$BENCH_DIR/client.cpu"
     [ "$t" = direct ] || px=(-p -x "http://127.0.0.1:${PORT_OF[$t]}")
     [ -z "$pid" ] || cpu0="$(python3 "$ROOT/bench/proctree.py" cpu "$pid")"
-    if ! out="$(curl -sS -k -o /dev/null -w '%{speed_download} %{size_download}' "${px[@]}" "https://127.0.0.1:$P_HTTPS/download")"; then
+    if ! out="$(python3 "$ROOT/bench/cputime.py" --out "$client_cpu" -- curl -sS -k -o /dev/null -w '%{speed_download} %{size_download}' "${px[@]}" "https://127.0.0.1:$P_HTTPS/download")"; then
         log "$t connect: the download failed"; return 0
     fi
     read -r speed size <<<"$out"
     [ "$size" = $((BENCH_DOWNLOAD_MIB * 1048576)) ] || { log "$t connect: got $size bytes"; return 0; }
     speed="$(awk -v s="$speed" 'BEGIN { printf "%.1f", s / 1048576 }')"
+    # the client's (curl's) CPU for the same download, per 100 MiB: what the tunnel costs the application
+    record "$t" client_cpu_s_per_100m "$(awk -v c="$(cat "$client_cpu")" -v m="$BENCH_DOWNLOAD_MIB" 'BEGIN { printf "%.3f", c * 100 / m }')"
     if [ -n "$pid" ]; then
         cpu1="$(python3 "$ROOT/bench/proctree.py" cpu "$pid")"
         record "$t" cpu_s_per_gib "$(awk -v a="$cpu0" -v b="$cpu1" -v m="$BENCH_DOWNLOAD_MIB" 'BEGIN { printf "%.3f", (b - a) / (m / 1024) }')"
     fi
-    log "$(printf '%-13s %-9s %10s MiB/s  proxy CPU %s s' "$t" connect "$speed" "${cpu1:+$(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN { printf "%.2f", b - a }')}")"
+    log "$(printf '%-13s %-9s %10s MiB/s  proxy CPU %s s  client CPU %s s' "$t" connect "$speed" "${cpu1:+$(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN { printf "%.2f", b - a }')}" "$(cat "$client_cpu")")"
     record "$t" connect_100m_mibps "$speed"
 }
 
 run_tls_setups() {
-    local t="$1" px=() out ok
+    local t="$1" px=() out ok cpu0="" pid="${PID_OF[$1]:-}"
     [ "$t" = direct ] || px=(--proxy "127.0.0.1:${PORT_OF[$t]}")
+    [ -z "$pid" ] || cpu0="$(proxy_cpu "$pid")"
     out="$(python3 "$ROOT/bench/tls_setups.py" --target "127.0.0.1:$P_HTTPS" "${px[@]}" --seconds "$BENCH_TLS_SECONDS" --procs 2)"
     log "$(printf '%-13s %-9s %s' "$t" tls "$out")"
     ok="$(sed -E 's/.* ok=([0-9]+).*/\1/' <<<"$out")"
     [ "$ok" -gt 0 ] || { log "$t tls: no handshake completed"; return 0; }
     record "$t" tls_setups_per_s "$(sed -E 's/.*setups_per_s=([0-9.]+).*/\1/' <<<"$out")"
+    [ -z "$cpu0" ] || record "$t" tls_cpu_us_per_tunnel "$(per_unit_us "$cpu0" "$(proxy_cpu "$pid")" "$ok")"
     record "$t" sent_count "$ok"
 }
 
@@ -582,15 +592,15 @@ if [ -n "$SMOKE" ]; then
     missing=()
     expect() { local t="$1" m; shift; for m in "$@"; do grep -q "^$t	$m	" "$RESULTS" || missing+=("$t/$m"); done; }
     for t in $BENCH_TARGETS; do
-        expect "$t" ka_1k_rps ka_1k_p50_ms ka_1k_p99_ms close_1k_rps ka_1m_rps connect_100m_mibps tls_setups_per_s
+        expect "$t" ka_1k_rps ka_1k_p50_ms ka_1k_p99_ms close_1k_rps ka_1m_rps connect_100m_mibps client_cpu_s_per_100m tls_setups_per_s
         [ "$t" = direct ] && continue
-        expect "$t" idle_rss_mib peak_rss_mib cpu_s_per_gib
+        expect "$t" idle_rss_mib peak_rss_mib cpu_s_per_gib ka_1k_cpu_us_per_req tls_cpu_us_per_tunnel
         [ "$BENCH_TUNNELS" -gt 0 ] && expect "$t" tunnel_kib tunnel_after_mib
     done
     for t in $THREAD_TARGETS; do expect "$t" ka_1k_rps; done
     for t in $CHAIN_TARGETS; do
         [ "$t" = chain_px ] && continue   # px is an optional peer from PyPI: reported, not required
-        expect "$t" ka_1k_rps ka_1k_p99_ms tls_setups_per_s peak_rss_mib
+        expect "$t" ka_1k_rps ka_1k_p99_ms tls_setups_per_s ka_1k_cpu_us_per_req tls_cpu_us_per_tunnel peak_rss_mib
         case "$t" in chain_waypost | chain_pac) expect "$t" pool_opened auth_handshakes ;; esac
         [ "$t" = chain_waypost ] && expect "$t" pool_idle_kib
     done
