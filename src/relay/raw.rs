@@ -97,6 +97,11 @@ pub fn unwrap(io: BoxIo) -> Result<RawSide, BoxIo> {
         }
         Err(io) => io,
     };
+    // a CONNECT tunnel through an upstream proxy: the send timeout around the upgraded stream
+    let io = match take::<SendTimeout<BoxIo>>(io) {
+        Ok(s) => return behind_timeout(s),
+        Err(io) => io,
+    };
     let io = match take::<TokioIo<Upgraded>>(io) {
         Ok(up) => return upgraded(up.into_inner()),
         Err(io) => io,
@@ -117,6 +122,21 @@ pub fn unwrap(io: BoxIo) -> Result<RawSide, BoxIo> {
             Ok(RawSide::plain(tcp).after(prefix))
         }
         Err(io) => Err(io),
+    }
+}
+
+/// The socket under a send timeout around another stream (the tunnel through an upstream
+/// proxy, after its 2xx): the outer timeout holds for the socket; a registration for network
+/// changes is kept from whichever layer made it. A stream that cannot be peeled is wrapped back.
+fn behind_timeout(s: SendTimeout<BoxIo>) -> Result<RawSide, BoxIo> {
+    let (inner, timeout, live) = s.into_parts();
+    match unwrap(inner) {
+        Ok(raw) => Ok(RawSide {
+            send_timeout: Some(timeout),
+            live: live.or(raw.live),
+            ..raw
+        }),
+        Err(inner) => Err(Box::new(SendTimeout::new(inner, timeout).with_live(live))),
     }
 }
 
@@ -163,6 +183,30 @@ mod tests {
         assert_eq!(&raw.pending[..], b"hello");
         let raw = raw.after(Bytes::from_static(b" world"));
         assert_eq!(&raw.pending[..], b"hello world");
+    }
+
+    #[tokio::test]
+    async fn a_socket_under_a_timeout_around_a_boxed_stream_is_found_with_the_outer_timeout() {
+        // the shape of a tunnel through an upstream proxy: a send timeout around a boxed
+        // stream, here a socket with replayed bytes (there: hyper's upgraded connection)
+        let (a, _b) = pair().await;
+        let replayed: BoxIo = Box::new(Rewind::new(Bytes::from_static(b"early"), a));
+        let io: BoxIo = Box::new(SendTimeout::new(replayed, Duration::from_secs(9)));
+        let Ok(raw) = unwrap(io) else {
+            panic!("not found as a plain socket")
+        };
+        assert_eq!(raw.send_timeout, Some(Duration::from_secs(9)));
+        assert_eq!(&raw.pending[..], b"early");
+    }
+
+    #[tokio::test]
+    async fn a_stream_under_a_timeout_that_cannot_be_peeled_is_handed_back() {
+        let (a, _b) = tokio::io::duplex(64);
+        let io: BoxIo = Box::new(SendTimeout::new(
+            Box::new(a) as BoxIo,
+            Duration::from_secs(9),
+        ));
+        assert!(unwrap(io).is_err());
     }
 
     #[tokio::test]
