@@ -156,6 +156,10 @@ fn check(file: Option<std::path::PathBuf>) -> ExitCode {
                     *s = waypost::redact::url(s);
                 }
             }
+            // deprecated syntax, scopes that can never change anything
+            for (key, note) in &cfg.scopes.notes {
+                println!("warning: {key}: {note}");
+            }
             println!("configuration is valid; effective settings:\n{cfg:#?}");
             ExitCode::SUCCESS
         }
