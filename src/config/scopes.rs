@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use waypost_tls::config::{DefectSet, MinVersion};
-use waypost_tls::pattern::DestPattern;
+use waypost_tls::pattern::{DestPattern, HostPattern};
 use waypost_tls::ConnSettings;
 
 use crate::target::{Host, ProxyAddr};
@@ -151,11 +151,15 @@ impl Scope {
 
 /// Whether `p` matches `host:port` (the one matcher of every per-destination list).
 pub fn dest_matches(p: &DestPattern, host: &Host, port: u16) -> bool {
-    p.port.is_none_or(|want| want == port)
-        && match host {
-            Host::Name(n) => p.host.matches_name(n),
-            Host::Ip(ip) => p.host.matches_ip(*ip),
-        }
+    p.port.is_none_or(|want| want == port) && host_matches(&p.host, host)
+}
+
+/// Whether the host pattern `p` matches `host` (a name, or an IP literal).
+pub fn host_matches(p: &HostPattern, host: &Host) -> bool {
+    match host {
+        Host::Name(n) => p.matches_name(n),
+        Host::Ip(ip) => p.matches_ip(*ip),
+    }
 }
 
 /// The effective options for one destination. Cheap to clone (the defect set is shared).
