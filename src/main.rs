@@ -306,6 +306,9 @@ async fn run(args: RunArgs, inherited: waypost::listen::systemd::Inherited) -> E
         }
     };
     waypost::logging::init(&cfg.log, args.verbosity());
+    for (key, note) in &cfg.scopes.notes {
+        tracing::warn!(key = %key, "{note}");
+    }
     let config_file = args.config.clone();
     let loader_args = args.clone();
     let loader: waypost::ops::reload::Loader = Box::new(move || load_config(&loader_args));
