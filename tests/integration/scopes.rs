@@ -15,8 +15,6 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 use rustls::pki_types::PrivateKeyDer;
 use support::harness::{self, Origin};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 use waypost::body;
 use waypost::config::raw::RawScope;
 use waypost_testsupport::eventually;
@@ -123,32 +121,24 @@ async fn a_scoped_max_conns_per_server_holds_the_third_request_while_another_hos
 async fn tls12_origin() -> SocketAddr {
     let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
     let key = PrivateKeyDer::Pkcs8(cert.signing_key.serialize_der().into());
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS12])
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![cert.cert.der().clone()], key)
-        .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                if let Ok(mut tls) = acceptor.accept(tcp).await {
-                    let mut buf = [0u8; 4096];
-                    let _ = tls.read(&mut buf).await;
-                    let _ = tls
-                        .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecure")
-                        .await;
-                    let _ = tls.shutdown().await;
-                }
-            });
-        }
-    });
-    addr
+    let chain = vec![cert.cert.der().clone()];
+    harness::tls_origin(chain, key, &[&rustls::version::TLS12]).await
+}
+
+/// Runs the waypost binary with `args`: (success, stdout).
+async fn waypost(args: Vec<std::ffi::OsString>) -> (bool, String) {
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_waypost"))
+            .args(args)
+            .env_remove("WAYPOST_CONFIG")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    (out.status.success(), stdout)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -192,18 +182,8 @@ async fn the_old_tls_exceptions_syntax_still_loads_and_works_with_a_deprecation_
     let url = format!("https://localhost:{}/", origin.port());
     let (status, _, body) = harness::get(proxy.addrs[0], &url).await;
     assert_eq!((status, body.as_str()), (200, "secure"));
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_waypost"))
-            .args(["config", "check"])
-            .arg(&file)
-            .env_remove("WAYPOST_CONFIG")
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}");
+    let (ok, stdout) = waypost(vec!["config".into(), "check".into(), file.into()]).await;
+    assert!(ok, "{stdout}");
     assert!(
         stdout.contains("warning: tls.exceptions[0]: deprecated: write it as [[scopes]]"),
         "{stdout}"
@@ -251,16 +231,9 @@ async fn explain_shows_each_effective_option_and_its_source() {
     assert_eq!(options.len(), 16, "{options:?}");
     // the command line shows the same, one line per option
     let addr = proxy.addrs[0].to_string();
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_waypost"))
-            .args(["explain", &url, "--proxy", &addr])
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}");
+    let args = ["explain", &url, "--proxy", &addr].map(Into::into).to_vec();
+    let (ok, text) = waypost(args).await;
+    assert!(ok, "{text}");
     assert!(
         text.contains("option:     timeouts.receive_response = 10m (scopes[0])"),
         "{text}"
