@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use crate::autoproxy::badproxy::BadProxies;
 use crate::autoproxy::AutoProxy;
-use crate::error::{ErrorKind, ProxyError};
 use crate::config::Scopes;
+use crate::error::{ErrorKind, ProxyError};
 use crate::metrics::Metrics;
 use crate::route::{self, Decision, Hop, StaticRoutes};
 use crate::target::Target;

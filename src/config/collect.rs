@@ -32,7 +32,9 @@ pub fn deserialize(mut tree: Value) -> Result<(RawConfig, Vec<KeyProblem>), Vec<
     for _ in 0..MAX_ROUNDS {
         let mut unknown = Vec::new();
         let result: Result<RawConfig, config::ConfigError> =
-            serde_ignored::deserialize(tree.clone(), |path| unknown.push(indexed(&path.to_string())));
+            serde_ignored::deserialize(tree.clone(), |path| {
+                unknown.push(indexed(&path.to_string()))
+            });
         match result {
             Ok(raw) => {
                 problems.extend(unknown.into_iter().map(|key| KeyProblem {

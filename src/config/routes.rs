@@ -35,12 +35,15 @@ impl BypassRule {
         }
         let bare = s.trim_start_matches('[').trim_end_matches(']');
         if bare.parse::<std::net::IpAddr>().is_ok() || s.contains('/') {
-            return bare.parse::<HostPattern>().map(BypassRule::Host).map_err(|_| {
-                format!(
-                    "invalid bypass rule {}",
-                    crate::redact::value("route.bypass", s)
-                )
-            });
+            return bare
+                .parse::<HostPattern>()
+                .map(BypassRule::Host)
+                .map_err(|_| {
+                    format!(
+                        "invalid bypass rule {}",
+                        crate::redact::value("route.bypass", s)
+                    )
+                });
         }
         let norm = |n: &str| match Host::parse(n) {
             Ok(Host::Name(n)) => Ok(n),

@@ -85,10 +85,12 @@ fn a_scope_route_is_the_first_matching_one_that_sets_a_route() {
 
 #[test]
 fn legacy_tls_lists_load_as_scopes_after_the_scopes_with_a_deprecation_note() {
-    let mut raw = RawConfig::default();
-    raw.scopes = vec![scope(&["a.example"], |s| {
-        s.tls.allow = Some(vec!["cert-date-invalid".into()])
-    })];
+    let mut raw = RawConfig {
+        scopes: vec![scope(&["a.example"], |s| {
+            s.tls.allow = Some(vec!["cert-date-invalid".into()])
+        })],
+        ..RawConfig::default()
+    };
     raw.tls.exceptions = vec![
         waypost_tls::config::ExceptionConfig {
             hosts: vec!["*.example".into()],
@@ -123,19 +125,21 @@ fn legacy_tls_lists_load_as_scopes_after_the_scopes_with_a_deprecation_note() {
 
 #[test]
 fn bad_scope_keys_are_reported_with_their_key_paths() {
-    let mut raw = RawConfig::default();
-    raw.scopes = vec![
-        scope(&["ok.example"], |s| s.timeouts.connect = Some("1s".into())),
-        scope(&["bad host", "x:0"], |s| {
-            s.timeouts.receive_response = Some("soon".into());
-            s.timeouts.client_header = Some("1s".into());
-            s.limits.connect_retries = Some(0);
-            s.tls.min_version = Some("1.1".into());
-            s.tls.allow = Some(vec!["nope".into()]);
-            s.route.via = Some("ftp://x".into());
-        }),
-        scope(&[], |s| s.limits.keep_alive = Some(false)),
-    ];
+    let raw = RawConfig {
+        scopes: vec![
+            scope(&["ok.example"], |s| s.timeouts.connect = Some("1s".into())),
+            scope(&["bad host", "x:0"], |s| {
+                s.timeouts.receive_response = Some("soon".into());
+                s.timeouts.client_header = Some("1s".into());
+                s.limits.connect_retries = Some(0);
+                s.tls.min_version = Some("1.1".into());
+                s.tls.allow = Some(vec!["nope".into()]);
+                s.route.via = Some("ftp://x".into());
+            }),
+            scope(&[], |s| s.limits.keep_alive = Some(false)),
+        ],
+        ..RawConfig::default()
+    };
     let keys: Vec<String> = crate::config::validate(&raw, &HashMap::new())
         .unwrap_err()
         .into_iter()
@@ -163,7 +167,9 @@ fn a_scope_shadowed_by_an_earlier_one_or_setting_nothing_is_noted() {
             s.timeouts.connect = Some("5s".into());
             s.limits.max_conns_per_server = Some(4);
         }),
-        scope(&["a.corp.example:443"], |s| s.timeouts.connect = Some("9s".into())),
+        scope(&["a.corp.example:443"], |s| {
+            s.timeouts.connect = Some("9s".into())
+        }),
         scope(&["a.corp.example"], |s| s.timeouts.send = Some("9s".into())),
         scope(&["b.example"], |_| {}),
     ]);

@@ -194,8 +194,20 @@ fn every_hop_kind_and_target_scheme_gets_its_plan() {
 #[test]
 fn the_pool_key_names_the_proxy_the_connection_goes_through() {
     let t = target("http://o.example/");
-    let a = plan(&hop("socks5://a:1080"), &t, Purpose::Request, opts(), corp_only);
-    let b = plan(&hop("socks5://b:1080"), &t, Purpose::Request, opts(), corp_only);
+    let a = plan(
+        &hop("socks5://a:1080"),
+        &t,
+        Purpose::Request,
+        opts(),
+        corp_only,
+    );
+    let b = plan(
+        &hop("socks5://b:1080"),
+        &t,
+        Purpose::Request,
+        opts(),
+        corp_only,
+    );
     let d = plan(&Hop::Direct, &t, Purpose::Request, opts(), corp_only);
     assert_ne!(a.key, b.key);
     assert_ne!(a.key, d.key);
@@ -209,13 +221,25 @@ fn the_pool_key_names_the_proxy_the_connection_goes_through() {
 #[test]
 fn the_identity_is_part_of_the_pool_key() {
     let t = target("http://o.example/");
-    let with = plan(&hop("http://p.corp:3128"), &t, Purpose::Request, opts(), corp_only);
-    let without = plan(&hop("http://p.corp:3128"), &t, Purpose::Request, opts(), |_| {
-        (
-            None,
-            waypost_auth::Grant::Withheld(waypost_auth::Withheld::UnprovenNetwork),
-        )
-    });
+    let with = plan(
+        &hop("http://p.corp:3128"),
+        &t,
+        Purpose::Request,
+        opts(),
+        corp_only,
+    );
+    let without = plan(
+        &hop("http://p.corp:3128"),
+        &t,
+        Purpose::Request,
+        opts(),
+        |_| {
+            (
+                None,
+                waypost_auth::Grant::Withheld(waypost_auth::Withheld::UnprovenNetwork),
+            )
+        },
+    );
     assert!(without.untrusted() && !with.untrusted());
     assert_ne!(with.key, without.key);
     assert_eq!(with.key.server(), without.key.server());
@@ -231,6 +255,12 @@ fn the_pool_key_holds_the_target_s_tls_settings_and_limit_but_not_for_a_proxy_s_
     assert_eq!(direct.key.tls_settings.as_ref(), Some(&o.tls));
     assert_eq!(direct.key.server().limit, Some(2));
     let http = target("http://api.example/");
-    let forward = plan(&hop("https://p.corp:3128"), &http, Purpose::Request, o, corp_only);
+    let forward = plan(
+        &hop("https://p.corp:3128"),
+        &http,
+        Purpose::Request,
+        o,
+        corp_only,
+    );
     assert!(forward.tls && forward.key.tls_settings.is_none());
 }

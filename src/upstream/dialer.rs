@@ -143,8 +143,19 @@ impl Dialer {
     /// waypost's own requests, and the connections to HTTP(S) proxies.
     pub async fn direct(&self, host: &Host, port: u16, tls: bool) -> Result<Opened, ProxyError> {
         let opts = self.scopes.resolve(host, port);
-        let tcp = self.tcp_with(host, port, false, &opts).await?;
-        self.finish(host, tcp, tls.then_some(&opts.tls), &opts).await
+        self.direct_with(host, port, tls, &opts).await
+    }
+
+    /// As [`Dialer::direct`] under `opts` (the destination's, resolved by the caller).
+    pub async fn direct_with(
+        &self,
+        host: &Host,
+        port: u16,
+        tls: bool,
+        opts: &ConnOptions,
+    ) -> Result<Opened, ProxyError> {
+        let tcp = self.tcp_with(host, port, false, opts).await?;
+        self.finish(host, tcp, tls.then_some(&opts.tls), opts).await
     }
 
     /// Wraps a connected stream: TLS under `tls` when given (returning the peer's certificate),

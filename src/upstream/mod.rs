@@ -110,10 +110,7 @@ impl Upstream {
 
     /// A new connection for the plan, never an idle one.
     pub async fn fresh_connection(&self, plan: &ConnectPlan) -> Result<Pooled, ProxyError> {
-        let permit = self
-            .pool
-            .reserve(&plan.key, plan.options.connect)
-            .await?;
+        let permit = self.pool.reserve(&plan.key, plan.options.connect).await?;
         let (sender, cert) = self.dial_sender(plan, false).await?;
         Ok(self.pool.attach(permit, sender, cert))
     }

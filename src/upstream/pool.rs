@@ -96,11 +96,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl<C: PoolConn> Pool<C> {
-    pub fn new(
-        metrics: Arc<Metrics>,
-        max_idle: usize,
-        idle_timeout: Duration,
-    ) -> Arc<Self> {
+    pub fn new(metrics: Arc<Metrics>, max_idle: usize, idle_timeout: Duration) -> Arc<Self> {
         let pool = Arc::new(Pool {
             idle: Mutex::new(HashMap::new()),
             servers: Mutex::new(HashMap::new()),

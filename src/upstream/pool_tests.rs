@@ -131,7 +131,12 @@ async fn the_per_server_limit_counts_tunnels_and_pooled_connections_to_one_proxy
         .await
         .unwrap();
     // another identity and another target, same proxy: the same server
-    let _a = dial(&pool, &limited(key(proxy("http://p:3128"), Some("u")), 2), 1).await;
+    let _a = dial(
+        &pool,
+        &limited(key(proxy("http://p:3128"), Some("u")), 2),
+        1,
+    )
+    .await;
     let third = limited(key(proxy("http://p:3128"), None), 2);
     let third = pool.checkout(&third, Duration::from_secs(1)).await;
     assert!(matches!(third, Err(ref e) if e.kind == ErrorKind::PoolTimeout));

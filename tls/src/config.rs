@@ -333,7 +333,10 @@ pub fn defects_from(list: &[String]) -> (DefectSet, Vec<(usize, String)>) {
             Ok(d) => {
                 set.insert(d);
             }
-            Err(()) => bad.push((j, format!("unknown flag {flag:?} (expected one of {expected})"))),
+            Err(()) => bad.push((
+                j,
+                format!("unknown flag {flag:?} (expected one of {expected})"),
+            )),
         }
     }
     (set, bad)

@@ -136,11 +136,13 @@ where
         if let Some((ee, rest)) = conn.peer_certificates().and_then(|c| c.split_first()) {
             let (ee, rest) = (ee.clone().into_owned(), rest.to_vec());
             policy.prefetch_crls(&ee).await;
-            if let Err(e) =
-                policy
-                    .verifier(settings, CrlMode::Inline)
-                    .evaluate(&ee, &rest, &name, UnixTime::now(), CrlMode::Inline)
-            {
+            if let Err(e) = policy.verifier(settings, CrlMode::Inline).evaluate(
+                &ee,
+                &rest,
+                &name,
+                UnixTime::now(),
+                CrlMode::Inline,
+            ) {
                 let err = to_rustls(e);
                 let kind = crate::error::classify_rustls(&err);
                 return Err(fail(

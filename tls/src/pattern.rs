@@ -70,7 +70,9 @@ impl HostPattern {
             }
             (Domain(s), Domain(o)) => is_strict_subdomain(s, o),
             (Domain(s), Subdomains(o)) => is_strict_subdomain(s, o),
-            (Cidr { net, prefix }, Cidr { prefix: p2, .. }) => prefix >= p2 && other.matches_ip(*net),
+            (Cidr { net, prefix }, Cidr { prefix: p2, .. }) => {
+                prefix >= p2 && other.matches_ip(*net)
+            }
             _ => false,
         }
     }
@@ -208,7 +210,13 @@ impl FromStr for DestPattern {
 
 impl fmt::Display for DestPattern {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let v6 = matches!(self.host, HostPattern::Cidr { net: IpAddr::V6(_), .. });
+        let v6 = matches!(
+            self.host,
+            HostPattern::Cidr {
+                net: IpAddr::V6(_),
+                ..
+            }
+        );
         match (self.port, v6) {
             (None, _) => write!(f, "{}", self.host),
             (Some(p), true) => write!(f, "[{}]:{p}", self.host),

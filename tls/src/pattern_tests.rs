@@ -44,10 +44,24 @@ fn ip_and_cidr_patterns_match_ip_hosts_inside_them() {
 
 #[test]
 fn patterns_round_trip_through_display() {
-    for s in ["a.b", "*.a.b", ".a.b", "127.0.0.1", "10.0.0.0/8", "::1", "fd00::/8"] {
+    for s in [
+        "a.b",
+        "*.a.b",
+        ".a.b",
+        "127.0.0.1",
+        "10.0.0.0/8",
+        "::1",
+        "fd00::/8",
+    ] {
         assert_eq!(p(s).to_string(), s);
     }
-    for s in ["a.b:8443", "*.a.b", "10.0.0.0/8:443", "[::1]:8443", "127.0.0.1:80"] {
+    for s in [
+        "a.b:8443",
+        "*.a.b",
+        "10.0.0.0/8:443",
+        "[::1]:8443",
+        "127.0.0.1:80",
+    ] {
         assert_eq!(d(s).to_string(), s);
     }
 }

@@ -233,7 +233,10 @@ impl TlsPolicy {
         };
         cfg.dangerous()
             .set_certificate_verifier(Arc::new(self.verifier(settings, mode)));
-        if let Some(Some(cc)) = settings.client_cert.and_then(|i| self.inner.client_certs.get(i)) {
+        if let Some(Some(cc)) = settings
+            .client_cert
+            .and_then(|i| self.inner.client_certs.get(i))
+        {
             cfg.client_auth_cert_resolver = Arc::new(FixedCert(cc.key.clone()));
         }
         cfg.alpn_protocols = key.1.clone();

@@ -84,7 +84,10 @@ fn overrides(
     if let Some(v) = &t.resolve {
         o.resolve = p.duration_or_infinite(&format!("{name}.timeouts.resolve"), v);
     }
-    for (key, v) in [("client_header", &t.client_header), ("pool_idle", &t.pool_idle)] {
+    for (key, v) in [
+        ("client_header", &t.client_header),
+        ("pool_idle", &t.pool_idle),
+    ] {
         if v.is_some() {
             p.add(
                 format!("{name}.timeouts.{key}"),
@@ -95,7 +98,10 @@ fn overrides(
     let l = &s.limits;
     o.max_conns_per_server = l.max_conns_per_server.map(|m| (m > 0).then_some(m));
     if l.connect_retries == Some(0) {
-        p.add(format!("{name}.limits.connect_retries"), "must be at least 1");
+        p.add(
+            format!("{name}.limits.connect_retries"),
+            "must be at least 1",
+        );
     }
     o.connect_retries = l.connect_retries.filter(|r| *r > 0);
     o.max_response_drain_size = l.max_response_drain_size;
@@ -229,7 +235,10 @@ fn never_apply(list: &[Scope]) -> Vec<(String, String)> {
     for (j, s) in list.iter().enumerate() {
         let mine = sets(&s.set);
         if mine == 0 {
-            notes.push((s.name.clone(), "sets no option: it never changes anything".into()));
+            notes.push((
+                s.name.clone(),
+                "sets no option: it never changes anything".into(),
+            ));
             continue;
         }
         let shadow = list[..j].iter().find(|earlier| {
