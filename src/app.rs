@@ -218,7 +218,6 @@ impl App {
         let pool = c.pool.unwrap_or_else(|| {
             Pool::new(
                 metrics.clone(),
-                cfg.limits.max_conns_per_server,
                 cfg.limits.max_idle_per_server,
                 cfg.timeouts.pool_idle,
             )
@@ -226,7 +225,13 @@ impl App {
         let carried = c.autoproxy.is_some();
         let autoproxy = c.autoproxy.or_else(|| cfg.pac.clone().map(AutoProxy::new));
         let bad = BadProxies::new(cfg.bad_proxy_retry, metrics.proxies_bad.clone());
-        let router = Router::new(cfg.routes.clone(), autoproxy.clone(), bad, metrics.clone());
+        let router = Router::new(
+            cfg.routes.clone(),
+            cfg.scopes.clone(),
+            autoproxy.clone(),
+            bad,
+            metrics.clone(),
+        );
         let shutdown = c.shutdown;
         if let (Some(ap), false) = (&autoproxy, carried) {
             ap.spawn_refresh(
@@ -268,6 +273,7 @@ impl App {
     /// decided here ([`waypost_auth::policy::Policy::grant`]): by the autologon policy, by who
     /// named the proxy ([`App::speaker`]) and by whether the network has proven itself
     /// ([`crate::net::trust`]). The identity is the proxy's (`[[auth.proxies]]`, else the default).
+    /// The target's effective options come from its scopes ([`crate::config::Scopes::resolve`]).
     pub fn plan(
         &self,
         hop: &Hop,
@@ -277,7 +283,8 @@ impl App {
     ) -> ConnectPlan {
         let auth = &self.upstream.dialer.auth;
         let proven = self.trust.proven();
-        route::plan(hop, target, purpose, |proxy| {
+        let options = self.cfg.scopes.resolve(&target.host, target.port);
+        route::plan(hop, target, purpose, options, |proxy| {
             auth.grant_for(&proxy.host.to_string(), proxy.port, speaker, proven)
         })
     }

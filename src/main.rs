@@ -156,6 +156,10 @@ fn check(file: Option<std::path::PathBuf>) -> ExitCode {
                     *s = waypost::redact::url(s);
                 }
             }
+            // deprecated syntax, scopes that can never change anything
+            for (key, note) in &cfg.scopes.notes {
+                println!("warning: {key}: {note}");
+            }
             println!("configuration is valid; effective settings:\n{cfg:#?}");
             ExitCode::SUCCESS
         }
@@ -302,6 +306,9 @@ async fn run(args: RunArgs, inherited: waypost::listen::systemd::Inherited) -> E
         }
     };
     waypost::logging::init(&cfg.log, args.verbosity());
+    for (key, note) in &cfg.scopes.notes {
+        tracing::warn!(key = %key, "{note}");
+    }
     let config_file = args.config.clone();
     let loader_args = args.clone();
     let loader: waypost::ops::reload::Loader = Box::new(move || load_config(&loader_args));

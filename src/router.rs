@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use crate::autoproxy::badproxy::BadProxies;
 use crate::autoproxy::AutoProxy;
+use crate::config::Scopes;
 use crate::error::{ErrorKind, ProxyError};
 use crate::metrics::Metrics;
 use crate::route::{self, Decision, Hop, StaticRoutes};
@@ -15,6 +16,7 @@ use crate::target::Target;
 
 pub struct Router {
     routes: StaticRoutes,
+    scopes: Scopes,
     pub autoproxy: Option<Arc<AutoProxy>>,
     pub bad: BadProxies,
     metrics: Arc<Metrics>,
@@ -23,12 +25,14 @@ pub struct Router {
 impl Router {
     pub fn new(
         routes: StaticRoutes,
+        scopes: Scopes,
         autoproxy: Option<Arc<AutoProxy>>,
         bad: BadProxies,
         metrics: Arc<Metrics>,
     ) -> Router {
         Router {
             routes,
+            scopes,
             autoproxy,
             bad,
             metrics,
@@ -40,7 +44,8 @@ impl Router {
     }
 
     /// The routing decision for a request to `target` (`url` builds what a PAC script sees; it
-    /// is called only when a PAC is asked): static bypass rules first, then the PAC answer (bad
+    /// is called only when a PAC is asked): the routing of the target's scope first
+    /// ([`route::scope_route`]), then static bypass rules, then the PAC answer (bad
     /// proxies last), else the static upstream. Without a PAC answer (no source gave a script,
     /// or the script failed): the static upstream (`route.upstream`) when one is set, else an
     /// error when `pac.mandatory`, else DIRECT.
@@ -49,6 +54,9 @@ impl Router {
         target: &Target,
         url: impl FnOnce() -> String,
     ) -> Result<Decision, ProxyError> {
+        if let Some(d) = route::scope_route(target, &self.scopes) {
+            return Ok(d);
+        }
         let Some(ap) = &self.autoproxy else {
             return Ok(route::decide(target, &self.routes));
         };

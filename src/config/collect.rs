@@ -32,7 +32,9 @@ pub fn deserialize(mut tree: Value) -> Result<(RawConfig, Vec<KeyProblem>), Vec<
     for _ in 0..MAX_ROUNDS {
         let mut unknown = Vec::new();
         let result: Result<RawConfig, config::ConfigError> =
-            serde_ignored::deserialize(tree.clone(), |path| unknown.push(path.to_string()));
+            serde_ignored::deserialize(tree.clone(), |path| {
+                unknown.push(indexed(&path.to_string()))
+            });
         match result {
             Ok(raw) => {
                 problems.extend(unknown.into_iter().map(|key| KeyProblem {
@@ -94,6 +96,22 @@ pub fn is_known(key: &str) -> bool {
 /// The key and a message for one deserialisation error. Under a secret key
 /// ([`crate::redact::is_secret_key`]) the value is never quoted: only its type is named, and a
 /// message that may quote it is replaced.
+/// `scopes.0.timeouts.x` as `scopes[0].timeouts.x`: the key path spelling of every report.
+fn indexed(path: &str) -> String {
+    let mut out = String::with_capacity(path.len() + 2);
+    for (i, seg) in path.split('.').enumerate() {
+        match (i, seg.parse::<usize>()) {
+            (i, Ok(n)) if i > 0 => out.push_str(&format!("[{n}]")),
+            (0, _) => out.push_str(seg),
+            _ => {
+                out.push('.');
+                out.push_str(seg);
+            }
+        }
+    }
+    out
+}
+
 fn describe(e: &config::ConfigError) -> KeyProblem {
     let (key, inner) = match e {
         config::ConfigError::Type {

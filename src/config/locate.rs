@@ -30,7 +30,10 @@ fn find_entry_line(text: &str, key: &str) -> Option<usize> {
     let (table, rest) = key.split_once('[')?;
     let (index, field) = rest.split_once("].")?;
     let index: usize = index.parse().ok()?;
-    let field = field.split(['[', '.']).next()?;
+    // `tls.client_cert.cert` is set by a `tls.client_cert = {...}` or `tls.client_cert.cert =`
+    // line; `match[1]` by the `match = [...]` line
+    let field = field.split('[').next()?;
+    let sets = |k: &str| field == k || field.strip_prefix(k).is_some_and(|r| r.starts_with('.'));
     let header = format!("[[{table}]]");
     let mut seen = 0;
     let mut start = None;
@@ -50,7 +53,7 @@ fn find_entry_line(text: &str, key: &str) -> Option<usize> {
         }
         if start.is_some() {
             if let Some((k, _)) = l.split_once('=') {
-                if k.trim().trim_matches('"') == field {
+                if sets(k.trim().trim_matches('"')) {
                     return Some(i + 1);
                 }
             }

@@ -18,6 +18,7 @@ mod pac;
 mod problems;
 pub mod raw;
 pub mod routes;
+pub mod scopes;
 mod sections;
 mod syntax;
 mod validate;
@@ -32,6 +33,7 @@ use ipnet::IpNet;
 
 pub use pac::{PacIsolation, PacSettings, WpadOptions};
 pub use routes::{BypassRule, StaticRoutes};
+pub use scopes::{ConnOptions, Opt, ScopeRoute, Scopes};
 pub use validate::validate;
 
 /// The validated, typed configuration. Built once at start-up and shared read-only.
@@ -72,6 +74,8 @@ pub struct Config {
     pub bad_proxy_retry: Duration,
     /// Upstream proxy authentication (Negotiate, NTLM, Basic) and its credential policy.
     pub auth: waypost_auth::AuthConfig,
+    /// Per-destination options (`[[scopes]]`, and the legacy TLS host lists) and the global ones.
+    pub scopes: Scopes,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,7 +98,7 @@ pub struct LogConfig {
 /// waypost reads for itself (PAC downloads, CRL fetches, a client's request body held for an
 /// authentication replay); `relay_read` (squid's `read_timeout`, 15 min) bounds pauses in the
 /// response bodies it relays to clients, so event streams and long polls survive.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub struct Timeouts {
     pub resolve: Option<Duration>,
     pub connect: Duration,
@@ -120,6 +124,8 @@ pub struct Limits {
     pub max_replay_memory: u64,
     /// The slowest a client may send a request body, after a grace period (None = no minimum).
     pub min_request_body_rate: Option<MinDataRate>,
+    /// Keep connections to servers open for reuse (default true).
+    pub keep_alive: bool,
 }
 
 /// The minimum request-body data rate (`limits.min_request_body_rate`, `min_request_body_grace`;

@@ -32,6 +32,8 @@ pub struct RawConfig {
     pub socks: RawSocks,
     pub pac: RawPac,
     pub auth: waypost_auth::AuthConfig,
+    /// `[[scopes]]`: per-destination overrides, first match wins per option.
+    pub scopes: Vec<RawScope>,
 }
 
 impl Default for RawConfig {
@@ -57,6 +59,7 @@ impl Default for RawConfig {
             socks: RawSocks::default(),
             pac: RawPac::default(),
             auth: waypost_auth::AuthConfig::default(),
+            scopes: Vec::new(),
         }
     }
 }
@@ -143,6 +146,7 @@ pub struct RawLimits {
     pub max_replay_memory: u64,
     pub min_request_body_rate: u32,
     pub min_request_body_grace: String,
+    pub keep_alive: bool,
 }
 
 impl Default for RawLimits {
@@ -157,6 +161,7 @@ impl Default for RawLimits {
             max_replay_memory: 64 * 1024 * 1024,
             min_request_body_rate: 240,
             min_request_body_grace: "5s".into(),
+            keep_alive: true,
         }
     }
 }
@@ -283,4 +288,68 @@ impl Default for RawPac {
             wpad_domains: vec![],
         }
     }
+}
+
+/// One `[[scopes]]` entry: the destinations it matches and the keys it overrides, under their
+/// global names; a key left out is not overridden.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct RawScope {
+    #[serde(rename = "match")]
+    pub matches: Vec<String>,
+    pub timeouts: RawScopeTimeouts,
+    pub limits: RawScopeLimits,
+    pub tls: RawScopeTls,
+    pub route: RawScopeRoute,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct RawScopeTimeouts {
+    pub resolve: Option<String>,
+    pub connect: Option<String>,
+    pub send: Option<String>,
+    pub receive: Option<String>,
+    pub receive_response: Option<String>,
+    pub relay_read: Option<String>,
+    pub tunnel_idle: Option<String>,
+    /// Not per destination (read before one is known); refused with the reason.
+    pub client_header: Option<String>,
+    /// Not per destination (the pool's reaper); refused with the reason.
+    pub pool_idle: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct RawScopeLimits {
+    pub max_conns_per_server: Option<u32>,
+    pub connect_retries: Option<u32>,
+    pub max_response_drain_size: Option<u64>,
+    pub keep_alive: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct RawScopeTls {
+    pub min_version: Option<String>,
+    /// Certificate defects accepted (the names of `tls.exceptions.allow`).
+    pub allow: Option<Vec<String>>,
+    pub client_cert: Option<RawClientCert>,
+    pub check_revocation: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct RawClientCert {
+    pub cert: String,
+    pub key: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct RawScopeRoute {
+    /// true: DIRECT, before the bypass list and the PAC.
+    pub bypass: Option<bool>,
+    /// Always this proxy (`http://`, `https://`, `socks5://` ...).
+    pub via: Option<String>,
 }

@@ -2,21 +2,18 @@
 //!
 //! Typed values only; [`crate::route`] reads them to decide. Nothing here touches the network.
 
-use ipnet::IpNet;
+use waypost_tls::pattern::HostPattern;
 
+use super::scopes::host_matches;
 use crate::target::{Host, ProxyAddr};
 
-/// A bypass rule: targets matching it go DIRECT.
+/// A bypass rule: targets matching it go DIRECT. Host rules are destination patterns
+/// ([`HostPattern`], matched by [`host_matches`]: the one matcher of every per-destination
+/// list); a bypass `.suffix` means the subdomains only, as `*.suffix` (WinHTTP's reading).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BypassRule {
-    /// Matches one host name exactly.
-    Exact(String),
-    /// Matches names below the suffix (`*.corp.example` or `.corp.example`).
-    Subdomains(String),
-    /// Matches the name itself and every name below it (NO_PROXY's `corp.example`).
-    DomainAndSubdomains(String),
-    /// Matches IP literals inside the block.
-    Cidr(IpNet),
+    /// A host name, `*.suffix`, a NO_PROXY domain (apex and subdomains), an IP or a CIDR block.
+    Host(HostPattern),
     /// `<local>`: plain host names without a dot.
     Local,
     /// `*`: everything.
@@ -36,15 +33,17 @@ impl BypassRule {
         if s.eq_ignore_ascii_case("<local>") {
             return Ok(BypassRule::Local);
         }
-        if let Ok(net) = s.parse::<IpNet>() {
-            return Ok(BypassRule::Cidr(net));
-        }
-        if let Ok(ip) = s
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse::<std::net::IpAddr>()
-        {
-            return Ok(BypassRule::Cidr(IpNet::from(ip)));
+        let bare = s.trim_start_matches('[').trim_end_matches(']');
+        if bare.parse::<std::net::IpAddr>().is_ok() || s.contains('/') {
+            return bare
+                .parse::<HostPattern>()
+                .map(BypassRule::Host)
+                .map_err(|_| {
+                    format!(
+                        "invalid bypass rule {}",
+                        crate::redact::value("route.bypass", s)
+                    )
+                });
         }
         let norm = |n: &str| match Host::parse(n) {
             Ok(Host::Name(n)) => Ok(n),
@@ -54,15 +53,15 @@ impl BypassRule {
             )),
         };
         if let Some(suffix) = s.strip_prefix("*.").or_else(|| s.strip_prefix('.')) {
-            return Ok(BypassRule::Subdomains(norm(suffix)?));
+            return Ok(BypassRule::Host(HostPattern::Subdomains(norm(suffix)?)));
         }
-        Ok(BypassRule::Exact(norm(s)?))
+        Ok(BypassRule::Host(HostPattern::Exact(norm(s)?)))
     }
 
     /// Parses one NO_PROXY entry (curl semantics: `corp.example` covers its subdomains too).
     pub fn parse_no_proxy(s: &str) -> Result<BypassRule, String> {
         match BypassRule::parse(s)? {
-            BypassRule::Exact(n) => Ok(BypassRule::DomainAndSubdomains(n)),
+            BypassRule::Host(HostPattern::Exact(n)) => Ok(BypassRule::Host(HostPattern::Domain(n))),
             other => Ok(other),
         }
     }
@@ -71,19 +70,10 @@ impl BypassRule {
         match (self, host) {
             (BypassRule::All, _) => true,
             (BypassRule::Local, Host::Name(n)) => !n.contains('.'),
-            (BypassRule::Exact(e), Host::Name(n)) => e == n,
-            (BypassRule::Subdomains(s), Host::Name(n)) => is_below(n, s),
-            (BypassRule::DomainAndSubdomains(s), Host::Name(n)) => n == s || is_below(n, s),
-            (BypassRule::Cidr(net), Host::Ip(ip)) => net.contains(ip),
-            _ => false,
+            (BypassRule::Local, Host::Ip(_)) => false,
+            (BypassRule::Host(p), h) => host_matches(p, h),
         }
     }
-}
-
-fn is_below(name: &str, suffix: &str) -> bool {
-    name.len() > suffix.len() + 1
-        && name.ends_with(suffix)
-        && name.as_bytes()[name.len() - suffix.len() - 1] == b'.'
 }
 
 /// The static routing rules, validated from config.

@@ -7,7 +7,10 @@ use std::collections::HashMap;
 
 use super::problems::Problems;
 use super::raw::RawConfig;
-use super::sections::{auth, client_auth, dns, limits, listen, log, pac, routes, timeouts, tls};
+use super::scopes::{ConnOptions, Scopes};
+use super::sections::{
+    auth, client_auth, dns, limits, listen, log, pac, routes, scopes, timeouts, tls,
+};
 use super::{Config, Problem};
 
 /// The typed configuration of `raw` (`env`: the environment, for `route.use_env`), or every
@@ -23,7 +26,8 @@ pub fn validate(raw: &RawConfig, env: &HashMap<String, String>) -> Result<Config
     let routes = routes::routes(raw, env, &mut p);
     let client_auth = client_auth::client_auth(raw, &mut p);
     let dns = dns::dns(raw, &mut p);
-    let tls_policy = tls::tls_policy(raw, &mut p);
+    let scopes = scopes::scopes(raw, &mut p);
+    let tls_policy = tls::tls_policy(raw, scopes.client_certs, &mut p);
     auth::check_auth(raw, &mut p);
 
     // every section that failed to build has said why in `p`
@@ -35,6 +39,12 @@ pub fn validate(raw: &RawConfig, env: &HashMap<String, String>) -> Result<Config
     if !p.0.is_empty() {
         return Err(p.0);
     }
+    let global = ConnOptions::global(&timeouts, &limits, tls_policy.global_settings().clone());
+    let scopes = Scopes {
+        list: scopes.list,
+        global,
+        notes: scopes.notes,
+    };
     Ok(Config {
         listen: listeners.listen,
         admin_listen: listeners.admin_listen,
@@ -58,6 +68,7 @@ pub fn validate(raw: &RawConfig, env: &HashMap<String, String>) -> Result<Config
         bad_proxy_retry: pac.bad_proxy_retry,
         auth: raw.auth.clone(),
         socks_auth: client_auth::socks_auth(raw),
+        scopes,
     })
 }
 

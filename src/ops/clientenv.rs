@@ -11,6 +11,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use crate::config::{BypassRule, Config};
+use waypost_tls::pattern::HostPattern;
 
 /// The shell whose syntax is printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -67,23 +68,26 @@ impl Settings {
                 }
                 // no tool has a spelling for "names without a dot"
                 BypassRule::Local => {}
-                BypassRule::Exact(n) => {
+                BypassRule::Host(HostPattern::Exact(n)) => {
                     no_proxy.push(n.clone());
                     java_non_proxy.push(n.clone());
                 }
-                BypassRule::Subdomains(s) => {
+                BypassRule::Host(HostPattern::Subdomains(s)) => {
                     no_proxy.push(format!(".{s}"));
                     java_non_proxy.push(format!("*.{s}"));
                 }
-                BypassRule::DomainAndSubdomains(s) => {
+                BypassRule::Host(HostPattern::Domain(s)) => {
                     no_proxy.push(s.clone());
                     java_non_proxy.push(s.clone());
                     java_non_proxy.push(format!("*.{s}"));
                 }
-                BypassRule::Cidr(net) => {
-                    no_proxy.push(net.to_string());
-                    if let Some(w) = java_wildcard(net) {
-                        java_non_proxy.push(w);
+                BypassRule::Host(HostPattern::Cidr { net, prefix }) => {
+                    // the pattern's parser admits no longer prefix
+                    if let Ok(net) = ipnet::IpNet::new(*net, *prefix) {
+                        no_proxy.push(net.to_string());
+                        if let Some(w) = java_wildcard(&net) {
+                            java_non_proxy.push(w);
+                        }
                     }
                 }
             }

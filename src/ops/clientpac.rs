@@ -15,6 +15,7 @@ use std::net::SocketAddr;
 use crate::app::App;
 use crate::config::{BypassRule, StaticRoutes};
 use crate::target::Host;
+use waypost_tls::pattern::HostPattern;
 
 /// The content type browsers expect for a PAC script.
 pub const CONTENT_TYPE: &str = "application/x-ns-proxy-autoconfig";
@@ -125,18 +126,24 @@ fn condition(rule: &BypassRule) -> String {
     match rule {
         BypassRule::All => "true".into(),
         BypassRule::Local => "isPlainHostName(h)".into(),
-        BypassRule::Exact(n) => format!("h == {}", q(n)),
-        BypassRule::Subdomains(s) => format!("dnsDomainIs(h, {})", q(&format!(".{s}"))),
-        BypassRule::DomainAndSubdomains(s) => {
+        BypassRule::Host(HostPattern::Exact(n)) => format!("h == {}", q(n)),
+        BypassRule::Host(HostPattern::Subdomains(s)) => {
+            format!("dnsDomainIs(h, {})", q(&format!(".{s}")))
+        }
+        BypassRule::Host(HostPattern::Domain(s)) => {
             format!("h == {} || dnsDomainIs(h, {})", q(s), q(&format!(".{s}")))
         }
-        BypassRule::Cidr(ipnet::IpNet::V4(net)) => format!(
-            "v4 && isInNet(h, {}, {})",
-            q(&net.network().to_string()),
-            q(&net.netmask().to_string())
-        ),
-        BypassRule::Cidr(net @ ipnet::IpNet::V6(_)) => {
-            format!("v6 && isInNetEx(h, {})", q(&net.to_string()))
+        BypassRule::Host(HostPattern::Cidr { net, prefix }) => {
+            match ipnet::IpNet::new(*net, *prefix) {
+                Ok(ipnet::IpNet::V4(net)) => format!(
+                    "v4 && isInNet(h, {}, {})",
+                    q(&net.network().to_string()),
+                    q(&net.netmask().to_string())
+                ),
+                Ok(net) => format!("v6 && isInNetEx(h, {})", q(&net.trunc().to_string())),
+                // the pattern's parser admits no longer prefix
+                Err(_) => "false".into(),
+            }
         }
     }
 }

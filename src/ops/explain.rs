@@ -2,7 +2,9 @@
 //! `waypost explain URL`.
 //!
 //! Read-only: it asks the same decision function requests use, plus the PAC source, its age,
-//! the raw answer, cache hit or miss, and the proxies marked bad. URLs it shows (the one asked
+//! the raw answer, cache hit or miss, and the proxies marked bad; and the effective option of
+//! every per-destination key for the target with where it came from (`global` or the scope,
+//! [`options`]). URLs it shows (the one asked
 //! about, PAC sources, errors) go through [`crate::redact`]: no userinfo, no query.
 
 use serde_json::{json, Value};
@@ -94,9 +96,32 @@ pub async fn report(app: &App, url: &str) -> Result<Value, String> {
         "hop_now": decision.first(),
         "spn": spn,
         "credentials": credentials,
+        "options": options(app, &target),
         "network_trust": app.trust.verdict().describe(),
         "error": error,
     }))
+}
+
+/// Every per-destination option for `target`: its effective value and its source (`global`,
+/// or the scope that set it: `scopes[2]`, `tls.exceptions[0]`), first match winning per option.
+fn options(app: &App, target: &Target) -> Value {
+    use crate::config::{Opt, ScopeRoute};
+    let scopes = &app.cfg.scopes;
+    let o = scopes.resolve(&target.host, target.port);
+    let mut out: Vec<Value> = Opt::ALL
+        .into_iter()
+        .filter(|opt| *opt != Opt::Route)
+        .map(|opt| {
+            json!({"key": opt.key(), "value": o.show(opt), "source": scopes.source_name(&o, opt)})
+        })
+        .collect();
+    let (value, source) = match scopes.route_for(&target.host, target.port) {
+        Some((i, ScopeRoute::Direct)) => ("DIRECT".to_string(), scopes.list[i].name.as_str()),
+        Some((i, ScopeRoute::Via(p))) => (p.to_string(), scopes.list[i].name.as_str()),
+        None => ("bypass list, then PAC or upstream".to_string(), "global"),
+    };
+    out.push(json!({"key": "route", "value": value, "source": source}));
+    json!(out)
 }
 
 /// Per proxy hop of `decision`: whether credentials would be sent, and why.
@@ -209,6 +234,14 @@ pub fn render_text(v: &Value) -> String {
             c["proxy"].as_str().unwrap_or("?"),
             c["sent"].as_str().unwrap_or("?"),
             c["why"].as_str().unwrap_or("")
+        ));
+    }
+    for o in v["options"].as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "option:     {} = {} ({})\n",
+            o["key"].as_str().unwrap_or("?"),
+            o["value"].as_str().unwrap_or("?"),
+            o["source"].as_str().unwrap_or("?")
         ));
     }
     if !v["error"].is_null() {

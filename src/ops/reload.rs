@@ -209,7 +209,6 @@ fn keep_restart_only(old: &Config, mut new: Config) -> Config {
         "admin_max_connections" => admin_max_connections,
         "log.level" => log.level,
         "log.format" => log.format,
-        "limits.max_conns_per_server" => limits.max_conns_per_server,
         "limits.max_idle_per_server" => limits.max_idle_per_server,
         "timeouts.pool_idle" => timeouts.pool_idle,
     );

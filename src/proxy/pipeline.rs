@@ -6,6 +6,7 @@
 use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 use http::{header, HeaderMap, HeaderValue, Method, Response, StatusCode, Uri};
 use http_body_util::BodyExt;
@@ -189,12 +190,12 @@ impl Exchange {
     }
 }
 
-/// Relays a switched connection (a CONNECT tunnel, an upgraded connection) until it ends:
-/// counted in the active-tunnels gauge while it runs, its bytes added to the exchange's record.
-pub async fn relay(app: &App, access: &Access, client: BoxIo, upstream: BoxIo) {
+/// Relays a switched connection (a CONNECT tunnel, an upgraded connection) until it ends or
+/// no byte moves for `idle` (its plan's `timeouts.tunnel_idle`): counted in the active-tunnels
+/// gauge while it runs, its bytes added to the exchange's record.
+pub async fn relay(app: &App, access: &Access, client: BoxIo, upstream: BoxIo, idle: Duration) {
     let metrics = &app.metrics;
     metrics.tunnels_active.inc();
-    let idle = app.cfg.timeouts.tunnel_idle;
     let end = relay_io(client, upstream, idle, metrics, &app.pipes).await;
     metrics.tunnels_active.dec();
     access

@@ -113,6 +113,6 @@ where
             return;
         }
     };
-    pipeline::relay(app, access, client_io, tunnel.io).await;
+    pipeline::relay(app, access, client_io, tunnel.io, tunnel.idle).await;
     drop(tunnel.permit);
 }

@@ -93,7 +93,7 @@ async fn send(
         return auth::send_upgrade(up, plan, conn, replay).await;
     }
     let what = describe(plan);
-    let timeout = up.dialer.timeouts.receive_response;
+    let timeout = plan.options.receive_response;
     let resp = tokio::time::timeout(timeout, conn.sender.send_request(replay.build()))
         .await
         .map_err(|_| ProxyError::response_timeout(&what, timeout))?
@@ -111,7 +111,7 @@ fn spawn_relay(x: &Exchange, client: OnUpgrade, upstream: OnUpgrade, conn: Upgra
         let (c, u) = tokio::join!(client, upstream);
         if let (Ok(c), Ok(u)) = (c, u) {
             let (c, u) = (Box::new(TokioIo::new(c)), Box::new(TokioIo::new(u)));
-            super::pipeline::relay(&app, &access, c, u).await;
+            super::pipeline::relay(&app, &access, c, u, conn.idle).await;
         }
         drop(conn);
     });

@@ -1,7 +1,7 @@
 //! Routing decisions as data: which hops to try, in order, for a target.
 //!
 //! [`decide`] is a pure function of the target and the static rules (bypass list, fixed upstream,
-//! environment proxies). It returns a [`Decision`]: an ordered list of [`Hop`]s and the reason.
+//! environment proxies); [`scope_route`], the routing a scope forces, comes before both. It returns a [`Decision`]: an ordered list of [`Hop`]s and the reason.
 //! The PAC source plugs into the same seam by producing hops from a PAC answer. Nothing here
 //! touches the network. [`plan`] turns one hop and a target into a [`ConnectPlan`]: where to
 //! dial, through which proxy, TLS or not, the request form, the identity credentials may go
@@ -14,6 +14,7 @@ pub mod headers;
 mod plan;
 
 pub use crate::config::routes::{BypassRule, StaticRoutes};
+use crate::config::{ScopeRoute, Scopes};
 use crate::target::{Host, Scheme, Target};
 pub use crate::target::{ProxyAddr, ProxyKind};
 pub use plan::{plan, ConnectPlan, Path, PoolKey, Purpose, ServerKey};
@@ -109,6 +110,20 @@ pub fn hops_from_pac(
         good.push(Hop::Direct);
     }
     good
+}
+
+/// The routing of the target's scope (`route.bypass`, `route.via` of the first matching scope
+/// that sets one), which wins over every other rule. `None` = no scope routes it.
+pub fn scope_route(target: &Target, scopes: &Scopes) -> Option<Decision> {
+    let (_, route) = scopes.route_for(&target.host, target.port)?;
+    let hop = match route {
+        ScopeRoute::Direct => Hop::Direct,
+        ScopeRoute::Via(p) => Hop::Proxy(p.clone()),
+    };
+    Some(Decision {
+        hops: vec![hop],
+        reason: "scope",
+    })
 }
 
 /// Static rules that win over PAC: loopback and the bypass list. `None` = not bypassed.

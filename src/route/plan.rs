@@ -3,7 +3,9 @@
 //! [`plan`] is pure: which address to dial, through which proxy (HTTP, HTTPS, SOCKS4/4a/5),
 //! whether waypost speaks TLS to the server on the resulting stream, absolute-form or
 //! origin-form requests, which identity credentials may be sent as (the autologon policy is
-//! applied here, once, through the `identity_for` argument), and the pool key. The I/O that
+//! applied here, once, through the `identity_for` argument), the effective options of the
+//! destination (its scope's timeouts, limits and TLS settings: [`ConnOptions`]), and the pool
+//! key, which holds what of those changes what a connection is. The I/O that
 //! carries a plan out lives in [`crate::upstream`]; it makes no routing decisions.
 
 use std::sync::Arc;
@@ -11,6 +13,7 @@ use std::sync::Arc;
 use waypost_auth::Grant;
 
 use super::Hop;
+use crate::config::ConnOptions;
 use crate::target::{Host, ProxyAddr, ProxyKind, Scheme, Target};
 
 /// What the connection will carry for the client.
@@ -57,6 +60,9 @@ pub struct ConnectPlan {
     pub grant: Option<Grant>,
     /// What makes connections carrying this plan interchangeable.
     pub key: PoolKey,
+    /// The effective options for the target (first matching scope per option, else global):
+    /// timeouts, connection limit, retries, drain size, keep-alive and TLS with the target.
+    pub options: ConnOptions,
     /// The `Via` values the client's request arrived with. A CONNECT to an upstream proxy sends
     /// them on before this instance's own entry, so that a chain which leads back to any
     /// waypost on it is recognised there (a CONNECT has no other header to carry the mark).
@@ -93,6 +99,7 @@ pub fn plan(
     hop: &Hop,
     target: &Target,
     purpose: Purpose,
+    options: ConnOptions,
     identity_for: impl Fn(&ProxyAddr) -> (Option<String>, Grant),
 ) -> ConnectPlan {
     let https = target.scheme == Scheme::Https && purpose != Purpose::Tunnel;
@@ -134,7 +141,11 @@ pub fn plan(
         }
         Path::Direct | Path::Socks(_) => (None, None),
     };
-    let key = PoolKey::new(hop.clone(), host, port, tls, identity.clone());
+    let mut key = PoolKey::new(hop.clone(), host, port, tls, identity.clone());
+    // TLS with the target is under its scope's settings; TLS with an HTTPS proxy carrying
+    // absolute-form requests is the proxy's, under [tls] (None)
+    key.tls_settings = (tls && !absolute_form).then(|| options.tls.clone());
+    key.max_conns = options.max_conns_per_server;
     ConnectPlan {
         hop: hop.clone(),
         path,
@@ -143,15 +154,20 @@ pub fn plan(
         identity,
         grant,
         key,
+        options,
         via: Vec::new(),
     }
 }
 
-/// The first peer a connection is dialled to: what `max_conns_per_server` counts.
+/// The first peer a connection is dialled to: what `max_conns_per_server` counts, under the
+/// limit of the scope the connection was made for (connections under different limits are
+/// counted apart).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ServerKey {
     pub host: Host,
     pub port: u16,
+    /// None: unlimited.
+    pub limit: Option<u32>,
 }
 
 /// What makes two upstream connections interchangeable. The metric label is derived from it.
@@ -168,6 +184,11 @@ pub struct PoolKey {
     pub identity: Option<String>,
     /// Opened for a client on another machine, under the destination checks for those.
     pub restricted: bool,
+    /// The TLS settings of TLS with the target (None: no TLS with the target): a connection
+    /// made under one scope's TLS settings is never reused under another's.
+    pub tls_settings: Option<waypost_tls::ConnSettings>,
+    /// The `max_conns_per_server` the connection counts under (None: unlimited).
+    pub max_conns: Option<u32>,
     label: Arc<str>,
 }
 
@@ -181,6 +202,8 @@ impl PoolKey {
             tls,
             identity,
             restricted: false,
+            tls_settings: None,
+            max_conns: None,
             label,
         }
     }
@@ -196,10 +219,12 @@ impl PoolKey {
             Hop::Proxy(p) => ServerKey {
                 host: p.host.clone(),
                 port: p.port,
+                limit: self.max_conns,
             },
             Hop::Direct => ServerKey {
                 host: self.host.clone(),
                 port: self.port,
+                limit: self.max_conns,
             },
         }
     }

@@ -29,9 +29,16 @@ fn corp_only(p: &ProxyAddr) -> (Option<String>, waypost_auth::Grant) {
     (corp.then(|| "CORP\\alice".to_string()), grant)
 }
 
+/// The default options (no scopes).
+fn opts() -> crate::config::ConnOptions {
+    let raw = crate::config::raw::RawConfig::default();
+    let cfg = crate::config::validate(&raw, &Default::default()).unwrap();
+    cfg.scopes.global
+}
+
 /// (path kind, server host:port, tls, absolute form, identity)
 fn row(hop_s: &str, url: &str, purpose: Purpose) -> (String, String, bool, bool, Option<String>) {
-    let p = plan(&hop(hop_s), &target(url), purpose, corp_only);
+    let p = plan(&hop(hop_s), &target(url), purpose, opts(), corp_only);
     let kind = match &p.path {
         Path::Direct => "direct".to_string(),
         Path::Socks(x) => format!("socks {}", x.label()),
@@ -187,9 +194,21 @@ fn every_hop_kind_and_target_scheme_gets_its_plan() {
 #[test]
 fn the_pool_key_names_the_proxy_the_connection_goes_through() {
     let t = target("http://o.example/");
-    let a = plan(&hop("socks5://a:1080"), &t, Purpose::Request, corp_only);
-    let b = plan(&hop("socks5://b:1080"), &t, Purpose::Request, corp_only);
-    let d = plan(&Hop::Direct, &t, Purpose::Request, corp_only);
+    let a = plan(
+        &hop("socks5://a:1080"),
+        &t,
+        Purpose::Request,
+        opts(),
+        corp_only,
+    );
+    let b = plan(
+        &hop("socks5://b:1080"),
+        &t,
+        Purpose::Request,
+        opts(),
+        corp_only,
+    );
+    let d = plan(&Hop::Direct, &t, Purpose::Request, opts(), corp_only);
     assert_ne!(a.key, b.key);
     assert_ne!(a.key, d.key);
     assert_eq!(a.key.label().as_ref(), "a:1080");
@@ -202,14 +221,46 @@ fn the_pool_key_names_the_proxy_the_connection_goes_through() {
 #[test]
 fn the_identity_is_part_of_the_pool_key() {
     let t = target("http://o.example/");
-    let with = plan(&hop("http://p.corp:3128"), &t, Purpose::Request, corp_only);
-    let without = plan(&hop("http://p.corp:3128"), &t, Purpose::Request, |_| {
-        (
-            None,
-            waypost_auth::Grant::Withheld(waypost_auth::Withheld::UnprovenNetwork),
-        )
-    });
+    let with = plan(
+        &hop("http://p.corp:3128"),
+        &t,
+        Purpose::Request,
+        opts(),
+        corp_only,
+    );
+    let without = plan(
+        &hop("http://p.corp:3128"),
+        &t,
+        Purpose::Request,
+        opts(),
+        |_| {
+            (
+                None,
+                waypost_auth::Grant::Withheld(waypost_auth::Withheld::UnprovenNetwork),
+            )
+        },
+    );
     assert!(without.untrusted() && !with.untrusted());
     assert_ne!(with.key, without.key);
     assert_eq!(with.key.server(), without.key.server());
+}
+
+#[test]
+fn the_pool_key_holds_the_target_s_tls_settings_and_limit_but_not_for_a_proxy_s_tls() {
+    let mut o = opts();
+    o.max_conns_per_server = Some(2);
+    o.tls.min_version = waypost_tls::config::MinVersion::Tls13;
+    let t = target("https://api.example/");
+    let direct = plan(&Hop::Direct, &t, Purpose::Request, o.clone(), corp_only);
+    assert_eq!(direct.key.tls_settings.as_ref(), Some(&o.tls));
+    assert_eq!(direct.key.server().limit, Some(2));
+    let http = target("http://api.example/");
+    let forward = plan(
+        &hop("https://p.corp:3128"),
+        &http,
+        Purpose::Request,
+        o,
+        corp_only,
+    );
+    assert!(forward.tls && forward.key.tls_settings.is_none());
 }

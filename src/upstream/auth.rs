@@ -307,10 +307,10 @@ pub async fn send_replay(
         conn = up.fresh_connection(plan).await?;
     }
     let ctx = ctx_for(&up.dialer, plan, &conn).await;
-    let timeout = up.dialer.timeouts.receive_response;
+    let timeout = plan.options.receive_response;
     let reconnect = || up.fresh_connection(plan);
     let (conn, resp) = drive(timeout, &what, conn, reconnect, |_| replay.build(), &ctx).await?;
-    up.relay(resp, Some(conn))
+    up.relay(resp, Some(conn), plan)
 }
 
 /// Sends a request whose body is sent once (any size, or unknown length): a new connection
@@ -340,7 +340,7 @@ pub async fn send_streaming(
             None => head.probe(),
         }
     };
-    let timeout = up.dialer.timeouts.receive_response;
+    let timeout = plan.options.receive_response;
     let Some((resp, outcome)) = exchange(timeout, &what, conn.sender(), make, &ctx).await? else {
         return Err(kept_closing(&what));
     };
@@ -354,7 +354,7 @@ pub async fn send_streaming(
     if !outcome.is_success() {
         return Err(refusal(rejected(&what, &outcome), resp).await);
     }
-    up.relay(resp, Some(conn))
+    up.relay(resp, Some(conn), plan)
 }
 
 /// Authenticates a new connection with the probe (a refusal is an error carrying the
@@ -367,7 +367,7 @@ async fn authenticate_connection(
     what: &str,
 ) -> Result<Pooled, ProxyError> {
     let ctx = ctx_for(&up.dialer, plan, &conn).await;
-    let timeout = up.dialer.timeouts.receive_response;
+    let timeout = plan.options.receive_response;
     let reconnect = || up.fresh_connection(plan);
     let (conn, resp) = drive(timeout, what, conn, reconnect, |_| head.probe(), &ctx).await?;
     if waypost_auth::response_closes(&resp) {
@@ -377,7 +377,7 @@ async fn authenticate_connection(
         ));
     }
     let read = Limited::new(resp.into_body(), MAX_PROBE_BODY).collect();
-    match tokio::time::timeout(up.dialer.timeouts.receive, read).await {
+    match tokio::time::timeout(plan.options.receive, read).await {
         Ok(Ok(_)) => Ok(conn),
         _ => Err(ProxyError::new(
             ErrorKind::UpstreamClosed,
@@ -404,7 +404,7 @@ pub async fn send_upgrade(
         plan.grant,
     )
     .await;
-    let timeout = up.dialer.timeouts.receive_response;
+    let timeout = plan.options.receive_response;
     let reconnect = || up.upgrade_connection(plan);
     drive(timeout, &what, conn, reconnect, |_| head.build(), &ctx).await
 }

@@ -1,8 +1,8 @@
 //! The small HTTP client for the requests waypost makes for itself (PAC downloads, CRL
 //! downloads for the TLS policy, the `explain` CLI asking the admin surface): one GET over the
-//! [`Dialer`], so they share its resolver, timeouts and TLS policy. It goes DIRECT, as
-//! WinHTTP's own downloads do, reads at most `max` bytes, and bounds pauses in the body by
-//! `timeouts.receive`. Redirects are the caller's to follow (it knows which are allowed).
+//! [`Dialer`], so they share its resolver, timeouts and TLS policy, under the options of the
+//! URL's scope (else the global ones). It goes DIRECT, as WinHTTP's own downloads do, reads at
+//! most `max` bytes, and bounds pauses in the body by `timeouts.receive`. Redirects are the caller's to follow (it knows which are allowed).
 
 use std::sync::{Arc, Weak};
 
@@ -61,9 +61,11 @@ impl HttpClient {
             .map_err(|e| format!("invalid URL {shown}: {e}"))?;
         let target = Target::from_absolute(&uri, false).map_err(|e| e.detail)?;
         let tls = target.scheme == Scheme::Https;
+        // the destination's options: its scope's timeouts and TLS settings, else the global ones
+        let opts = self.dialer.scopes.resolve(&target.host, target.port);
         let (io, _) = self
             .dialer
-            .direct(&target.host, target.port, tls)
+            .direct_with(&target.host, target.port, tls, &opts)
             .await
             .map_err(|e| crate::error::chain(&e))?;
         let mut sender = super::handshake(&self.dialer, io, false, &shown)
@@ -79,14 +81,14 @@ impl HttpClient {
             )
             .body(body::empty())
             .map_err(|e| e.to_string())?;
-        let timeout = self.dialer.timeouts.receive_response;
+        let timeout = opts.receive_response;
         let resp = tokio::time::timeout(timeout, sender.send_request(req))
             .await
             .map_err(|_| format!("{shown}: no response within {timeout:?}"))?
             .map_err(|e| format!("{shown}: {e}"))?;
         let (parts, mut incoming) = resp.into_parts();
         let mut bytes = BytesMut::new();
-        let pause = self.dialer.timeouts.receive;
+        let pause = opts.receive;
         loop {
             let frame = match tokio::time::timeout(pause, incoming.frame()).await {
                 Err(_) => return Err(format!("{shown}: the body paused longer than {pause:?}")),

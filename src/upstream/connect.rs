@@ -11,46 +11,57 @@ use super::io::BoxIo;
 use crate::body;
 use crate::error::{ErrorKind, ProxyError};
 use crate::route::{ConnectPlan, Path};
-use crate::target::{Host, ProxyAddr};
+use crate::target::ProxyAddr;
 
 /// The stream to the server of `plan` (`plan.key.host`), TLS-wrapped when `plan.tls`.
 pub async fn open(dialer: &Dialer, plan: &ConnectPlan) -> Result<Opened, ProxyError> {
     let (host, port) = (&plan.key.host, plan.key.port);
+    let opts = &plan.options;
     match &plan.path {
         Path::Direct => {
-            let tcp = dialer.tcp_checked(host, port, plan.key.restricted).await?;
-            dialer.finish(host, tcp, plan.tls).await
+            let tcp = dialer
+                .tcp_with(host, port, plan.key.restricted, opts)
+                .await?;
+            dialer.finish(host, tcp, tls_of(plan), opts).await
         }
         Path::Forward(_) => {
-            let tcp = dialer.tcp(host, port).await?;
-            dialer.finish(host, tcp, plan.tls).await
+            // the proxy is dialled as any server, under its own scopes
+            dialer.direct(host, port, plan.tls).await
         }
         Path::Socks(p) => {
             let tcp = super::socks::connect(dialer, p, host, port, plan.identity.is_some()).await?;
-            dialer.finish(host, tcp, plan.tls).await
+            dialer.finish(host, tcp, tls_of(plan), opts).await
         }
         Path::Connect(p) => {
             // the socket to the proxy was registered when it was opened (`to_proxy`)
-            let tunnel = connect_tunnel(dialer, p, host, port, plan.grant, &plan.via).await?;
-            dialer.finish(host, tunnel, plan.tls).await
+            let tunnel = connect_tunnel(dialer, p, plan).await?;
+            dialer.finish(host, tunnel, tls_of(plan), opts).await
         }
     }
 }
 
-/// Opens a tunnel to `host:port` through an HTTP proxy with CONNECT; returns the raw stream
-/// after the proxy's 2xx. When `grant` allows credentials, a 407 is answered on the same
-/// connection (Negotiate, NTLM, Basic; Kerberos only under a Kerberos-only grant),
-/// reconnecting when the proxy closes after its 407. A refusal keeps the proxy's status
-/// and (bounded) body for the client, except a 407 of an untrusted proxy. `via`: the client's `Via`
-/// values, sent before this instance's own entry (loop detection along proxy chains).
+/// The TLS settings of TLS with the plan's server, when it speaks TLS with it.
+fn tls_of(plan: &ConnectPlan) -> Option<&waypost_tls::ConnSettings> {
+    match (plan.tls, &plan.key.tls_settings) {
+        (false, _) => None,
+        (true, Some(s)) => Some(s),
+        (true, None) => Some(&plan.options.tls),
+    }
+}
+
+/// Opens a tunnel to the plan's server through the HTTP proxy `proxy` with CONNECT; returns
+/// the raw stream after the proxy's 2xx, waiting for it up to the plan's `receive_response`.
+/// When the plan's grant allows credentials, a 407 is answered on the same connection
+/// (Negotiate, NTLM, Basic; Kerberos only under a Kerberos-only grant), reconnecting when the
+/// proxy closes after its 407. A refusal keeps the proxy's status and (bounded) body for the
+/// client, except a 407 of an untrusted proxy. The client's `Via` values are sent before this
+/// instance's own entry (loop detection along proxy chains).
 pub async fn connect_tunnel(
     dialer: &Dialer,
     proxy: &ProxyAddr,
-    host: &Host,
-    port: u16,
-    grant: Option<waypost_auth::Grant>,
-    via: &[HeaderValue],
+    plan: &ConnectPlan,
 ) -> Result<BoxIo, ProxyError> {
+    let (host, port, grant, via) = (&plan.key.host, plan.key.port, plan.grant, &plan.via);
     let authenticate = grant.is_some_and(waypost_auth::Grant::allows_any);
     let what = format!("proxy {}", proxy.label());
     let authority = format!("{}:{port}", host.to_authority_host());
@@ -68,7 +79,7 @@ pub async fn connect_tunnel(
         }
         req
     };
-    let timeout = dialer.timeouts.receive_response;
+    let timeout = plan.options.receive_response;
     let open = || async {
         let (io, cert) = dialer.to_proxy(proxy).await?;
         Ok::<_, ProxyError>((super::handshake(dialer, io, true, &what).await?, cert))

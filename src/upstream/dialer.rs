@@ -4,7 +4,8 @@
 //! (no `App`).
 //!
 //! WinHTTP's rules: one attempt per resolved address, at most `connect_retries` attempts, each
-//! bounded by the connect timeout. Errors are classified here (refused, timeout, dns, tls,
+//! bounded by the connect timeout — the destination's ([`ConnOptions`]: a plan's, or its
+//! scopes' for waypost's own requests). Errors are classified here (refused, timeout, dns, tls,
 //! proxy refusal, loop) so the caller can fail over to the next hop. A hop that resolves to one
 //! of waypost's own listeners is refused before dialling.
 
@@ -19,7 +20,7 @@ use hyper::body::Incoming;
 use tokio::net::TcpStream;
 
 use super::io::{BoxIo, SendTimeout};
-use crate::config::{ClientAuth, Config, Limits, Timeouts};
+use crate::config::{ClientAuth, Config, ConnOptions, Limits, Scopes, Timeouts};
 use crate::error::{ErrorKind, ProxyError, Relayed, MAX_RELAYED_BODY};
 use crate::metrics::Metrics;
 use crate::net::dns::Resolver;
@@ -34,6 +35,8 @@ pub struct Dialer {
     pub tls: waypost_tls::TlsPolicy,
     pub timeouts: Timeouts,
     pub limits: Limits,
+    /// The per-destination options, for streams opened without a plan.
+    pub scopes: Scopes,
     /// Authenticates to upstream proxies on the clients' behalf (an identity per proxy).
     pub auth: Arc<waypost_auth::Authenticators>,
     socks_auth: Option<ClientAuth>,
@@ -54,8 +57,9 @@ impl Dialer {
         Dialer {
             resolver: Resolver::new(&cfg.dns, cfg.timeouts.resolve),
             tls: cfg.tls_policy.0.clone(),
-            timeouts: cfg.timeouts.clone(),
+            timeouts: cfg.timeouts,
             limits: cfg.limits.clone(),
+            scopes: cfg.scopes.clone(),
             auth,
             socks_auth: cfg.socks_auth.clone(),
             metrics,
@@ -69,22 +73,28 @@ impl Dialer {
         let _ = self.own.set(addrs);
     }
 
-    /// TCP to `host:port`, trying each resolved address once, up to `connect_retries` attempts.
-    /// Every address passes [`crate::route::destination::check`] first (unrestricted).
+    /// TCP to `host:port` under its scopes' options, trying each resolved address once, up to
+    /// `connect_retries` attempts. Every address passes [`crate::route::destination::check`]
+    /// first (unrestricted).
     pub async fn tcp(&self, host: &Host, port: u16) -> Result<TcpStream, ProxyError> {
-        self.tcp_checked(host, port, false).await
+        let opts = self.scopes.resolve(host, port);
+        self.tcp_with(host, port, false, &opts).await
     }
 
-    /// As [`Dialer::tcp`]; `restricted`: for a client on another machine (see
-    /// [`crate::route::destination`]).
-    pub async fn tcp_checked(
+    /// As [`Dialer::tcp`] under `opts` (a plan's); `restricted`: for a client on another
+    /// machine (see [`crate::route::destination`]).
+    pub async fn tcp_with(
         &self,
         host: &Host,
         port: u16,
         restricted: bool,
+        opts: &ConnOptions,
     ) -> Result<TcpStream, ProxyError> {
         let started = tokio::time::Instant::now();
-        let addrs = self.resolver.resolve(host, port).await?;
+        let addrs = self
+            .resolver
+            .resolve_within(host, port, opts.resolve)
+            .await?;
         self.metrics
             .dns_seconds
             .observe(started.elapsed().as_secs_f64());
@@ -93,10 +103,9 @@ impl Dialer {
         for a in addrs.iter() {
             crate::route::destination::check(own, restricted, &what, *a)?;
         }
-        let t = &self.timeouts;
         let mut last: Option<ProxyError> = None;
-        for addr in addrs.iter().take(self.limits.connect_retries as usize) {
-            let outcome = match tokio::time::timeout(t.connect, TcpStream::connect(addr)).await {
+        for addr in addrs.iter().take(opts.connect_retries as usize) {
+            let outcome = match tokio::time::timeout(opts.connect, TcpStream::connect(addr)).await {
                 Ok(Ok(s)) => {
                     let _ = s.set_nodelay(true);
                     self.connect_attempt("ok");
@@ -112,7 +121,7 @@ impl Dialer {
                         ErrorKind::ConnectTimeout,
                         format!(
                             "connecting to {host} ({addr}) took longer than {:?}",
-                            t.connect
+                            opts.connect
                         ),
                     )
                 }
@@ -130,31 +139,47 @@ impl Dialer {
             .inc();
     }
 
-    /// A plain stream (TLS when `tls`) straight to `host:port`: waypost's own requests.
+    /// A plain stream (TLS when `tls`) straight to `host:port` under its scopes' options:
+    /// waypost's own requests, and the connections to HTTP(S) proxies.
     pub async fn direct(&self, host: &Host, port: u16, tls: bool) -> Result<Opened, ProxyError> {
-        let tcp = self.tcp(host, port).await?;
-        self.finish(host, tcp, tls).await
+        let opts = self.scopes.resolve(host, port);
+        self.direct_with(host, port, tls, &opts).await
     }
 
-    /// Wraps a connected stream: TLS when asked (returning the peer's certificate), send timeout,
-    /// and, for a TCP socket, its registration for network changes ([`super::live`]), made once
-    /// the stream is final and kept with it.
+    /// As [`Dialer::direct`] under `opts` (the destination's, resolved by the caller).
+    pub async fn direct_with(
+        &self,
+        host: &Host,
+        port: u16,
+        tls: bool,
+        opts: &ConnOptions,
+    ) -> Result<Opened, ProxyError> {
+        let tcp = self.tcp_with(host, port, false, opts).await?;
+        self.finish(host, tcp, tls.then_some(&opts.tls), opts).await
+    }
+
+    /// Wraps a connected stream: TLS under `tls` when given (returning the peer's certificate),
+    /// the send timeout of `opts`, and, for a TCP socket, its registration for network changes
+    /// ([`super::live`]), made once the stream is final and kept with it.
     pub(super) async fn finish<IO>(
         &self,
         host: &Host,
         io: IO,
-        tls: bool,
+        tls: Option<&waypost_tls::ConnSettings>,
+        opts: &ConnOptions,
     ) -> Result<Opened, ProxyError>
     where
         IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
     {
-        let send = self.timeouts.send;
+        let send = opts.send;
         let socket = super::live::socket_of(&io);
-        if !tls {
+        let Some(settings) = tls else {
             let live = socket.and_then(|(fd, ip)| super::live::sockets().register(&fd, ip));
             return Ok((Box::new(SendTimeout::new(io, send).with_live(live)), None));
-        }
-        let tls = self.tls_handshake(host, io, &[b"http/1.1"]).await?;
+        };
+        let tls = self
+            .tls_handshake(host, io, &[b"http/1.1"], settings, opts.connect)
+            .await?;
         let cert = tls
             .get_ref()
             .1
@@ -166,19 +191,22 @@ impl Dialer {
         Ok((Box::new(SendTimeout::new(tls, send).with_live(live)), cert))
     }
 
-    /// TLS under the configured policy, with the failure classified for `X-Waypost-Error`.
+    /// TLS under the configured policy with `settings` (the destination's), within `within`,
+    /// with the failure classified for `X-Waypost-Error`.
     pub async fn tls_handshake<IO>(
         &self,
         host: &Host,
         io: IO,
         alpn: &[&[u8]],
+        settings: &waypost_tls::ConnSettings,
+        within: std::time::Duration,
     ) -> Result<tokio_rustls::client::TlsStream<IO>, ProxyError>
     where
         IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
     {
         let name = host.to_string();
-        let connect = waypost_tls::connect(&self.tls, &name, io, alpn);
-        match tokio::time::timeout(self.timeouts.connect, connect).await {
+        let connect = waypost_tls::connect_with(&self.tls, &name, io, alpn, settings);
+        match tokio::time::timeout(within, connect).await {
             Err(_) => Err(ProxyError::new(
                 ErrorKind::ConnectTimeout,
                 format!("TLS handshake with {host} timed out"),

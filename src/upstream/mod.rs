@@ -20,6 +20,7 @@ pub mod pool;
 pub mod socks;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use http::{Request, Response};
 use hyper::body::Incoming;
@@ -43,17 +44,21 @@ pub struct Upstream {
     replay: Arc<Semaphore>,
 }
 
-/// An established tunnel: the stream, and its slot of `max_conns_per_server`.
+/// An established tunnel: the stream, its slot of `max_conns_per_server`, and how long it may
+/// stay idle (the plan's `timeouts.tunnel_idle`).
 pub struct Tunnel {
     pub io: BoxIo,
     pub permit: ServerPermit,
+    pub idle: Duration,
 }
 
-/// A connection of its own for an upgrade request (never pooled).
+/// A connection of its own for an upgrade request (never pooled); `idle`: the plan's
+/// `timeouts.tunnel_idle`, for the relay once switched.
 pub struct UpgradeConn {
     pub sender: SendRequest<Body>,
     pub permit: ServerPermit,
     pub tls_cert: Option<Arc<[u8]>>,
+    pub idle: Duration,
 }
 
 impl Upstream {
@@ -78,13 +83,14 @@ impl Upstream {
     pub async fn tunnel(&self, plan: &ConnectPlan) -> Result<Tunnel, ProxyError> {
         let permit = self.server_permit(plan).await?;
         let (io, _) = connect::open(&self.dialer, plan).await?;
-        Ok(Tunnel { io, permit })
+        let idle = plan.options.tunnel_idle;
+        Ok(Tunnel { io, permit, idle })
     }
 
     /// A slot of `max_conns_per_server` for a connection that is not pooled (waits up to the
-    /// connect timeout).
+    /// plan's connect timeout).
     async fn server_permit(&self, plan: &ConnectPlan) -> Result<ServerPermit, ProxyError> {
-        let wait = self.dialer.timeouts.connect;
+        let wait = plan.options.connect;
         self.pool
             .server_permit(&plan.key.server(), plan.key.label(), wait)
             .await
@@ -92,7 +98,7 @@ impl Upstream {
 
     /// A pooled connection for the plan: an idle one, or a new one. Connect-phase errors only.
     pub async fn connection(&self, plan: &ConnectPlan) -> Result<Pooled, ProxyError> {
-        let wait = self.dialer.timeouts.connect;
+        let wait = plan.options.connect;
         match self.pool.checkout(&plan.key, wait).await? {
             Checkout::Reused(p) => Ok(p),
             Checkout::Dial(permit) => {
@@ -104,10 +110,7 @@ impl Upstream {
 
     /// A new connection for the plan, never an idle one.
     pub async fn fresh_connection(&self, plan: &ConnectPlan) -> Result<Pooled, ProxyError> {
-        let permit = self
-            .pool
-            .reserve(&plan.key, self.dialer.timeouts.connect)
-            .await?;
+        let permit = self.pool.reserve(&plan.key, plan.options.connect).await?;
         let (sender, cert) = self.dial_sender(plan, false).await?;
         Ok(self.pool.attach(permit, sender, cert))
     }
@@ -120,6 +123,7 @@ impl Upstream {
             sender,
             permit,
             tls_cert,
+            idle: plan.options.tunnel_idle,
         })
     }
 
@@ -139,16 +143,22 @@ impl Upstream {
         Ok((sender, cert))
     }
 
-    /// Wraps a relayed response body: streamed, bounded by `timeouts.relay_read` between
-    /// pieces, the connection returned to the pool (or drained, or closed) at its end. A
+    /// Wraps a relayed response body: streamed, bounded by the plan's `timeouts.relay_read`
+    /// between pieces, the connection returned to the pool (drained up to the plan's
+    /// `max_response_drain_size`; closed when its keep-alive is off) at its end. A
     /// response framed both by `Content-Length` and `Transfer-Encoding` is refused (and its
     /// connection closed): relaying it would hand the client a length that does not match
     /// the body (a truncated or smuggled response).
     pub fn relay(
         &self,
         resp: Response<Incoming>,
-        pooled: Option<Pooled>,
+        mut pooled: Option<Pooled>,
+        plan: &ConnectPlan,
     ) -> Result<Response<Body>, ProxyError> {
+        let opts = &plan.options;
+        if let (false, Some(p)) = (opts.keep_alive, pooled.as_mut()) {
+            p.close_after_use();
+        }
         use http_body_util::BodyExt;
         let h = resp.headers();
         if h.contains_key(http::header::TRANSFER_ENCODING)
@@ -167,8 +177,8 @@ impl Upstream {
         let body = body::ResponseBody::new(
             incoming,
             pooled,
-            self.dialer.timeouts.relay_read,
-            self.dialer.limits.max_response_drain_size,
+            opts.relay_read,
+            opts.max_response_drain_size,
             self.dialer.metrics.clone(),
         );
         Ok(Response::from_parts(parts, body.boxed()))
@@ -184,7 +194,7 @@ impl Upstream {
         req: Request<Body>,
     ) -> Result<Response<Body>, ProxyError> {
         let what = describe(plan);
-        let timeout = self.dialer.timeouts.receive_response;
+        let timeout = plan.options.receive_response;
         if conn.sender().ready().await.is_err() {
             if !conn.reused {
                 return Err(ProxyError::new(
@@ -214,7 +224,7 @@ impl Upstream {
             },
         };
         auth::refuse_untrusted(resp.status(), plan.grant, &what)?;
-        self.relay(resp, Some(conn))
+        self.relay(resp, Some(conn), plan)
     }
 
     fn count_retry(&self, plan: &ConnectPlan) {

@@ -1,8 +1,9 @@
 //! The keep-alive pool of upstream HTTP/1.1 connections, and the per-server connection limit.
 //!
 //! Idle connections are kept per [`PoolKey`]: everything that makes two connections
-//! interchangeable (the route — direct or which proxy —, the server spoken to, TLS, and the
-//! authenticated identity). The limit `max_conns_per_server` is kept per *server*, the first
+//! interchangeable (the route — direct or which proxy —, the server spoken to, TLS, the
+//! authenticated identity, the TLS settings and the connection limit of the target's scope).
+//! The limit `max_conns_per_server` (the key's, from the plan) is kept per *server*, the first
 //! peer dialled (the upstream proxy, or the origin when direct), whatever the connection
 //! carries: pooled requests, CONNECT tunnels and upgrades all hold a [`ServerPermit`] while they
 //! live. Idle connections hold none, and a dial only happens when no idle connection is left.
@@ -55,7 +56,6 @@ pub struct Pool<C = SendRequest<Body>> {
     idle: Mutex<HashMap<PoolKey, Vec<Idle<C>>>>,
     servers: Mutex<HashMap<ServerKey, Arc<Semaphore>>>,
     metrics: Arc<Metrics>,
-    max_per_server: usize,
     max_idle: usize,
     idle_timeout: Duration,
 }
@@ -86,6 +86,8 @@ pub struct Pooled<C = SendRequest<Body>> {
     /// The end-entity certificate of a TLS peer (an HTTPS proxy's: channel bindings for NTLM),
     /// kept with the connection while it is idle.
     pub tls_cert: Option<Arc<[u8]>>,
+    /// Returned to the pool on release (false: `limits.keep_alive` is off for its server).
+    keep: bool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -94,19 +96,11 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl<C: PoolConn> Pool<C> {
-    pub fn new(
-        metrics: Arc<Metrics>,
-        max_per_server: Option<u32>,
-        max_idle: usize,
-        idle_timeout: Duration,
-    ) -> Arc<Self> {
+    pub fn new(metrics: Arc<Metrics>, max_idle: usize, idle_timeout: Duration) -> Arc<Self> {
         let pool = Arc::new(Pool {
             idle: Mutex::new(HashMap::new()),
             servers: Mutex::new(HashMap::new()),
             metrics,
-            max_per_server: max_per_server
-                .map(|m| m as usize)
-                .unwrap_or(Semaphore::MAX_PERMITS),
             max_idle,
             idle_timeout,
         });
@@ -120,10 +114,10 @@ impl<C: PoolConn> Pool<C> {
             .with_label_values(&[key.label(), state])
     }
 
-    fn semaphore(&self, server: &ServerKey) -> Arc<Semaphore> {
+    fn semaphore(&self, server: &ServerKey, limit: u32) -> Arc<Semaphore> {
         lock(&self.servers)
             .entry(server.clone())
-            .or_insert_with(|| Arc::new(Semaphore::new(self.max_per_server)))
+            .or_insert_with(|| Arc::new(Semaphore::new(limit as usize)))
             .clone()
     }
 
@@ -135,10 +129,10 @@ impl<C: PoolConn> Pool<C> {
         label: &str,
         wait: Duration,
     ) -> Result<ServerPermit, ProxyError> {
-        if self.max_per_server == Semaphore::MAX_PERMITS {
+        let Some(limit) = server.limit else {
             return Ok(ServerPermit(None));
-        }
-        let permits = self.semaphore(server);
+        };
+        let permits = self.semaphore(server, limit);
         if let Ok(p) = permits.clone().try_acquire_owned() {
             return Ok(ServerPermit(Some(p)));
         }
@@ -189,6 +183,7 @@ impl<C: PoolConn> Pool<C> {
                 _permit: permit,
                 reused: true,
                 tls_cert: idle.cert,
+                keep: true,
             }));
         }
         Ok(Checkout::Dial(DialPermit {
@@ -243,6 +238,7 @@ impl<C: PoolConn> Pool<C> {
             _permit: permit.permit,
             reused: false,
             tls_cert,
+            keep: true,
         }
     }
 
@@ -334,8 +330,17 @@ impl<C: PoolConn> Pooled<C> {
         &self.key
     }
 
-    /// Returns the connection to the pool (its response must have been read to the end).
+    /// Closes the connection at release instead of keeping it (keep-alive off).
+    pub fn close_after_use(&mut self) {
+        self.keep = false;
+    }
+
+    /// Returns the connection to the pool (its response must have been read to the end), or
+    /// closes it when it may not be kept.
     pub fn release(mut self) {
+        if !self.keep {
+            return;
+        }
         if let (Some(conn), Some(pool)) = (self.conn.take(), self.pool.upgrade()) {
             pool.gauge(&self.key, "active").dec();
             pool.put_back(&self.key, conn, self.tls_cert.take());

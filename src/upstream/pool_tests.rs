@@ -33,13 +33,14 @@ impl PoolConn for Fake {
     }
 }
 
-fn pool(max_per_server: Option<u32>) -> Arc<Pool<Fake>> {
-    Pool::new(
-        Arc::new(Metrics::new()),
-        max_per_server,
-        4,
-        Duration::from_secs(30),
-    )
+fn pool() -> Arc<Pool<Fake>> {
+    Pool::new(Arc::new(Metrics::new()), 4, Duration::from_secs(30))
+}
+
+/// `key` under a `max_conns_per_server` of `max`.
+fn limited(mut k: PoolKey, max: u32) -> PoolKey {
+    k.max_conns = Some(max);
+    k
 }
 
 fn proxy(s: &str) -> Hop {
@@ -70,7 +71,7 @@ async fn reused_id(pool: &Arc<Pool<Fake>>, key: &PoolKey) -> Option<u32> {
 
 #[tokio::test]
 async fn a_released_connection_is_reused_for_the_same_key() {
-    let pool = pool(None);
+    let pool = pool();
     let k = key(proxy("http://p1:3128"), None);
     dial(&pool, &k, 7).await.release();
     assert_eq!(reused_id(&pool, &k).await, Some(7));
@@ -78,7 +79,7 @@ async fn a_released_connection_is_reused_for_the_same_key() {
 
 #[tokio::test]
 async fn keys_differ_by_the_proxy_the_connection_goes_through() {
-    let pool = pool(None);
+    let pool = pool();
     let origin = Host::parse("origin.example").unwrap();
     let via_a = PoolKey::new(proxy("socks5://a:1080"), origin.clone(), 80, false, None);
     let via_b = PoolKey::new(proxy("socks5://b:1080"), origin.clone(), 80, false, None);
@@ -93,7 +94,7 @@ async fn keys_differ_by_the_proxy_the_connection_goes_through() {
 
 #[tokio::test]
 async fn keys_differ_by_identity() {
-    let pool = pool(None);
+    let pool = pool();
     let alice = key(proxy("http://p:3128"), Some("CORP\\alice"));
     let bob = key(proxy("http://p:3128"), Some("CORP\\bob"));
     let anonymous = key(proxy("http://p:3128"), None);
@@ -105,8 +106,8 @@ async fn keys_differ_by_identity() {
 
 #[tokio::test(start_paused = true)]
 async fn the_per_server_limit_makes_the_next_caller_wait_and_then_time_out() {
-    let pool = pool(Some(1));
-    let k = key(proxy("http://p:3128"), None);
+    let pool = pool();
+    let k = limited(key(proxy("http://p:3128"), None), 1);
     let held = dial(&pool, &k, 1).await;
     let waited = pool.checkout(&k, Duration::from_secs(5)).await;
     assert!(matches!(waited, Err(ref e) if e.kind == ErrorKind::PoolTimeout));
@@ -119,26 +120,79 @@ async fn the_per_server_limit_makes_the_next_caller_wait_and_then_time_out() {
 
 #[tokio::test(start_paused = true)]
 async fn the_per_server_limit_counts_tunnels_and_pooled_connections_to_one_proxy_together() {
-    let pool = pool(Some(2));
+    let pool = pool();
     let server = ServerKey {
         host: Host::parse("p").unwrap(),
         port: 3128,
+        limit: Some(2),
     };
     let _tunnel = pool
         .server_permit(&server, "p:3128", Duration::from_secs(1))
         .await
         .unwrap();
     // another identity and another target, same proxy: the same server
-    let _a = dial(&pool, &key(proxy("http://p:3128"), Some("u")), 1).await;
-    let third = pool
-        .checkout(&key(proxy("http://p:3128"), None), Duration::from_secs(1))
-        .await;
+    let _a = dial(
+        &pool,
+        &limited(key(proxy("http://p:3128"), Some("u")), 2),
+        1,
+    )
+    .await;
+    let third = limited(key(proxy("http://p:3128"), None), 2);
+    let third = pool.checkout(&third, Duration::from_secs(1)).await;
     assert!(matches!(third, Err(ref e) if e.kind == ErrorKind::PoolTimeout));
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_scope_s_limit_holds_its_connections_while_an_unlimited_key_is_not_held() {
+    let pool = pool();
+    let k = limited(key(Hop::Direct, None), 1);
+    let _held = dial(&pool, &k, 1).await;
+    let waited = pool.checkout(&k, Duration::from_secs(1)).await;
+    assert!(matches!(waited, Err(ref e) if e.kind == ErrorKind::PoolTimeout));
+    // the same server without a limit (another scope): not counted against it
+    let free = key(Hop::Direct, None);
+    assert!(matches!(
+        pool.checkout(&free, Duration::from_secs(1)).await,
+        Ok(Checkout::Dial(_))
+    ));
+}
+
+#[tokio::test]
+async fn a_connection_made_under_one_scope_s_tls_settings_is_not_reused_under_another() {
+    let pool = pool();
+    let mut strict = key(Hop::Direct, None);
+    strict.tls = true;
+    let settings = waypost_tls::ConnSettings {
+        min_version: waypost_tls::config::MinVersion::Tls13,
+        allow: Arc::default(),
+        client_cert: None,
+        check_revocation: false,
+    };
+    strict.tls_settings = Some(settings.clone());
+    let mut lax = strict.clone();
+    lax.tls_settings = Some(waypost_tls::ConnSettings {
+        min_version: waypost_tls::config::MinVersion::Tls12,
+        ..settings
+    });
+    dial(&pool, &strict, 1).await.release();
+    assert_eq!(reused_id(&pool, &lax).await, None);
+    assert_eq!(reused_id(&pool, &strict).await, Some(1));
+}
+
+#[tokio::test]
+async fn a_connection_closed_after_use_is_not_kept() {
+    let pool = pool();
+    let k = key(Hop::Direct, None);
+    let mut p = dial(&pool, &k, 1).await;
+    p.close_after_use();
+    p.release();
+    assert_eq!(pool.idle_count(), 0);
+    assert_eq!(reused_id(&pool, &k).await, None);
+}
+
+#[tokio::test(start_paused = true)]
 async fn idle_connections_are_evicted_after_the_idle_timeout() {
-    let pool = pool(None);
+    let pool = pool();
     let k = key(proxy("http://p:3128"), None);
     dial(&pool, &k, 1).await.release();
     assert_eq!(pool.idle_count(), 1);
@@ -150,7 +204,7 @@ async fn idle_connections_are_evicted_after_the_idle_timeout() {
 
 #[tokio::test]
 async fn a_closed_idle_connection_is_never_handed_out() {
-    let pool = pool(None);
+    let pool = pool();
     let k = key(proxy("http://p:3128"), None);
     let p = dial(&pool, &k, 1).await;
     let closed = p.conn.as_ref().unwrap().closed.clone();
@@ -161,7 +215,7 @@ async fn a_closed_idle_connection_is_never_handed_out() {
 
 #[tokio::test]
 async fn a_reused_connection_keeps_the_peer_certificate_for_channel_bindings() {
-    let pool = pool(None);
+    let pool = pool();
     let k = key(proxy("https://p:443"), Some("u"));
     let permit = match pool.checkout(&k, Duration::from_secs(1)).await.unwrap() {
         Checkout::Dial(p) => p,
@@ -178,7 +232,7 @@ async fn a_reused_connection_keeps_the_peer_certificate_for_channel_bindings() {
 
 #[tokio::test]
 async fn a_network_change_closes_every_idle_connection_and_leaves_active_ones_alone() {
-    let pool = pool(None);
+    let pool = pool();
     let (a, b) = (
         key(proxy("http://office.example:3128"), None),
         key(Hop::Direct, None),

@@ -39,6 +39,7 @@ mod peers_smoke;
 mod proxy_auth;
 mod proxy_auth_keytab;
 mod request_path;
+mod scopes;
 mod secrets_never_echoed;
 mod security_and_shutdown;
 mod socket_activation;

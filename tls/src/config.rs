@@ -45,6 +45,11 @@ pub struct TlsConfig {
     /// Ports a CONNECT may target (default 443 and 8443, see [`DEFAULT_CONNECT_PORTS`]);
     /// an empty list means any port.
     pub connect_ports: Vec<u16>,
+    /// Client certificates of `[[scopes]]` (`scopes[i].tls.client_cert`), loaded with
+    /// `client_certs` and named by their place after them ([`crate::ConnSettings::client_cert`]);
+    /// set by the proxy, never read from the `[tls]` section.
+    #[serde(skip)]
+    pub scope_client_certs: Vec<(String, ClientCertConfig)>,
 }
 
 impl Default for TlsConfig {
@@ -62,6 +67,7 @@ impl Default for TlsConfig {
             intercept: InterceptConfig::default(),
             sni_rules: SniRulesConfig::default(),
             connect_ports: DEFAULT_CONNECT_PORTS.to_vec(),
+            scope_client_certs: Vec::new(),
         }
     }
 }
@@ -274,7 +280,7 @@ impl Problems {
 pub(crate) struct Settings {
     pub min_version: MinVersion,
     pub revocation_unknown_passes: bool,
-    pub exceptions: Vec<(Vec<HostPattern>, DefectSet)>,
+    pub exceptions: Vec<(Vec<HostPattern>, std::sync::Arc<DefectSet>)>,
     pub client_cert_hosts: Vec<Vec<HostPattern>>,
     pub intercept_hosts: Vec<HostPattern>,
     pub sni_allow: Vec<HostPattern>,
@@ -293,32 +299,47 @@ fn patterns(list: &[String], path: &str, problems: &mut Problems) -> Vec<HostPat
 }
 
 fn parse_min_version(s: &str, problems: &mut Problems) -> MinVersion {
+    min_version_from(s).unwrap_or_else(|e| {
+        problems.push("tls.min_version", e);
+        MinVersion::Tls12
+    })
+}
+
+/// `"1.2"` or `"1.3"` (`"TLS1.3"` too); an older version is refused with the reason.
+pub fn min_version_from(s: &str) -> Result<MinVersion, String> {
     match s
         .trim()
         .to_ascii_lowercase()
         .trim_start_matches("tls")
         .trim()
     {
-        "1.2" => MinVersion::Tls12,
-        "1.3" => MinVersion::Tls13,
-        "1.0" | "1" | "1.1" | "ssl3" | "ssl2" | "sslv3" | "sslv2" | "3" | "2" => {
-            problems.push(
-                "tls.min_version",
-                format!(
-                    "{s:?} is refused: rustls does not speak SSL 2/3, TLS 1.0 or TLS 1.1 \
-                     (waypost's TLS library; those versions are deprecated by RFC 8996); use \"1.2\" or \"1.3\""
-                ),
-            );
-            MinVersion::Tls12
-        }
-        _ => {
-            problems.push(
-                "tls.min_version",
-                format!("unknown version {s:?} (expected \"1.2\" or \"1.3\")"),
-            );
-            MinVersion::Tls12
+        "1.2" => Ok(MinVersion::Tls12),
+        "1.3" => Ok(MinVersion::Tls13),
+        "1.0" | "1" | "1.1" | "ssl3" | "ssl2" | "sslv3" | "sslv2" | "3" | "2" => Err(format!(
+            "{s:?} is refused: rustls does not speak SSL 2/3, TLS 1.0 or TLS 1.1 \
+             (waypost's TLS library; those versions are deprecated by RFC 8996); use \"1.2\" or \"1.3\""
+        )),
+        _ => Err(format!("unknown version {s:?} (expected \"1.2\" or \"1.3\")")),
+    }
+}
+
+/// The defects named in `list`, and each name that is not one (its index and the message).
+pub fn defects_from(list: &[String]) -> (DefectSet, Vec<(usize, String)>) {
+    let expected = Defect::ALL.map(Defect::as_str).join(", ");
+    let mut set = DefectSet::new();
+    let mut bad = Vec::new();
+    for (j, flag) in list.iter().enumerate() {
+        match flag.parse::<Defect>() {
+            Ok(d) => {
+                set.insert(d);
+            }
+            Err(()) => bad.push((
+                j,
+                format!("unknown flag {flag:?} (expected one of {expected})"),
+            )),
         }
     }
+    (set, bad)
 }
 
 /// Checks every key that needs no file access; problems are appended to `problems`.
@@ -335,7 +356,6 @@ pub(crate) fn validate(cfg: &TlsConfig, problems: &mut Problems) -> Settings {
             false
         }
     };
-    let expected = Defect::ALL.map(Defect::as_str).join(", ");
     let mut exceptions = Vec::new();
     for (i, ex) in cfg.exceptions.iter().enumerate() {
         let hosts = patterns(&ex.hosts, &format!("tls.exceptions[{i}].hosts"), problems);
@@ -345,18 +365,11 @@ pub(crate) fn validate(cfg: &TlsConfig, problems: &mut Problems) -> Settings {
                 "empty: name the hosts this exception is for",
             );
         }
-        let mut allow = DefectSet::new();
-        for (j, flag) in ex.allow.iter().enumerate() {
-            match flag.parse::<Defect>() {
-                Ok(d) => {
-                    allow.insert(d);
-                }
-                Err(()) => problems.push(
-                    format!("tls.exceptions[{i}].allow[{j}]"),
-                    format!("unknown flag {flag:?} (expected one of {expected})"),
-                ),
-            }
+        let (allow, bad) = defects_from(&ex.allow);
+        for (j, message) in bad {
+            problems.push(format!("tls.exceptions[{i}].allow[{j}]"), message);
         }
+        let allow = std::sync::Arc::new(allow);
         exceptions.push((hosts, allow));
     }
     let mut client_cert_hosts = Vec::new();

@@ -17,6 +17,7 @@ use tokio_rustls::TlsConnector;
 use crate::certinfo;
 use crate::error::{classify, TlsError, TlsErrorKind};
 use crate::policy::TlsPolicy;
+use crate::settings::ConnSettings;
 use crate::verifier::{to_rustls, CrlMode, PolicyVerifier};
 
 /// Delegates to the policy verifier and remembers the subject it saw.
@@ -70,12 +71,28 @@ fn version_label(v: Option<ProtocolVersion>) -> &'static str {
     }
 }
 
-/// Opens TLS to `host` over `io`, offering `alpn`, under `policy`.
+/// Opens TLS to `host` over `io`, offering `alpn`, under `policy` with the settings of its
+/// `[tls]` lists ([`TlsPolicy::settings_for`]).
 pub async fn connect<IO>(
     policy: &TlsPolicy,
     host: &str,
     io: IO,
     alpn: &[&[u8]],
+) -> Result<TlsStream<IO>, TlsError>
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+{
+    connect_with(policy, host, io, alpn, &policy.settings_for(host)).await
+}
+
+/// Opens TLS to `host` over `io`, offering `alpn`, under `policy` with `settings` (the
+/// caller's for this destination).
+pub async fn connect_with<IO>(
+    policy: &TlsPolicy,
+    host: &str,
+    io: IO,
+    alpn: &[&[u8]],
+    settings: &ConnSettings,
 ) -> Result<TlsStream<IO>, TlsError>
 where
     IO: AsyncRead + AsyncWrite + Unpin,
@@ -98,12 +115,8 @@ where
         )
     })?;
     let subject = Arc::new(Mutex::new(None));
-    let mut cfg = (*policy.client_config(host, alpn)).clone();
-    let verifier = PolicyVerifier::new(
-        policy.verifier(host).core().clone(),
-        policy.exceptions_for(host),
-        CrlMode::Deferred,
-    );
+    let mut cfg = (*policy.config_for(settings, alpn, CrlMode::Inline)).clone();
+    let verifier = policy.verifier(settings, CrlMode::Deferred);
     cfg.dangerous()
         .set_certificate_verifier(Arc::new(Capturing {
             inner: verifier,
@@ -118,16 +131,18 @@ where
         Ok(s) => s,
         Err(e) => return Err(fail(classify(&e), taken(&subject), e)),
     };
-    if policy.checks_revocation() {
+    if settings.check_revocation {
         let conn = stream.get_ref().1;
         if let Some((ee, rest)) = conn.peer_certificates().and_then(|c| c.split_first()) {
             let (ee, rest) = (ee.clone().into_owned(), rest.to_vec());
             policy.prefetch_crls(&ee).await;
-            if let Err(e) =
-                policy
-                    .verifier(host)
-                    .evaluate(&ee, &rest, &name, UnixTime::now(), CrlMode::Inline)
-            {
+            if let Err(e) = policy.verifier(settings, CrlMode::Inline).evaluate(
+                &ee,
+                &rest,
+                &name,
+                UnixTime::now(),
+                CrlMode::Inline,
+            ) {
                 let err = to_rustls(e);
                 let kind = crate::error::classify_rustls(&err);
                 return Err(fail(

@@ -2,7 +2,9 @@
 //!
 //! Module map, in the order a connection meets them:
 //! - [`config`]: the `[tls]` section as typed (`TlsConfig`) and its validation, every bad key
-//!   reported with its path; [`pattern`]: host patterns (`host`, `*.suffix`, `.suffix`).
+//!   reported with its path; [`pattern`]: destination patterns (`host`, `*.suffix`, `.suffix`,
+//!   IP, CIDR, with an optional port), the one syntax of every per-destination list;
+//!   [`settings`]: the TLS settings of one connection.
 //! - [`policy`]: `TlsPolicy`, built once, hands out rustls client configs cached per
 //!   treatment, and answers the tunnel questions (`sni_allowed`, `port_allowed`,
 //!   `intercepts`).
@@ -29,15 +31,17 @@ pub mod metrics;
 pub mod pattern;
 pub mod policy;
 mod revocation;
+pub mod settings;
 pub mod sni;
 mod verifier;
 
 pub use config::{Defect, TlsConfig, TlsConfigError};
-pub use connect::connect;
+pub use connect::{connect, connect_with};
 pub use error::{classify, TlsError, TlsErrorKind};
 pub use intercept::Ca;
 pub use policy::TlsPolicy;
 pub use revocation::{CrlDownload, CrlFetch};
+pub use settings::ConnSettings;
 pub use sni::{parse_client_hello_sni, SniPeek};
 pub use tokio_rustls;
 pub use tokio_rustls::client::TlsStream;

@@ -122,12 +122,18 @@ pub(crate) fn crl_files(cfg: &TlsConfig, problems: &mut Problems) -> Vec<OwnedCe
     out
 }
 
-/// Client certificates from `tls.client_certs`, `None` for entries that failed.
+/// Client certificates from `tls.client_certs`, then those of the scopes (each under its own
+/// key path), `None` for entries that failed.
 pub(crate) fn client_certs(cfg: &TlsConfig, problems: &mut Problems) -> Vec<Option<ClientCert>> {
     let provider = rustls::crypto::ring::default_provider();
     let mut out = Vec::new();
-    for (i, cc) in cfg.client_certs.iter().enumerate() {
-        let path = format!("tls.client_certs[{i}]");
+    let legacy = cfg
+        .client_certs
+        .iter()
+        .enumerate()
+        .map(|(i, cc)| (format!("tls.client_certs[{i}]"), cc));
+    let scoped = cfg.scope_client_certs.iter().map(|(p, cc)| (p.clone(), cc));
+    for (path, cc) in legacy.chain(scoped) {
         let certs = read_certs(&cc.cert)
             .map_err(|m| problems.push(format!("{path}.cert"), m))
             .ok();

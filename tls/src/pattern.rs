@@ -1,52 +1,106 @@
-//! Host patterns as written in the TLS config: `example.com` (exact), `*.example.com`
-//! (any subdomain, not the apex) and `.example.com` (the apex and any subdomain).
+//! Destination patterns, the one syntax every per-destination list of waypost uses (`[[scopes]]`
+//! `match`, `route.bypass`, the TLS host lists): [`HostPattern`] is `example.com` (exact),
+//! `*.example.com` (any subdomain, not the apex), `.example.com` (the apex and any subdomain),
+//! an IP literal or a CIDR block; [`DestPattern`] is a host pattern with an optional port
+//! (`host:8443`, `[::1]:8443`, `*.corp.example:443`).
 //!
-//! Matching is pure and case-insensitive; a trailing dot on the host is ignored. This module
-//! only parses and matches; it does not decide which rule wins (the policy takes the first).
+//! Matching is pure, case-insensitive and allocates nothing; a trailing dot on the host is
+//! ignored. This module only parses and matches; which of several matching entries wins is the
+//! caller's rule (waypost's: the first).
 
 use std::fmt;
+use std::net::IpAddr;
 use std::str::FromStr;
 
 /// One parsed host pattern.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum HostPattern {
-    /// Matches exactly this host.
+    /// Matches exactly this host name (lowercase, no trailing dot).
     Exact(String),
     /// `*.suffix`: matches `a.suffix`, `a.b.suffix`, but not `suffix`.
     Subdomains(String),
     /// `.suffix`: matches `suffix` and every subdomain of it.
     Domain(String),
+    /// An IP literal (`prefix` the full length) or a CIDR block: matches IP hosts inside it.
+    Cidr { net: IpAddr, prefix: u8 },
 }
 
 impl HostPattern {
-    /// Whether `host` (a DNS name or an IP literal, any case) matches this pattern.
+    /// Whether `host` (a DNS name or an IP literal, any case, brackets allowed) matches.
     pub fn matches(&self, host: &str) -> bool {
-        let host = normalize(host);
+        let host = trim(host);
+        if let HostPattern::Cidr { .. } = self {
+            return host.parse::<IpAddr>().is_ok_and(|ip| self.matches_ip(ip));
+        }
+        self.matches_name(host)
+    }
+
+    /// Whether the host name `name` (no brackets) matches; an IP pattern matches no name.
+    pub fn matches_name(&self, name: &str) -> bool {
+        let name = name.strip_suffix('.').unwrap_or(name);
         match self {
-            HostPattern::Exact(h) => host == *h,
-            HostPattern::Subdomains(s) => is_strict_subdomain(&host, s),
-            HostPattern::Domain(s) => host == *s || is_strict_subdomain(&host, s),
+            HostPattern::Exact(h) => name.eq_ignore_ascii_case(h),
+            HostPattern::Subdomains(s) => is_strict_subdomain(name, s),
+            HostPattern::Domain(s) => name.eq_ignore_ascii_case(s) || is_strict_subdomain(name, s),
+            HostPattern::Cidr { .. } => false,
+        }
+    }
+
+    /// Whether the IP host `ip` matches (only IP and CIDR patterns do).
+    pub fn matches_ip(&self, ip: IpAddr) -> bool {
+        let HostPattern::Cidr { net, prefix } = self else {
+            return false;
+        };
+        match (net, ip) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => same_prefix(&n.octets(), &a.octets(), *prefix),
+            (IpAddr::V6(n), IpAddr::V6(a)) => same_prefix(&n.octets(), &a.octets(), *prefix),
+            _ => false,
+        }
+    }
+
+    /// Whether every host this pattern matches is matched by `other` too (for "shadowed by an
+    /// earlier entry" warnings; conservative: false when unsure).
+    pub fn within(&self, other: &HostPattern) -> bool {
+        use HostPattern::*;
+        match (self, other) {
+            (_, _) if self == other => true,
+            (Exact(h), _) => other.matches_name(h),
+            (Subdomains(s), Subdomains(o)) | (Subdomains(s), Domain(o)) => {
+                s.eq_ignore_ascii_case(o) || is_strict_subdomain(s, o)
+            }
+            (Domain(s), Domain(o)) => is_strict_subdomain(s, o),
+            (Domain(s), Subdomains(o)) => is_strict_subdomain(s, o),
+            (Cidr { net, prefix }, Cidr { prefix: p2, .. }) => {
+                prefix >= p2 && other.matches_ip(*net)
+            }
+            _ => false,
         }
     }
 }
 
-fn normalize(host: &str) -> String {
-    let host = host
-        .strip_prefix('[')
+fn trim(host: &str) -> &str {
+    host.strip_prefix('[')
         .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host);
-    host.trim_end_matches('.').to_ascii_lowercase()
+        .unwrap_or(host)
+}
+
+fn same_prefix(a: &[u8], b: &[u8], bits: u8) -> bool {
+    let (whole, rest) = ((bits / 8) as usize, bits % 8);
+    if a[..whole] != b[..whole] {
+        return false;
+    }
+    rest == 0 || (a[whole] ^ b[whole]) >> (8 - rest) == 0
 }
 
 fn is_strict_subdomain(host: &str, suffix: &str) -> bool {
     host.len() > suffix.len() + 1
-        && host.ends_with(suffix)
+        && host.as_bytes()[host.len() - suffix.len()..].eq_ignore_ascii_case(suffix.as_bytes())
         && host.as_bytes()[host.len() - suffix.len() - 1] == b'.'
 }
 
 /// Why a pattern was refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("invalid host pattern {0:?} (expected host, *.suffix or .suffix)")]
+#[error("invalid host pattern {0:?} (expected host, *.suffix, .suffix, an IP or a CIDR block)")]
 pub struct PatternError(pub String);
 
 impl FromStr for HostPattern {
@@ -54,6 +108,17 @@ impl FromStr for HostPattern {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let bad = || PatternError(s.to_string());
+        let bare = trim(s);
+        if let Ok(ip) = bare.parse::<IpAddr>() {
+            let prefix = if ip.is_ipv4() { 32 } else { 128 };
+            return Ok(HostPattern::Cidr { net: ip, prefix });
+        }
+        if let Some((ip, bits)) = bare.split_once('/') {
+            let ip: IpAddr = ip.parse().map_err(|_| bad())?;
+            let max = if ip.is_ipv4() { 32 } else { 128 };
+            let prefix: u8 = bits.parse().ok().filter(|b| *b <= max).ok_or_else(bad)?;
+            return Ok(HostPattern::Cidr { net: ip, prefix });
+        }
         let (kind, rest): (fn(String) -> HostPattern, &str) = if let Some(r) = s.strip_prefix("*.")
         {
             (HostPattern::Subdomains, r)
@@ -62,8 +127,8 @@ impl FromStr for HostPattern {
         } else {
             (HostPattern::Exact, s)
         };
-        let rest = normalize(rest);
-        let valid_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | ':');
+        let rest = rest.trim_end_matches('.').to_ascii_lowercase();
+        let valid_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_');
         if rest.is_empty() || !rest.chars().all(valid_char) || rest.contains("..") {
             return Err(bad());
         }
@@ -77,8 +142,14 @@ impl fmt::Display for HostPattern {
             HostPattern::Exact(h) => f.write_str(h),
             HostPattern::Subdomains(s) => write!(f, "*.{s}"),
             HostPattern::Domain(s) => write!(f, ".{s}"),
+            HostPattern::Cidr { net, prefix } if Some(*prefix) == full(net) => write!(f, "{net}"),
+            HostPattern::Cidr { net, prefix } => write!(f, "{net}/{prefix}"),
         }
     }
+}
+
+fn full(ip: &IpAddr) -> Option<u8> {
+    Some(if ip.is_ipv4() { 32 } else { 128 })
 }
 
 /// Whether any pattern in `list` matches `host`.
@@ -86,45 +157,74 @@ pub fn any_matches(list: &[HostPattern], host: &str) -> bool {
     list.iter().any(|p| p.matches(host))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// A destination pattern: a host pattern and, optionally, the one port it applies to.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct DestPattern {
+    pub host: HostPattern,
+    /// None: any port.
+    pub port: Option<u16>,
+}
 
-    fn p(s: &str) -> HostPattern {
-        s.parse().unwrap()
+impl DestPattern {
+    /// Whether `host` (name or IP literal, brackets allowed) on `port` matches.
+    pub fn matches(&self, host: &str, port: u16) -> bool {
+        self.port.is_none_or(|p| p == port) && self.host.matches(host)
     }
 
-    #[test]
-    fn exact_pattern_matches_only_that_host_in_any_case() {
-        assert!(p("Example.com").matches("example.COM."));
-        assert!(!p("example.com").matches("a.example.com"));
+    /// Whether every destination this pattern matches is matched by `other` too.
+    pub fn within(&self, other: &DestPattern) -> bool {
+        (other.port.is_none() || other.port == self.port) && self.host.within(&other.host)
     }
+}
 
-    #[test]
-    fn star_pattern_matches_subdomains_but_not_the_apex() {
-        assert!(p("*.example.com").matches("a.b.example.com"));
-        assert!(!p("*.example.com").matches("example.com"));
-        assert!(!p("*.example.com").matches("badexample.com"));
+impl FromStr for DestPattern {
+    type Err = PatternError;
+
+    /// `host`, `host:port`, `[v6]`, `[v6]:port`, `10.0.0.0/8`, `10.0.0.0/8:443`; a bare IPv6
+    /// address (more than one colon) has no port.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || PatternError(s.to_string());
+        let s = s.trim();
+        let (host, port) = match s.strip_prefix('[') {
+            Some(r) => {
+                let (h, after) = r.split_once(']').ok_or_else(bad)?;
+                match after {
+                    "" => (h, None),
+                    p => (h, Some(p.strip_prefix(':').ok_or_else(bad)?)),
+                }
+            }
+            None if s.matches(':').count() == 1 => {
+                let (h, p) = s.split_once(':').ok_or_else(bad)?;
+                (h, Some(p))
+            }
+            None => (s, None),
+        };
+        let port = match port {
+            None => None,
+            Some(p) => Some(p.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(bad)?),
+        };
+        let host = host.parse().map_err(|_| bad())?;
+        Ok(DestPattern { host, port })
     }
+}
 
-    #[test]
-    fn dot_pattern_matches_apex_and_subdomains() {
-        assert!(p(".example.com").matches("example.com"));
-        assert!(p(".example.com").matches("x.example.com"));
-        assert!(!p(".example.com").matches("xexample.com"));
-    }
-
-    #[test]
-    fn patterns_round_trip_through_display() {
-        for s in ["a.b", "*.a.b", ".a.b", "127.0.0.1"] {
-            assert_eq!(p(s).to_string(), s);
-        }
-    }
-
-    #[test]
-    fn malformed_patterns_are_refused() {
-        for s in ["", "*.", ".", "a..b", "a b", "*x.com", "a/b"] {
-            assert!(s.parse::<HostPattern>().is_err(), "{s}");
+impl fmt::Display for DestPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let v6 = matches!(
+            self.host,
+            HostPattern::Cidr {
+                net: IpAddr::V6(_),
+                ..
+            }
+        );
+        match (self.port, v6) {
+            (None, _) => write!(f, "{}", self.host),
+            (Some(p), true) => write!(f, "[{}]:{p}", self.host),
+            (Some(p), false) => write!(f, "{}:{p}", self.host),
         }
     }
 }
+
+#[cfg(test)]
+#[path = "pattern_tests.rs"]
+mod tests;

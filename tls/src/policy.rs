@@ -2,9 +2,11 @@
 //! tunnel rules (SNI, CONNECT ports) and the interception CA. Built once at start; cheap to
 //! clone and share.
 //!
-//! Client configs are cached per distinct (accepted defects, client certificate, ALPN, CRL
-//! mode), not per host, so every host with the same treatment shares one config and one
-//! session-resumption cache.
+//! The settings of one connection ([`ConnSettings`]: version, accepted defects, client
+//! certificate, revocation) are the caller's, decided per destination; [`TlsPolicy::settings_for`]
+//! reads the `[tls]` lists alone (first matching entry) for callers without scopes. Client
+//! configs are cached per distinct (settings, ALPN, CRL mode), not per host, so every host with
+//! the same treatment shares one config and one session-resumption cache.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -21,12 +23,13 @@ use crate::material::{self, ClientCert};
 use crate::metrics::Metrics;
 use crate::pattern::any_matches;
 use crate::revocation::{CrlFetch, CrlStore};
+use crate::settings::ConnSettings;
 use crate::verifier::{CrlMode, PolicyVerifier, VerifyCore};
 
 /// Distinct client configs kept before the cache is reset (ALPN lists come from clients).
 const MAX_CONFIGS: usize = 256;
 
-type ConfigKey = (DefectSet, Option<usize>, Vec<Vec<u8>>, CrlMode);
+type ConfigKey = (ConnSettings, Vec<Vec<u8>>, CrlMode);
 
 /// The TLS policy for every connection waypost originates.
 #[derive(Clone, Debug)]
@@ -37,7 +40,10 @@ pub struct TlsPolicy {
 struct Inner {
     settings: Settings,
     core: Arc<VerifyCore>,
+    /// TLS 1.2 and 1.3, and TLS 1.3 alone.
     base: ClientConfig,
+    base13: ClientConfig,
+    global: ConnSettings,
     client_certs: Vec<Option<ClientCert>>,
     configs: Mutex<HashMap<ConfigKey, Arc<ClientConfig>>>,
     intercept: Option<Arc<Ca>>,
@@ -114,10 +120,6 @@ impl TlsPolicy {
             },
         };
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let versions: &[&rustls::SupportedProtocolVersion] = match settings.min_version {
-            MinVersion::Tls12 => &[&rustls::version::TLS13, &rustls::version::TLS12],
-            MinVersion::Tls13 => &[&rustls::version::TLS13],
-        };
         let core = Arc::new(VerifyCore {
             roots,
             crls: Arc::new(CrlStore::new(
@@ -130,18 +132,28 @@ impl TlsPolicy {
             metrics,
             provider: provider.clone(),
         });
-        let base = base_config(provider, versions, &core);
+        let both: &[&rustls::SupportedProtocolVersion] =
+            &[&rustls::version::TLS13, &rustls::version::TLS12];
+        let base = base_config(provider.clone(), both, &core);
+        let base13 = base_config(provider, &[&rustls::version::TLS13], &core);
         if !problems.0.is_empty() {
             return Err(TlsConfigError {
                 problems: problems.0,
             });
         }
-        let base = base.map_err(|e| TlsConfigError {
+        let bad_version = |e: rustls::Error| TlsConfigError {
             problems: vec![config::Problem {
                 path: "tls.min_version".into(),
                 message: e.to_string(),
             }],
-        })?;
+        };
+        let (base, base13) = (base.map_err(bad_version)?, base13.map_err(bad_version)?);
+        let global = ConnSettings {
+            min_version: settings.min_version,
+            allow: Arc::new(DefectSet::new()),
+            client_cert: None,
+            check_revocation: cfg.check_revocation,
+        };
         for (i, c) in client_certs.iter().enumerate() {
             if let Some(na) = c.as_ref().and_then(|c| c.not_after) {
                 core.metrics
@@ -153,6 +165,8 @@ impl TlsPolicy {
                 settings,
                 core,
                 base,
+                base13,
+                global,
                 client_certs,
                 configs: Mutex::new(HashMap::new()),
                 intercept,
@@ -163,42 +177,42 @@ impl TlsPolicy {
         })
     }
 
-    /// The defects accepted for `host` (union of every matching exception).
-    pub fn exceptions_for(&self, host: &str) -> DefectSet {
-        let mut set = DefectSet::new();
-        for (hosts, allow) in &self.inner.settings.exceptions {
-            if any_matches(hosts, host) {
-                set.extend(allow.iter().copied());
-            }
-        }
-        set
+    /// The settings of `[tls]` alone, for any host.
+    pub fn global_settings(&self) -> &ConnSettings {
+        &self.inner.global
     }
 
-    /// Index of the `tls.client_certs` entry presented to `host`, if any (first match).
-    pub fn client_cert_for(&self, host: &str) -> Option<usize> {
-        self.inner
-            .settings
+    /// The settings for `host` from the `[tls]` lists read alone: the first matching
+    /// `tls.exceptions` entry, the first matching `tls.client_certs` entry. (The proxy loads
+    /// those lists as scopes instead and decides per option; this is for callers without.)
+    pub fn settings_for(&self, host: &str) -> ConnSettings {
+        let s = &self.inner.settings;
+        let mut out = self.inner.global.clone();
+        if let Some((_, allow)) = s.exceptions.iter().find(|(h, _)| any_matches(h, host)) {
+            out.allow = allow.clone();
+        }
+        out.client_cert = s
             .client_cert_hosts
             .iter()
-            .position(|hosts| any_matches(hosts, host))
+            .position(|hosts| any_matches(hosts, host));
+        out
     }
 
-    /// The rustls client config for connections to `host` offering `alpn`. Revocation is
-    /// decided on cached CRLs (a miss starts a background download); prefer [`crate::connect`],
-    /// which waits for missing CRLs.
+    /// The rustls client config for connections to `host` offering `alpn`, under
+    /// [`TlsPolicy::settings_for`]. Revocation is decided on cached CRLs (a miss starts a
+    /// background download); prefer [`crate::connect`], which waits for missing CRLs.
     pub fn client_config(&self, host: &str, alpn: &[&[u8]]) -> Arc<ClientConfig> {
-        self.config_for(host, alpn, CrlMode::Inline)
+        self.config_for(&self.settings_for(host), alpn, CrlMode::Inline)
     }
 
     pub(crate) fn config_for(
         &self,
-        host: &str,
+        settings: &ConnSettings,
         alpn: &[&[u8]],
         mode: CrlMode,
     ) -> Arc<ClientConfig> {
         let key: ConfigKey = (
-            self.exceptions_for(host),
-            self.client_cert_for(host),
+            settings.clone(),
             alpn.iter().map(|p| p.to_vec()).collect(),
             mode,
         );
@@ -213,29 +227,36 @@ impl TlsPolicy {
         if map.len() >= MAX_CONFIGS {
             map.clear();
         }
-        let mut cfg = self.inner.base.clone();
+        let mut cfg = match settings.min_version {
+            MinVersion::Tls12 => self.inner.base.clone(),
+            MinVersion::Tls13 => self.inner.base13.clone(),
+        };
         cfg.dangerous()
-            .set_certificate_verifier(Arc::new(PolicyVerifier::new(
-                self.inner.core.clone(),
-                key.0.clone(),
-                mode,
-            )));
-        // The index comes from client_cert_hosts, built from the same config list.
-        if let Some(Some(cc)) = key.1.and_then(|i| self.inner.client_certs.get(i)) {
+            .set_certificate_verifier(Arc::new(self.verifier(settings, mode)));
+        if let Some(Some(cc)) = settings
+            .client_cert
+            .and_then(|i| self.inner.client_certs.get(i))
+        {
             cfg.client_auth_cert_resolver = Arc::new(FixedCert(cc.key.clone()));
         }
-        cfg.alpn_protocols = key.2.clone();
+        cfg.alpn_protocols = key.1.clone();
         let cfg = Arc::new(cfg);
         map.insert(key, cfg.clone());
         cfg
     }
 
-    pub(crate) fn verifier(&self, host: &str) -> PolicyVerifier {
+    pub(crate) fn verifier(&self, settings: &ConnSettings, mode: CrlMode) -> PolicyVerifier {
         PolicyVerifier::new(
             self.inner.core.clone(),
-            self.exceptions_for(host),
-            CrlMode::Inline,
+            (*settings.allow).clone(),
+            settings.check_revocation,
+            mode,
         )
+    }
+
+    /// How many client certificates were loaded (`tls.client_certs`, then the scopes').
+    pub fn client_cert_count(&self) -> usize {
+        self.inner.client_certs.len()
     }
 
     /// Routes CRL downloads through `fetcher` (the proxy's HTTP client), for this policy and
@@ -251,10 +272,6 @@ impl TlsPolicy {
         if !missing.is_empty() {
             self.inner.core.crls.fetch(&missing).await;
         }
-    }
-
-    pub(crate) fn checks_revocation(&self) -> bool {
-        self.inner.core.check_revocation
     }
 
     /// Whether a tunnel whose ClientHello carried `sni` may pass (tunnels not intercepted).
@@ -303,6 +320,7 @@ fn base_config(
         .with_custom_certificate_verifier(Arc::new(PolicyVerifier::new(
             core.clone(),
             DefectSet::new(),
+            core.check_revocation,
             CrlMode::Inline,
         )))
         .with_no_client_auth();

@@ -51,6 +51,8 @@ pub(crate) struct VerifyCore {
 pub(crate) struct PolicyVerifier {
     core: Arc<VerifyCore>,
     allow: DefectSet,
+    /// Check CRLs (the connection's setting; `core.check_revocation` is the global one).
+    revocation: bool,
     mode: CrlMode,
 }
 
@@ -121,12 +123,18 @@ impl ExtendedKeyUsageValidator for Eku {
 }
 
 impl PolicyVerifier {
-    pub(crate) fn new(core: Arc<VerifyCore>, allow: DefectSet, mode: CrlMode) -> Self {
-        PolicyVerifier { core, allow, mode }
-    }
-
-    pub(crate) fn core(&self) -> &Arc<VerifyCore> {
-        &self.core
+    pub(crate) fn new(
+        core: Arc<VerifyCore>,
+        allow: DefectSet,
+        revocation: bool,
+        mode: CrlMode,
+    ) -> Self {
+        PolicyVerifier {
+            core,
+            allow,
+            revocation,
+            mode,
+        }
     }
 
     /// Verifies and returns the defects that were accepted, or the first refused failure.
@@ -192,7 +200,7 @@ impl PolicyVerifier {
         } else {
             &core.roots[..]
         };
-        let crls = match core.check_revocation {
+        let crls = match self.revocation {
             true => core.crls.for_cert(ee, mode == CrlMode::Deferred),
             false => None,
         };
@@ -220,7 +228,7 @@ impl PolicyVerifier {
                 // The issuer was not presented: nothing can check the signature, so check
                 // what the leaf alone can show.
                 certinfo::check_leaf_alone(ee, time, neutral)?;
-                if core.check_revocation && !core.unknown_passes {
+                if self.revocation && !core.unknown_passes {
                     // No issuer key means no CRL signature can be checked.
                     return Err(webpki::Error::UnknownRevocationStatus);
                 }
@@ -229,7 +237,7 @@ impl PolicyVerifier {
         }
         // No CRL at all while the policy wants one: the status is unknown.
         let deferred_skip = mode == CrlMode::Deferred && crls.is_none();
-        if core.check_revocation && crl_refs.is_empty() && !core.unknown_passes && !deferred_skip {
+        if self.revocation && crl_refs.is_empty() && !core.unknown_passes && !deferred_skip {
             return Err(webpki::Error::UnknownRevocationStatus);
         }
         if !neutral.contains(&Defect::CertCnInvalid) {

@@ -42,5 +42,6 @@ pub fn limits(raw: &RawConfig, p: &mut Problems) -> Option<Limits> {
             bytes_per_second: rate,
             grace: body_grace,
         }),
+        keep_alive: l.keep_alive,
     })
 }

@@ -12,5 +12,6 @@ pub mod listen;
 pub mod log;
 pub mod pac;
 pub mod routes;
+pub mod scopes;
 pub mod timeouts;
 pub mod tls;

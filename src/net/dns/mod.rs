@@ -127,6 +127,16 @@ impl Resolver {
 
     /// All addresses of `host`, in the resolver's preference order, with `port` attached.
     pub async fn resolve(&self, host: &Host, port: u16) -> Result<Vec<SocketAddr>, ProxyError> {
+        self.resolve_within(host, port, self.timeout).await
+    }
+
+    /// As [`Resolver::resolve`], within `timeout` (a scope's `timeouts.resolve`; None: no limit).
+    pub async fn resolve_within(
+        &self,
+        host: &Host,
+        port: u16,
+        timeout: Option<Duration>,
+    ) -> Result<Vec<SocketAddr>, ProxyError> {
         let name = match host {
             Host::Ip(ip) => return Ok(vec![SocketAddr::new(*ip, port)]),
             Host::Name(n) => n,
@@ -136,7 +146,7 @@ impl Resolver {
         }
         self.follow_resolv_conf();
         let lookup = self.lookup(name, port);
-        let result = match self.timeout {
+        let result = match timeout {
             Some(t) => tokio::time::timeout(t, lookup).await.map_err(|_| {
                 ProxyError::new(
                     ErrorKind::DnsTimeout,

@@ -247,7 +247,13 @@ pub(super) async fn tls(
     match app
         .upstream
         .dialer
-        .tls_handshake(&target.host, tunnel.io, &[b"http/1.1"])
+        .tls_handshake(
+            &target.host,
+            tunnel.io,
+            &[b"http/1.1"],
+            &plan.options.tls,
+            plan.options.connect,
+        )
         .await
     {
         Ok(s) => {

@@ -252,6 +252,47 @@ async fn minimum_tls_1_3_refuses_a_tls_1_2_only_origin() {
 }
 
 #[tokio::test]
+async fn one_policy_serves_connections_under_different_settings() {
+    let (ca, files) = (TestCa::new("test ca"), Files::new());
+    let addr = serve(server_config(
+        &Leaf::default().signed_by(&ca),
+        &[&rustls::version::TLS12],
+    ))
+    .await;
+    let p = TlsPolicy::new(&config_trusting(&files, &ca), None).unwrap();
+    let lax = p.global_settings().clone();
+    let strict = waypost_tls::ConnSettings {
+        min_version: waypost_tls::config::MinVersion::Tls13,
+        ..lax.clone()
+    };
+    assert_eq!(
+        exchange_with(&p, addr, &strict).await,
+        Err(TlsErrorKind::Protocol)
+    );
+    assert!(exchange_with(&p, addr, &lax).await.is_ok());
+}
+
+#[tokio::test]
+async fn the_first_matching_exception_gives_the_accepted_defects() {
+    let (ca, other, files) = (
+        TestCa::new("test ca"),
+        TestCa::new("stranger ca"),
+        Files::new(),
+    );
+    let addr = serve(server_config(&Leaf::default().signed_by(&other), BOTH)).await;
+    let mut cfg = config_trusting(&files, &ca);
+    cfg.exceptions = vec![
+        exception(&["*.test"], &["cert-date-invalid"]),
+        exception(&[HOST], &["unknown-ca"]),
+    ];
+    let p = TlsPolicy::new(&cfg, None).unwrap();
+    assert_eq!(exchange(&p, addr).await, Err(TlsErrorKind::UnknownCa));
+    cfg.exceptions.reverse();
+    let p = TlsPolicy::new(&cfg, None).unwrap();
+    assert!(exchange(&p, addr).await.is_ok());
+}
+
+#[tokio::test]
 async fn a_server_requiring_a_client_certificate_is_refused_without_one() {
     let (ca, files) = (TestCa::new("test ca"), Files::new());
     let addr = serve(server_config_requiring_client_cert(

@@ -50,8 +50,17 @@ pub async fn serve(cfg: Arc<ServerConfig>) -> SocketAddr {
 /// Connects through `waypost_tls::connect`, says hello and returns the server's line, or the
 /// classified error from whichever step failed.
 pub async fn exchange(policy: &TlsPolicy, addr: SocketAddr) -> Result<String, TlsErrorKind> {
+    exchange_with(policy, addr, &policy.settings_for(HOST)).await
+}
+
+/// As [`exchange`], under the connection settings `settings`.
+pub async fn exchange_with(
+    policy: &TlsPolicy,
+    addr: SocketAddr,
+    settings: &waypost_tls::ConnSettings,
+) -> Result<String, TlsErrorKind> {
     let tcp = TcpStream::connect(addr).await.unwrap();
-    let mut tls = waypost_tls::connect(policy, HOST, tcp, &[])
+    let mut tls = waypost_tls::connect_with(policy, HOST, tcp, &[], settings)
         .await
         .map_err(|e| e.kind)?;
     tls.write_all(b"hi\n")
