@@ -204,6 +204,86 @@ fn claim<'a, T>(sources: &mut Sources, opt: Opt, i: usize, v: &'a Option<T>) -> 
     Some(v)
 }
 
+/// Sets `to` from `from` when `from` is set and `opt` has no source yet (scope `i` becomes it).
+fn put<T: Clone>(sources: &mut Sources, opt: Opt, i: usize, from: &Option<T>, to: &mut T) {
+    if let Some(v) = claim(sources, opt, i, from) {
+        *to = v.clone();
+    }
+}
+
+impl Overrides {
+    /// Gives `o` every option this scope (the `i`-th) sets that no earlier scope gave it.
+    fn apply(&self, o: &mut ConnOptions, i: usize) {
+        let src = &mut o.sources;
+        put(src, Opt::Resolve, i, &self.resolve, &mut o.resolve);
+        put(src, Opt::Connect, i, &self.connect, &mut o.connect);
+        put(src, Opt::Send, i, &self.send, &mut o.send);
+        put(src, Opt::Receive, i, &self.receive, &mut o.receive);
+        put(
+            src,
+            Opt::ReceiveResponse,
+            i,
+            &self.receive_response,
+            &mut o.receive_response,
+        );
+        put(src, Opt::RelayRead, i, &self.relay_read, &mut o.relay_read);
+        put(
+            src,
+            Opt::TunnelIdle,
+            i,
+            &self.tunnel_idle,
+            &mut o.tunnel_idle,
+        );
+        let max_conns = &mut o.max_conns_per_server;
+        put(
+            src,
+            Opt::MaxConnsPerServer,
+            i,
+            &self.max_conns_per_server,
+            max_conns,
+        );
+        put(
+            src,
+            Opt::ConnectRetries,
+            i,
+            &self.connect_retries,
+            &mut o.connect_retries,
+        );
+        let drain = &mut o.max_response_drain_size;
+        put(
+            src,
+            Opt::MaxResponseDrainSize,
+            i,
+            &self.max_response_drain_size,
+            drain,
+        );
+        put(src, Opt::KeepAlive, i, &self.keep_alive, &mut o.keep_alive);
+        let tls = &mut o.tls;
+        put(
+            src,
+            Opt::TlsMinVersion,
+            i,
+            &self.min_version,
+            &mut tls.min_version,
+        );
+        put(src, Opt::TlsAllow, i, &self.allow, &mut tls.allow);
+        let cert = self.client_cert.map(Some);
+        put(src, Opt::TlsClientCert, i, &cert, &mut tls.client_cert);
+        let revocation = &mut tls.check_revocation;
+        put(
+            src,
+            Opt::TlsCheckRevocation,
+            i,
+            &self.check_revocation,
+            revocation,
+        );
+        // the route itself is read by `route_for`; only its source is recorded here
+        if self.route.is_some() {
+            claim(src, Opt::Route, i, &Some(()));
+        }
+    }
+}
+
 impl Scopes {
     /// No scopes: every destination gets `global`.
     pub fn new(global: ConnOptions) -> Scopes {
@@ -222,61 +302,7 @@ impl Scopes {
             if !s.matches(host, port) {
                 continue;
             }
-            let (set, src) = (&s.set, &mut o.sources);
-            if let Some(v) = claim(src, Opt::Resolve, i, &set.resolve) {
-                o.resolve = *v;
-            }
-            if let Some(v) = claim(&mut o.sources, Opt::Connect, i, &set.connect) {
-                o.connect = *v;
-            }
-            if let Some(v) = claim(&mut o.sources, Opt::Send, i, &set.send) {
-                o.send = *v;
-            }
-            if let Some(v) = claim(&mut o.sources, Opt::Receive, i, &set.receive) {
-                o.receive = *v;
-            }
-            let src = &mut o.sources;
-            if let Some(v) = claim(src, Opt::ReceiveResponse, i, &set.receive_response) {
-                o.receive_response = *v;
-            }
-            if let Some(v) = claim(&mut o.sources, Opt::RelayRead, i, &set.relay_read) {
-                o.relay_read = *v;
-            }
-            if let Some(v) = claim(&mut o.sources, Opt::TunnelIdle, i, &set.tunnel_idle) {
-                o.tunnel_idle = *v;
-            }
-            let src = &mut o.sources;
-            if let Some(v) = claim(src, Opt::MaxConnsPerServer, i, &set.max_conns_per_server) {
-                o.max_conns_per_server = *v;
-            }
-            let src = &mut o.sources;
-            if let Some(v) = claim(src, Opt::ConnectRetries, i, &set.connect_retries) {
-                o.connect_retries = *v;
-            }
-            let src = &mut o.sources;
-            let drain = &set.max_response_drain_size;
-            if let Some(v) = claim(src, Opt::MaxResponseDrainSize, i, drain) {
-                o.max_response_drain_size = *v;
-            }
-            if let Some(v) = claim(&mut o.sources, Opt::KeepAlive, i, &set.keep_alive) {
-                o.keep_alive = *v;
-            }
-            if let Some(v) = claim(&mut o.sources, Opt::TlsMinVersion, i, &set.min_version) {
-                o.tls.min_version = *v;
-            }
-            if let Some(v) = claim(&mut o.sources, Opt::TlsAllow, i, &set.allow) {
-                o.tls.allow = v.clone();
-            }
-            if let Some(v) = claim(&mut o.sources, Opt::TlsClientCert, i, &set.client_cert) {
-                o.tls.client_cert = Some(*v);
-            }
-            let src = &mut o.sources;
-            if let Some(v) = claim(src, Opt::TlsCheckRevocation, i, &set.check_revocation) {
-                o.tls.check_revocation = *v;
-            }
-            if set.route.is_some() && o.sources.0[Opt::Route as usize] == GLOBAL {
-                o.sources.0[Opt::Route as usize] = i as u16;
-            }
+            s.set.apply(&mut o, i);
         }
         o
     }

@@ -67,6 +67,25 @@ fn overrides(
     certs: &mut Vec<(String, ClientCertConfig)>,
     p: &mut Problems,
 ) -> Overrides {
+    let mut o = timeouts(s, name, p);
+    let l = &s.limits;
+    o.max_conns_per_server = l.max_conns_per_server.map(|m| (m > 0).then_some(m));
+    if l.connect_retries == Some(0) {
+        p.add(
+            format!("{name}.limits.connect_retries"),
+            "must be at least 1",
+        );
+    }
+    o.connect_retries = l.connect_retries.filter(|r| *r > 0);
+    o.max_response_drain_size = l.max_response_drain_size;
+    o.keep_alive = l.keep_alive;
+    tls(s, name, legacy_certs, certs, p, &mut o);
+    o.route = route(s, name, p);
+    o
+}
+
+/// The scope's `timeouts.*` (those that make sense per destination).
+fn timeouts(s: &RawScope, name: &str, p: &mut Problems) -> Overrides {
     let t = &s.timeouts;
     let mut dur = |key: &str, v: &Option<String>| {
         v.as_ref()
@@ -95,17 +114,19 @@ fn overrides(
             );
         }
     }
-    let l = &s.limits;
-    o.max_conns_per_server = l.max_conns_per_server.map(|m| (m > 0).then_some(m));
-    if l.connect_retries == Some(0) {
-        p.add(
-            format!("{name}.limits.connect_retries"),
-            "must be at least 1",
-        );
-    }
-    o.connect_retries = l.connect_retries.filter(|r| *r > 0);
-    o.max_response_drain_size = l.max_response_drain_size;
-    o.keep_alive = l.keep_alive;
+    o
+}
+
+/// The scope's `tls.*`; its client certificate is numbered after the `legacy_certs` of
+/// `tls.client_certs` and the scopes' before it (`certs`).
+fn tls(
+    s: &RawScope,
+    name: &str,
+    legacy_certs: usize,
+    certs: &mut Vec<(String, ClientCertConfig)>,
+    p: &mut Problems,
+    o: &mut Overrides,
+) {
     let tls = &s.tls;
     if let Some(v) = &tls.min_version {
         match min_version_from(v) {
@@ -135,8 +156,6 @@ fn overrides(
         }
     }
     o.check_revocation = tls.check_revocation;
-    o.route = route(s, name, p);
-    o
 }
 
 fn route(s: &RawScope, name: &str, p: &mut Problems) -> Option<ScopeRoute> {
