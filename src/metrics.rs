@@ -5,7 +5,7 @@
 //! destination host never becomes a label. The registry is created once and passed down through
 //! the shared application state (no global statics).
 
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
@@ -81,6 +81,8 @@ pub struct Metrics {
     pub pac_fallbacks: IntCounterVec,
     /// Network identity changes observed ([`crate::net`]).
     pub network_changes: IntCounter,
+    /// The per-request series of each request kind, resolved once ([`Metrics::observe_request`]).
+    kinds: Arc<[KindSeries; 4]>,
 }
 
 fn reg<C: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: C) -> C {
@@ -333,8 +335,57 @@ impl Metrics {
                 )
                 .expect("valid metric"),
             ),
+            kinds: Arc::new(KINDS.map(|_| KindSeries::default())),
             registry: r,
         }
+    }
+
+    /// Counts a finished request or tunnel of `kind` (`http`, `connect`, `upgrade`, `socks`):
+    /// `waypost_requests_total` by outcome and `waypost_bytes_total` both ways. The series of
+    /// the common outcome (`ok`) are looked up once per kind, not per request (issue 25).
+    pub fn observe_request(&self, kind: &str, outcome: &str, bytes_in: u64, bytes_out: u64) {
+        let Some(k) = self.kind(kind) else {
+            self.requests.with_label_values(&[kind, outcome]).inc();
+            self.bytes.with_label_values(&[kind, "in"]).inc_by(bytes_in);
+            self.bytes
+                .with_label_values(&[kind, "out"])
+                .inc_by(bytes_out);
+            return;
+        };
+        match outcome {
+            "ok" => {
+                k.ok.get_or_init(|| self.requests.with_label_values(&[kind, "ok"]))
+                    .inc()
+            }
+            other => self.requests.with_label_values(&[kind, other]).inc(),
+        }
+        k.bytes_in
+            .get_or_init(|| self.bytes.with_label_values(&[kind, "in"]))
+            .inc_by(bytes_in);
+        k.bytes_out
+            .get_or_init(|| self.bytes.with_label_values(&[kind, "out"]))
+            .inc_by(bytes_out);
+    }
+
+    /// Observes `waypost_request_duration_seconds` of `kind` (looked up once per kind).
+    pub fn observe_request_seconds(&self, kind: &str, seconds: f64) {
+        match self.kind(kind) {
+            Some(k) => k
+                .seconds
+                .get_or_init(|| self.request_seconds.with_label_values(&[kind]))
+                .observe(seconds),
+            None => self
+                .request_seconds
+                .with_label_values(&[kind])
+                .observe(seconds),
+        }
+    }
+
+    fn kind(&self, kind: &str) -> Option<&KindSeries> {
+        KINDS
+            .iter()
+            .position(|k| *k == kind)
+            .map(|i| &self.kinds[i])
     }
 
     /// Makes `r` the registries of the current configuration generation's parts.
@@ -351,6 +402,19 @@ impl Metrics {
         }
         String::from_utf8(buf).unwrap_or_default()
     }
+}
+
+/// The request kinds whose series [`KindSeries`] keeps.
+const KINDS: [&str; 4] = ["http", "connect", "upgrade", "socks"];
+
+/// The per-request series of one request kind, each resolved on its first use (so the exposition
+/// is what per-request label lookups gave: no series before its first request) and then kept.
+#[derive(Default)]
+struct KindSeries {
+    ok: OnceLock<IntCounter>,
+    bytes_in: OnceLock<IntCounter>,
+    bytes_out: OnceLock<IntCounter>,
+    seconds: OnceLock<Histogram>,
 }
 
 impl Default for Metrics {

@@ -286,7 +286,7 @@ async fn serve(live: Arc<Live>, app: Arc<App>, stream: TcpStream, client: Client
         }
         let app = live.current();
         let client = svc_client.clone();
-        let span = tracing::info_span!("req", method = %req.method(), uri = %crate::ops::access::redacted_uri(req.uri()), request_id = tracing::field::Empty);
+        let span = tracing::info_span!("req", method = %req.method(), uri = %crate::ops::access::RedactedUri(req.uri()), request_id = tracing::field::Empty);
         async move { crate::proxy::handle(app, entry, client, req).await }.instrument(span)
     });
     let mut builder = hyper::server::conn::http1::Builder::new();

@@ -13,14 +13,29 @@
 //! Lines go to stderr through [`sink`]: batched by a writer thread (at most 20 ms late;
 //! warnings, errors and a terminal's lines at once), so an access line costs the serving thread
 //! no system call. [`flush`] before exit; a panic flushes too.
+//!
+//! [`plain_text`] says whether the installed subscriber writes text lines, so that the access
+//! line, written once per request, can be formatted in one pass as its message (the same text
+//! as separate fields give) instead of field by field.
 
 mod sink;
+
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tracing_subscriber::EnvFilter;
 
 pub use sink::flush;
 
 use crate::config::{LogConfig, LogFormat};
+
+/// Set once the text subscriber is installed.
+static PLAIN_TEXT: AtomicBool = AtomicBool::new(false);
+
+/// The installed subscriber writes plain text lines (`log.format = "text"`): a line's fields
+/// may be written into its message. False until [`init`], and with JSON (where fields are keys).
+pub fn plain_text() -> bool {
+    PLAIN_TEXT.load(Ordering::Relaxed)
+}
 
 /// Installs the global subscriber. `verbosity` > 0 raises the level, < 0 lowers it.
 pub fn init(cfg: &LogConfig, verbosity: i8) {
@@ -37,10 +52,16 @@ pub fn init(cfg: &LogConfig, verbosity: i8) {
         .with_writer(sink::Sink::get())
         // colours only for a person at a terminal: files and collectors get plain text
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    let _ = match cfg.format {
-        LogFormat::Json => builder.json().try_init(),
-        LogFormat::Text => builder.try_init(),
-    };
+    match cfg.format {
+        LogFormat::Json => {
+            let _ = builder.json().try_init();
+        }
+        LogFormat::Text => {
+            if builder.try_init().is_ok() {
+                PLAIN_TEXT.store(true, Ordering::Relaxed);
+            }
+        }
+    }
     // a panic's message (written straight to stderr) comes after the lines logged before it
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {

@@ -69,58 +69,110 @@ impl Access {
 
 impl Drop for Access {
     fn drop(&mut self) {
-        let (status, route, outcome) = self
-            .outcome
-            .get_mut()
-            .map(|o| o.clone())
-            .unwrap_or_else(|p| p.into_inner().clone());
+        let (status, route, outcome) = std::mem::replace(
+            self.outcome.get_mut().unwrap_or_else(|p| p.into_inner()),
+            (0, String::new(), "ok"),
+        );
         let bytes_in = self.bytes_in.load(Ordering::Relaxed);
         let bytes_out = self.bytes_out.load(Ordering::Relaxed);
+        let elapsed = self.started.elapsed();
         let m = &self.metrics;
-        m.requests.with_label_values(&[self.kind, outcome]).inc();
-        m.bytes
-            .with_label_values(&[self.kind, "in"])
-            .inc_by(bytes_in);
-        m.bytes
-            .with_label_values(&[self.kind, "out"])
-            .inc_by(bytes_out);
+        m.observe_request(self.kind, outcome, bytes_in, bytes_out);
         if self.kind != "http" {
-            m.request_seconds
-                .with_label_values(&[self.kind])
-                .observe(self.started.elapsed().as_secs_f64());
+            m.observe_request_seconds(self.kind, elapsed.as_secs_f64());
         }
         if let Some(upstream) = upstream_label(&route) {
             let ok = if outcome == "ok" { "ok" } else { "error" };
             m.upstream_requests.with_label_values(&[upstream, ok]).inc();
         }
-        let duration_ms = self.started.elapsed().as_millis() as u64;
-        m.activity.record(crate::activity::RecentRequest {
-            id: self.id.to_string(),
-            at: crate::activity::unix(std::time::SystemTime::now()),
-            kind: self.kind,
-            method: self.method.clone(),
-            target: self.target.clone(),
-            route: route.clone(),
-            status,
-            outcome,
-            duration_ms,
-        });
+        let duration_ms = elapsed.as_millis() as u64;
         if self.enabled {
-            tracing::info!(
-                target: "waypost::access",
-                request_id = %self.id,
-                client = %self.client,
-                method = %self.method,
-                target = %self.target,
-                route = %route,
+            let line = Line {
+                id: &self.id,
+                client: self.client,
+                method: &self.method,
+                target: &self.target,
+                route: &route,
                 status,
                 outcome,
                 bytes_in,
                 bytes_out,
                 duration_ms,
-                "access"
-            );
+            };
+            line.log();
         }
+        // the record is ending: its strings move to the status page's list
+        m.activity.record(crate::activity::RecentRequest {
+            id: self.id.to_string(),
+            at: crate::activity::unix(std::time::SystemTime::now()),
+            kind: self.kind,
+            method: std::mem::take(&mut self.method),
+            target: std::mem::take(&mut self.target),
+            route,
+            status,
+            outcome,
+            duration_ms,
+        });
+    }
+}
+
+/// One access line's values.
+struct Line<'a> {
+    id: &'a RequestId,
+    client: SocketAddr,
+    method: &'a str,
+    target: &'a str,
+    route: &'a str,
+    status: u16,
+    outcome: &'static str,
+    bytes_in: u64,
+    bytes_out: u64,
+    duration_ms: u64,
+}
+
+impl Line<'_> {
+    /// Emits the line: as fields for JSON, or, for text lines ([`crate::logging::plain_text`]),
+    /// as one message formatted in one pass, the same text the fields would give.
+    fn log(&self) {
+        if crate::logging::plain_text() {
+            tracing::info!(target: "waypost::access", "{self}");
+            return;
+        }
+        tracing::info!(
+            target: "waypost::access",
+            request_id = %self.id,
+            client = %self.client,
+            method = %self.method,
+            target = %self.target,
+            route = %self.route,
+            status = self.status,
+            outcome = self.outcome,
+            bytes_in = self.bytes_in,
+            bytes_out = self.bytes_out,
+            duration_ms = self.duration_ms,
+            "access"
+        );
+    }
+}
+
+/// The text of an access line: its message and fields as tracing's text format writes them
+/// (`key=value`, a string field quoted).
+impl std::fmt::Display for Line<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "access request_id={} client={} method={} target={} route={} status={} outcome={:?} bytes_in={} bytes_out={} duration_ms={}",
+            self.id,
+            self.client,
+            self.method,
+            self.target,
+            self.route,
+            self.status,
+            self.outcome,
+            self.bytes_in,
+            self.bytes_out,
+            self.duration_ms
+        )
     }
 }
 
@@ -237,16 +289,26 @@ where
 /// A request target for logs and spans: scheme and `host:port` (never userinfo, path or query);
 /// for origin-form requests to the admin surface, the path alone.
 pub fn redacted_uri(uri: &http::Uri) -> String {
-    let Some(a) = uri.authority() else {
-        return uri.path().to_string();
-    };
-    let host_port = match a.port_u16() {
-        Some(p) => format!("{}:{p}", a.host()),
-        None => a.host().to_string(),
-    };
-    match uri.scheme_str() {
-        Some(s) => format!("{s}://{host_port}"),
-        None => host_port,
+    RedactedUri(uri).to_string()
+}
+
+/// [`redacted_uri`] written straight into a formatter (a span's field: no string of its own).
+pub struct RedactedUri<'a>(pub &'a http::Uri);
+
+impl std::fmt::Display for RedactedUri<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let uri = self.0;
+        let Some(a) = uri.authority() else {
+            return f.write_str(uri.path());
+        };
+        if let Some(s) = uri.scheme_str() {
+            write!(f, "{s}://")?;
+        }
+        f.write_str(a.host())?;
+        match a.port_u16() {
+            Some(p) => write!(f, ":{p}"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -275,6 +337,74 @@ mod tests {
         assert_eq!(RequestId::new(Some(&theirs)).as_str(), "trace-42.a_b");
         let odd = http::HeaderValue::from_static("a b<script>");
         assert_ne!(RequestId::new(Some(&odd)).as_str(), "a b<script>");
+    }
+
+    /// The text subscriber's own rendering of the access line's fields, to hold the one-pass
+    /// message to.
+    fn fields_as_text(line: &Line) -> String {
+        use std::sync::{Arc, Mutex};
+        #[derive(Clone, Default)]
+        struct Out(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Out {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let out = Out::default();
+        let writer = out.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .without_time()
+            .with_target(false)
+            .with_level(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || line.log());
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        text.trim_end().to_string()
+    }
+
+    #[test]
+    fn the_one_pass_access_line_reads_as_the_fields_would() {
+        let id = RequestId::new(None);
+        let line = Line {
+            id: &id,
+            client: "127.0.0.1:5555".parse().unwrap(),
+            method: "GET",
+            target: "http://example.test:80",
+            route: "http://proxy:3128",
+            status: 502,
+            outcome: "proxy-connect-refused",
+            bytes_in: 12,
+            bytes_out: 3456,
+            duration_ms: 7,
+        };
+        // `plain_text()` is false in tests (no subscriber installed by `init`): fields
+        assert!(!crate::logging::plain_text());
+        assert_eq!(line.to_string(), fields_as_text(&line));
+        assert!(line
+            .to_string()
+            .contains(r#"outcome="proxy-connect-refused""#));
+    }
+
+    #[test]
+    fn redacted_uris_keep_scheme_host_and_port_only() {
+        let cases = [
+            (
+                "http://user:pw@example.test:8080/p?q=1",
+                "http://example.test:8080",
+            ),
+            ("http://example.test/p", "http://example.test"),
+            ("example.test:443", "example.test:443"),
+            ("/metrics?x", "/metrics"),
+        ];
+        for (uri, shown) in cases {
+            assert_eq!(redacted_uri(&uri.parse().unwrap()), shown, "{uri}");
+        }
     }
 
     #[test]

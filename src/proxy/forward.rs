@@ -89,9 +89,7 @@ impl LastStage for Forward {
         let result = send(&x, &plan, conn, self.head, body).await;
         x.app
             .metrics
-            .request_seconds
-            .with_label_values(&["http"])
-            .observe(started.elapsed().as_secs_f64());
+            .observe_request_seconds("http", started.elapsed().as_secs_f64());
         match result {
             Ok(resp) => x.respond(resp, &plan),
             Err(e) => x.fail(&plan.hop.to_string(), e),

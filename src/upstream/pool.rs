@@ -52,8 +52,22 @@ struct Idle<C> {
     since: Instant,
 }
 
+/// The idle connections of one key, with the key's metric series.
+struct Slot<C> {
+    list: Vec<Idle<C>>,
+    series: Arc<KeySeries>,
+}
+
+/// The series of one pool key, looked up once when the key gets its slot (not per request:
+/// issue 25); shared with the connections checked out under the key.
+struct KeySeries {
+    active: prometheus::IntGauge,
+    idle: prometheus::IntGauge,
+    reused: prometheus::IntCounter,
+}
+
 pub struct Pool<C = SendRequest<Body>> {
-    idle: Mutex<HashMap<PoolKey, Vec<Idle<C>>>>,
+    idle: Mutex<HashMap<PoolKey, Slot<C>>>,
     servers: Mutex<HashMap<ServerKey, Arc<Semaphore>>>,
     metrics: Arc<Metrics>,
     max_idle: usize,
@@ -80,6 +94,7 @@ pub struct DialPermit {
 pub struct Pooled<C = SendRequest<Body>> {
     conn: Option<C>,
     key: PoolKey,
+    series: Arc<KeySeries>,
     pool: Weak<Pool<C>>,
     _permit: ServerPermit,
     pub reused: bool,
@@ -114,8 +129,35 @@ impl<C: PoolConn> Pool<C> {
             .with_label_values(&[key.label(), state])
     }
 
+    /// The slot of `key` in the idle map, made (with its series) when the key has none.
+    fn slot<'m>(&self, idle: &'m mut HashMap<PoolKey, Slot<C>>, key: &PoolKey) -> &'m mut Slot<C> {
+        // looked up before inserting: the key is cloned only for a new slot
+        if !idle.contains_key(key) {
+            let series = Arc::new(KeySeries {
+                active: self.gauge(key, "active"),
+                idle: self.gauge(key, "idle"),
+                reused: self.metrics.pool_reused.with_label_values(&[key.label()]),
+            });
+            idle.insert(
+                key.clone(),
+                Slot {
+                    list: Vec::new(),
+                    series,
+                },
+            );
+        }
+        match idle.get_mut(key) {
+            Some(slot) => slot,
+            None => unreachable!("the slot was just made"),
+        }
+    }
+
     fn semaphore(&self, server: &ServerKey, limit: u32) -> Arc<Semaphore> {
-        lock(&self.servers)
+        let mut servers = lock(&self.servers);
+        if let Some(s) = servers.get(server) {
+            return s.clone();
+        }
+        servers
             .entry(server.clone())
             .or_insert_with(|| Arc::new(Semaphore::new(limit as usize)))
             .clone()
@@ -163,7 +205,7 @@ impl<C: PoolConn> Pool<C> {
         wait: Duration,
     ) -> Result<Checkout<C>, ProxyError> {
         let permit = self.server_permit(&key.server(), key.label(), wait).await?;
-        while let Some(idle) = self.pop_idle(key) {
+        while let Some((idle, series)) = self.pop_idle(key) {
             if idle.conn.is_closed() || !idle.conn.is_ready() {
                 self.metrics
                     .pool_closed
@@ -171,14 +213,12 @@ impl<C: PoolConn> Pool<C> {
                     .inc();
                 continue;
             }
-            self.metrics
-                .pool_reused
-                .with_label_values(&[key.label()])
-                .inc();
-            self.gauge(key, "active").inc();
+            series.reused.inc();
+            series.active.inc();
             return Ok(Checkout::Reused(Pooled {
                 conn: Some(idle.conn),
                 key: key.clone(),
+                series,
                 pool: Arc::downgrade(self),
                 _permit: permit,
                 reused: true,
@@ -202,14 +242,15 @@ impl<C: PoolConn> Pool<C> {
         })
     }
 
-    fn pop_idle(&self, key: &PoolKey) -> Option<Idle<C>> {
+    /// The newest idle connection of `key` still within `pool_idle`, with the key's series.
+    fn pop_idle(&self, key: &PoolKey) -> Option<(Idle<C>, Arc<KeySeries>)> {
         let mut idle = lock(&self.idle);
-        let list = idle.get_mut(key)?;
+        let slot = idle.get_mut(key)?;
         let now = Instant::now();
-        while let Some(i) = list.pop() {
-            self.gauge(key, "idle").dec();
+        while let Some(i) = slot.list.pop() {
+            slot.series.idle.dec();
             if now.duration_since(i.since) < self.idle_timeout {
-                return Some(i);
+                return Some((i, slot.series.clone()));
             }
             self.metrics
                 .pool_evicted
@@ -230,10 +271,12 @@ impl<C: PoolConn> Pool<C> {
             .pool_opened
             .with_label_values(&[permit.key.label()])
             .inc();
-        self.gauge(&permit.key, "active").inc();
+        let series = self.slot(&mut lock(&self.idle), &permit.key).series.clone();
+        series.active.inc();
         Pooled {
             conn: Some(conn),
             key: permit.key,
+            series,
             pool: Arc::downgrade(self),
             _permit: permit.permit,
             reused: false,
@@ -244,30 +287,31 @@ impl<C: PoolConn> Pool<C> {
 
     fn put_back(&self, key: &PoolKey, conn: C, cert: Option<Arc<[u8]>>) {
         let mut idle = lock(&self.idle);
-        let list = idle.entry(key.clone()).or_default();
-        if list.len() >= self.max_idle || conn.is_closed() {
+        let slot = self.slot(&mut idle, key);
+        if slot.list.len() >= self.max_idle || conn.is_closed() {
             self.metrics
                 .pool_closed
                 .with_label_values(&[key.label()])
                 .inc();
             return;
         }
-        list.push(Idle {
+        slot.list.push(Idle {
             conn,
             cert,
             since: Instant::now(),
         });
-        self.gauge(key, "idle").inc();
+        slot.series.idle.inc();
     }
 
     fn evict_expired(&self) {
         let now = Instant::now();
-        lock(&self.idle).retain(|key, list| {
+        lock(&self.idle).retain(|key, slot| {
+            let list = &mut slot.list;
             let before = list.len();
             list.retain(|i| now.duration_since(i.since) < self.idle_timeout && !i.conn.is_closed());
             let gone = before - list.len();
             if gone > 0 {
-                self.gauge(key, "idle").sub(gone as i64);
+                slot.series.idle.sub(gone as i64);
                 self.metrics
                     .pool_evicted
                     .with_label_values(&[key.label()])
@@ -286,8 +330,8 @@ impl<C: PoolConn> Pool<C> {
     pub fn flush_idle(&self) -> usize {
         let mut idle = lock(&self.idle);
         let mut closed = 0;
-        for (key, list) in idle.drain() {
-            self.gauge(&key, "idle").sub(list.len() as i64);
+        for (key, Slot { list, series }) in idle.drain() {
+            series.idle.sub(list.len() as i64);
             self.metrics
                 .pool_evicted
                 .with_label_values(&[key.label()])
@@ -299,7 +343,7 @@ impl<C: PoolConn> Pool<C> {
 
     /// Idle connections in all (tests and the status page).
     pub fn idle_count(&self) -> usize {
-        lock(&self.idle).values().map(Vec::len).sum()
+        lock(&self.idle).values().map(|s| s.list.len()).sum()
     }
 }
 
@@ -342,7 +386,7 @@ impl<C: PoolConn> Pooled<C> {
             return;
         }
         if let (Some(conn), Some(pool)) = (self.conn.take(), self.pool.upgrade()) {
-            pool.gauge(&self.key, "active").dec();
+            self.series.active.dec();
             pool.put_back(&self.key, conn, self.tls_cert.take());
         }
     }
@@ -358,10 +402,7 @@ impl<C> Drop for Pooled<C> {
     fn drop(&mut self) {
         if self.conn.take().is_some() {
             if let Some(pool) = self.pool.upgrade() {
-                pool.metrics
-                    .pool_connections
-                    .with_label_values(&[self.key.label(), "active"])
-                    .dec();
+                self.series.active.dec();
                 pool.metrics
                     .pool_closed
                     .with_label_values(&[self.key.label()])
