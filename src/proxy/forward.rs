@@ -113,6 +113,14 @@ async fn send(
     let up = &x.app.upstream;
     let mut replay = head.for_plan(plan, &x.target, &x.app)?;
     let authenticates = plan.absolute_form && plan.identity.is_some();
+    if !plan.options.keep_alive && !authenticates {
+        // keep-alive off toward this server (a scope's `limits.keep_alive`): say so, as
+        // WinHTTP does; an authenticating proxy keeps its connection (NTLM binds to it)
+        replay.headers.insert(
+            http::header::CONNECTION,
+            http::HeaderValue::from_static("close"),
+        );
+    }
     match body {
         Outgoing::Held(bytes, _budget) if authenticates => {
             replay.body = bytes;

@@ -238,8 +238,10 @@ async fn explain_shows_each_effective_option_and_its_source() {
         text.contains("option:     timeouts.receive_response = 10m (scopes[0])"),
         "{text}"
     );
-    // keep-alive off: the connection to the origin is not kept for the next request
-    harness::get(proxy.addrs[0], &origin.url("/a")).await;
+    // keep-alive off: the origin is told (`Connection: close`) and the connection to it is not
+    // kept for the next request
+    let (_, _, echoed) = harness::get(proxy.addrs[0], &origin.url("/a")).await;
+    assert!(echoed.contains("connection: close\n"), "{echoed}");
     harness::get(proxy.addrs[0], &origin.url("/b")).await;
     assert_eq!(origin.connections.load(Ordering::SeqCst), 2);
 }
