@@ -22,7 +22,11 @@ pub async fn connect(
     port: u16,
     with_password: bool,
 ) -> Result<TcpStream, ProxyError> {
-    let tcp = dialer.tcp(&proxy.host, proxy.port).await?;
+    // the proxy is dialled as any server, under its own scopes (connect, and the handshake)
+    let opts = dialer.scopes.resolve(&proxy.host, proxy.port);
+    let tcp = dialer
+        .tcp_with(&proxy.host, proxy.port, false, &opts)
+        .await?;
     let target = host.to_string();
     let what = format!("SOCKS proxy {}", proxy.label());
     let handshake = async {
@@ -45,7 +49,7 @@ pub async fn connect(
                 .map(|s| s.into_inner()),
         }
     };
-    match tokio::time::timeout(dialer.timeouts.connect, handshake).await {
+    match tokio::time::timeout(opts.connect, handshake).await {
         Err(_) => Err(ProxyError::new(
             ErrorKind::ConnectTimeout,
             format!("{what} did not answer in time"),
