@@ -11,6 +11,29 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use waypost_testsupport::eventually;
 
+/// A CONNECT tunnel to `target` through waypost at `proxy`, its 200 head read.
+async fn tunnel(proxy: std::net::SocketAddr, target: std::net::SocketAddr) -> TcpStream {
+    let mut s = TcpStream::connect(proxy).await.unwrap();
+    s.write_all(format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        let n = s.read(&mut b).await.unwrap();
+        assert_eq!(
+            n,
+            1,
+            "closed in the head: {}",
+            String::from_utf8_lossy(&head)
+        );
+        head.push(b[0]);
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    s
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_requests_go_through_squid_on_pooled_keep_alive_connections() {
     let BehindSquid {
@@ -56,23 +79,7 @@ async fn connect_tunnels_go_through_squid() {
         origin,
         proxy,
     } = BehindSquid::open(|_, _| {}).await;
-    let mut s = TcpStream::connect(proxy.addrs[0]).await.unwrap();
-    s.write_all(format!("CONNECT {0} HTTP/1.1\r\nHost: {0}\r\n\r\n", origin.addr).as_bytes())
-        .await
-        .unwrap();
-    let mut head = Vec::new();
-    let mut b = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        assert_eq!(
-            s.read(&mut b).await.unwrap(),
-            1,
-            "{}",
-            String::from_utf8_lossy(&head)
-        );
-        head.push(b[0]);
-    }
-    let head = String::from_utf8_lossy(&head).into_owned();
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let mut s = tunnel(proxy.addrs[0], origin.addr).await;
     // speak HTTP to the origin inside the tunnel
     s.write_all(b"GET /inside-tunnel HTTP/1.1\r\nHost: o\r\nConnection: close\r\n\r\n")
         .await
@@ -103,18 +110,7 @@ async fn a_tunnel_through_an_authenticating_squid_is_spliced_and_carries_every_b
         c.auth.scheme = waypost_auth::SchemeChoice::Basic;
     })
     .await;
-    let mut s = TcpStream::connect(proxy.addrs[0]).await.unwrap();
-    s.write_all(format!("CONNECT {echo} HTTP/1.1\r\nHost: {echo}\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut head = Vec::new();
-    let mut b = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        assert_eq!(s.read(&mut b).await.unwrap(), 1, "closed before the head");
-        head.push(b[0]);
-    }
-    let head = String::from_utf8_lossy(&head).into_owned();
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let s = tunnel(proxy.addrs[0], echo).await;
     // a pattern that shows a lost, doubled or reordered chunk, both ways at once
     let payload: Vec<u8> = (0..(3u32 << 20)).map(|i| (i % 251) as u8).collect();
     let (mut r, mut w) = s.into_split();
