@@ -81,13 +81,10 @@ impl Settings {
                     java_non_proxy.push(s.clone());
                     java_non_proxy.push(format!("*.{s}"));
                 }
-                BypassRule::Host(HostPattern::Cidr { net, prefix }) => {
-                    // the pattern's parser admits no longer prefix
-                    if let Ok(net) = ipnet::IpNet::new(*net, *prefix) {
-                        no_proxy.push(net.to_string());
-                        if let Some(w) = java_wildcard(&net) {
-                            java_non_proxy.push(w);
-                        }
+                BypassRule::Host(HostPattern::Cidr(net)) => {
+                    no_proxy.push(net.to_string());
+                    if let Some(w) = java_wildcard(net) {
+                        java_non_proxy.push(w);
                     }
                 }
             }

@@ -133,17 +133,13 @@ fn condition(rule: &BypassRule) -> String {
         BypassRule::Host(HostPattern::Domain(s)) => {
             format!("h == {} || dnsDomainIs(h, {})", q(s), q(&format!(".{s}")))
         }
-        BypassRule::Host(HostPattern::Cidr { net, prefix }) => {
-            match ipnet::IpNet::new(*net, *prefix) {
-                Ok(ipnet::IpNet::V4(net)) => format!(
-                    "v4 && isInNet(h, {}, {})",
-                    q(&net.network().to_string()),
-                    q(&net.netmask().to_string())
-                ),
-                Ok(net) => format!("v6 && isInNetEx(h, {})", q(&net.trunc().to_string())),
-                // the pattern's parser admits no longer prefix
-                Err(_) => "false".into(),
-            }
+        BypassRule::Host(HostPattern::Cidr(ipnet::IpNet::V4(net))) => format!(
+            "v4 && isInNet(h, {}, {})",
+            q(&net.network().to_string()),
+            q(&net.netmask().to_string())
+        ),
+        BypassRule::Host(HostPattern::Cidr(net)) => {
+            format!("v6 && isInNetEx(h, {})", q(&net.trunc().to_string()))
         }
     }
 }

@@ -20,7 +20,7 @@ use hyper::body::Incoming;
 use tokio::net::TcpStream;
 
 use super::io::{BoxIo, SendTimeout};
-use crate::config::{ClientAuth, Config, ConnOptions, Limits, Scopes, Timeouts};
+use crate::config::{ClientAuth, Config, ConnOptions, Limits, Scopes};
 use crate::error::{ErrorKind, ProxyError, Relayed, MAX_RELAYED_BODY};
 use crate::metrics::Metrics;
 use crate::net::dns::Resolver;
@@ -33,7 +33,6 @@ pub type Opened = (BoxIo, Option<Arc<[u8]>>);
 pub struct Dialer {
     pub resolver: Resolver,
     pub tls: waypost_tls::TlsPolicy,
-    pub timeouts: Timeouts,
     pub limits: Limits,
     /// The per-destination options, for streams opened without a plan.
     pub scopes: Scopes,
@@ -57,7 +56,6 @@ impl Dialer {
         Dialer {
             resolver: Resolver::new(&cfg.dns, cfg.timeouts.resolve),
             tls: cfg.tls_policy.0.clone(),
-            timeouts: cfg.timeouts,
             limits: cfg.limits.clone(),
             scopes: cfg.scopes.clone(),
             auth,

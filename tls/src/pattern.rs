@@ -10,6 +10,8 @@
 
 use std::fmt;
 use std::net::IpAddr;
+
+use ipnet::IpNet;
 use std::str::FromStr;
 
 /// One parsed host pattern.
@@ -21,15 +23,15 @@ pub enum HostPattern {
     Subdomains(String),
     /// `.suffix`: matches `suffix` and every subdomain of it.
     Domain(String),
-    /// An IP literal (`prefix` the full length) or a CIDR block: matches IP hosts inside it.
-    Cidr { net: IpAddr, prefix: u8 },
+    /// An IP literal (a block of one address) or a CIDR block: matches IP hosts inside it.
+    Cidr(IpNet),
 }
 
 impl HostPattern {
     /// Whether `host` (a DNS name or an IP literal, any case, brackets allowed) matches.
     pub fn matches(&self, host: &str) -> bool {
         let host = trim(host);
-        if let HostPattern::Cidr { .. } = self {
+        if let HostPattern::Cidr(_) = self {
             return host.parse::<IpAddr>().is_ok_and(|ip| self.matches_ip(ip));
         }
         self.matches_name(host)
@@ -42,20 +44,13 @@ impl HostPattern {
             HostPattern::Exact(h) => name.eq_ignore_ascii_case(h),
             HostPattern::Subdomains(s) => is_strict_subdomain(name, s),
             HostPattern::Domain(s) => name.eq_ignore_ascii_case(s) || is_strict_subdomain(name, s),
-            HostPattern::Cidr { .. } => false,
+            HostPattern::Cidr(_) => false,
         }
     }
 
     /// Whether the IP host `ip` matches (only IP and CIDR patterns do).
     pub fn matches_ip(&self, ip: IpAddr) -> bool {
-        let HostPattern::Cidr { net, prefix } = self else {
-            return false;
-        };
-        match (net, ip) {
-            (IpAddr::V4(n), IpAddr::V4(a)) => same_prefix(&n.octets(), &a.octets(), *prefix),
-            (IpAddr::V6(n), IpAddr::V6(a)) => same_prefix(&n.octets(), &a.octets(), *prefix),
-            _ => false,
-        }
+        matches!(self, HostPattern::Cidr(net) if net.contains(&ip))
     }
 
     /// Whether every host this pattern matches is matched by `other` too (for "shadowed by an
@@ -70,9 +65,7 @@ impl HostPattern {
             }
             (Domain(s), Domain(o)) => is_strict_subdomain(s, o),
             (Domain(s), Subdomains(o)) => is_strict_subdomain(s, o),
-            (Cidr { net, prefix }, Cidr { prefix: p2, .. }) => {
-                prefix >= p2 && other.matches_ip(*net)
-            }
+            (Cidr(net), Cidr(o)) => o.contains(net),
             _ => false,
         }
     }
@@ -82,14 +75,6 @@ fn trim(host: &str) -> &str {
     host.strip_prefix('[')
         .and_then(|h| h.strip_suffix(']'))
         .unwrap_or(host)
-}
-
-fn same_prefix(a: &[u8], b: &[u8], bits: u8) -> bool {
-    let (whole, rest) = ((bits / 8) as usize, bits % 8);
-    if a[..whole] != b[..whole] {
-        return false;
-    }
-    rest == 0 || (a[whole] ^ b[whole]) >> (8 - rest) == 0
 }
 
 fn is_strict_subdomain(host: &str, suffix: &str) -> bool {
@@ -110,14 +95,10 @@ impl FromStr for HostPattern {
         let bad = || PatternError(s.to_string());
         let bare = trim(s);
         if let Ok(ip) = bare.parse::<IpAddr>() {
-            let prefix = if ip.is_ipv4() { 32 } else { 128 };
-            return Ok(HostPattern::Cidr { net: ip, prefix });
+            return Ok(HostPattern::Cidr(IpNet::from(ip)));
         }
-        if let Some((ip, bits)) = bare.split_once('/') {
-            let ip: IpAddr = ip.parse().map_err(|_| bad())?;
-            let max = if ip.is_ipv4() { 32 } else { 128 };
-            let prefix: u8 = bits.parse().ok().filter(|b| *b <= max).ok_or_else(bad)?;
-            return Ok(HostPattern::Cidr { net: ip, prefix });
+        if bare.contains('/') {
+            return bare.parse().map(HostPattern::Cidr).map_err(|_| bad());
         }
         let (kind, rest): (fn(String) -> HostPattern, &str) = if let Some(r) = s.strip_prefix("*.")
         {
@@ -142,14 +123,12 @@ impl fmt::Display for HostPattern {
             HostPattern::Exact(h) => f.write_str(h),
             HostPattern::Subdomains(s) => write!(f, "*.{s}"),
             HostPattern::Domain(s) => write!(f, ".{s}"),
-            HostPattern::Cidr { net, prefix } if Some(*prefix) == full(net) => write!(f, "{net}"),
-            HostPattern::Cidr { net, prefix } => write!(f, "{net}/{prefix}"),
+            HostPattern::Cidr(net) if net.prefix_len() == net.max_prefix_len() => {
+                write!(f, "{}", net.addr())
+            }
+            HostPattern::Cidr(net) => write!(f, "{net}"),
         }
     }
-}
-
-fn full(ip: &IpAddr) -> Option<u8> {
-    Some(if ip.is_ipv4() { 32 } else { 128 })
 }
 
 /// Whether any pattern in `list` matches `host`.
@@ -210,13 +189,7 @@ impl FromStr for DestPattern {
 
 impl fmt::Display for DestPattern {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let v6 = matches!(
-            self.host,
-            HostPattern::Cidr {
-                net: IpAddr::V6(_),
-                ..
-            }
-        );
+        let v6 = matches!(self.host, HostPattern::Cidr(IpNet::V6(_)));
         match (self.port, v6) {
             (None, _) => write!(f, "{}", self.host),
             (Some(p), true) => write!(f, "[{}]:{p}", self.host),
