@@ -212,6 +212,28 @@ fn put<T: Clone>(sources: &mut Sources, opt: Opt, i: usize, from: &Option<T>, to
 }
 
 impl Overrides {
+    /// Whether this scope sets `opt` (an exhaustive match: a new option must say).
+    pub fn sets(&self, opt: Opt) -> bool {
+        match opt {
+            Opt::Resolve => self.resolve.is_some(),
+            Opt::Connect => self.connect.is_some(),
+            Opt::Send => self.send.is_some(),
+            Opt::Receive => self.receive.is_some(),
+            Opt::ReceiveResponse => self.receive_response.is_some(),
+            Opt::RelayRead => self.relay_read.is_some(),
+            Opt::TunnelIdle => self.tunnel_idle.is_some(),
+            Opt::MaxConnsPerServer => self.max_conns_per_server.is_some(),
+            Opt::ConnectRetries => self.connect_retries.is_some(),
+            Opt::MaxResponseDrainSize => self.max_response_drain_size.is_some(),
+            Opt::KeepAlive => self.keep_alive.is_some(),
+            Opt::TlsMinVersion => self.min_version.is_some(),
+            Opt::TlsAllow => self.allow.is_some(),
+            Opt::TlsClientCert => self.client_cert.is_some(),
+            Opt::TlsCheckRevocation => self.check_revocation.is_some(),
+            Opt::Route => self.route.is_some(),
+        }
+    }
+
     /// Gives `o` every option this scope (the `i`-th) sets that no earlier scope gave it.
     fn apply(&self, o: &mut ConnOptions, i: usize) {
         let src = &mut o.sources;

@@ -223,28 +223,10 @@ fn legacy(raw: &RawConfig, b: &mut Built) {
 
 /// The options a scope sets, as a bit set of [`Opt`].
 fn sets(o: &Overrides) -> u32 {
-    let on = [
-        o.resolve.is_some(),
-        o.connect.is_some(),
-        o.send.is_some(),
-        o.receive.is_some(),
-        o.receive_response.is_some(),
-        o.relay_read.is_some(),
-        o.tunnel_idle.is_some(),
-        o.max_conns_per_server.is_some(),
-        o.connect_retries.is_some(),
-        o.max_response_drain_size.is_some(),
-        o.keep_alive.is_some(),
-        o.min_version.is_some(),
-        o.allow.is_some(),
-        o.client_cert.is_some(),
-        o.check_revocation.is_some(),
-        o.route.is_some(),
-    ];
-    debug_assert_eq!(on.len(), Opt::ALL.len());
-    on.iter()
-        .enumerate()
-        .fold(0, |acc, (i, on)| acc | (u32::from(*on) << i))
+    Opt::ALL
+        .iter()
+        .filter(|opt| o.sets(**opt))
+        .fold(0, |acc, opt| acc | 1 << (*opt as u32))
 }
 
 /// Notes for scopes that can never change anything: they set nothing, or one earlier scope
