@@ -4,7 +4,8 @@
 //! - [`engine`]: `PacEngine` — sanitise the URL ([`sanitize`]), consult the result cache
 //!   (`cache`), hand the call to a backend (`backend`), parse the verdict.
 //! - `pool` + `worker`: the in-process backend, threads that each own a boa `Context`;
-//!   [`isolate`]: the process backend, supervised `pac-worker` child processes.
+//!   [`isolate`]: the process backend, supervised `pac-worker` child processes; `hot`: how a
+//!   lone call waits for its answer (polling a moment before it parks its thread).
 //! - `interp`: one loaded script in one context, under budgets — what both backends run.
 //! - `bindings`: the PAC functions as native JS functions (+ `prelude.js` for the date
 //!   predicates), backed by the pure logic in [`helpers`] and DNS in [`dns`] (its backend seam:
@@ -25,6 +26,7 @@ pub mod dns;
 pub mod engine;
 pub mod error;
 pub mod helpers;
+mod hot;
 mod interp;
 pub mod isolate;
 pub mod lookup;

@@ -3,7 +3,7 @@
 //! and starts a replacement at once. Used by the CLI, tests and embedders that choose
 //! [`crate::options::Isolation::Threads`].
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::oneshot;
@@ -20,6 +20,8 @@ pub(crate) struct ThreadPool {
     queue_rx: crossbeam_channel::Receiver<Job>,
     metrics: Metrics,
     workers: Mutex<Vec<Arc<WorkerControl>>>,
+    /// Calls in flight: a lone one is waited for hot ([`crate::hot`]).
+    in_flight: AtomicUsize,
 }
 
 impl Drop for ThreadPool {
@@ -40,6 +42,7 @@ impl ThreadPool {
             queue_rx,
             metrics,
             workers: Mutex::new(Vec::new()),
+            in_flight: AtomicUsize::new(0),
         };
         let mut ready = Vec::new();
         for _ in 0..pool.shared.options.workers.max(1) {
@@ -142,6 +145,7 @@ impl Backend for ThreadPool {
         host: &'a str,
     ) -> BoxFuture<'a, Result<Evaluated, PacError>> {
         Box::pin(async move {
+            let flight = crate::hot::InFlight::enter(&self.in_flight);
             let ticket = Arc::new(Ticket::default());
             let (reply, rx) = oneshot::channel();
             let job = Job {
@@ -154,7 +158,7 @@ impl Backend for ThreadPool {
             // a caller that goes away (its client hung up) leaves a job no worker should start
             let _gone = SkipIfGone(&ticket);
             let deadline = self.shared.options.call_timeout;
-            match tokio::time::timeout(deadline, rx).await {
+            match tokio::time::timeout(deadline, crate::hot::wait(rx, flight.spin())).await {
                 Ok(Ok(result)) => result,
                 Ok(Err(_)) => Err(PacError::Shutdown),
                 Err(_) => {

@@ -58,6 +58,8 @@ struct State {
     script: watch::Sender<Arc<ScriptText>>,
     jobs: tokio::sync::Mutex<mpsc::UnboundedReceiver<Job>>,
     live: AtomicUsize,
+    /// Calls in flight (queued or running): a lone one is waited for hot ([`crate::hot`]).
+    in_flight: AtomicUsize,
     /// Bumped on every network change: each worker is sent the new local addresses before
     /// its next call.
     network: watch::Sender<u64>,
@@ -86,6 +88,7 @@ impl ProcessPool {
             script: watch::channel(script).0,
             jobs: tokio::sync::Mutex::new(rx),
             live: AtomicUsize::new(0),
+            in_flight: AtomicUsize::new(0),
             network: watch::channel(0).0,
         });
         let mut ready = Vec::new();
@@ -126,6 +129,7 @@ impl Backend for ProcessPool {
     ) -> BoxFuture<'a, Result<Evaluated, PacError>> {
         Box::pin(async move {
             let call_timeout = self.state.shared.options.call_timeout;
+            let _flight = crate::hot::InFlight::enter(&self.state.in_flight);
             let (reply, rx) = oneshot::channel();
             let job = Job {
                 url: url.to_string(),
@@ -293,8 +297,7 @@ async fn sleep_until(at: Option<Instant>) {
 struct Worker {
     child: Child,
     stdin: ChildStdin,
-    /// Buffered: a frame's length and body come in one read.
-    stdout: BufReader<ChildStdout>,
+    stdout: wire::FrameReader<ChildStdout>,
     /// Ends with the process's stderr; true when it reported a failed allocation.
     stderr: Option<JoinHandle<bool>>,
     generation: u64,
@@ -331,7 +334,7 @@ impl Worker {
         let mut worker = Worker {
             child,
             stdin,
-            stdout: BufReader::new(stdout),
+            stdout: wire::FrameReader::new(stdout),
             stderr: Some(tokio::spawn(watch_stderr(stderr))),
             generation: script.generation,
         };
@@ -402,7 +405,8 @@ impl Worker {
             self.stdin.flush().await?;
             let mut alerts = 0u32;
             loop {
-                let body = wire::read_async(&mut self.stdout, wire::MAX_FROM_WORKER).await?;
+                let spin = crate::hot::spin_for(&state.in_flight);
+                let body = self.stdout.next(wire::MAX_FROM_WORKER, spin).await?;
                 match wire::decode::<FromWorker>(&body).map_err(std::io::Error::other)? {
                     FromWorker::Resolve(name) => {
                         let ips = state.shared.dns.lookup_for_worker(&name).await;

@@ -119,23 +119,81 @@ pub(crate) fn write_blocking<T: Serialize>(
     output.flush()
 }
 
-/// Reads one frame body (the proxy side).
-pub(crate) async fn read_async(
-    input: &mut (impl tokio::io::AsyncRead + Unpin),
-    max: usize,
-) -> std::io::Result<Vec<u8>> {
-    use tokio::io::AsyncReadExt;
-    let mut len = [0u8; 4];
-    input.read_exact(&mut len).await?;
-    let len = u32::from_le_bytes(len) as usize;
-    if len > max {
-        return Err(std::io::Error::other(format!(
-            "frame of {len} bytes over {max}"
-        )));
+/// The proxy's end of a worker's stdout: frames come through the runtime's readiness as usual,
+/// or, while a lone call waits hot ([`crate::hot`]), by reading the pipe directly: the
+/// runtime learns that a pipe is readable only when its I/O driver is polled, which a parked
+/// thread does only after its wake-up.
+pub(crate) struct FrameReader<R> {
+    pipe: R,
+    /// Bytes read and not yet taken: at most the start of the next frame.
+    buf: Vec<u8>,
+}
+
+/// How much one read asks for (a frame's length and body usually come in one).
+const CHUNK: usize = 4096;
+
+impl<R: tokio::io::AsyncRead + std::os::fd::AsFd + Unpin> FrameReader<R> {
+    pub fn new(pipe: R) -> FrameReader<R> {
+        FrameReader {
+            pipe,
+            buf: Vec::new(),
+        }
     }
-    let mut body = vec![0u8; len];
-    input.read_exact(&mut body).await?;
-    Ok(body)
+
+    /// Reads one frame body of at most `max` bytes, polling the pipe for up to `spin` before
+    /// it waits for the runtime. The pipe must be non-blocking (tokio's pipes are).
+    pub async fn next(&mut self, max: usize, spin: Duration) -> std::io::Result<Vec<u8>> {
+        use tokio::io::AsyncReadExt;
+        let started = std::time::Instant::now();
+        loop {
+            if let Some(body) = self.take(max)? {
+                return Ok(body);
+            }
+            let read = if started.elapsed() < spin {
+                let old = self.buf.len();
+                self.buf.resize(old + CHUNK, 0);
+                let read = nix::unistd::read(self.pipe.as_fd(), &mut self.buf[old..]);
+                self.buf.truncate(old + read.as_ref().map_or(0, |n| *n));
+                match read {
+                    Ok(n) => n,
+                    Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => {
+                        crate::hot::pause().await;
+                        continue;
+                    }
+                    Err(err) => return Err(err.into()),
+                }
+            } else {
+                self.buf.reserve(CHUNK);
+                self.pipe.read_buf(&mut self.buf).await?
+            };
+            if read == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+        }
+    }
+
+    /// The first whole frame in the buffer, if there is one.
+    fn take(&mut self, max: usize) -> std::io::Result<Option<Vec<u8>>> {
+        let Some(&[a, b, c, d]) = self.buf.get(..4) else {
+            return Ok(None);
+        };
+        let len = u32::from_le_bytes([a, b, c, d]) as usize;
+        if len > max {
+            return Err(std::io::Error::other(format!(
+                "frame of {len} bytes over {max}"
+            )));
+        }
+        let Some(body) = self.buf.get(4..4 + len) else {
+            return Ok(None);
+        };
+        let body = body.to_vec();
+        self.buf.drain(..4 + len);
+        if self.buf.is_empty() && self.buf.capacity() > 16 * CHUNK {
+            // a large frame (a long alert) is not kept for the process's life
+            self.buf = Vec::new();
+        }
+        Ok(Some(body))
+    }
 }
 
 #[cfg(test)]
@@ -156,5 +214,50 @@ mod tests {
         let mut big = (MAX_FROM_WORKER as u32 + 1).to_le_bytes().to_vec();
         big.extend_from_slice(b"{}");
         assert!(read_blocking(&mut &big[..], MAX_FROM_WORKER).is_err());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn frames_split_across_reads_or_sharing_one_are_read_whole_hot_or_parked() {
+        use tokio::io::AsyncWriteExt;
+        let (mut worker, proxy) = tokio::net::UnixStream::pair().unwrap();
+        let mut reader = FrameReader::new(proxy);
+        let first = encode(&FromWorker::Alert("one".into()));
+        let second = encode(&FromWorker::Answer(Ok("PROXY a:1".into())));
+        for spin in [crate::hot::SPIN, Duration::ZERO] {
+            // a frame in three pieces, the last one sent after the reader has been waiting
+            worker.write_all(&first[..2]).await.unwrap();
+            worker.write_all(&first[2..6]).await.unwrap();
+            let rest = first[6..].to_vec();
+            let mut sender = worker;
+            let late = tokio::spawn(async move {
+                tokio::task::yield_now().await;
+                sender.write_all(&rest).await.unwrap();
+                sender
+            });
+            let body = reader.next(MAX_FROM_WORKER, spin).await.unwrap();
+            assert!(matches!(decode(&body).unwrap(), FromWorker::Alert(a) if a == "one"));
+            worker = late.await.unwrap();
+            // two frames in one write: the second is kept for the next call
+            let mut both = second.clone();
+            both.extend_from_slice(&first);
+            worker.write_all(&both).await.unwrap();
+            let body = reader.next(MAX_FROM_WORKER, spin).await.unwrap();
+            assert!(
+                matches!(decode(&body).unwrap(), FromWorker::Answer(Ok(r)) if r == "PROXY a:1")
+            );
+            let body = reader.next(MAX_FROM_WORKER, spin).await.unwrap();
+            assert!(matches!(decode(&body).unwrap(), FromWorker::Alert(_)));
+        }
+        // an oversized length is refused before its body is read; a closed pipe is an error
+        worker.write_all(&(64u32).to_le_bytes()).await.unwrap();
+        assert!(reader.next(16, crate::hot::SPIN).await.is_err());
+        let (worker, proxy) = tokio::net::UnixStream::pair().unwrap();
+        let mut reader = FrameReader::new(proxy);
+        drop(worker);
+        let eof = reader
+            .next(MAX_FROM_WORKER, Duration::ZERO)
+            .await
+            .unwrap_err();
+        assert_eq!(eof.kind(), std::io::ErrorKind::UnexpectedEof);
     }
 }

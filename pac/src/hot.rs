@@ -1,0 +1,123 @@
+//! Waiting hot: how a caller waits for a worker's answer. A parked thread takes tens of
+//! microseconds to wake (more on a virtual machine, whose idle CPU the host has to wake too),
+//! as long as a corporate script takes to run: parked on both ends, a 40 µs evaluation was
+//! answered in 85 µs. So a *lone* call (no other call in flight in this engine) polls for its
+//! answer for up to [`SPIN`] before it parks, yielding between polls to the runtime (the
+//! thread's other tasks run) and to the kernel (a worker placed on the same CPU runs). When
+//! calls queue, waiters park at once: the cores are needed for the scripts. The workers poll
+//! for their next job the same way ([`crate::worker`], [`crate::isolate::child`]); the process
+//! pool polls its worker's pipe with its own reads ([`crate::isolate::wire::FrameReader`]).
+//! Figures: `pac/README.md`, "Waiting hot".
+//!
+//! The clock here is `std`'s, not tokio's: a spin must end in real time, also under a paused
+//! test clock.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+/// The longest a lone caller polls before it parks: past the corpus scripts' evaluation
+/// times (2-100 µs), so a typical call never parks; a script slower than this pays the
+/// wake-up, which is then a small part of its time.
+pub(crate) const SPIN: Duration = Duration::from_micros(200);
+
+/// One call in flight, counted in its engine's counter while it lives.
+pub(crate) struct InFlight<'a> {
+    count: &'a AtomicUsize,
+    alone: bool,
+}
+
+impl<'a> InFlight<'a> {
+    pub fn enter(count: &'a AtomicUsize) -> InFlight<'a> {
+        let before = count.fetch_add(1, Ordering::Relaxed);
+        InFlight {
+            count,
+            alone: before == 0,
+        }
+    }
+
+    /// How long this call may poll for its answer: [`SPIN`] when no other call was in flight
+    /// as it started, else nothing.
+    pub fn spin(&self) -> Duration {
+        if self.alone {
+            SPIN
+        } else {
+            Duration::ZERO
+        }
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.count.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Whether a call in flight is the only one (the process pool's supervisor asks this before it
+/// polls a worker's pipe).
+pub(crate) fn spin_for(count: &AtomicUsize) -> Duration {
+    if count.load(Ordering::Relaxed) <= 1 {
+        SPIN
+    } else {
+        Duration::ZERO
+    }
+}
+
+/// Awaits `future`, polling it again after each yield to the runtime for up to `spin`, then
+/// parks like any await. For futures woken without the I/O driver (channels); a pipe needs
+/// its own non-blocking reads ([`crate::isolate::wire::FrameReader`]).
+pub(crate) async fn wait<F: Future>(future: F, spin: Duration) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    let started = Instant::now();
+    loop {
+        let polled = std::future::poll_fn(|cx| Poll::Ready(future.as_mut().poll(cx))).await;
+        if let Poll::Ready(out) = polled {
+            return out;
+        }
+        if started.elapsed() >= spin {
+            return future.await;
+        }
+        pause().await;
+    }
+}
+
+/// One turn of a spin: the thread's other tasks run (tokio's yield, which also polls the I/O
+/// driver when this thread holds it), then the other runnable threads on this CPU (the worker
+/// may share it: the kernel places a woken thread where it likes).
+pub(crate) async fn pause() {
+    std::thread::yield_now();
+    tokio::task::yield_now().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_call_that_starts_alone_spins_and_the_count_returns_to_zero() {
+        let count = AtomicUsize::new(0);
+        {
+            let first = InFlight::enter(&count);
+            assert_eq!(first.spin(), SPIN);
+            assert_eq!(spin_for(&count), SPIN);
+            let second = InFlight::enter(&count);
+            assert_eq!(second.spin(), Duration::ZERO);
+            assert_eq!(spin_for(&count), Duration::ZERO);
+        }
+        assert_eq!(count.load(Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test]
+    async fn a_hot_wait_gets_an_answer_sent_while_it_spins_and_one_sent_after_it_parked() {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let sender = std::thread::spawn(move || tx.send(7));
+        assert_eq!(wait(rx, SPIN).await, Ok(7));
+        sender.join().unwrap().unwrap();
+        // a zero spin parks at once: the answer still arrives through the waker
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let sender = tokio::spawn(async move { tx.send(8) });
+        assert_eq!(wait(rx, Duration::ZERO).await, Ok(8));
+        sender.await.unwrap().unwrap();
+    }
+}
