@@ -125,7 +125,7 @@ pub(crate) fn write_blocking<T: Serialize>(
 /// thread does only after its wake-up.
 pub(crate) struct FrameReader<R> {
     pipe: R,
-    /// Bytes read and not yet taken: at most the start of the next frame.
+    /// Bytes read and not yet taken (the start of the next frames).
     buf: Vec<u8>,
 }
 
