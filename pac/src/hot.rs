@@ -54,8 +54,8 @@ impl Drop for InFlight<'_> {
     }
 }
 
-/// Whether a call in flight is the only one (the process pool's supervisor asks this before it
-/// polls a worker's pipe).
+/// How long the process pool's supervisor polls its worker's pipe for the answer: [`SPIN`] while
+/// the call it runs is the only one in flight, else nothing.
 pub(crate) fn spin_for(count: &AtomicUsize) -> Duration {
     if count.load(Ordering::Relaxed) <= 1 {
         SPIN

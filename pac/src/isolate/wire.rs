@@ -127,6 +127,8 @@ pub(crate) struct FrameReader<R> {
     pipe: R,
     /// Bytes read and not yet taken (the start of the next frames).
     buf: Vec<u8>,
+    /// Where a direct read lands before it joins `buf` (zeroed once, not per attempt).
+    scratch: Box<[u8]>,
 }
 
 /// How much one read asks for (a frame's length and body usually come in one).
@@ -137,6 +139,7 @@ impl<R: tokio::io::AsyncRead + std::os::fd::AsFd + Unpin> FrameReader<R> {
         FrameReader {
             pipe,
             buf: Vec::new(),
+            scratch: vec![0; CHUNK].into_boxed_slice(),
         }
     }
 
@@ -150,12 +153,11 @@ impl<R: tokio::io::AsyncRead + std::os::fd::AsFd + Unpin> FrameReader<R> {
                 return Ok(body);
             }
             let read = if started.elapsed() < spin {
-                let old = self.buf.len();
-                self.buf.resize(old + CHUNK, 0);
-                let read = nix::unistd::read(self.pipe.as_fd(), &mut self.buf[old..]);
-                self.buf.truncate(old + read.as_ref().map_or(0, |n| *n));
-                match read {
-                    Ok(n) => n,
+                match nix::unistd::read(self.pipe.as_fd(), &mut self.scratch) {
+                    Ok(n) => {
+                        self.buf.extend_from_slice(&self.scratch[..n]);
+                        n
+                    }
                     Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => {
                         crate::hot::pause().await;
                         continue;
