@@ -25,26 +25,12 @@ pub(crate) const SPIN: Duration = Duration::from_micros(200);
 /// One call in flight, counted in its engine's counter while it lives.
 pub(crate) struct InFlight<'a> {
     count: &'a AtomicUsize,
-    alone: bool,
 }
 
 impl<'a> InFlight<'a> {
     pub fn enter(count: &'a AtomicUsize) -> InFlight<'a> {
-        let before = count.fetch_add(1, Ordering::Relaxed);
-        InFlight {
-            count,
-            alone: before == 0,
-        }
-    }
-
-    /// How long this call may poll for its answer: [`SPIN`] when no other call was in flight
-    /// as it started, else nothing.
-    pub fn spin(&self) -> Duration {
-        if self.alone {
-            SPIN
-        } else {
-            Duration::ZERO
-        }
+        count.fetch_add(1, Ordering::Relaxed);
+        InFlight { count }
     }
 }
 
@@ -54,8 +40,8 @@ impl Drop for InFlight<'_> {
     }
 }
 
-/// How long the process pool's supervisor polls its worker's pipe for the answer: [`SPIN`] while
-/// the call it runs is the only one in flight, else nothing.
+/// How long a waiter polls for its answer (the caller of the thread pool, the supervisor of a
+/// worker process): [`SPIN`] while its call is the only one in flight, else nothing.
 pub(crate) fn spin_for(count: &AtomicUsize) -> Duration {
     if count.load(Ordering::Relaxed) <= 1 {
         SPIN
@@ -98,11 +84,9 @@ mod tests {
     fn only_a_call_that_starts_alone_spins_and_the_count_returns_to_zero() {
         let count = AtomicUsize::new(0);
         {
-            let first = InFlight::enter(&count);
-            assert_eq!(first.spin(), SPIN);
+            let _first = InFlight::enter(&count);
             assert_eq!(spin_for(&count), SPIN);
-            let second = InFlight::enter(&count);
-            assert_eq!(second.spin(), Duration::ZERO);
+            let _second = InFlight::enter(&count);
             assert_eq!(spin_for(&count), Duration::ZERO);
         }
         assert_eq!(count.load(Ordering::Relaxed), 0);

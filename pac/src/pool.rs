@@ -145,7 +145,7 @@ impl Backend for ThreadPool {
         host: &'a str,
     ) -> BoxFuture<'a, Result<Evaluated, PacError>> {
         Box::pin(async move {
-            let flight = crate::hot::InFlight::enter(&self.in_flight);
+            let _flight = crate::hot::InFlight::enter(&self.in_flight);
             let ticket = Arc::new(Ticket::default());
             let (reply, rx) = oneshot::channel();
             let job = Job {
@@ -158,7 +158,12 @@ impl Backend for ThreadPool {
             // a caller that goes away (its client hung up) leaves a job no worker should start
             let _gone = SkipIfGone(&ticket);
             let deadline = self.shared.options.call_timeout;
-            match tokio::time::timeout(deadline, crate::hot::wait(rx, flight.spin())).await {
+            match tokio::time::timeout(
+                deadline,
+                crate::hot::wait(rx, crate::hot::spin_for(&self.in_flight)),
+            )
+            .await
+            {
                 Ok(Ok(result)) => result,
                 Ok(Err(_)) => Err(PacError::Shutdown),
                 Err(_) => {

@@ -95,16 +95,23 @@ pub(crate) fn decode<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, String
     serde_json::from_slice(body).map_err(|e| format!("bad frame: {e}"))
 }
 
-/// Reads one frame body (blocking; the worker side).
-pub(crate) fn read_blocking(input: &mut impl Read, max: usize) -> std::io::Result<Vec<u8>> {
-    let mut len = [0u8; 4];
-    input.read_exact(&mut len)?;
-    let len = u32::from_le_bytes(len) as usize;
+/// The body length a frame's 4-byte prefix announces, refused over `max` (before any of the
+/// body is read).
+fn body_len(prefix: [u8; 4], max: usize) -> std::io::Result<usize> {
+    let len = u32::from_le_bytes(prefix) as usize;
     if len > max {
         return Err(std::io::Error::other(format!(
             "frame of {len} bytes over {max}"
         )));
     }
+    Ok(len)
+}
+
+/// Reads one frame body (blocking; the worker side).
+pub(crate) fn read_blocking(input: &mut impl Read, max: usize) -> std::io::Result<Vec<u8>> {
+    let mut len = [0u8; 4];
+    input.read_exact(&mut len)?;
+    let len = body_len(len, max)?;
     let mut body = vec![0u8; len];
     input.read_exact(&mut body)?;
     Ok(body)
@@ -179,12 +186,7 @@ impl<R: tokio::io::AsyncRead + std::os::fd::AsFd + Unpin> FrameReader<R> {
         let Some(&[a, b, c, d]) = self.buf.get(..4) else {
             return Ok(None);
         };
-        let len = u32::from_le_bytes([a, b, c, d]) as usize;
-        if len > max {
-            return Err(std::io::Error::other(format!(
-                "frame of {len} bytes over {max}"
-            )));
-        }
+        let len = body_len([a, b, c, d], max)?;
         let Some(body) = self.buf.get(4..4 + len) else {
             return Ok(None);
         };
