@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Markdown tables from bench/run.sh's raw numbers (one "target<TAB>metric<TAB>value" a line).
 
-    report.py RESULTS.tsv "TARGETS" "THREAD_TARGETS" "CHAIN_TARGETS"
+    report.py RESULTS.tsv "TARGETS" "THREAD_TARGETS" "CHAIN_TARGETS" ["FLOOR_TARGETS"]
 
 Metrics named *_count are summed over rounds, all others are medians over rounds.
 BENCH_DOWNLOAD_MIB, BENCH_TUNNELS and BENCH_BURST_WAIT (environment) name the sizes in labels.
@@ -18,6 +18,7 @@ for line in open(sys.argv[1]):
 targets = sys.argv[2].split()
 thread_targets = sys.argv[3].split() if len(sys.argv) > 3 else []
 chain_targets = sys.argv[4].split() if len(sys.argv) > 4 else []
+floor_targets = sys.argv[5].split() if len(sys.argv) > 5 else []
 agg = {k: (sum(v) if k[1].endswith("_count") else statistics.median(v)) for k, v in rows.items()}
 download = os.environ.get("BENCH_DOWNLOAD_MIB", "100")
 tunnels = int(os.environ.get("BENCH_TUNNELS", "2000"))
@@ -69,7 +70,9 @@ CHAIN_LABEL = {
     "chain_pac": "waypost+pac -> squid",
     "chain_px": "px -> squid",
     "chain_cntlm": "cntlm -> squid",
+    "chain_floor": "relay floor -> squid",
 }
+FLOOR_LABEL = {"floor_relay": "TCP relay floor", "floor_hyper": "hyper floor"}
 
 
 def ratio(a, b):
@@ -156,6 +159,8 @@ if chain_targets:
     pairs = [(t, "chain_squid") for t in ("chain_waypost", "chain_pac") if t in chain_targets]
     if "chain_baseline" in chain_targets and "chain_waypost" in chain_targets:
         pairs.append(("chain_waypost", "chain_baseline"))
+    if "chain_floor" in chain_targets:
+        pairs.append(("chain_floor", "chain_squid"))
     if "chain_squid" not in chain_targets:
         pairs = []
     head += ["%s / %s" % (CHAIN_LABEL[a], CHAIN_LABEL[b]) for a, b in pairs]
@@ -170,3 +175,28 @@ if chain_targets:
     table(head, lines)
     print()
     print(errors_line(chain_targets, lambda t: CHAIN_LABEL.get(t, t)))
+    if "chain_floor" in chain_targets:
+        print()
+        print("relay floor -> squid: a bare TCP relay as the first hop (bench_floor relay), the client "
+              "sending the credentials itself: the most any proxy in front of the squid could reach here.")
+
+# ---- table 3: the floors ------------------------------------------------------------
+if floor_targets:
+    print()
+    print("The floors (testsupport/examples/bench_floor.rs) in front of the same origin:")
+    print()
+    cols = floor_targets + [t for t in ("waypost", "squid") if t in targets]
+    head = ["metric"] + [FLOOR_LABEL.get(t, t) for t in cols]
+    lines = []
+    for key, label, fmt in metrics[:4]:
+        vals = {t: agg.get((t, key)) for t in cols}
+        if all(v is None for v in vals.values()):
+            continue
+        lines.append([label] + [cell(fmt, vals[t]) for t in cols])
+    table(head, lines)
+    w, h = agg.get(("waypost", "ka_1k_cpu_us_per_req")), agg.get(("floor_hyper", "ka_1k_cpu_us_per_req"))
+    if w is not None and h is not None:
+        print()
+        print("waypost's CPU per keep-alive request above the hyper floor's: %.1f µs (what it does "
+              "beyond parsing and forwarding). The floors answer faster, so they also pay less "
+              "kernel time per request: compare at the rates shown." % (w - h))

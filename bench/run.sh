@@ -28,6 +28,10 @@
 #     a venv under the test cache): keep-alive GET 1 KiB, CONNECT + TLS setups/s, RSS; for
 #     waypost its metrics (upstream connections opened, auth handshakes) and memory per idle
 #     pooled connection; requests the upstream squid logged with the user
+#   - the floors (testsupport/examples/bench_floor.rs): keep-alive GET 1 KiB through a bare
+#     TCP relay and through the least hyper proxy, req/s and CPU per request; and the relay
+#     as the first hop of the chain (the client sends the credentials): what no proxy in
+#     front of the squid can beat on this machine
 # and then, on fresh instances, memory per idle tunnel and RSS after a burst of tunnels
 # (bench/tunnels.py). Prints markdown tables with waypost's ratios (also saved to
 # bench/results/latest.md, raw numbers beside it in latest.tsv; --smoke: smoke.md/.tsv).
@@ -35,8 +39,9 @@
 # Knobs (environment): WAYPOST_BIN, WAYPOST_BASELINE_BIN, BENCH_TARGETS, BENCH_ROUNDS (3),
 # BENCH_SECONDS (10), BENCH_CONNS (50), BENCH_CONNS_1M (16), BENCH_THREADS (2, wrk's),
 # BENCH_TLS_SECONDS (5), BENCH_NGINX_WORKERS (1), BENCH_DOWNLOAD_MIB (100),
-# BENCH_CHAIN ("squid waypost pac px", add baseline for WAYPOST_BASELINE_BIN; "" skips), BENCH_WORKER_THREADS ("1 2";
-# "" skips), BENCH_TUNNELS (2000; 0 skips), BENCH_BURST_WAIT (10), BENCH_POOL_CONNS (32),
+# BENCH_CHAIN ("squid waypost pac px floor", add baseline for WAYPOST_BASELINE_BIN; "" skips), BENCH_WORKER_THREADS ("1 2";
+# "" skips), BENCH_FLOORS ("relay hyper"; "" skips), BENCH_FLOOR_BIN (default: the dist build of
+# the example, built on first use), BENCH_TUNNELS (2000; 0 skips), BENCH_BURST_WAIT (10), BENCH_POOL_CONNS (32),
 # BENCH_QUICK=1, BENCH_KEEP=1. bench/README.md says how each row is measured.
 # --smoke: 1 round of 1 s runs, 10 MiB download, 100 tunnels, 2 s after the burst; fails
 # unless every section produced a number (never judges the numbers).
@@ -64,7 +69,7 @@ unset WAYPOST_BIN WAYPOST_BASELINE_BIN
 : "${BENCH_TARGETS:=direct waypost squid tinyproxy}"
 : "${BENCH_ROUNDS:=3}" "${BENCH_SECONDS:=10}" "${BENCH_CONNS:=50}" "${BENCH_CONNS_1M:=16}"
 : "${BENCH_THREADS:=2}" "${BENCH_TLS_SECONDS:=5}" "${BENCH_NGINX_WORKERS:=1}" "${BENCH_DOWNLOAD_MIB:=100}"
-: "${BENCH_CHAIN=squid waypost pac px}" "${BENCH_WORKER_THREADS=1 2}"
+: "${BENCH_CHAIN=squid waypost pac px floor}" "${BENCH_WORKER_THREADS=1 2}" "${BENCH_FLOORS=relay hyper}"
 : "${BENCH_TUNNELS:=2000}" "${BENCH_BURST_WAIT:=10}" "${BENCH_POOL_CONNS:=32}"
 if [ "${BENCH_QUICK:-}" = 1 ]; then BENCH_ROUNDS=1 BENCH_SECONDS=3 BENCH_TLS_SECONDS=2; fi
 if [ -n "$SMOKE" ]; then
@@ -88,8 +93,24 @@ for t in $BENCH_TARGETS; do
     case "$t" in direct | waypost | baseline | squid | tinyproxy) ;; *) wp_die "unknown target $t (direct waypost baseline squid tinyproxy)" ;; esac
 done
 for c in $BENCH_CHAIN; do
-    case "$c" in squid | waypost | baseline | pac | px | cntlm) ;; *) wp_die "unknown chain target $c (squid waypost baseline pac px)" ;; esac
+    case "$c" in squid | waypost | baseline | pac | px | cntlm | floor) ;; *) wp_die "unknown chain target $c (squid waypost baseline pac px floor)" ;; esac
 done
+for f in $BENCH_FLOORS; do
+    case "$f" in relay | hyper) ;; *) wp_die "unknown floor $f (relay hyper)" ;; esac
+done
+# the floors' binary: one example of the testsupport crate, built here when it is missing
+# (the smoke run takes the debug build `cargo test --workspace` made)
+FLOOR_BIN_PATH=""
+if [ -n "$BENCH_FLOORS" ] || [[ " $BENCH_CHAIN " == *" floor "* ]]; then
+    if [ -n "$SMOKE" ]; then floor_profile=dev floor_dir=debug; else floor_profile=dist floor_dir=dist; fi
+    FLOOR_BIN_PATH="${BENCH_FLOOR_BIN:-$TARGET_DIR/$floor_dir/examples/bench_floor}"
+    if [ ! -x "$FLOOR_BIN_PATH" ]; then
+        printf '[bench] building the floors: cargo build --profile %s -p waypost-testsupport --example bench_floor\n' "$floor_profile" >&2
+        cargo build --profile "$floor_profile" -p waypost-testsupport --example bench_floor >&2 ||
+            wp_die "the floors did not build (BENCH_FLOORS= and no floor in BENCH_CHAIN skip them)"
+    fi
+fi
+unset BENCH_FLOOR_BIN
 # tunnels hold two descriptors each in the proxy (client + origin) and one in nginx
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
@@ -106,6 +127,7 @@ mkdir -p "$BENCH_DIR/bin"
 WAYPOST_BIN_SHOWN="$WAYPOST_BIN_PATH" BASELINE_BIN_SHOWN="$BASELINE_BIN_PATH"
 if [ -n "$HAVE_WAYPOST" ]; then cp "$WAYPOST_BIN_PATH" "$BENCH_DIR/bin/waypost"; WAYPOST_BIN_PATH="$BENCH_DIR/bin/waypost"; fi
 if [ -n "$BASELINE_BIN_PATH" ]; then cp "$BASELINE_BIN_PATH" "$BENCH_DIR/bin/baseline"; BASELINE_BIN_PATH="$BENCH_DIR/bin/baseline"; fi
+if [ -n "$FLOOR_BIN_PATH" ]; then cp "$FLOOR_BIN_PATH" "$BENCH_DIR/bin/bench_floor"; FLOOR_BIN_PATH="$BENCH_DIR/bin/bench_floor"; fi
 cleanup() {
     local pf d
     # a run that dies midway keeps what it measured (bench/report.py can still render it)
@@ -251,6 +273,16 @@ start_tinyproxy() {
     PID_OF[$name]="$(head -n1 "$(wp_pidfile "$name")")"
 }
 
+# start_floor NAME MODE UPSTREAM : bench_floor relay|hyper in front of UPSTREAM (host:port)
+start_floor() {
+    local name="$1" mode="$2" upstream="$3" port
+    next_port; port="$PORT_NEXT"
+    wp_daemon "$name" "$FLOOR_BIN_PATH" "$mode" "127.0.0.1:$port" "$upstream"
+    wp_wait_tcp "$name" "$port" 20 || wp_fail "$name" "bench_floor $mode did not start"
+    PORT_OF[$name]="$port" STARTED[$name]=1
+    PID_OF[$name]="$(head -n1 "$(wp_pidfile "$name")")"
+}
+
 stop_target() {
     if [ -d "$BENCH_DIR/$1/pids" ]; then "$ROOT/tests/peers/stop.sh" --state "$BENCH_DIR/$1"; else wp_stop "$1"; fi
     unset "PID_OF[$1]"
@@ -277,8 +309,17 @@ if [ -n "$HAVE_WAYPOST" ]; then
     done
 fi
 
+# the floors in front of the origin (keep-alive GET 1 KiB only: neither speaks CONNECT)
+FLOOR_TARGETS=""
+for f in $BENCH_FLOORS; do
+    start_floor "floor_$f" "$f" "127.0.0.1:$P_HTTP"
+    FLOOR_TARGETS+=" floor_$f"
+done
+
 # ---- the chain through an authenticating (Basic) squid --------------------------
 CHAIN_TARGETS=""
+# targets whose clients send the squid's credentials themselves (Proxy-Authorization value)
+declare -A CLIENT_AUTH=()
 if [ -n "$BENCH_CHAIN" ]; then
     start_squid squid_basic --mode basic
     P_SQB="${PORT_OF[squid_basic]}"
@@ -364,6 +405,9 @@ for c in $BENCH_CHAIN; do
         px)
             if ! ensure_px; then log "chain px: skipped (px-proxy did not install)"; continue; fi
             start_px chain_px || continue ;;
+        floor)
+            start_floor chain_floor relay "127.0.0.1:$P_SQB"
+            CLIENT_AUTH[chain_floor]="Basic $(printf '%s:%s' "$WP_USER" "$WP_PASS" | base64 -w0)" ;;
         cntlm)
             log "chain cntlm: skipped (cntlm speaks only NTLM to its parent; the upstream squid here asks for Basic)"
             continue ;;
@@ -386,12 +430,14 @@ squid_407_lines() { grep -c ' 407 TCP_DENIED/' "$ACCESS_BASIC" 2>/dev/null || tr
 serves() {
     local t="$1" px=() code
     [ "$t" = direct ] || px=(-x "http://127.0.0.1:${PORT_OF[$t]}")
+    [ -z "${CLIENT_AUTH[$t]:-}" ] || px+=(--proxy-user "$WP_USER:$WP_PASS")
     code="$(curl -sS --max-time 20 -o /dev/null -w '%{http_code}' "${px[@]}" "http://127.0.0.1:$P_HTTP/1k" || true)"
     [ "$code" = 200 ] || { log "$t does not serve http://127.0.0.1:$P_HTTP/1k (got $code)"; return 1; }
+    case "$t" in floor_*) return 0 ;; esac   # the floors in front of the origin speak no CONNECT
     code="$(curl -sS --max-time 20 -k -o /dev/null -w '%{http_code}' "${px[@]}" ${px:+-p} "https://127.0.0.1:$P_HTTPS/1k" || true)"
     [ "$code" = 200 ] || { log "$t does not tunnel to https://127.0.0.1:$P_HTTPS/1k (got $code)"; return 1; }
 }
-for t in $BENCH_TARGETS $THREAD_TARGETS $CHAIN_TARGETS; do
+for t in $BENCH_TARGETS $THREAD_TARGETS $FLOOR_TARGETS $CHAIN_TARGETS; do
     case "$t" in chain_*) challenges="$(squid_407_lines)" ;; esac
     if serves "$t"; then
         # the first request of a chain meets the 407: counted with the target's other challenges
@@ -417,7 +463,7 @@ run_wrk() {
     local t="$1" name="$2" path="$3" conns="$4" close="${5:-}" url out cpu0="" pid="${PID_OF[$1]:-}"
     if [ "$t" = direct ]; then url="http://127.0.0.1:$P_HTTP"; export BENCH_PATH="$path"
     else url="http://127.0.0.1:${PORT_OF[$t]}"; export BENCH_PATH="http://127.0.0.1:$P_HTTP$path"; fi
-    export BENCH_HOST="127.0.0.1:$P_HTTP" BENCH_CLOSE="${close:+1}"
+    export BENCH_HOST="127.0.0.1:$P_HTTP" BENCH_CLOSE="${close:+1}" BENCH_PROXY_AUTH="${CLIENT_AUTH[$t]:-}"
     [ -z "$pid" ] || [ "$name" != ka_1k ] || cpu0="$(proxy_cpu "$pid")"
     out="$(wrk -t"$BENCH_THREADS" -c"$conns" -d"${BENCH_SECONDS}s" --timeout 10s -s "$ROOT/bench/wrk.lua" "$url" 2>&1 | grep '^WRK ' || true)"
     [ -n "$out" ] || { log "$t $name: wrk gave no result"; return 0; }
@@ -460,6 +506,7 @@ run_connect_download() {
 run_tls_setups() {
     local t="$1" px=() out ok cpu0="" pid="${PID_OF[$1]:-}"
     [ "$t" = direct ] || px=(--proxy "127.0.0.1:${PORT_OF[$t]}")
+    [ -z "${CLIENT_AUTH[$t]:-}" ] || px+=(--proxy-authorization "${CLIENT_AUTH[$t]}")
     [ -z "$pid" ] || cpu0="$(proxy_cpu "$pid")"
     out="$(python3 "$ROOT/bench/tls_setups.py" --target "127.0.0.1:$P_HTTPS" "${px[@]}" --seconds "$BENCH_TLS_SECONDS" --procs 2)"
     log "$(printf '%-13s %-9s %s' "$t" tls "$out")"
@@ -525,7 +572,7 @@ for ((round = 1; round <= BENCH_ROUNDS; round++)); do
         run_connect_download "$t"
         run_tls_setups "$t"
     done
-    for t in $THREAD_TARGETS; do run_wrk "$t" ka_1k /1k "$BENCH_CONNS"; done
+    for t in $THREAD_TARGETS $FLOOR_TARGETS; do run_wrk "$t" ka_1k /1k "$BENCH_CONNS"; done
     for t in $CHAIN_TARGETS; do run_chain "$t" "$round"; done
 done
 for t in "${!PID_OF[@]}"; do printf '%s\tpeak_rss_mib\t%s\n' "$t" "$(tree_kib hwm "${PID_OF[$t]}")" >>"$RESULTS.rss"; done
@@ -544,7 +591,7 @@ done
 
 # ---- memory per idle tunnel, RSS after the burst (fresh instances) ---------------
 if [ "$BENCH_TUNNELS" -gt 0 ]; then
-    for t in $THREAD_TARGETS $CHAIN_TARGETS squid_basic; do stop_target "$t"; done
+    for t in $THREAD_TARGETS $FLOOR_TARGETS $CHAIN_TARGETS squid_basic; do stop_target "$t"; done
     for t in $BENCH_TARGETS; do
         [ "$t" = direct ] && continue
         stop_target "$t"   # one proxy at a time: the others' memory is not in the way
@@ -576,7 +623,7 @@ fi
 mkdir -p "$ROOT/bench/results"
 out="$ROOT/bench/results/$([ -n "$SMOKE" ] && echo smoke || echo latest)"   # a smoke run keeps latest.*
 report="$out.md"
-python3 "$ROOT/bench/report.py" "$RESULTS" "$BENCH_TARGETS" "$THREAD_TARGETS" "$CHAIN_TARGETS" >"$report"
+python3 "$ROOT/bench/report.py" "$RESULTS" "$BENCH_TARGETS" "$THREAD_TARGETS" "$CHAIN_TARGETS" "$FLOOR_TARGETS" >"$report"
 cp "$RESULTS" "$out.tsv"
 : >"$BENCH_DIR/.reported"
 {
@@ -598,6 +645,7 @@ if [ -n "$SMOKE" ]; then
         [ "$BENCH_TUNNELS" -gt 0 ] && expect "$t" tunnel_kib tunnel_after_mib
     done
     for t in $THREAD_TARGETS; do expect "$t" ka_1k_rps; done
+    for t in $FLOOR_TARGETS; do expect "$t" ka_1k_rps ka_1k_cpu_us_per_req; done
     for t in $CHAIN_TARGETS; do
         [ "$t" = chain_px ] && continue   # px is an optional peer from PyPI: reported, not required
         expect "$t" ka_1k_rps ka_1k_p99_ms tls_setups_per_s ka_1k_cpu_us_per_req tls_cpu_us_per_tunnel peak_rss_mib

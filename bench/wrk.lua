@@ -10,6 +10,12 @@ wrk.path = os.getenv("BENCH_PATH") or "/"
 if os.getenv("BENCH_HOST") then
    wrk.headers["Host"] = os.getenv("BENCH_HOST")
 end
+-- BENCH_PROXY_AUTH: a Proxy-Authorization value the client sends itself (the relay floor in
+--                   front of the authenticating squid)
+local proxy_auth = os.getenv("BENCH_PROXY_AUTH")
+if proxy_auth and proxy_auth ~= "" then
+   wrk.headers["Proxy-Authorization"] = proxy_auth
+end
 if os.getenv("BENCH_CLOSE") == "1" then
    wrk.headers["Connection"] = "close"
 end
