@@ -2,9 +2,12 @@
 //! microseconds to wake (more on a virtual machine, whose idle CPU the host has to wake too),
 //! as long as a corporate script takes to run: parked on both ends, a 40 µs evaluation was
 //! answered in 85 µs. So a *lone* call (no other call in flight in this engine) polls for its
-//! answer for up to [`SPIN`] before it parks, yielding between polls to the runtime (the
-//! thread's other tasks run) and to the kernel (a worker placed on the same CPU runs). When
-//! calls queue, waiters park at once: the cores are needed for the scripts. The workers poll
+//! answer for up to [`SPIN`] before it parks, yielding between polls to the kernel (a worker
+//! placed on the same CPU runs) and, every [`RUNTIME_TURN`], to the runtime (the thread's
+//! other tasks run). Not at every poll: a task that yields is queued where the runtime's other
+//! thread is woken to steal it, so the spin hopped between threads and each hop woke one (a
+//! light brz-proxy call through the worker process took 28 µs instead of 5). When calls queue,
+//! waiters park at once: the cores are needed for the scripts. The workers poll
 //! for their next job the same way ([`crate::worker`], [`crate::isolate::child`]); the process
 //! pool polls its worker's pipe with its own reads ([`crate::isolate::wire::FrameReader`]).
 //! Figures: `pac/README.md`, "Waiting hot".
@@ -21,6 +24,11 @@ use std::time::{Duration, Instant};
 /// times (2-100 µs), so a typical call never parks; a script slower than this pays the
 /// wake-up, which is then a small part of its time.
 pub(crate) const SPIN: Duration = Duration::from_micros(200);
+
+/// How often a spinning waiter lets the rest of its runtime thread's tasks run: a light call
+/// is answered before its first turn; a lone heavy one holds back its thread's other tasks no
+/// longer than this.
+pub(crate) const RUNTIME_TURN: Duration = Duration::from_micros(50);
 
 /// One call in flight, counted in its engine's counter while it lives.
 pub(crate) struct InFlight<'a> {
@@ -55,25 +63,52 @@ pub(crate) fn spin_for(count: &AtomicUsize) -> Duration {
 /// its own non-blocking reads ([`crate::isolate::wire::FrameReader`]).
 pub(crate) async fn wait<F: Future>(future: F, spin: Duration) -> F::Output {
     let mut future = std::pin::pin!(future);
-    let started = Instant::now();
+    let mut turns = Spin::new(spin);
     loop {
         let polled = std::future::poll_fn(|cx| Poll::Ready(future.as_mut().poll(cx))).await;
         if let Poll::Ready(out) = polled {
             return out;
         }
-        if started.elapsed() >= spin {
+        if !turns.going() {
             return future.await;
         }
-        pause().await;
+        turns.pause().await;
     }
 }
 
-/// One turn of a spin: the thread's other tasks run (tokio's yield, which also polls the I/O
-/// driver when this thread holds it), then the other runnable threads on this CPU (the worker
-/// may share it: the kernel places a woken thread where it likes).
-pub(crate) async fn pause() {
-    std::thread::yield_now();
-    tokio::task::yield_now().await;
+/// The turns of one spin of at most `limit`.
+pub(crate) struct Spin {
+    started: Instant,
+    limit: Duration,
+    next_turn: Duration,
+}
+
+impl Spin {
+    pub fn new(limit: Duration) -> Spin {
+        Spin {
+            started: Instant::now(),
+            limit,
+            next_turn: RUNTIME_TURN,
+        }
+    }
+
+    /// Still within the limit: poll again (after [`Spin::pause`]).
+    pub fn going(&self) -> bool {
+        self.started.elapsed() < self.limit
+    }
+
+    /// Between two polls: the other runnable threads on this CPU run (the worker may share
+    /// it: the kernel places a woken thread where it likes), and every [`RUNTIME_TURN`] the
+    /// thread's other tasks (tokio's yield, which also polls the I/O driver when this thread
+    /// holds it).
+    pub async fn pause(&mut self) {
+        std::thread::yield_now();
+        let elapsed = self.started.elapsed();
+        if elapsed >= self.next_turn {
+            self.next_turn = elapsed + RUNTIME_TURN;
+            tokio::task::yield_now().await;
+        }
+    }
 }
 
 #[cfg(test)]

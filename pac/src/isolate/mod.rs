@@ -13,6 +13,16 @@
 //! start the slot waits [`RETRY`] before trying again and answers calls with the error.
 //! When the engine is dropped the job queue closes, supervisors end and their children are
 //! killed (`kill_on_drop`); if the proxy itself dies, their stdin closes and they exit.
+//!
+//! A *lone* call (no other in flight) does not go through the queue: it borrows an idle,
+//! up-to-date worker from its [`Slot`] and talks to it from the caller's own task, waiting hot
+//! ([`crate::hot`]). Handed to a supervisor task and back, the call cost two wake-ups of
+//! runtime threads (tokio moves the two tasks between its threads), each as long as a light
+//! script's run on this kind of machine; on the caller's task it costs none. What the
+//! supervisor would do on a failure happens there too (the kill named and counted, the slot
+//! emptied, its supervisor told to start a replacement), and a caller that gives up mid-call
+//! leaves the rest of the exchange to a task of its own, so the worker is never left
+//! half-spoken-to. Queued calls, reloads, network changes and restarts stay the supervisor's.
 
 pub(crate) mod child;
 pub(crate) mod wire;
@@ -24,7 +34,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch, Notify, OwnedMutexGuard};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -51,6 +61,20 @@ struct Job {
     reply: oneshot::Sender<Result<Evaluated, PacError>>,
 }
 
+/// One worker slot: its process (`None` while it is started, or after it died) and the
+/// network generation (`State::network`) that process has been told. Locked by its supervisor
+/// for everything it does, and by a lone caller for one call.
+struct Slot {
+    worker: Option<Worker>,
+    network: u64,
+}
+
+struct SlotCell {
+    slot: Arc<tokio::sync::Mutex<Slot>>,
+    /// A caller emptied the slot (its worker died during a call): the supervisor starts another.
+    emptied: Notify,
+}
+
 struct State {
     shared: Arc<Shared>,
     process: WorkerProcess,
@@ -63,6 +87,7 @@ struct State {
     /// Bumped on every network change: each worker is sent the new local addresses before
     /// its next call.
     network: watch::Sender<u64>,
+    slots: Vec<SlotCell>,
 }
 
 /// The process backend.
@@ -90,11 +115,20 @@ impl ProcessPool {
             live: AtomicUsize::new(0),
             in_flight: AtomicUsize::new(0),
             network: watch::channel(0).0,
+            slots: (0..workers)
+                .map(|_| SlotCell {
+                    slot: Arc::new(tokio::sync::Mutex::new(Slot {
+                        worker: None,
+                        network: 0,
+                    })),
+                    emptied: Notify::new(),
+                })
+                .collect(),
         });
         let mut ready = Vec::new();
-        for _ in 0..workers {
+        for index in 0..workers {
             let (tx, rx) = oneshot::channel();
-            tokio::spawn(supervise(state.clone(), Some(tx)));
+            tokio::spawn(supervise(state.clone(), index, Some(tx)));
             ready.push(rx);
         }
         let pool = ProcessPool { jobs, state };
@@ -130,6 +164,11 @@ impl Backend for ProcessPool {
         Box::pin(async move {
             let call_timeout = self.state.shared.options.call_timeout;
             let _flight = crate::hot::InFlight::enter(&self.state.in_flight);
+            if !crate::hot::spin_for(&self.state.in_flight).is_zero() {
+                if let Some(answer) = eval_here(&self.state, url, host).await {
+                    return answer;
+                }
+            }
             let (reply, rx) = oneshot::channel();
             let job = Job {
                 url: url.to_string(),
@@ -159,22 +198,30 @@ impl Backend for ProcessPool {
     }
 }
 
-/// One worker slot: keeps a process up to date with the script and runs jobs on it.
-async fn supervise(state: Arc<State>, mut ready: Option<oneshot::Sender<Result<(), PacError>>>) {
+/// One worker slot: keeps a process up to date with the script and runs queued jobs on it.
+async fn supervise(
+    state: Arc<State>,
+    index: usize,
+    mut ready: Option<oneshot::Sender<Result<(), PacError>>>,
+) {
+    let cell = &state.slots[index];
     let mut script_rx = state.script.subscribe();
-    let mut network_rx = state.network.subscribe();
-    let mut worker: Option<Worker> = None;
     let mut failed: Option<(Instant, PacError)> = None;
     // whether this slot is counted in `state.live`
     let mut counted = false;
-    // a job taken up while a new script was pending: it runs after the reload
+    // a job taken up while a new script was pending (or the worker was gone): it runs after
+    // the reload (or the restart)
     let mut pending: Option<Job> = None;
     loop {
         let script = script_rx.borrow_and_update().clone();
-        let stale = worker.as_ref().map(|w| w.generation) != Some(script.generation);
+        let mut slot = cell.slot.lock().await;
+        let stale = slot.worker.as_ref().map(|w| w.generation) != Some(script.generation);
         let may_try = failed.as_ref().is_none_or(|(at, _)| at.elapsed() >= RETRY);
         if stale && may_try {
-            let outcome = match worker.take() {
+            // a fresh process gets the current addresses in its Init
+            let network = *state.network.borrow();
+            let fresh = slot.worker.is_none();
+            let outcome = match slot.worker.take() {
                 Some(w) => w.reload(&state, &script).await,
                 None => Worker::start(&state, &script).await,
             };
@@ -183,12 +230,9 @@ async fn supervise(state: Arc<State>, mut ready: Option<oneshot::Sender<Result<(
                     if failed.take().is_some() || ready.is_none() {
                         tracing::info!("PAC worker process (re)started");
                     }
-                    worker = Some(w);
-                    // a fresh process got the current addresses in its Init
-                    network_rx.borrow_and_update();
-                    if !counted {
-                        counted = true;
-                        state.live.fetch_add(1, Ordering::Relaxed);
+                    slot.worker = Some(w);
+                    if fresh {
+                        slot.network = network;
                     }
                     if let Some(r) = ready.take() {
                         let _ = r.send(Ok(()));
@@ -204,14 +248,15 @@ async fn supervise(state: Arc<State>, mut ready: Option<oneshot::Sender<Result<(
                 }
             }
         }
-        if worker.is_some() != counted {
-            counted = worker.is_some();
+        if slot.worker.is_some() != counted {
+            counted = slot.worker.is_some();
             if counted {
                 state.live.fetch_add(1, Ordering::Relaxed);
             } else {
                 state.live.fetch_sub(1, Ordering::Relaxed);
             }
         }
+        drop(slot);
         let retry_at = failed.as_ref().map(|(at, _)| *at + RETRY);
         let job = match pending.take() {
             Some(job) => job,
@@ -223,6 +268,7 @@ async fn supervise(state: Arc<State>, mut ready: Option<oneshot::Sender<Result<(
                     },
                     _ = script_rx.changed() => continue,
                     _ = sleep_until(retry_at) => continue,
+                    _ = cell.emptied.notified() => continue,
                 };
                 state.metrics.queue_depth.dec();
                 if script_rx.has_changed().unwrap_or(false) {
@@ -241,48 +287,130 @@ async fn supervise(state: Arc<State>, mut ready: Option<oneshot::Sender<Result<(
                 .send(Err(PacError::Timeout(state.shared.options.call_timeout)));
             continue;
         }
-        let Some(w) = worker.as_mut() else {
-            let err = failed
-                .as_ref()
-                .map_or(PacError::Shutdown, |(_, e)| e.clone());
-            let _ = job.reply.send(Err(err));
+        let mut slot = cell.slot.lock().await;
+        if slot.worker.is_none() {
+            match &failed {
+                // a lone caller's call killed it meanwhile: restart, then run the job
+                None => pending = Some(job),
+                Some((_, err)) => {
+                    let _ = job.reply.send(Err(err.clone()));
+                }
+            }
             continue;
-        };
-        if network_rx.has_changed().unwrap_or(false) {
-            network_rx.borrow_and_update();
-            let my_ip = state.shared.dns.my_ips();
-            if let Err(reason) = w.tell(&state, ToWorker::Network { my_ip }).await {
-                worker = None;
-                let _ = job.reply.send(Err(PacError::WorkerKilled(reason)));
-                continue;
-            }
         }
-        let generation = w.generation;
-        let answer = match w
-            .exchange(
-                &state,
-                ToWorker::Eval {
-                    url: job.url,
-                    host: job.host,
-                },
-                job.deadline,
-                state.shared.options.call_timeout,
-            )
-            .await
-        {
-            Ok(FromWorker::Answer(answer)) => answer.map(|raw| Evaluated { raw, generation }),
-            Ok(_) => {
-                let reason = KillReason::Crash {
-                    status: "it broke the worker protocol".into(),
-                };
-                Err(PacError::WorkerKilled(w.bury(&state, reason).await))
-            }
-            Err(reason) => Err(PacError::WorkerKilled(reason)),
-        };
-        if matches!(answer, Err(PacError::WorkerKilled(_))) {
-            worker = None;
-        }
+        let answer = eval_on(&state, &mut slot, job.url, job.host, job.deadline).await;
+        drop(slot);
         let _ = job.reply.send(answer);
+    }
+}
+
+/// Runs one call on the slot's worker (telling it a changed network first); a worker that
+/// dies in it is buried and the slot emptied.
+async fn eval_on(
+    state: &State,
+    slot: &mut Slot,
+    url: String,
+    host: String,
+    deadline: Instant,
+) -> Result<Evaluated, PacError> {
+    let Some(w) = slot.worker.as_mut() else {
+        return Err(PacError::Shutdown);
+    };
+    let network = *state.network.borrow();
+    if slot.network != network {
+        slot.network = network;
+        let my_ip = state.shared.dns.my_ips();
+        if let Err(reason) = w.tell(state, ToWorker::Network { my_ip }).await {
+            slot.worker = None;
+            return Err(PacError::WorkerKilled(reason));
+        }
+    }
+    let generation = w.generation;
+    let limit = state.shared.options.call_timeout;
+    let answer = match w
+        .exchange(state, ToWorker::Eval { url, host }, deadline, limit)
+        .await
+    {
+        Ok(FromWorker::Answer(answer)) => answer.map(|raw| Evaluated { raw, generation }),
+        Ok(_) => {
+            let reason = KillReason::Crash {
+                status: "it broke the worker protocol".into(),
+            };
+            Err(PacError::WorkerKilled(w.bury(state, reason).await))
+        }
+        Err(reason) => Err(PacError::WorkerKilled(reason)),
+    };
+    if matches!(answer, Err(PacError::WorkerKilled(_))) {
+        slot.worker = None;
+    }
+    answer
+}
+
+/// A lone call on the caller's task: borrows the first idle worker that is up to date with the
+/// script (`None`: none is, the call goes through the queue). If the caller is dropped
+/// mid-call, a task of its own finishes the exchange and gives the worker back.
+async fn eval_here(
+    state: &Arc<State>,
+    url: &str,
+    host: &str,
+) -> Option<Result<Evaluated, PacError>> {
+    let generation = state.script.borrow().generation;
+    let (index, slot) = state.slots.iter().enumerate().find_map(|(i, cell)| {
+        let slot = cell.slot.clone().try_lock_owned().ok()?;
+        let current = slot.worker.as_ref()?.generation == generation;
+        current.then_some((i, slot))
+    })?;
+    let deadline = Instant::now() + state.shared.options.call_timeout;
+    let call = borrowed_call(
+        state.clone(),
+        index,
+        slot,
+        url.to_string(),
+        host.to_string(),
+        deadline,
+    );
+    let mut call = FinishOnDrop(Some(Box::pin(call)));
+    let answer = std::future::poll_fn(|cx| match call.0.as_mut() {
+        Some(f) => f.as_mut().poll(cx),
+        None => std::task::Poll::Ready(Err(PacError::Shutdown)),
+    })
+    .await;
+    call.0 = None;
+    Some(answer)
+}
+
+async fn borrowed_call(
+    state: Arc<State>,
+    index: usize,
+    mut slot: OwnedMutexGuard<Slot>,
+    url: String,
+    host: String,
+    deadline: Instant,
+) -> Result<Evaluated, PacError> {
+    let answer = eval_on(&state, &mut slot, url, host, deadline).await;
+    let emptied = slot.worker.is_none();
+    drop(slot);
+    if emptied {
+        state.slots[index].emptied.notify_one();
+    }
+    answer
+}
+
+type Call =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Evaluated, PacError>> + Send>>;
+
+/// A borrowed call not polled to its end is finished by a task of its own.
+struct FinishOnDrop(Option<Call>);
+
+impl Drop for FinishOnDrop {
+    fn drop(&mut self) {
+        if let Some(call) = self.0.take() {
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(async move {
+                    let _ = call.await;
+                });
+            }
+        }
     }
 }
 

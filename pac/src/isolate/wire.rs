@@ -154,19 +154,19 @@ impl<R: tokio::io::AsyncRead + std::os::fd::AsFd + Unpin> FrameReader<R> {
     /// it waits for the runtime. The pipe must be non-blocking (tokio's pipes are).
     pub async fn next(&mut self, max: usize, spin: Duration) -> std::io::Result<Vec<u8>> {
         use tokio::io::AsyncReadExt;
-        let started = std::time::Instant::now();
+        let mut turns = crate::hot::Spin::new(spin);
         loop {
             if let Some(body) = self.take(max)? {
                 return Ok(body);
             }
-            let read = if started.elapsed() < spin {
+            let read = if turns.going() {
                 match nix::unistd::read(self.pipe.as_fd(), &mut self.scratch) {
                     Ok(n) => {
                         self.buf.extend_from_slice(&self.scratch[..n]);
                         n
                     }
                     Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => {
-                        crate::hot::pause().await;
+                        turns.pause().await;
                         continue;
                     }
                     Err(err) => return Err(err.into()),

@@ -21,6 +21,7 @@ const HOSTILE: &str = r#"
         if (host == 'deep') { return deep(0); }
         if (host == 'alerts') { var big = 'A'; for (var j = 0; j < 20; j++) big += big; for (var k = 0; k < 10; k++) alert(big); }
         if (host == 'dns') { return 'PROXY ' + dnsResolve('intranet.example') + ':3128'; }
+        if (host == 'slow') { var t = 0; for (var i = 0; i < 500000; i++) { t += i; } return 'PROXY slow.example:1'; }
         return 'PROXY ok.example:1; DIRECT';
     }"#;
 
@@ -178,6 +179,30 @@ async fn a_new_script_that_explodes_at_load_is_refused_and_the_old_one_stays() {
     let err = e.replace_script(bomb).await.unwrap_err();
     assert!(matches!(err, PacError::WorkerKilled(_)), "{err:?}");
     still_answers(&e).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lone_call_given_up_midway_is_finished_aside_and_its_worker_serves_on() {
+    let registry = prometheus::Registry::new();
+    // the slow call takes ~1 s in a debug build: a deadline it cannot meet by accident
+    let o = PacOptions {
+        call_timeout: Duration::from_secs(60),
+        ..process_options()
+    };
+    let e = PacEngine::new(HOSTILE, o, Some(&registry)).await.unwrap();
+    // a lone call talks to its worker from the caller's task; the caller stops waiting while
+    // the script still runs (half a million loop turns: over 10 ms in boa, even optimised)
+    let gave_up =
+        tokio::time::timeout(Duration::from_millis(1), e.eval_raw("http://slow/", "slow")).await;
+    assert!(gave_up.is_err(), "the slow call answered within 1 ms");
+    // the rest of that exchange is read aside: the next calls get their own answers, from the
+    // same worker (nothing killed)
+    still_answers(&e).await;
+    for reason in ["memory", "deadline", "crash"] {
+        assert_eq!(kills(&registry, reason), 0.0, "{reason}");
+    }
+    let slow = e.eval_raw("http://slow/", "slow").await.unwrap();
+    assert_eq!(slow.raw, "PROXY slow.example:1");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
