@@ -6,8 +6,8 @@
 //! placed on the same CPU runs) and, every [`RUNTIME_TURN`], to the runtime (the thread's
 //! other tasks run). Not at every poll: a task that yields is queued where the runtime's other
 //! thread is woken to steal it, so the spin hopped between threads and each hop woke one (a
-//! light brz-proxy call through the worker process: 6-34 µs by round instead of 5). When calls queue,
-//! waiters park at once: the cores are needed for the scripts. The workers poll
+//! light brz-proxy call through the worker process: 6-34 µs by round instead of 5). When
+//! calls queue, waiters park at once: the cores are needed for the scripts. The workers poll
 //! for their next job the same way ([`crate::worker`], [`crate::isolate::child`]); the process
 //! pool polls its worker's pipe with its own reads ([`crate::isolate::wire::FrameReader`]).
 //! Figures: `pac/README.md`, "Waiting hot".

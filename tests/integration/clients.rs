@@ -12,7 +12,6 @@
 
 use crate::support;
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
@@ -30,6 +29,9 @@ struct Chain {
     squid: Squid,
     proxy: Running,
     _pac: tempfile::TempDir,
+    /// Holds the dead proxy's port for the chain's life: bound, never listening (connections
+    /// are refused, and no other test's listener can take the port meanwhile).
+    _dead: tokio::net::TcpSocket,
 }
 
 impl Chain {
@@ -37,10 +39,9 @@ impl Chain {
         let squid = tokio::task::spawn_blocking(|| Squid::start("ntlm"))
             .await
             .unwrap();
-        let dead = {
-            let l = TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap().port()
-        }; // closed again: connections are refused
+        let dead_socket = tokio::net::TcpSocket::new_v4().unwrap();
+        dead_socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let dead = dead_socket.local_addr().unwrap().port();
         let pac = tempfile::tempdir().unwrap();
         let script = pac.path().join("proxy.pac");
         std::fs::write(
@@ -63,6 +64,7 @@ impl Chain {
             squid,
             proxy,
             _pac: pac,
+            _dead: dead_socket,
         }
     }
 
