@@ -22,7 +22,9 @@
 //! supervisor would do on a failure happens there too (the kill named and counted, the slot
 //! emptied, its supervisor told to start a replacement), and a caller that gives up mid-call
 //! leaves the rest of the exchange to a task of its own, so the worker is never left
-//! half-spoken-to. Queued calls, reloads, network changes and restarts stay the supervisor's.
+//! half-spoken-to. Queued calls, reloads, network changes and restarts stay the supervisor's;
+//! a supervisor that takes a queued call while its worker is lent puts the call back for
+//! another slot and waits for its worker before it takes the next.
 
 pub(crate) mod child;
 pub(crate) mod wire;
@@ -81,6 +83,9 @@ struct State {
     metrics: Metrics,
     script: watch::Sender<Arc<ScriptText>>,
     jobs: tokio::sync::Mutex<mpsc::UnboundedReceiver<Job>>,
+    /// Puts back a job its supervisor cannot run now (its worker is lent to a lone caller),
+    /// for another slot; weak, so that dropping the engine still closes the queue.
+    requeue: mpsc::WeakUnboundedSender<Job>,
     live: AtomicUsize,
     /// Calls in flight (queued or running): a lone one is waited for hot ([`crate::hot`]).
     in_flight: AtomicUsize,
@@ -112,6 +117,7 @@ impl ProcessPool {
             metrics,
             script: watch::channel(script).0,
             jobs: tokio::sync::Mutex::new(rx),
+            requeue: jobs.downgrade(),
             live: AtomicUsize::new(0),
             in_flight: AtomicUsize::new(0),
             network: watch::channel(0).0,
@@ -234,6 +240,10 @@ async fn supervise(
                     if fresh {
                         slot.network = network;
                     }
+                    if !counted {
+                        counted = true;
+                        state.live.fetch_add(1, Ordering::Relaxed);
+                    }
                     if let Some(r) = ready.take() {
                         let _ = r.send(Ok(()));
                     }
@@ -278,6 +288,25 @@ async fn supervise(
                 job
             }
         };
+        let mut slot = match cell.slot.clone().try_lock_owned() {
+            Ok(slot) => slot,
+            Err(_) => {
+                // lent to a lone caller: another slot may be free; this one takes jobs again
+                // once its worker is back
+                match state.requeue.upgrade() {
+                    Some(queue) => {
+                        state.metrics.queue_depth.inc();
+                        if let Err(back) = queue.send(job) {
+                            state.metrics.queue_depth.dec();
+                            pending = Some(back.0);
+                        }
+                    }
+                    None => pending = Some(job),
+                }
+                drop(cell.slot.lock().await);
+                continue;
+            }
+        };
         if job.reply.is_closed() {
             continue;
         }
@@ -287,7 +316,6 @@ async fn supervise(
                 .send(Err(PacError::Timeout(state.shared.options.call_timeout)));
             continue;
         }
-        let mut slot = cell.slot.lock().await;
         if slot.worker.is_none() {
             match &failed {
                 // a lone caller's call killed it meanwhile: restart, then run the job

@@ -206,6 +206,31 @@ async fn a_lone_call_given_up_midway_is_finished_aside_and_its_worker_serves_on(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_queued_while_a_lone_call_holds_one_worker_runs_on_the_other() {
+    let o = PacOptions {
+        call_timeout: Duration::from_secs(120),
+        ..process_options()
+    };
+    let e = PacEngine::new(HOSTILE, o, None).await.unwrap();
+    // the lone call borrows a worker and keeps it (an endless loop, ended only by the budget
+    // after seconds, or by dropping the engine); the second call is queued meanwhile and must
+    // not wait for that worker while the other one is free
+    let stuck = e.eval_raw("http://spin/", "spin");
+    let queued = e.eval_raw("http://h/", "h1");
+    tokio::pin!(stuck, queued);
+    let answer = tokio::time::timeout(Duration::from_secs(60), async {
+        tokio::select! {
+            biased;
+            end = &mut stuck => panic!("the endless call ended first: {end:?}"),
+            answer = &mut queued => answer,
+        }
+    })
+    .await
+    .expect("the queued call waited for the lent worker");
+    assert_eq!(answer.unwrap().raw, "PROXY ok.example:1; DIRECT");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropping_the_engine_ends_its_worker_processes() {
     let mut o = process_options();
     let tag = format!("--tag=drop-{}", std::process::id());
