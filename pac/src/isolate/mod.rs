@@ -388,7 +388,8 @@ async fn eval_here(
         let current = slot.worker.as_ref()?.generation == generation;
         current.then_some((i, slot))
     })?;
-    let deadline = Instant::now() + state.shared.options.call_timeout;
+    let limit = state.shared.options.call_timeout;
+    let deadline = Instant::now() + limit;
     let call = borrowed_call(
         state.clone(),
         index,
@@ -398,13 +399,18 @@ async fn eval_here(
         deadline,
     );
     let mut call = FinishOnDrop(Some(Box::pin(call)));
-    let answer = std::future::poll_fn(|cx| match call.0.as_mut() {
+    let polled = std::future::poll_fn(|cx| match call.0.as_mut() {
         Some(f) => f.as_mut().poll(cx),
         None => std::task::Poll::Ready(Err(PacError::Shutdown)),
-    })
-    .await;
-    call.0 = None;
-    Some(answer)
+    });
+    // as a queued call: answered by the deadline's verdict, or a plain timeout soon after
+    match tokio::time::timeout(limit + VERDICT_GRACE, polled).await {
+        Ok(answer) => {
+            call.0 = None;
+            Some(answer)
+        }
+        Err(_) => Some(Err(PacError::Timeout(limit))),
+    }
 }
 
 async fn borrowed_call(
